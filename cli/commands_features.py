@@ -1,0 +1,137 @@
+"""Feature commands: extract into the cache, inspect and clear the cache, export datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
+from cli.output import finish, handles_errors, render_rejections, stderr, stdout
+from cli.progress import cancel_on_ctrl_c, progress_bar
+from engine.features.spec import FeatureSpec, parse_params
+
+ExtractorOption = Annotated[str, typer.Option("--extractor", "-e", help="dsp, mel, onnx:NAME or hybrid:NAME.")]
+ParamOption = Annotated[list[str] | None, typer.Option("--param", "-p",
+                                                       help="Extractor parameter key=value (hybrid: dsp.key=value); repeatable.")]
+
+features_app = typer.Typer(help="Extract features into the workspace's cache.", no_args_is_help=True)
+
+
+@features_app.command("extract")
+@handles_errors
+def features_extract(
+    ctx: typer.Context,
+    extractor: ExtractorOption = "dsp",
+    param: ParamOption = None,
+    labelled_only: Annotated[bool, typer.Option("--labelled-only", help="Skip clips without labels.")] = False,
+    taxonomy: TaxonomyOption = None,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Extract features for every labelled segment (and every unlabelled clip); Ctrl-C keeps what is done."""
+    from engine.features.service import extract_workspace
+
+    workspace = open_workspace(ctx)
+    spec = FeatureSpec.parse(extractor, parse_params(param or []))
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        report = extract_workspace(workspace, spec, labelled_only=labelled_only, taxonomy=taxonomy, workers=workers,
+                                   reporter=reporter, cancel=cancel)
+
+    def render() -> None:
+        rate = report.audio_seconds / report.seconds if report.seconds else 0.0
+        stdout.print(f"{spec}: [bold]{report.extracted}[/] extracted, {report.cached} already cached, "
+                     f"{len(report.rejections)} rejected, {report.clips_decoded} clips decoded "
+                     f"({report.seconds:.1f} s, {rate:.0f} s of audio per second)")
+        render_rejections(report.rejections)
+
+    finish(report.to_dict(), json_out, partial=report.partial, cancelled=report.cancelled, render=render)
+
+
+cache_app = typer.Typer(help="The feature cache: sizes, clearing.", no_args_is_help=True)
+
+
+@cache_app.command("stats")
+@handles_errors
+def cache_stats(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Entries and bytes per extractor version; entries of an older code version are stale."""
+    from engine.features.spec import FeatureSpec as Spec
+
+    workspace = open_workspace(ctx)
+    current = {e.name: e.code_version for kind in ("dsp", "mel") for e in Spec.parse(kind).extractors(workspace.embeddings_dir)}
+    rows = [{"extractor": s.extractor, "key_prefix": s.prefix, "entries": s.entries, "bytes": s.bytes,
+             "stale": s.extractor in current and not s.prefix.endswith(current[s.extractor])}
+            for s in workspace.cache.stats()]
+
+    def render() -> None:
+        table = Table("extractor", "key prefix", "entries", "MB", "", title=f"Feature cache {workspace.cache_dir}")
+        for row in rows:
+            table.add_row(row["extractor"], row["key_prefix"], str(row["entries"]), f"{row['bytes'] / 1e6:.2f}",
+                          "[yellow]stale[/]" if row["stale"] else "")
+        stdout.print(table)
+
+    finish({"path": str(workspace.cache_dir), "entries": sum(r["entries"] for r in rows),
+            "bytes": sum(r["bytes"] for r in rows), "prefixes": rows}, json_out, render=render)
+
+
+@cache_app.command("clear")
+@handles_errors
+def cache_clear(
+    ctx: typer.Context,
+    extractor: Annotated[str | None, typer.Option("--extractor", "-e", help="Only this extractor (dsp, mel, onnx).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Delete cached features (all, or one extractor's)."""
+    workspace = open_workspace(ctx)
+    removed = workspace.cache.clear(keep=lambda prefix: extractor is not None and prefix.split(":", 1)[0] != extractor)
+    finish({"removed": removed, "extractor": extractor}, json_out,
+           render=lambda: stdout.print(f"removed {removed} cached feature entries"))
+
+
+@handles_errors
+def export_dataset_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (replaced atomically if it exists).")],
+    extractor: ExtractorOption = "dsp",
+    param: ParamOption = None,
+    split: Annotated[str, typer.Option("--split", help="group: each source/pack in one split; clip: stratified by clip.")] = "clip",
+    val: Annotated[float, typer.Option("--val", min=0.0, max=0.9)] = 0.15,
+    test: Annotated[float, typer.Option("--test", min=0.0, max=0.9)] = 0.15,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    augment: Annotated[int, typer.Option("--augment", min=0,
+                                         help="Augmented copies per training segment (gain, shift, noise, pitch).")] = 0,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0)] = 0.0,
+    taxonomy: TaxonomyOption = None,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Write a labelled feature dataset (manifest.json + arrays per split)."""
+    from engine.datasets.export import export_dataset
+
+    workspace = open_workspace(ctx)
+    spec = FeatureSpec.parse(extractor, parse_params(param or []))
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        report = export_dataset(workspace, out, spec, taxonomy=taxonomy, split_by=split, val=val, test=test,
+                                seed=seed, augment=augment, min_confidence=min_confidence, workers=workers,
+                                reporter=reporter, cancel=cancel)
+
+    def render() -> None:
+        manifest = report.manifest
+        table = Table("class", *manifest["counts"].keys(), title=f"{report.out} ({manifest['fingerprint']})")
+        for name in manifest["classes"]:
+            table.add_row(name, *(str(manifest["counts"][s].get(name, 0)) for s in manifest["counts"]))
+        stdout.print(table)
+        for note in report.notes:
+            stderr.print(f"note: {note}")
+        render_rejections(report.rejections)
+
+    finish(report.to_dict(), json_out, partial=bool(report.rejections), cancelled=report.cancelled,
+           render=render if report.manifest else None)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(features_app, name="features")
+    app.add_typer(cache_app, name="cache")
+    app.command("export-dataset")(export_dataset_command)

@@ -1,0 +1,139 @@
+"""Workspace commands: taxonomies, jobs and the demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.context import JsonOption, WorkersOption, open_workspace
+from cli.output import finish, handles_errors, stdout
+from engine.errors import InputError
+
+taxonomy_app = typer.Typer(help="Label sets: list, show, create, choose the default.", no_args_is_help=True)
+
+
+@taxonomy_app.command("list")
+@handles_errors
+def taxonomy_list(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """The taxonomies this workspace can use (built-in and its own)."""
+    workspace = open_workspace(ctx)
+    names = workspace.taxonomies.names()
+    default = workspace.default_taxonomy_name
+    items = [{"name": n, "default": n == default, "labels": workspace.taxonomy(n).names} for n in names]
+    finish({"taxonomies": items}, json_out, render=lambda: [
+        stdout.print(f"{'*' if i['default'] else ' '} {i['name']}: {', '.join(i['labels'])}") for i in items])
+
+
+@taxonomy_app.command("show")
+@handles_errors
+def taxonomy_show(ctx: typer.Context, name: Annotated[str, typer.Argument()], json_out: JsonOption = False) -> None:
+    """Labels of a taxonomy with colours, minimum counts and aliases."""
+    taxonomy = open_workspace(ctx).taxonomy(name)
+
+    def render() -> None:
+        table = Table("label", "minimum", "aliases", "description", title=f"{taxonomy.name}: {taxonomy.description}")
+        for spec in taxonomy.labels:
+            table.add_row(f"[{spec.colour}]■[/] {spec.name}", str(spec.min_count), ", ".join(spec.aliases),
+                          spec.description)
+        stdout.print(table)
+
+    finish(taxonomy.to_dict(), json_out, render=render)
+
+
+@taxonomy_app.command("create")
+@handles_errors
+def taxonomy_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="lowercase name, e.g. fx")],
+    labels: Annotated[str, typer.Option("--labels", help="Comma-separated label names.")],
+    min_count: Annotated[int, typer.Option("--min-count", min=1)] = 10,
+    json_out: JsonOption = False,
+) -> None:
+    """Write a new taxonomy into the workspace's taxonomies/ folder (edit it to add aliases and colours)."""
+    from engine.taxonomy import load_taxonomy_file, normalise_label, taxonomy_toml
+
+    workspace = open_workspace(ctx)
+    path = workspace.taxonomies_dir / f"{name}.toml"
+    if path.exists():
+        raise InputError(f"{path} already exists; edit it instead")
+    names = [normalise_label(label) for label in labels.split(",") if label.strip()]
+    temporary = path.with_suffix(".toml.tmp")
+    temporary.write_text(taxonomy_toml(name, names, min_count))
+    try:
+        taxonomy = load_taxonomy_file(temporary)
+    except Exception:
+        temporary.unlink()
+        raise
+    temporary.replace(path)
+    finish({"path": str(path), **taxonomy.to_dict()}, json_out,
+           render=lambda: stdout.print(f"wrote {path} with {len(names)} labels"))
+
+
+@taxonomy_app.command("use")
+@handles_errors
+def taxonomy_use(ctx: typer.Context, name: Annotated[str, typer.Argument()], json_out: JsonOption = False) -> None:
+    """Make NAME the workspace's default taxonomy."""
+    workspace = open_workspace(ctx)
+    workspace.taxonomy(name)  # must exist
+    workspace.set_setting("default_taxonomy", name)
+    finish({"default_taxonomy": name}, json_out, render=lambda: stdout.print(f"default taxonomy: {name}"))
+
+
+jobs_app = typer.Typer(help="Long work recorded in the workspace.", no_args_is_help=True)
+
+
+@jobs_app.command("list")
+@handles_errors
+def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+              json_out: JsonOption = False) -> None:
+    """Recent jobs and their state (a job whose process died shows as interrupted)."""
+    from engine.jobs import list_jobs
+
+    jobs = list_jobs(open_workspace(ctx), limit)
+
+    def render() -> None:
+        table = Table("job", "kind", "state", "progress", "started", "message")
+        for job in jobs:
+            table.add_row(job.job_id, job.kind, job.state, f"{job.progress:.0%}",
+                          job.created_at.strftime("%Y-%m-%d %H:%M:%S"), job.error or job.message or "")
+        stdout.print(table)
+
+    finish({"jobs": [job.to_dict() for job in jobs]}, json_out, render=render)
+
+
+@handles_errors
+def demo_command(
+    ctx: typer.Context,
+    clips_per_class: Annotated[int, typer.Option("--clips-per-pack", min=1,
+                                                 help="Clips per class in each of the 5 packs.")] = 7,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Synthesise a labelled drum library and DJ tracks, import them into a demo workspace, extract features."""
+    from cli.context import AppState
+    from cli.progress import cancel_on_ctrl_c, progress_bar
+    from engine.demo import run_demo
+    from engine.workspace import default_demo_path
+
+    state: AppState = ctx.find_root().obj
+    root = state.workspace_path or default_demo_path()
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        summary = run_demo(root, clips_per_class_per_pack=clips_per_class, workers=workers, reporter=reporter,
+                           cancel=cancel)
+
+    def render() -> None:
+        table = Table("step", "result", "seconds", title=f"Demo workspace {summary.workspace}")
+        for step in summary.steps:
+            table.add_row(step.name, step.result, f"{step.seconds:.1f}")
+        stdout.print(table)
+        stdout.print(f"Next: workbench --headless --workspace {summary.workspace} stats")
+
+    finish(summary.to_dict(), json_out, cancelled=summary.cancelled, render=render)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(taxonomy_app, name="taxonomy")
+    app.add_typer(jobs_app, name="jobs")
+    app.command("demo")(demo_command)

@@ -1,0 +1,51 @@
+"""The `workbench` command: the TUI with no arguments, scripted commands with --headless."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import commands_features, commands_library, commands_workspace
+from cli.context import AppState
+
+HELP = """A workbench for turning your own labelled audio into classifiers you trust.
+
+Run `workbench` for the terminal UI, or `workbench --headless COMMAND` for scripts and cron.
+The workspace is --workspace, else $WORKBENCH_WORKSPACE, else ~/.local/share/workbench/workspace.
+Exit codes: 0 ok, 1 failed, 2 usage, 3 partial (some inputs rejected), 130 cancelled.
+"""
+
+app = typer.Typer(help=HELP, no_args_is_help=False, add_completion=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    ctx: typer.Context,
+    headless: Annotated[bool, typer.Option("--headless", help="Run a command without the TUI.")] = False,
+    workspace: Annotated[Path | None, typer.Option("--workspace", "-w", envvar="WORKBENCH_WORKSPACE",
+                                                   help="Workspace folder.", show_envvar=True)] = None,
+) -> None:
+    ctx.obj = AppState(workspace_path=workspace)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        if headless:
+            typer.echo("\n--headless needs a command, e.g. `workbench --headless demo`.", err=True)
+            raise typer.Exit(2)
+        typer.echo("\nThe terminal UI is not built yet; use `workbench --headless COMMAND`.", err=True)
+        raise typer.Exit(0)
+
+
+commands_library.register(app)
+commands_features.register(app)
+commands_workspace.register(app)
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,80 @@
+"""How headless commands speak: exit codes, JSON documents on stdout, human text, and errors.
+
+With --json a command prints exactly one JSON document on stdout and nothing else; progress and
+messages go to stderr. Exit codes are part of the interface (see ExitCode).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from enum import IntEnum
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+
+from engine.errors import Cancelled, WorkbenchError, WorkspaceBusy
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    PARTIAL = 3  # the command worked, but some inputs were rejected
+    CANCELLED = 130  # stopped by Ctrl-C; finished work was kept
+
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False)
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def finish(document: dict, json_out: bool, *, partial: bool = False, cancelled: bool = False,
+           render: Callable[[], None] | None = None) -> None:
+    """Print the result (JSON or human) and leave with the matching exit code."""
+    code = ExitCode.CANCELLED if cancelled else ExitCode.PARTIAL if partial else ExitCode.OK
+    if json_out:
+        print_json({"ok": code == ExitCode.OK, "exit_code": int(code), **document})
+    elif render is not None:
+        render()
+    if cancelled:
+        stderr.print("[yellow]Cancelled[/]; finished work was kept.")
+    raise typer.Exit(int(code))
+
+
+def handles_errors(command: Callable) -> Callable:
+    """Turn engine errors into a clear message (and a JSON error document with --json) and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        json_out = bool(kwargs.get("json_out"))
+        try:
+            return command(*args, **kwargs)
+        except (WorkbenchError, KeyboardInterrupt) as error:
+            cancelled = isinstance(error, (Cancelled, KeyboardInterrupt))
+            message = "cancelled" if isinstance(error, KeyboardInterrupt) else str(error)
+            code = ExitCode.CANCELLED if cancelled else ExitCode.FAILED
+            if json_out:
+                print_json({"ok": False, "exit_code": int(code),
+                            "error": {"type": type(error).__name__, "message": message,
+                                      "busy": isinstance(error, WorkspaceBusy)}})
+            stderr.print(f"[bold red]error:[/] {message}" if not cancelled else f"[yellow]{message}[/]")
+            raise typer.Exit(int(code)) from None
+
+    return wrapper
+
+
+def render_rejections(rejections: list, limit: int = 20) -> None:
+    if not rejections:
+        return
+    stderr.print(f"[yellow]{len(rejections)} rejected:[/]")
+    for rejection in rejections[:limit]:
+        stderr.print(f"  {rejection}", markup=False)
+    if len(rejections) > limit:
+        stderr.print(f"  … and {len(rejections) - limit} more (use --json for the full list)")

@@ -1,0 +1,81 @@
+"""Where a sound starts and how loud it is: onset-aligned regions and loudness normalisation.
+
+Both work on a short-time envelope (RMS over consecutive blocks) and measure levels relative to
+the loudest block, so they behave the same whatever the gain of the recording.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ENVELOPE_BLOCK_S = 0.002
+PREROLL_S = 0.005
+ACTIVE_DB = -40.0  # blocks within this of the loudest one make up the "active part"
+SILENCE_DB = -120.0  # a clip whose active part is quieter than this (dBFS) is treated as silent
+LOUDNESS_BLOCK = 256  # samples per envelope block when measuring loudness
+
+
+def envelope(samples: np.ndarray, block: int) -> np.ndarray:
+    """RMS of consecutive blocks of `block` samples (the last one may be shorter)."""
+    block = max(1, int(block))
+    if len(samples) == 0:
+        return np.zeros(0, dtype=np.float32)
+    starts = np.arange(0, len(samples), block)
+    sizes = np.diff(np.append(starts, len(samples)))
+    energy = np.add.reduceat(np.square(samples, dtype=np.float32), starts)
+    return np.sqrt(energy / sizes).astype(np.float32)
+
+
+def envelope_block(sample_rate: int) -> int:
+    return max(1, round(sample_rate * ENVELOPE_BLOCK_S))
+
+
+def first_above(env: np.ndarray, threshold_db: float) -> int:
+    """Index of the first envelope block within threshold_db of the loudest one."""
+    return int(np.argmax(env >= env.max() * 10.0 ** (threshold_db / 20.0)))
+
+
+def onset_region(
+    samples: np.ndarray, sample_rate: int, max_seconds: float | None, threshold_db: float = -40.0
+) -> np.ndarray:
+    """The sound from PREROLL_S before its onset, at most max_seconds long (None: to the end).
+
+    The onset is the first sample within threshold_db of the RMS of the clip's loudest envelope
+    block (found inside the first block whose RMS gets there). The pre-roll is always exactly
+    PREROLL_S: a sound that starts sooner is padded with zeros, so the same hit gives the same
+    region whatever silence led up to it. Empty or all-zero input is returned unchanged.
+    """
+    block = envelope_block(sample_rate)
+    env = envelope(samples, block)
+    if env.size == 0 or not env.max() > 0:
+        return samples
+    block_start = first_above(env, threshold_db) * block
+    level = env.max() * 10.0 ** (threshold_db / 20.0)
+    onset = block_start + int(np.argmax(np.abs(samples[block_start : block_start + block]) >= level))
+    start = onset - round(sample_rate * PREROLL_S)
+    stop = len(samples) if max_seconds is None else start + max(1, round(max_seconds * sample_rate))
+    region = samples[max(start, 0) : stop]
+    if start < 0:
+        region = np.concatenate([np.zeros(-start, dtype=samples.dtype), region])
+    return region
+
+
+def active_rms(samples: np.ndarray, block: int = LOUDNESS_BLOCK) -> float:
+    """RMS over the blocks within ACTIVE_DB of the loudest block (0.0 for silence)."""
+    env = envelope(samples, block)
+    if env.size == 0 or not env.max() > 0:
+        return 0.0
+    active = env[env >= env.max() * 10.0 ** (ACTIVE_DB / 20.0)]
+    return float(np.sqrt(np.mean(np.square(active, dtype=np.float64))))
+
+
+def normalize_loudness(samples: np.ndarray, target_db: float = -20.0) -> np.ndarray:
+    """Scaled so the RMS of the active part is target_db dBFS; silent input stays silent.
+
+    Non-finite samples are replaced by zeros, so the result is always finite.
+    """
+    samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    level = active_rms(samples)
+    if level <= 10.0 ** (SILENCE_DB / 20.0):
+        return samples
+    return samples * np.float32(10.0 ** (target_db / 20.0) / level)

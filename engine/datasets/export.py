@@ -1,0 +1,171 @@
+"""Exporting a labelled feature dataset: arrays per split plus a manifest, written atomically.
+
+    <out>/manifest.json          classes, counts per split, extractor, fingerprint, split method
+    <out>/<split>_features.npy   float32, one row per segment
+    <out>/<split>_labels.npy     int32 indices into manifest["classes"]
+    <out>/<split>_items.jsonl    clip id, path, source, label, segment of each row
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio.augment import random_augmentation
+from engine.concepts import Rejection, Split
+from engine.datasets.splits import SPLITS, assign_splits
+from engine.errors import InputError
+from engine.features.extract import Target, extract_features, load_features
+from engine.features.spec import FeatureSpec
+from engine.progress import CancelToken, Reporter
+
+FORMAT = "workbench-dataset"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Item:
+    target: Target
+    source: str
+    label: str
+    segment_key: str
+    split: Split | None = None
+
+
+@dataclass
+class ExportReport:
+    out: str
+    manifest: dict = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"out": self.out, "manifest": self.manifest, "rejected": len(self.rejections),
+                "rejections": [r.to_dict() for r in self.rejections], "notes": self.notes,
+                "cancelled": self.cancelled, "seconds": round(self.seconds, 3)}
+
+
+def workspace_items(workspace, taxonomy: str, min_confidence: float = 0.0) -> list[Item]:
+    with workspace.db.transaction(read_only=True) as con:
+        rows = con.execute(
+            "SELECT c.clip_id, c.path, c.size_bytes, l.start_s, l.end_s, c.source, l.label, l.segment_key, l.split "
+            "FROM effective_labels l JOIN clips c USING (clip_id) WHERE l.taxonomy = ? AND l.confidence >= ? "
+            "ORDER BY c.path, l.start_s NULLS FIRST",
+            [taxonomy, min_confidence],
+        ).fetchall()
+    return [Item(Target(clip_id, path, size, start, end), source, label, key, Split(split) if split else None)
+            for clip_id, path, size, start, end, source, label, key, split in rows]
+
+
+def fingerprint(rows: list[dict], spec: FeatureSpec, code_versions: list[str]) -> str:
+    digest = hashlib.sha256(json.dumps([spec.to_dict(), code_versions], sort_keys=True).encode())
+    for row in sorted(json.dumps(r, sort_keys=True) for r in rows):
+        digest.update(row.encode())
+    return digest.hexdigest()[:16]
+
+
+def _write_atomically(out: Path, files: dict[str, bytes | np.ndarray]) -> None:
+    """Write every file into a fresh folder beside `out`, then swap it into place."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, content in files.items():
+            if isinstance(content, np.ndarray):
+                np.save(staging / name, content, allow_pickle=False)
+            else:
+                (staging / name).write_bytes(content)
+        if out.exists():
+            previous = out.with_name(f".{out.name}.old-{int(time.time())}")
+            out.rename(previous)
+            staging.rename(out)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | None = None, split_by: str = "clip",
+                   val: float = 0.15, test: float = 0.15, seed: int = 0, augment: int = 0,
+                   min_confidence: float = 0.0, workers: int | None = None, reporter: Reporter | None = None,
+                   cancel: CancelToken | None = None) -> ExportReport:
+    """Extract (through the cache) and write the labelled segments of a taxonomy as a dataset.
+
+    `split_by="group"` keeps each source/pack in a single split; "clip" keeps each clip in one.
+    `augment` bakes that many augmented copies of every training segment into the train split."""
+    started = time.perf_counter()
+    if split_by not in ("clip", "group"):
+        raise InputError(f"--split must be 'group' (by source) or 'clip', not {split_by!r}")
+    out = Path(out).expanduser()
+    tax = workspace.taxonomy(taxonomy)
+    items = workspace_items(workspace, tax.name, min_confidence)
+    if not items:
+        raise InputError(f"no labelled segments in taxonomy {tax.name} to export")
+    extractors = spec.extractors(workspace.embeddings_dir)
+    report = ExportReport(str(out))
+    splits = assign_splits([i.label for i in items],
+                           [i.source if split_by == "group" else i.target.clip_id for i in items],
+                           [i.split for i in items], val=val, test=test, seed=seed)
+    rng = np.random.default_rng(seed)
+    augmented = [Item(Target(i.target.clip_id, i.target.path, i.target.size_bytes, i.target.start_s,
+                             i.target.end_s, random_augmentation(rng)), i.source, i.label, i.segment_key, Split.TRAIN)
+                 for i, split in zip(items, splits) if split == Split.TRAIN for _ in range(augment)]
+    all_items = items + augmented
+    all_splits = splits + [Split.TRAIN] * len(augmented)
+    extraction = extract_features(workspace.cache, [i.target for i in all_items], spec, extractors,
+                                  workers=workers, reporter=reporter, cancel=cancel)
+    report.rejections = extraction.rejections
+    if extraction.cancelled:
+        report.cancelled = True
+        report.seconds = time.perf_counter() - started
+        return report
+    features, kept = load_features(workspace.cache, [i.target for i in all_items], extractors)
+    if not kept:
+        raise InputError("no segment could be featurised; see the rejected files")
+    classes = sorted({all_items[k].label for k in kept})
+    class_index = {name: n for n, name in enumerate(classes)}
+    files: dict[str, bytes | np.ndarray] = {}
+    counts: dict[str, dict[str, int]] = {}
+    sources: dict[str, list[str]] = {}
+    rows_for_fingerprint = []
+    for split in SPLITS:
+        rows = [(position, k) for position, k in enumerate(kept) if all_splits[k] == split]
+        chosen = [all_items[k] for _, k in rows]
+        files[f"{split}_features.npy"] = (features[[p for p, _ in rows]] if rows
+                                          else np.zeros((0, *features.shape[1:]), np.float32))
+        files[f"{split}_labels.npy"] = np.array([class_index[i.label] for i in chosen], dtype=np.int32)
+        lines = [{"clip_id": i.target.clip_id, "path": i.target.path, "source": i.source, "label": i.label,
+                  "segment": i.segment_key, "start_s": i.target.start_s, "end_s": i.target.end_s,
+                  "augmented": bool(i.target.augment)} for i in chosen]
+        files[f"{split}_items.jsonl"] = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        counts[str(split)] = dict(sorted(Counter(i.label for i in chosen).items()))
+        sources[str(split)] = sorted({i.source for i in chosen})
+        rows_for_fingerprint += [{**line, "split": str(split)} for line in lines]
+        if not rows and split != Split.TRAIN and (val if split == Split.VAL else test) > 0:
+            report.notes.append(f"the {split} split is empty (too few {'sources' if split_by == 'group' else 'clips'})")
+    code_versions = [e.cache_prefix for e in extractors]
+    report.manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "taxonomy": tax.name, "classes": classes, "counts": counts, "sources": sources,
+        "splits": {str(s): sum(counts[str(s)].values()) for s in SPLITS},
+        "split_by": "source" if split_by == "group" else "clip", "val": val, "test": test, "seed": seed,
+        "augment_copies": augment, "extractor": spec.to_dict(), "extractor_versions": code_versions,
+        "feature_shape": list(features.shape[1:]),
+        "fingerprint": fingerprint(rows_for_fingerprint, spec, code_versions),
+    }
+    files["manifest.json"] = json.dumps(report.manifest, indent=2).encode()
+    _write_atomically(out, files)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,50 @@
+"""Train/val/test splits stratified by class, with groups kept whole.
+
+A group (a clip, or a source/pack with `--split group`) always lands in one split, so no pack
+is heard both in training and in testing. Groups are placed largest first into the split that
+most lacks their classes, which keeps each class close to the asked fractions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.concepts import Split
+from engine.errors import InputError
+
+SPLITS = (Split.TRAIN, Split.VAL, Split.TEST)
+
+
+def assign_splits(labels: Sequence[str], groups: Sequence[str], fixed: Sequence[Split | None] | None = None, *,
+                  val: float = 0.15, test: float = 0.15, seed: int = 0) -> list[Split]:
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise InputError(f"split fractions must be between 0 and 1 and leave room for training (val={val}, test={test})")
+    fixed = fixed or [None] * len(labels)
+    fractions = {Split.TRAIN: 1.0 - val - test, Split.VAL: val, Split.TEST: test}
+    members: dict[str, list[int]] = defaultdict(list)
+    for index, group in enumerate(groups):
+        members[group].append(index)
+    totals = Counter(labels)
+    placed: dict[Split, Counter] = {split: Counter() for split in SPLITS}
+    chosen: dict[str, Split] = {}
+    for group, indices in members.items():
+        pinned = next((fixed[i] for i in indices if fixed[i] is not None), None)
+        if pinned is not None:
+            chosen[group] = pinned
+            placed[pinned].update(labels[i] for i in indices)
+    free = [g for g in members if g not in chosen]
+    order = np.random.default_rng(seed).permutation(len(free))
+    free = sorted((free[i] for i in order), key=lambda g: -len(members[g]))
+    for group in free:
+        counts = Counter(labels[i] for i in members[group])
+
+        def shortfall(split: Split) -> float:
+            return sum(n * (fractions[split] * totals[c] - placed[split][c]) / totals[c] for c, n in counts.items())
+
+        best = max(SPLITS, key=shortfall)  # ties go to train, the first
+        chosen[group] = best
+        placed[best].update(counts)
+    return [chosen[group] for group in groups]

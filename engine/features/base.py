@@ -1,0 +1,67 @@
+"""The one interface every feature extractor follows.
+
+An extractor turns the samples of one segment (mono float32 at its sample rate) into a float32
+array of a fixed shape. Its identity in the cache is (name, params, code version); the code
+version is a fingerprint of the source of the modules it depends on, so editing an extractor's
+code invalidates its cached features without anyone having to remember to bump a number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from abc import ABC, abstractmethod
+from functools import cache
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@cache
+def source_fingerprint(*module_names: str) -> str:
+    """A short hash of the source text of the given modules."""
+    digest = hashlib.sha256()
+    for name in module_names:
+        module = importlib.import_module(name)
+        with open(module.__file__, "rb") as handle:
+            digest.update(name.encode() + b"\0" + handle.read())
+    return digest.hexdigest()[:16]
+
+
+class Extractor(ABC):
+    """Base class: subclasses set `name`, `defaults`, `code_modules` and implement `extract`."""
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    # Modules whose source defines what this extractor computes (its own module is always included).
+    code_modules: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise ValueError(f"{self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {known}")
+        self.params: dict[str, Any] = {**self.defaults, **params}
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.params["sample_rate"])
+
+    @property
+    def code_version(self) -> str:
+        return source_fingerprint(type(self).__module__, *self.code_modules)
+
+    @property
+    def params_hash(self) -> str:
+        text = json.dumps(self.params, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def cache_prefix(self) -> str:
+        """Everything in the cache key except the clip and the segment."""
+        return f"{self.name}:{self.params_hash}:{self.code_version}"
+
+    @abstractmethod
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        """Features of one segment: `samples` is mono float32 at `self.sample_rate`."""

@@ -1,0 +1,103 @@
+"""The feature cache: an LMDB environment of float arrays keyed by what produced them.
+
+Key: `<extractor>:<params hash>:<code version>|<clip hash>|<segment region>`. Values are .npy
+bytes read back with allow_pickle=False. LMDB lets many processes read while one writes, and a
+killed writer leaves the last committed transaction intact.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+import numpy as np
+
+INITIAL_MAP_SIZE = 1 << 34  # 16 GiB of address space; the file only grows as it fills
+
+
+def cache_key(prefix: str, clip_id: str, region_key: str) -> str:
+    return f"{prefix}|{clip_id}|{region_key}"
+
+
+def encode_array(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def decode_array(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class PrefixStats:
+    extractor: str
+    prefix: str
+    entries: int
+    bytes: int
+
+
+class FeatureCache:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(self.path), map_size=INITIAL_MAP_SIZE, subdir=True, readahead=False,
+                              max_readers=256)
+
+    def close(self) -> None:
+        self._env.close()
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """The keys that have no entry (checked without reading the values)."""
+        with self._env.begin(buffers=True) as txn:
+            cursor = txn.cursor()
+            return [key for key in keys if not cursor.set_key(key.encode())]
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        with self._env.begin(buffers=True) as txn:
+            for key in keys:
+                data = txn.get(key.encode())
+                if data is not None:
+                    found[key] = decode_array(bytes(data))
+        return found
+
+    def put_many(self, items: Mapping[str, np.ndarray]) -> None:
+        if not items:
+            return
+        encoded = [(key.encode(), encode_array(value)) for key, value in items.items()]
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    for key, value in encoded:
+                        txn.put(key, value)
+                return
+            except lmdb.MapFullError:
+                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+
+    def stats(self) -> list[PrefixStats]:
+        entries: dict[str, int] = defaultdict(int)
+        sizes: dict[str, int] = defaultdict(int)
+        with self._env.begin(buffers=True) as txn:
+            for key, value in txn.cursor():
+                prefix = bytes(key).split(b"|", 1)[0].decode()
+                entries[prefix] += 1
+                sizes[prefix] += len(value)
+        return [PrefixStats(prefix.split(":", 1)[0], prefix, entries[prefix], sizes[prefix]) for prefix in sorted(entries)]
+
+    def clear(self, keep=lambda prefix: False) -> int:
+        """Delete every entry whose prefix `keep` refuses; returns how many went."""
+        doomed: list[bytes] = []
+        with self._env.begin(buffers=True) as txn:
+            for key in txn.cursor().iternext(values=False):
+                key = bytes(key)
+                if not keep(key.split(b"|", 1)[0].decode()):
+                    doomed.append(key)
+        with self._env.begin(write=True) as txn:
+            for key in doomed:
+                txn.delete(key)
+        return len(doomed)

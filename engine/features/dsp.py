@@ -1,0 +1,136 @@
+"""The "dsp" extractor: a fixed-length vector of hand-made descriptors of one sound.
+
+The segment is cut to its onset-aligned region and loudness-normalised, then summarised from a
+single STFT (MFCCs and their deltas, spectral shape, zero-crossing rate), from its envelope
+(attack, decay, duration, temporal centroid, crest factor) and from its energy per frequency
+band. Frame statistics are taken over the active frames only, so trailing silence does not count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.audio import dsp
+from engine.audio.regions import (
+    active_rms,
+    envelope,
+    envelope_block,
+    first_above,
+    normalize_loudness,
+    onset_region,
+)
+from engine.features.base import Extractor
+
+MFCC_TOP_DB = 80.0
+ACTIVE_FRAME_DB = -60.0  # frames this far below the loudest frame are left out of frame statistics
+ONSET_DB = -40.0
+DECAY_DB = -20.0
+EFFECTIVE_DB = -40.0
+BAND_EDGES_HZ = (150.0, 800.0, 5000.0)
+
+SPECTRAL_ROWS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
+TEMPORAL_NAMES = ("attack_s", "decay_s", "effective_duration_s", "temporal_centroid_s", "crest_db")
+BAND_NAMES = ("energy_below_150hz", "energy_150_800hz", "energy_800_5khz", "energy_above_5khz")
+
+
+def _summary_names(rows: list[str] | tuple[str, ...]) -> list[str]:
+    return [f"{row}_mean" for row in rows] + [f"{row}_std" for row in rows]
+
+
+def _summary(rows: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Per-row mean, then per-row standard deviation, over the active frames."""
+    chosen = rows[:, active]
+    return np.concatenate([chosen.mean(axis=1), chosen.std(axis=1)])
+
+
+def _active_frames(frames: np.ndarray) -> np.ndarray:
+    rms = dsp.frame_rms(frames)
+    return rms >= rms.max() * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
+
+
+def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB)."""
+    block = envelope_block(sample_rate)
+    env = envelope(region, block)
+    if env.size == 0 or not env.max() > 0:
+        return np.zeros(len(TEMPORAL_NAMES))
+    seconds_per_block = block / sample_rate
+    onset = first_above(env, ONSET_DB)
+    peak = int(np.argmax(env))
+    decay_end = np.flatnonzero(env >= env[peak] * 10.0 ** (DECAY_DB / 20.0))[-1]
+    effective_blocks = np.count_nonzero(env >= env[peak] * 10.0 ** (EFFECTIVE_DB / 20.0))
+    times = (np.arange(env.size) - onset) * seconds_per_block
+    return np.array(
+        [
+            (peak - onset) * seconds_per_block,
+            (decay_end - peak) * seconds_per_block,
+            effective_blocks * seconds_per_block,
+            float(times @ env) / float(env.sum()),
+            20.0 * np.log10(float(np.abs(region).max()) / active_rms(region)),
+        ]
+    )
+
+
+def _band_ratios(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Share of the region's energy below, between and above BAND_EDGES_HZ."""
+    cumulative = np.concatenate([[0.0], np.cumsum(power.sum(axis=1), dtype=np.float64)])
+    bounds = np.concatenate([[0], np.searchsorted(freqs, BAND_EDGES_HZ), [len(freqs)]])
+    return np.diff(cumulative[bounds]) / max(cumulative[-1], np.finfo(np.float32).tiny)
+
+
+class DspExtractor(Extractor):
+    name = "dsp"
+    code_modules = ("engine.audio.dsp", "engine.audio.regions")
+    defaults = {
+        "sample_rate": 22050,
+        "n_fft": 1024,
+        "hop": 256,
+        "n_mels": 64,
+        "n_mfcc": 20,
+        "region_s": 1.5,  # None or 0: the whole segment
+        "target_db": -20.0,
+    }
+
+    def feature_names(self) -> list[str]:
+        coefficients = range(int(self.params["n_mfcc"]))
+        return [
+            *_summary_names([f"mfcc{i:02d}" for i in coefficients]),
+            *_summary_names([f"delta{i:02d}" for i in coefficients]),
+            *_summary_names(SPECTRAL_ROWS),
+            *TEMPORAL_NAMES,
+            *BAND_NAMES,
+        ]
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        sample_rate, n_fft = self.sample_rate, int(self.params["n_fft"])
+        region_s = self.params["region_s"] or None
+        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, region_s)
+        region = normalize_loudness(region, self.params["target_db"])
+
+        frames = dsp.frame(region, n_fft, int(self.params["hop"]))
+        power = dsp.power_spectrogram(frames)
+        magnitude = np.sqrt(power)
+        freqs = dsp.fft_frequencies(sample_rate, n_fft)
+        mel_power = dsp.mel_filterbank(sample_rate, n_fft, int(self.params["n_mels"])) @ power
+        cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB), int(self.params["n_mfcc"]))
+        centroid = dsp.spectral_centroid(magnitude, freqs)
+        spectral = np.stack(
+            [
+                centroid,
+                dsp.spectral_bandwidth(magnitude, freqs, centroid),
+                dsp.spectral_rolloff(magnitude, freqs),
+                dsp.spectral_flatness(power),
+                dsp.zero_crossing_rate(frames),
+            ]
+        )
+        active = _active_frames(frames)
+        vector = np.concatenate(
+            [
+                _summary(cepstra, active),
+                _summary(dsp.delta(cepstra), active),
+                _summary(spectral, active),
+                _temporal(region, sample_rate),
+                _band_ratios(power, freqs),
+            ]
+        )
+        return vector.astype(np.float32)

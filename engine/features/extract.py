@@ -1,0 +1,202 @@
+"""Extracting features for clip segments into the cache, over worker processes.
+
+A Target is one region of one clip. Extraction first asks the cache which (target, extractor)
+pairs are missing — with a warm cache nothing is decoded at all — then decodes each clip that
+still needs work once, slices its regions, resamples per extractor rate, and writes results in
+batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.audio.augment import Augmentation, apply_augmentation, augmentation_key
+from engine.audio.decode import decode, resample
+from engine.concepts import WHOLE_CLIP_KEY, Reason, Rejection
+from engine.features.base import Extractor
+from engine.features.cache import FeatureCache, cache_key
+from engine.features.spec import FeatureSpec
+from engine.parallel import parallel_map
+from engine.progress import CancelToken, Reporter
+
+WRITE_EVERY_S = 0.5
+
+
+@dataclass(frozen=True)
+class Target:
+    """One region of one clip to featurise."""
+
+    clip_id: str
+    path: str
+    size_bytes: int
+    start_s: float | None = None
+    end_s: float | None = None
+    augment: Augmentation = ()  # an augmented copy of the region; empty for the audio as it is
+
+    @property
+    def region_key(self) -> str:
+        base = WHOLE_CLIP_KEY if self.start_s is None else f"t:{self.start_s:.4f}-{self.end_s:.4f}"
+        return f"{base};aug:{augmentation_key(self.augment)}" if self.augment else base
+
+
+@dataclass
+class ExtractReport:
+    spec: str
+    targets: int = 0
+    cached: int = 0
+    extracted: int = 0
+    clips_decoded: int = 0
+    audio_seconds: float = 0.0
+    rejections: list[Rejection] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.rejections)
+
+    def to_dict(self) -> dict:
+        return {"spec": self.spec, "targets": self.targets, "cached": self.cached, "extracted": self.extracted,
+                "clips_decoded": self.clips_decoded, "audio_seconds": round(self.audio_seconds, 3),
+                "rejected": len(self.rejections), "rejections": [r.to_dict() for r in self.rejections],
+                "cancelled": self.cancelled, "seconds": round(self.seconds, 3)}
+
+
+# -- in the worker ----------------------------------------------------------------------------
+
+_worker_extractors: list[Extractor] = []
+
+
+def _install_extractors(extractors: list[Extractor]) -> None:
+    global _worker_extractors
+    _worker_extractors = extractors
+
+
+@dataclass(frozen=True)
+class _ClipJob:
+    clip_id: str
+    path: str
+    size_bytes: int
+    regions: tuple[tuple[str, float | None, float | None, Augmentation], ...]  # (region key, start, end, augment)
+    needs: tuple[tuple[int, ...], ...]  # for each region, which extractors are missing
+
+
+def _region_samples(samples: np.ndarray, rate: int, start_s: float | None, end_s: float | None) -> np.ndarray:
+    if start_s is None:
+        return samples
+    return samples[int(round(start_s * rate)): int(round(end_s * rate))]
+
+
+def _extract_clip(job: _ClipJob) -> tuple[list[tuple[str, np.ndarray]], float] | Rejection:
+    """Features for the missing (region, extractor) pairs of one clip, and the audio seconds decoded."""
+    try:
+        if os.path.getsize(job.path) != job.size_bytes:
+            return Rejection(job.path, Reason.CHANGED, "the file's size differs from the imported clip; re-import it")
+        if len(job.regions) == 1 and job.regions[0][1] is not None:
+            region_key, start_s, end_s, augment = job.regions[0]
+            samples, rate = decode(job.path, start_s=start_s, end_s=end_s)
+            regions = ((region_key, None, None, augment),)
+        else:
+            samples, rate = decode(job.path)
+            regions = job.regions
+    except FileNotFoundError:
+        return Rejection(job.path, Reason.MISSING_FILE, "moved or deleted since import; re-import its folder")
+    except (OSError, RuntimeError) as error:
+        return Rejection(job.path, Reason.UNREADABLE, str(error))
+    results = []
+    for (region_key, start_s, end_s, augment), needed in zip(regions, job.needs):
+        native = _region_samples(samples, rate, start_s, end_s)
+        if augment:
+            native = apply_augmentation(native, rate, augment, seed=zlib.crc32(f"{job.clip_id}{region_key}".encode()))
+        by_rate: dict[int, np.ndarray] = {}
+        for index in needed:
+            extractor = _worker_extractors[index]
+            if extractor.sample_rate not in by_rate:
+                by_rate[extractor.sample_rate] = resample(native, rate, extractor.sample_rate)
+            features = np.asarray(extractor.extract(by_rate[extractor.sample_rate]), dtype=np.float32)
+            results.append((cache_key(extractor.cache_prefix, job.clip_id, region_key), features))
+    return results, samples.size / rate
+
+
+# -- in the parent ----------------------------------------------------------------------------
+
+def _plan(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[Extractor]) -> list[_ClipJob]:
+    """Group the missing (target, extractor) pairs by clip."""
+    keys = [(t, i, cache_key(e.cache_prefix, t.clip_id, t.region_key)) for t in targets for i, e in enumerate(extractors)]
+    missing = set(cache.missing(key for _, _, key in keys))
+    by_clip: dict[str, dict[tuple, list[int]]] = defaultdict(lambda: defaultdict(list))
+    first_target: dict[str, Target] = {}
+    for target, index, key in keys:
+        if key in missing:
+            region = (target.region_key, target.start_s, target.end_s, target.augment)
+            if index not in by_clip[target.clip_id][region]:
+                by_clip[target.clip_id][region].append(index)
+            first_target.setdefault(target.clip_id, target)
+    jobs = []
+    for clip_id, regions in by_clip.items():
+        target = first_target[clip_id]
+        ordered = sorted(regions.items(), key=lambda item: (item[0][1] is not None, item[0][1] or 0.0))
+        jobs.append(_ClipJob(clip_id, target.path, target.size_bytes, tuple(r for r, _ in ordered),
+                             tuple(tuple(n) for _, n in ordered)))
+    return jobs
+
+
+def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: FeatureSpec, extractors: list[Extractor],
+                     *, workers: int | None = None, reporter: Reporter | None = None,
+                     cancel: CancelToken | None = None, on_progress=None) -> ExtractReport:
+    """Fill the cache for every target; `on_progress(fraction)` is called as clips finish."""
+    started = time.perf_counter()
+    unique_targets = list({(t.clip_id, t.region_key): t for t in targets}.values())
+    report = ExtractReport(str(spec), targets=len(unique_targets))
+    jobs = _plan(cache, unique_targets, extractors)
+    pending_pairs = sum(len(n) for job in jobs for n in job.needs)
+    report.cached = len(unique_targets) * len(extractors) - pending_pairs
+    if reporter is not None:
+        reporter.start(f"Extracting {spec}", len(jobs))
+    buffer: dict[str, np.ndarray] = {}
+    last_write = time.monotonic()
+    for done, (job, result) in enumerate(parallel_map(_extract_clip, jobs, workers=workers, chunk_size=4,
+                                                       reporter=reporter, cancel=cancel,
+                                                       initializer=_install_extractors, initargs=(extractors,)), 1):
+        if isinstance(result, Rejection):
+            report.rejections.append(result)
+            continue
+        features, audio_seconds = result
+        buffer.update(features)
+        report.extracted += len(features)
+        report.clips_decoded += 1
+        report.audio_seconds += audio_seconds
+        if time.monotonic() - last_write > WRITE_EVERY_S:
+            cache.put_many(buffer)
+            buffer.clear()
+            last_write = time.monotonic()
+            if on_progress is not None:
+                on_progress(done / max(len(jobs), 1))
+    cache.put_many(buffer)
+    report.cancelled = bool(cancel and cancel.cancelled)
+    report.rejections.sort(key=lambda r: r.path)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def load_features(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[Extractor]) -> tuple[np.ndarray, list[int]]:
+    """The feature matrix for the targets whose features are all cached, and those targets' indices.
+
+    Each row is the flattened outputs of the extractors, joined in order."""
+    keys = [[cache_key(e.cache_prefix, t.clip_id, t.region_key) for e in extractors] for t in targets]
+    found = cache.get_many(key for row in keys for key in row)
+    rows, kept = [], []
+    for index, row in enumerate(keys):
+        if all(key in found for key in row):
+            rows.append(np.concatenate([found[key].ravel() for key in row]) if len(row) > 1 else found[row[0]])
+            kept.append(index)
+    if not rows:
+        return np.zeros((0,), dtype=np.float32), []
+    return np.stack(rows).astype(np.float32, copy=False), kept

@@ -1,0 +1,47 @@
+"""The "mel" extractor: a fixed-size log-mel patch of a sound, starting at its onset.
+
+Values are dB relative to power 1.0 after loudness normalisation, floored at -top_db; a sound
+shorter than the patch is padded with the floor value, a longer one is cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.audio import dsp
+from engine.audio.regions import normalize_loudness, onset_region
+from engine.features.base import Extractor
+
+
+class MelExtractor(Extractor):
+    name = "mel"
+    code_modules = ("engine.audio.dsp", "engine.audio.regions")
+    defaults = {
+        "sample_rate": 22050,
+        "n_fft": 1024,
+        "hop": 256,
+        "n_mels": 64,
+        "frames": 96,
+        "fmin": 20.0,
+        "fmax": 11025.0,
+        "target_db": -20.0,
+        "top_db": 80.0,
+    }
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
+        n_mels, n_frames = int(self.params["n_mels"]), int(self.params["frames"])
+        floor = -float(self.params["top_db"])
+        # Long enough that the last frame's window is filled with the sound, not with padding.
+        span_s = ((n_frames - 1) * hop + n_fft // 2) / sample_rate
+        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, span_s)
+        region = normalize_loudness(region, self.params["target_db"])
+
+        power = dsp.power_spectrogram(dsp.frame(region, n_fft, hop)[:n_frames])
+        filters = dsp.mel_filterbank(
+            sample_rate, n_fft, n_mels, float(self.params["fmin"]), float(self.params["fmax"])
+        )
+        log_mel = np.maximum(dsp.power_to_db(filters @ power), floor)
+        patch = np.full((n_mels, n_frames), floor, dtype=np.float32)
+        patch[:, : log_mel.shape[1]] = log_mel
+        return patch

@@ -1,0 +1,273 @@
+"""Importing a library into a workspace: audio folders (plain or curated) and label files.
+
+Clips are known by the hash of their bytes, so importing a folder twice adds nothing, and a file
+that moved is found again at its new path. Every file or row that cannot be used is reported
+with its path and the reason, and everything else is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.concepts import Clip, LabelRecord, Origin, Reason, Rejection, Segment
+from engine.errors import InputError
+from engine.library.clips import clips_by_ids, insert_clips, known_files, record_files
+from engine.library.grids import get_grid
+from engine.library.labels import LabelWrite, make_segment, remember_taxonomy, upsert_labels
+from engine.library.scan import ProbedFile, find_audio_files, probe_file
+from engine.parallel import parallel_map
+from engine.progress import CancelToken, Reporter
+from engine.taxonomy import Taxonomy
+
+
+@dataclass
+class ImportReport:
+    root: str
+    added: int = 0
+    moved: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    labelled: int = 0
+    ignored: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.rejections)
+
+    def to_dict(self) -> dict:
+        return {
+            "root": self.root, "added": self.added, "moved": self.moved, "unchanged": self.unchanged,
+            "duplicates": self.duplicates, "labelled": self.labelled, "ignored": self.ignored,
+            "rejected": len(self.rejections), "rejections": [r.to_dict() for r in self.rejections],
+            "notes": self.notes, "cancelled": self.cancelled, "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    path: str
+    source: str
+    label: str | None  # a curated class folder's label
+
+
+def _candidates(root: Path, files: Sequence[Path], curated: bool, source: str | None, taxonomy: Taxonomy,
+                report: ImportReport) -> list[_Candidate]:
+    """Where each file's source and (for curated folders) label come from."""
+    candidates = []
+    for path in files:
+        parts = path.relative_to(root).parts if root.is_dir() else (path.name,)
+        folders = parts[:-1]
+        label = None
+        if curated:
+            if not folders:
+                report.notes.append(f"{path}: not inside a class folder; imported without a label")
+            else:
+                label = taxonomy.resolve(folders[0])
+                if label is None:
+                    report.rejections.append(Rejection(
+                        str(path), Reason.UNKNOWN_LABEL,
+                        f"folder {folders[0]!r} is not a label or alias of taxonomy {taxonomy.name} "
+                        f"({', '.join(taxonomy.names)})"))
+                    continue
+                folders = folders[1:]
+        pack = source or (folders[0] if folders else (root.name if root.is_dir() else root.parent.name))
+        candidates.append(_Candidate(str(path), pack, label))
+    return candidates
+
+
+def _is_unchanged(path: str, known: tuple[str, int, int] | None) -> bool:
+    if known is None:
+        return False
+    stat = os.stat(path)
+    return stat.st_size == known[1] and stat.st_mtime_ns == known[2]
+
+
+def _probe_all(paths: Sequence[str], workers: int | None, reporter: Reporter | None,
+               cancel: CancelToken | None) -> tuple[dict[str, ProbedFile], list[Rejection]]:
+    probed: dict[str, ProbedFile] = {}
+    rejected: list[Rejection] = []
+    if reporter is not None:
+        reporter.start("Hashing and checking audio", len(paths))
+    for path, result in parallel_map(probe_file, list(paths), workers=workers, chunk_size=16,
+                                     reporter=reporter, cancel=cancel):
+        if isinstance(result, Rejection):
+            rejected.append(result)
+        else:
+            probed[path] = result
+    rejected.sort(key=lambda r: r.path)
+    return probed, rejected
+
+
+def _store_probed(con, probed: Sequence[ProbedFile], sources: dict[str, str], explicit_source: bool,
+                  report: ImportReport) -> None:
+    """Add new clips, follow moved ones, and count copies of clips we already have."""
+    existing = clips_by_ids(con, sorted({f.clip_id for f in probed}))
+    new_files: list[ProbedFile] = []
+    new_ids: set[str] = set()
+    for file in probed:
+        clip = existing.get(file.clip_id)
+        if clip is None and file.clip_id not in new_ids:
+            new_files.append(file)
+            new_ids.add(file.clip_id)
+        elif clip is None or clip.path == file.path:
+            report.unchanged += clip is not None
+            report.duplicates += clip is None
+        elif not os.path.exists(clip.path):
+            con.execute("UPDATE clips SET path = ? WHERE clip_id = ?", [file.path, file.clip_id])
+            if explicit_source:
+                con.execute("UPDATE clips SET source = ? WHERE clip_id = ?", [sources[file.path], file.clip_id])
+            con.execute("DELETE FROM clip_files WHERE path = ?", [clip.path])
+            report.moved += 1
+        else:
+            report.duplicates += 1
+    insert_clips(con, new_files, [sources[f.path] for f in new_files])
+    record_files(con, probed)
+    report.added += len(new_files)
+
+
+def import_folder(workspace, root: Path, *, curated: bool = False, source: str | None = None,
+                  taxonomy: str | None = None, workers: int | None = None, reporter: Reporter | None = None,
+                  cancel: CancelToken | None = None) -> ImportReport:
+    """Import every audio file below `root` (or the single file `root`)."""
+    started = time.perf_counter()
+    root = Path(root).expanduser().resolve()
+    if not root.exists():
+        raise InputError(f"{root}: no such file or folder")
+    tax = workspace.taxonomy(taxonomy)
+    report = ImportReport(str(root))
+    files, report.ignored = find_audio_files(root)
+    candidates = _candidates(root, files, curated, source, tax, report)
+    by_path = {c.path: c for c in candidates}
+    with workspace.db.transaction(read_only=True) as con:
+        known = known_files(con, list(by_path))
+    unchanged_ids = {path: known[path][0] for path in by_path if _is_unchanged(path, known.get(path))}
+    report.unchanged += len(unchanged_ids)
+    to_probe = [path for path in by_path if path not in unchanged_ids]
+    probed, rejected = _probe_all(to_probe, workers, reporter, cancel)
+    report.rejections.extend(rejected)
+    report.cancelled = bool(cancel and cancel.cancelled)
+    sources = {path: c.source for path, c in by_path.items()}
+    clip_of = {**unchanged_ids, **{path: f.clip_id for path, f in probed.items()}}
+    writes = [LabelWrite(clip_of[path], tax.name, c.label, Origin.IMPORT, 1.0, Segment.whole())
+              for path, c in by_path.items() if c.label and path in clip_of]
+    with workspace.db.transaction() as con:
+        _store_probed(con, list(probed.values()), sources, source is not None, report)
+        if writes:
+            remember_taxonomy(con, tax)
+            report.labelled = upsert_labels(con, writes)
+    report.rejections.sort(key=lambda r: r.path)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# -- label files ------------------------------------------------------------------------------
+
+@dataclass
+class LabelImportReport:
+    path: str
+    format: str
+    labelled: int = 0
+    clips_added: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.rejections)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "format": self.format, "labelled": self.labelled,
+                "clips_added": self.clips_added, "rejected": len(self.rejections),
+                "rejections": [r.to_dict() for r in self.rejections], "seconds": round(self.seconds, 3)}
+
+
+def _record_rejection(record: LabelRecord, reason: Reason, detail: str) -> Rejection:
+    """A rejected row, named by its audio file, with the label file and line it came from."""
+    return Rejection(str(record.audio_path), reason, f"{record.where}: {detail}" if record.where else detail)
+
+
+def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, audio: Path | None = None,
+                      hit_length_s: float = 0.1, format: str = "auto", origin: Origin = Origin.IMPORT,
+                      workers: int | None = None, reporter: Reporter | None = None,
+                      cancel: CancelToken | None = None) -> LabelImportReport:
+    """Read a manifest, Audacity label track or event map and label the clips it names.
+
+    Audio files the workspace does not know yet are imported on the way."""
+    from engine.library.labelfiles import read_label_file
+
+    started = time.perf_counter()
+    path = Path(path).expanduser().resolve()
+    tax = workspace.taxonomy(taxonomy)
+    parsed = read_label_file(path, audio=audio, hit_length_s=hit_length_s, format=format)
+    report = LabelImportReport(str(path), parsed.format, rejections=list(parsed.rejections))
+    audio_paths = sorted({str(Path(r.audio_path).resolve()) for r in parsed.records})
+    with workspace.db.transaction(read_only=True) as con:
+        known = known_files(con, audio_paths)
+    missing = [p for p in audio_paths if not os.path.exists(p)]
+    report.rejections.extend(Rejection(p, Reason.MISSING_FILE, f"named in {path.name}") for p in missing)
+    to_probe = [p for p in audio_paths if p not in missing and not _is_unchanged(p, known.get(p))]
+    probed, rejected = _probe_all(to_probe, workers, reporter, cancel)
+    report.rejections.extend(rejected)
+    clip_of = {p: known[p][0] for p in audio_paths if p in known and p not in probed}
+    clip_of.update({p: f.clip_id for p, f in probed.items()})
+    sources = {}
+    for record in parsed.records:
+        resolved = str(Path(record.audio_path).resolve())
+        sources.setdefault(resolved, record.source or Path(resolved).parent.name)
+    with workspace.db.transaction() as con:
+        counts = ImportReport(str(path))
+        _store_probed(con, list(probed.values()), sources, False, counts)
+        report.clips_added = counts.added
+        clips = clips_by_ids(con, sorted(set(clip_of.values())))
+        writes = []
+        for record in parsed.records:
+            resolved = str(Path(record.audio_path).resolve())
+            if resolved not in clip_of:
+                continue  # its file was rejected above
+            write = _label_write(con, record, clips[clip_of[resolved]], tax, origin, hit_length_s, report)
+            if write is not None:
+                writes.append(write)
+        remember_taxonomy(con, tax)
+        report.labelled = upsert_labels(con, writes)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _label_write(con, record: LabelRecord, clip: Clip, tax: Taxonomy, origin: Origin, hit_length_s: float,
+                 report: LabelImportReport) -> LabelWrite | None:
+    label = tax.resolve(record.label)
+    if label is None:
+        report.rejections.append(_record_rejection(
+            record, Reason.UNKNOWN_LABEL, f"{record.label!r} is not in taxonomy {tax.name}"))
+        return None
+    grid = get_grid(con, clip.clip_id) if record.start_beat is not None else None
+    if record.start_beat is not None and grid is None:
+        report.rejections.append(_record_rejection(
+            record, Reason.NO_GRID, "beat range on a clip without a beat grid (set one with 'beats set')"))
+        return None
+    try:
+        if record.start_beat is not None:
+            segment = make_segment(clip, grid, start_beat=record.start_beat, end_beat=record.end_beat)
+        else:
+            segment = make_segment(clip, None, start_s=record.start_s, end_s=_end_within(record, clip, hit_length_s))
+    except InputError as error:
+        report.rejections.append(_record_rejection(record, Reason.OUT_OF_RANGE, str(error)))
+        return None
+    return LabelWrite(clip.clip_id, tax.name, label, origin, record.confidence, segment, record.split)
+
+
+def _end_within(record: LabelRecord, clip: Clip, overshoot_s: float) -> float | None:
+    """A hit that starts inside the clip but runs up to `overshoot_s` past its end is cut at the end;
+    a longer overshoot is left for make_segment to reject."""
+    end = record.end_s
+    if record.start_s is not None and end is not None and record.start_s < clip.duration_s < end <= clip.duration_s + overshoot_s:
+        return clip.duration_s
+    return end

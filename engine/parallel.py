@@ -1,0 +1,103 @@
+"""Map a function over items in worker processes, with progress and cancellation.
+
+Workers ignore SIGINT: Ctrl-C reaches the parent, which sets the cancel flag, stops handing out
+work, and keeps every result that was already finished. Small batches run in-process, where
+starting workers would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, TypeVar
+
+from engine.progress import CancelToken, Reporter
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+INLINE_BELOW = 16
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _run_chunk(function: Callable[[Any], Any], chunk: Sequence[Any]) -> list[Any]:
+    return [function(item) for item in chunk]
+
+
+def parallel_map(
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    *,
+    workers: int | None = None,
+    chunk_size: int = 4,
+    reporter: Reporter | None = None,
+    cancel: CancelToken | None = None,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+) -> Iterator[tuple[Item, Result]]:
+    """Yield (item, function(item)) as results arrive, in no fixed order.
+
+    `function` must be a picklable module-level function. Stops early (without raising) when
+    `cancel` is set; the caller decides what a cancelled run means.
+    """
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(items) < INLINE_BELOW:
+        if initializer is not None:
+            initializer(*initargs)
+        for item in items:
+            if cancel is not None and cancel.cancelled:
+                return
+            result = function(item)
+            if reporter is not None:
+                reporter.advance(1)
+            yield item, result
+        return
+    chunks: Iterable[Sequence[Item]] = (items[i : i + chunk_size] for i in range(0, len(items), chunk_size))
+    chunk_iter = iter(chunks)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(initializer, initargs))
+    in_flight: dict[Future, Sequence[Item]] = {}
+    try:
+        def submit_more() -> None:
+            while len(in_flight) < workers * 3 and not (cancel is not None and cancel.cancelled):
+                chunk = next(chunk_iter, None)
+                if chunk is None:
+                    return
+                in_flight[pool.submit(_run_chunk, function, chunk)] = chunk
+
+        submit_more()
+        while in_flight:
+            done, _ = wait(list(in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk = in_flight.pop(future)
+                for item, result in zip(chunk, future.result()):
+                    yield item, result
+                if reporter is not None:
+                    reporter.advance(len(chunk))
+            if cancel is not None and cancel.cancelled:
+                for future in in_flight:
+                    future.cancel()
+                # keep what the busy workers finish; they stop taking new work
+                for future in list(in_flight):
+                    if future.cancelled():
+                        continue
+                    chunk = in_flight[future]
+                    for item, result in zip(chunk, future.result()):
+                        yield item, result
+                in_flight.clear()
+                return
+            submit_more()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,109 @@
+"""What a workspace holds and whether its label set is ready to train: counts per label, per
+source, coverage, and readiness (at least two classes, every class at its minimum)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.taxonomy import Taxonomy
+
+
+@dataclass
+class LabelCount:
+    label: str
+    count: int
+    minimum: int
+    colour: str
+
+    @property
+    def ready(self) -> bool:
+        return self.count >= self.minimum
+
+
+@dataclass
+class TaxonomyStats:
+    taxonomy: str
+    labels: list[LabelCount]
+    missing: list[str]  # labels of the taxonomy with no example yet
+    segments: int
+    clips_covered: int
+    ready: bool
+    reasons: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "taxonomy": self.taxonomy, "segments": self.segments, "clips_covered": self.clips_covered,
+            "label_counts": {c.label: c.count for c in self.labels},
+            "minimums": {c.label: c.minimum for c in self.labels},
+            "missing_labels": self.missing, "ready_for_training": self.ready, "reasons": self.reasons,
+        }
+
+
+@dataclass
+class WorkspaceStats:
+    clips: int
+    total_duration_s: float
+    clips_labelled: int
+    labels_per_clip: float
+    sources: dict[str, dict[str, int]]  # source → {"clips": n, "labels": n}
+    origins: dict[str, int]
+    beat_grids: int
+    taxonomies: list[TaxonomyStats] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "clips": self.clips, "total_duration_s": round(self.total_duration_s, 3),
+            "clips_labelled": self.clips_labelled, "clips_unlabelled": self.clips - self.clips_labelled,
+            "labels_per_clip": round(self.labels_per_clip, 3), "sources": self.sources,
+            "label_origins": self.origins, "beat_grids": self.beat_grids,
+            "taxonomies": [t.to_dict() for t in self.taxonomies],
+        }
+
+
+def readiness(taxonomy: Taxonomy, counts: dict[str, int]) -> tuple[bool, list[str]]:
+    """Ready when at least two classes have examples and every class with examples has its minimum."""
+    reasons = []
+    if len(counts) < 2:
+        reasons.append(f"need at least 2 labelled classes, have {len(counts)}")
+    short = [f"{label} {count}/{taxonomy.min_count(label)}" for label, count in sorted(counts.items())
+             if count < taxonomy.min_count(label)]
+    if short:
+        reasons.append("below minimum: " + ", ".join(short))
+    return not reasons, reasons
+
+
+def workspace_stats(workspace, taxonomy: str | None = None) -> WorkspaceStats:
+    with workspace.db.transaction(read_only=True) as con:
+        clips, duration = con.execute("SELECT count(*), coalesce(sum(duration_s), 0) FROM clips").fetchone()
+        labelled, label_total = con.execute(
+            "SELECT count(DISTINCT clip_id), count(*) FROM effective_labels").fetchone()
+        source_rows = con.execute(
+            "SELECT c.source, count(DISTINCT c.clip_id), count(l.label_id) FROM clips c "
+            "LEFT JOIN effective_labels l USING (clip_id) GROUP BY c.source ORDER BY c.source").fetchall()
+        origins = dict(con.execute("SELECT origin, count(*) FROM labels GROUP BY origin ORDER BY origin").fetchall())
+        grids = con.execute("SELECT count(*) FROM beat_grids").fetchone()[0]
+        per_label = con.execute(
+            "SELECT taxonomy, label, count(*), count(DISTINCT clip_id) FROM effective_labels "
+            "GROUP BY taxonomy, label ORDER BY taxonomy, label").fetchall()
+        per_taxonomy = dict(((t, (n, c)) for t, n, c in con.execute(
+            "SELECT taxonomy, count(*), count(DISTINCT clip_id) FROM effective_labels GROUP BY taxonomy").fetchall()))
+    stats = WorkspaceStats(
+        clips=clips, total_duration_s=duration, clips_labelled=labelled,
+        labels_per_clip=label_total / labelled if labelled else 0.0,
+        sources={source: {"clips": n_clips, "labels": n_labels} for source, n_clips, n_labels in source_rows},
+        origins=origins, beat_grids=grids,
+    )
+    names = [taxonomy] if taxonomy else sorted(per_taxonomy) or [workspace.default_taxonomy_name]
+    for name in names:
+        tax = workspace.taxonomy(name)
+        counts = {label: n for t, label, n, _ in per_label if t == name}
+        known = {label: n for label, n in counts.items() if label in tax.names}
+        ready, reasons = readiness(tax, known)
+        stats.taxonomies.append(TaxonomyStats(
+            taxonomy=name,
+            labels=[LabelCount(label, n, tax.min_count(label), tax.spec(label).colour) for label, n in known.items()],
+            missing=[label for label in tax.names if label not in counts],
+            segments=per_taxonomy.get(name, (0, 0))[0], clips_covered=per_taxonomy.get(name, (0, 0))[1],
+            ready=ready, reasons=reasons,
+        ))
+    return stats

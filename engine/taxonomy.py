@@ -1,0 +1,157 @@
+"""Taxonomies: the label set of a task, with colours, minimum counts and aliases.
+
+Built-in taxonomies live in the repository's `data/taxonomies/*.toml`; a workspace may add its
+own or override a built-in one in `<workspace>/taxonomies/*.toml`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import InputError, NotFound
+
+BUILTIN_TAXONOMY_DIR = Path(os.environ.get("WORKBENCH_DATA", Path(__file__).resolve().parents[1] / "data")) / "taxonomies"
+DEFAULT_TAXONOMY = "drums"
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+def normalise_label(raw: str) -> str:
+    """How labels are compared: 'Hi-Hat Open' → 'hi_hat_open'."""
+    return re.sub(r"[\s\-./]+", "_", raw.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    name: str
+    colour: str
+    min_count: int
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    name: str
+    labels: tuple[LabelSpec, ...]
+    description: str = ""
+    path: Path | None = None
+    _lookup: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        lookup: dict[str, str] = {}
+        for spec in self.labels:
+            for spelling in (spec.name, *spec.aliases):
+                key = normalise_label(spelling)
+                if lookup.get(key, spec.name) != spec.name:
+                    raise InputError(f"taxonomy {self.name}: '{spelling}' names both {lookup[key]} and {spec.name}")
+                lookup[key] = spec.name
+        self._lookup.update(lookup)
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.labels]
+
+    def resolve(self, raw: str) -> str | None:
+        """The taxonomy's name for a raw label or alias, or None when it is not in the taxonomy."""
+        return self._lookup.get(normalise_label(raw))
+
+    def spec(self, name: str) -> LabelSpec:
+        for spec in self.labels:
+            if spec.name == name:
+                return spec
+        raise NotFound(f"taxonomy {self.name} has no label {name!r}")
+
+    def min_count(self, name: str) -> int:
+        return self.spec(name).min_count
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "labels": [
+                {"name": s.name, "colour": s.colour, "min_count": s.min_count,
+                 "description": s.description, "aliases": list(s.aliases)}
+                for s in self.labels
+            ],
+        }
+
+
+def parse_taxonomy(data: dict, origin: str) -> Taxonomy:
+    """Build a taxonomy from its TOML table; `origin` names the file in error messages."""
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(f"{origin}: 'name' must be lowercase letters, digits or '_', got {name!r}")
+    default_min = data.get("min_count", 10)
+    labels_table = data.get("labels")
+    if not isinstance(labels_table, dict) or len(labels_table) < 2:
+        raise InputError(f"{origin}: a taxonomy needs a [labels.<name>] table for at least two labels")
+    specs = []
+    for label_name, entry in labels_table.items():
+        if not _NAME.match(label_name):
+            raise InputError(f"{origin}: label name {label_name!r} must be lowercase letters, digits or '_'")
+        entry = entry or {}
+        colour = entry.get("colour", entry.get("color", "#9ca3af"))
+        if not _COLOUR.match(str(colour)):
+            raise InputError(f"{origin}: label {label_name}: colour must look like #12abef, got {colour!r}")
+        min_count = entry.get("min_count", default_min)
+        if not isinstance(min_count, int) or min_count < 1:
+            raise InputError(f"{origin}: label {label_name}: min_count must be a positive whole number")
+        aliases = entry.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise InputError(f"{origin}: label {label_name}: aliases must be a list of strings")
+        specs.append(LabelSpec(label_name, str(colour), min_count, str(entry.get("description", "")), tuple(aliases)))
+    return Taxonomy(name=name, labels=tuple(specs), description=str(data.get("description", "")))
+
+
+def load_taxonomy_file(path: Path) -> Taxonomy:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read taxonomy ({error.strerror})") from error
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{path}: not valid TOML ({error})") from error
+    taxonomy = parse_taxonomy(data, str(path))
+    return Taxonomy(taxonomy.name, taxonomy.labels, taxonomy.description, path=path)
+
+
+def taxonomy_toml(name: str, labels: list[str], min_count: int, description: str = "") -> str:
+    """A TOML text for a new taxonomy with default colours, for `taxonomy create`."""
+    palette = ["#ef4444", "#f97316", "#eab308", "#84cc16", "#22c55e", "#14b8a6",
+               "#3b82f6", "#6366f1", "#a855f7", "#ec4899", "#64748b", "#78716c"]
+    lines = [f'name = "{name}"', f'description = "{description}"', f"min_count = {min_count}", ""]
+    for index, label in enumerate(labels):
+        lines += [f"[labels.{label}]", f'colour = "{palette[index % len(palette)]}"', "aliases = []", ""]
+    return "\n".join(lines)
+
+
+class TaxonomyRegistry:
+    """The taxonomies a workspace can use: built-in ones, overridden by the workspace's own."""
+
+    def __init__(self, *folders: Path) -> None:
+        self.folders = folders
+        self._by_name: dict[str, Taxonomy] | None = None
+
+    def _load(self) -> dict[str, Taxonomy]:
+        if self._by_name is None:
+            found: dict[str, Taxonomy] = {}
+            for folder in self.folders:
+                for path in sorted(Path(folder).glob("*.toml")):
+                    taxonomy = load_taxonomy_file(path)
+                    found[taxonomy.name] = taxonomy
+            self._by_name = found
+        return self._by_name
+
+    def names(self) -> list[str]:
+        return sorted(self._load())
+
+    def get(self, name: str) -> Taxonomy:
+        try:
+            return self._load()[name]
+        except KeyError:
+            raise NotFound(f"no taxonomy named {name!r}; available: {', '.join(self.names()) or 'none'}") from None

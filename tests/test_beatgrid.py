@@ -1,0 +1,179 @@
+import json
+
+import numpy as np
+import pytest
+
+from engine.audio.beatgrid import BeatGrid, detect_beat_grid
+from engine.errors import InputError
+
+# 4 beats at 120 bpm, then 4 at 60 bpm (beat 4 is at 2.0 s).
+TEMPO_CHANGE = BeatGrid.from_beat_times([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0])
+
+
+def grids():
+    return [
+        BeatGrid.constant(120, offset_s=0.5),
+        BeatGrid.constant(93.7, offset_s=-0.2, beats_per_bar=3),
+        TEMPO_CHANGE,
+        BeatGrid.from_beat_times(np.cumsum(np.random.default_rng(1).uniform(0.3, 0.7, 40)) + 0.1),
+    ]
+
+
+@pytest.mark.parametrize("grid", grids())
+def test_round_trips(grid):
+    rng = np.random.default_rng(0)
+    beats = rng.uniform(-20, 80, 500)  # fractional, negative and past the last explicit beat
+    assert np.allclose(grid.beat_at(grid.seconds_at(beats)), beats, rtol=0, atol=1e-9)
+    seconds = rng.uniform(-10, 40, 500)
+    assert np.allclose(grid.seconds_at(grid.beat_at(seconds)), seconds, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("grid", grids())
+def test_scalar_in_float_out(grid):
+    assert type(grid.seconds_at(3)) is float
+    assert type(grid.beat_at(1.25)) is float
+    assert isinstance(grid.seconds_at([1, 2]), np.ndarray)
+
+
+def test_known_values():
+    grid = BeatGrid.constant(120, offset_s=0.5)
+    assert grid.seconds_at(0) == pytest.approx(0.5)
+    assert grid.seconds_at(4) == pytest.approx(2.5)
+    assert grid.seconds_at(2.5) == pytest.approx(1.75)
+    assert grid.seconds_at(-1) == pytest.approx(0.0)
+    assert grid.beat_at(2.5) == pytest.approx(4.0)
+    assert np.allclose(grid.seconds_at(np.array([0, 4, 2.5])), [0.5, 2.5, 1.75])
+
+
+def test_bars():
+    four = BeatGrid.constant(120)
+    three = BeatGrid.constant(120, beats_per_bar=3)
+    assert four.beat_of_bar(0) == 0 and four.beat_of_bar(16) == 64
+    assert three.beat_of_bar(2) == 6 and three.bar_of_beat(7.5) == 2.5
+    assert four.bar_of_beat(64) == 16
+    assert three.seconds_at(three.beat_of_bar(1)) == pytest.approx(1.5)
+
+
+def test_tempo_change_is_piecewise():
+    grid = TEMPO_CHANGE
+    assert grid.seconds_at(1.5) == pytest.approx(0.75)  # 120 bpm part
+    assert grid.seconds_at(4) == pytest.approx(2.0)
+    assert grid.seconds_at(5.5) == pytest.approx(3.5)  # 60 bpm part
+    assert grid.seconds_at(-2) == pytest.approx(-1.0)  # before: first interval's tempo
+    assert grid.seconds_at(10) == pytest.approx(8.0)  # after: last interval's tempo
+    assert grid.beat_at(7.5) == pytest.approx(9.5)
+    assert grid.bpm == pytest.approx(80.0)  # median of four 0.5 s and four 1 s intervals: 0.75 s
+    assert grid.offset_s == 0.0
+
+
+def test_explicit_times_govern_conversion():
+    grid = BeatGrid(bpm=999, offset_s=7, beat_times=(1.0, 2.0, 3.0))
+    assert grid.seconds_at(1) == 2.0
+
+
+def test_snap():
+    grid = BeatGrid.constant(128, beats_per_bar=4)
+    assert grid.snap(63.6) == 64
+    assert grid.snap(63.4) == 63
+    assert grid.snap(63.4, to="half") == 63.5
+    assert grid.snap(63.1, to="quarter") == 63.0
+    assert grid.snap(62.1, to="bar") == 64
+    assert grid.snap(61.9, to="bar") == 60
+    assert grid.snap(-0.3) == 0
+    with pytest.raises(InputError, match="choose one of"):
+        grid.snap(1, to="phrase")
+
+
+def test_beat_times_within():
+    grid = BeatGrid.constant(120, offset_s=0.6)  # beat -1 at 0.1 s is left out
+    times = grid.beat_times_within(2.6)
+    assert np.allclose(times, [0.6, 1.1, 1.6, 2.1, 2.6])
+    assert np.allclose(TEMPO_CHANGE.beat_times_within(4.5), [0, 0.5, 1, 1.5, 2, 3, 4])
+    assert len(BeatGrid.constant(120, offset_s=5).beat_times_within(3)) == 0
+
+
+def test_check_range():
+    grid = BeatGrid.constant(120, offset_s=0.5)  # 10 s clip: beat 19 is at 10 s
+    grid.check_range(0, 4, 10.0)
+    grid.check_range(16.5, 19, 10.0)
+    grid.check_range(16, 19, 9.9995)  # within the tolerance
+    with pytest.raises(InputError, match=r"beats 8–4.*last beat is 19"):
+        grid.check_range(8, 4, 10.0)
+    with pytest.raises(InputError, match="beats 4–4"):
+        grid.check_range(4, 4, 10.0)
+    with pytest.raises(InputError, match="negative"):
+        grid.check_range(-1, 4, 10.0)
+    with pytest.raises(InputError, match=r"beats 16–20\b.*past the end.*last beat is 19"):
+        grid.check_range(16, 20, 10.0)
+    with pytest.raises(InputError):
+        grid.check_range(0, float("nan"), 10.0)
+
+
+@pytest.mark.parametrize("grid", grids())
+def test_dict_round_trip(grid):
+    data = json.loads(json.dumps(grid.to_dict()))
+    assert BeatGrid.from_dict(data) == grid
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"bpm": 0},
+        {"bpm": -120},
+        {"bpm": 1001},
+        {"bpm": float("nan")},
+        {"bpm": float("inf")},
+        {"bpm": "120"},
+        {"bpm": 120, "offset_s": float("nan")},
+        {"bpm": 120, "beats_per_bar": 0},
+        {"bpm": 120, "beats_per_bar": 3.5},
+        {"bpm": 120, "beat_times": (1.0,)},
+        {"bpm": 120, "beat_times": (1.0, 1.0, 2.0)},
+        {"bpm": 120, "beat_times": (2.0, 1.0)},
+        {"bpm": 120, "beat_times": (0.0, float("inf"))},
+    ],
+)
+def test_invalid_grids(kwargs):
+    with pytest.raises(ValueError):
+        BeatGrid(**kwargs)
+
+
+def test_invalid_beat_times_and_dicts():
+    with pytest.raises(ValueError):
+        BeatGrid.from_beat_times([0.5])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        BeatGrid.from_beat_times([0.0, 0.5, 0.4])
+    with pytest.raises(ValueError):
+        BeatGrid.from_dict({"offset_s": 0.0})
+    with pytest.raises(ValueError, match="unknown"):
+        BeatGrid.from_dict({"bpm": 120, "tempo": 120})
+
+
+def click_track(bpm=124.0, offset=0.1, seconds=20.0, sr=22050):
+    """Short decaying sine bursts on every beat, louder and lower on the downbeats."""
+    samples = np.zeros(int(seconds * sr), dtype=np.float32)
+    t = np.arange(int(0.08 * sr)) / sr
+    beat_times = offset + np.arange(int((seconds - offset) * bpm / 60)) * 60 / bpm
+    for i, at in enumerate(beat_times):
+        downbeat = i % 4 == 0
+        gain, freq = (1.0, 80) if downbeat else (0.5, 160)
+        burst = gain * np.sin(2 * np.pi * freq * t) * np.exp(-t * 40)
+        start = int(round(at * sr))
+        chunk = samples[start : start + len(burst)]
+        chunk += burst[: len(chunk)].astype(np.float32)
+    return samples, beat_times, sr
+
+
+def test_detect_beat_grid():
+    samples, true_beats, sr = click_track()
+    grid = detect_beat_grid(samples, sr)
+    assert grid.bpm == pytest.approx(124.0, rel=0.01)
+    assert np.min(np.abs(true_beats - grid.offset_s)) < 0.03
+    assert grid.beat_times is not None and grid.beats_per_bar == 4
+
+
+def test_detect_too_short():
+    with pytest.raises(InputError, match="too short for beat tracking"):
+        detect_beat_grid(np.zeros(22050, dtype=np.float32), 22050)
+    with pytest.raises(InputError, match="too short for beat tracking"):
+        detect_beat_grid(np.zeros(22050 * 6, dtype=np.float32), 22050)  # silence: no beats

@@ -1,0 +1,220 @@
+import pickle
+import re
+
+import librosa
+import numpy as np
+import pytest
+
+from engine.audio import dsp
+from engine.audio.regions import PREROLL_S, active_rms, normalize_loudness, onset_region
+from engine.features.dsp import DspExtractor
+from engine.features.mel import MelExtractor
+
+SR = 22050
+
+
+def _times(seconds: float) -> np.ndarray:
+    return np.arange(round(seconds * SR)) / SR
+
+
+def kick(seconds: float = 0.5) -> np.ndarray:
+    """A sine sweeping down from 150 Hz to 45 Hz with an exponential decay."""
+    t = _times(seconds)
+    freq = 45.0 + 105.0 * np.exp(-t * 25.0)
+    phase = 2 * np.pi * np.cumsum(freq) / SR
+    return (0.9 * np.sin(phase) * np.exp(-t * 8.0)).astype(np.float32)
+
+
+def hat(seconds: float = 0.15) -> np.ndarray:
+    """White noise, high-passed by repeated differencing, with a fast decay."""
+    noise = np.random.default_rng(1).standard_normal(round(seconds * SR) + 3)
+    bright = np.diff(noise, n=3)
+    return (0.2 * bright * np.exp(-_times(seconds) * 40.0)).astype(np.float32)
+
+
+def click() -> np.ndarray:
+    signal = np.zeros(round(0.05 * SR), dtype=np.float32)
+    signal[0] = 1.0
+    return signal
+
+
+def with_silence(signal: np.ndarray, seconds: float) -> np.ndarray:
+    return np.concatenate([np.zeros(round(seconds * SR), dtype=np.float32), signal])
+
+
+def relative_l2(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+# --- building blocks against librosa -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sample_rate, n_fft, n_mels, fmin, fmax",
+    [(22050, 1024, 64, 0.0, None), (22050, 1024, 64, 20.0, 11025.0), (44100, 2048, 128, 30.0, 16000.0)],
+)
+def test_mel_filterbank_matches_librosa(sample_rate, n_fft, n_mels, fmin, fmax):
+    ours = dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+    theirs = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_power_spectrogram_matches_librosa_stft():
+    signal = kick()
+    ours = dsp.power_spectrogram(dsp.frame(signal, 1024, 256))
+    theirs = np.abs(librosa.stft(signal, n_fft=1024, hop_length=256, center=True, pad_mode="constant")) ** 2
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3 * theirs.max())
+
+
+def test_mfcc_matches_librosa():
+    signal = kick() + hat(0.5)
+    power = dsp.power_spectrogram(dsp.frame(signal, 1024, 256))
+    log_mel = dsp.power_to_db(dsp.mel_filterbank(SR, 1024, 64) @ power, top_db=80.0)
+    ours = dsp.mfcc(log_mel, 20)
+    theirs = librosa.feature.mfcc(y=signal, sr=SR, n_mfcc=20, n_fft=1024, hop_length=256, n_mels=64)
+    assert ours.shape == theirs.shape
+    assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.999
+    np.testing.assert_allclose(ours, theirs, atol=0.05)
+
+
+def test_delta_matches_librosa_away_from_edges():
+    features = np.random.default_rng(0).standard_normal((20, 50)).astype(np.float32)
+    ours = dsp.delta(features)
+    theirs = librosa.feature.delta(features, width=9)
+    np.testing.assert_allclose(ours[:, 4:-4], theirs[:, 4:-4], atol=1e-5)
+    assert np.all(dsp.delta(np.ones((3, 1), dtype=np.float32)) == 0)
+
+
+def test_spectral_shape_matches_librosa():
+    signal = kick() + hat(0.5)
+    power = dsp.power_spectrogram(dsp.frame(signal, 1024, 256))
+    magnitude = np.sqrt(power)
+    freqs = dsp.fft_frequencies(SR, 1024)
+    centroid = dsp.spectral_centroid(magnitude, freqs)
+    pairs = [
+        (centroid, librosa.feature.spectral_centroid(S=magnitude, sr=SR)[0]),
+        (
+            dsp.spectral_bandwidth(magnitude, freqs, centroid),
+            librosa.feature.spectral_bandwidth(S=magnitude, sr=SR)[0],
+        ),
+        (dsp.spectral_rolloff(magnitude, freqs), librosa.feature.spectral_rolloff(S=magnitude, sr=SR)[0]),
+        (dsp.spectral_flatness(power), librosa.feature.spectral_flatness(S=magnitude)[0]),
+    ]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-6)
+
+
+# --- regions ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signal", [np.zeros(0, dtype=np.float32), np.zeros(1000, dtype=np.float32)])
+def test_onset_region_leaves_silence_alone(signal):
+    assert onset_region(signal, SR, 1.0) is signal
+
+
+def test_onset_region_starts_a_fixed_preroll_before_the_onset():
+    preroll = round(PREROLL_S * SR)
+    for lead_s in (0.0, 0.001, 0.3):
+        region = onset_region(with_silence(kick(), lead_s), SR, 0.2)
+        assert len(region) == round(0.2 * SR)
+        first_sound = np.flatnonzero(region)[0]
+        assert abs(first_sound - preroll) <= round(0.002 * SR)
+    assert len(onset_region(kick(), SR, None)) == len(kick()) + preroll
+
+
+def test_normalize_loudness_reaches_target_and_keeps_silence():
+    for gain in (1.0, 0.01):
+        louder = normalize_loudness(kick() * gain, target_db=-20.0)
+        assert 20 * np.log10(active_rms(louder)) == pytest.approx(-20.0, abs=0.01)
+    assert not normalize_loudness(np.zeros(100, dtype=np.float32)).any()
+    assert normalize_loudness(np.zeros(0, dtype=np.float32)).size == 0
+    broken = kick()
+    broken[10:20] = [np.nan, np.inf] * 5
+    assert np.isfinite(normalize_loudness(broken)).all()
+
+
+# --- extractors ---------------------------------------------------------------------------------
+
+AWKWARD_INPUTS = {
+    "hit": kick(),
+    "10ms": kick(0.01),
+    "zeros": np.zeros(SR, dtype=np.float32),
+    "empty": np.zeros(0, dtype=np.float32),
+    "10s": np.tile(kick(), 20),
+}
+
+
+@pytest.mark.parametrize("name", AWKWARD_INPUTS)
+@pytest.mark.parametrize("params", [{}, {"region_s": 0}, {"region_s": None}])
+def test_dsp_vector_is_fixed_length_and_finite(name, params):
+    extractor = DspExtractor(**params)
+    vector = extractor.extract(AWKWARD_INPUTS[name])
+    assert vector.dtype == np.float32
+    assert vector.shape == (len(extractor.feature_names()),)
+    assert np.isfinite(vector).all()
+
+
+@pytest.mark.parametrize("name", AWKWARD_INPUTS)
+def test_mel_patch_is_fixed_shape_and_finite(name):
+    patch = MelExtractor().extract(AWKWARD_INPUTS[name])
+    assert patch.dtype == np.float32
+    assert patch.shape == (64, 96)
+    assert np.isfinite(patch).all()
+    assert patch.min() >= -80.0
+
+
+def test_mel_patch_of_silence_is_the_floor():
+    assert np.all(MelExtractor(top_db=60.0).extract(np.zeros(SR, dtype=np.float32)) == -60.0)
+
+
+def test_feature_names_are_unique_and_aligned():
+    extractor = DspExtractor(n_mfcc=13)
+    names = extractor.feature_names()
+    assert len(names) == len(set(names)) == len(extractor.extract(kick()))
+    assert len(DspExtractor().feature_names()) == 99
+
+
+@pytest.mark.parametrize("signal", [kick(), hat(), click()], ids=["kick", "hat", "click"])
+def test_dsp_vector_ignores_gain(signal):
+    extractor = DspExtractor()
+    assert relative_l2(extractor.extract(signal * 0.1), extractor.extract(signal)) < 0.05
+
+
+@pytest.mark.parametrize("signal", [kick(), hat(), click()], ids=["kick", "hat", "click"])
+@pytest.mark.parametrize("lead_s", [0.3, 0.0123])
+def test_leading_silence_does_not_change_features(signal, lead_s):
+    noise = np.random.default_rng(2).standard_normal(round(lead_s * SR) + len(signal)).astype(np.float32) * 1e-4
+    hit = signal + noise[: len(signal)]
+    delayed = with_silence(hit, lead_s) + np.concatenate([noise[len(signal) :], np.zeros_like(hit)])
+    dsp_extractor, mel_extractor = DspExtractor(), MelExtractor()
+    assert relative_l2(dsp_extractor.extract(delayed), dsp_extractor.extract(hit)) < 0.01
+    mel_difference = np.abs(mel_extractor.extract(delayed) - mel_extractor.extract(hit))
+    assert mel_difference.mean() < 0.1
+    assert mel_difference.max() < 3.0
+
+
+def test_kick_and_hat_are_told_apart():
+    extractor = DspExtractor()
+    names = extractor.feature_names()
+    kick_vector, hat_vector = extractor.extract(kick()), extractor.extract(hat())
+    assert relative_l2(hat_vector, kick_vector) > 0.5
+    kick_features, hat_features = dict(zip(names, kick_vector)), dict(zip(names, hat_vector))
+    assert hat_features["centroid_hz_mean"] > 4 * kick_features["centroid_hz_mean"]
+    assert kick_features["energy_below_150hz"] > 0.5 > hat_features["energy_below_150hz"]
+    assert hat_features["energy_above_5khz"] > 0.5
+    assert hat_features["decay_s"] < kick_features["decay_s"]
+
+
+@pytest.mark.parametrize("extractor_type", [DspExtractor, MelExtractor])
+def test_extractor_identity_and_pickling(extractor_type):
+    extractor = extractor_type(n_mels=32)
+    clone = pickle.loads(pickle.dumps(extractor))
+    assert clone.params == extractor.params
+    assert re.fullmatch(r"[0-9a-f]{16}", extractor.code_version)
+    assert extractor.cache_prefix == f"{extractor.name}:{extractor.params_hash}:{extractor.code_version}"
+    assert extractor.params_hash != extractor_type().params_hash
+    np.testing.assert_array_equal(clone.extract(kick()), extractor.extract(kick()))
+    with pytest.raises(ValueError, match="unknown parameter"):
+        extractor_type(n_ffts=512)
