@@ -24,6 +24,7 @@ from engine.progress import CancelToken, Reporter
 from engine.stats import workspace_stats
 from engine.workspace import Workspace
 
+TRACK_RATE = 22050
 DEMO_TRACKS = {
     "track_a": (124.0, 0.05, [("intro", 8), ("build", 4), ("drop", 8), ("break", 4), ("build", 4), ("drop", 8), ("outro", 4)]),
     "track_b": (118.0, 0.12, [("intro", 4), ("verse", 8), ("chorus", 8), ("break", 4), ("chorus", 8), ("outro", 4)]),
@@ -57,9 +58,9 @@ def write_demo_tracks(folder: Path) -> Path:
     with open(manifest, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "start_beat", "end_beat", "source"])
-        for name, (bpm, offset, sections) in DEMO_TRACKS.items():
-            audio, placed = synthesize_section_track(sections, bpm=bpm, offset_s=offset, seed=len(name))
-            soundfile.write(folder / f"{name}.flac", audio, 22050)
+        for seed, (name, (bpm, offset, sections)) in enumerate(DEMO_TRACKS.items()):
+            audio, placed = synthesize_section_track(sections, bpm=bpm, offset_s=offset, sample_rate=TRACK_RATE, seed=seed)
+            soundfile.write(folder / f"{name}.flac", audio, TRACK_RATE)
             for section in placed:
                 writer.writerow([f"{name}.flac", section["label"], section["start_beat"], section["end_beat"], "demo_tracks"])
     return manifest

@@ -121,7 +121,8 @@ def test_onset_region_starts_a_fixed_preroll_before_the_onset():
         assert len(region) == round(0.2 * SR)
         first_sound = np.flatnonzero(region)[0]
         assert abs(first_sound - preroll) <= round(0.002 * SR)
-    assert len(onset_region(kick(), SR, None)) == len(kick()) + preroll
+    assert len(onset_region(kick(), SR, None)) == len(onset_region(kick(), SR, 0)) == len(kick()) + preroll
+    assert not onset_region(kick(), SR, 0.001).any()  # shorter than the pre-roll: all lead-in
 
 
 def test_normalize_loudness_reaches_target_and_keeps_silence():
@@ -185,9 +186,10 @@ def test_dsp_vector_ignores_gain(signal):
 @pytest.mark.parametrize("signal", [kick(), hat(), click()], ids=["kick", "hat", "click"])
 @pytest.mark.parametrize("lead_s", [0.3, 0.0123])
 def test_leading_silence_does_not_change_features(signal, lead_s):
-    noise = np.random.default_rng(2).standard_normal(round(lead_s * SR) + len(signal)).astype(np.float32) * 1e-4
-    hit = signal + noise[: len(signal)]
-    delayed = with_silence(hit, lead_s) + np.concatenate([noise[len(signal) :], np.zeros_like(hit)])
+    """The lead-in is not digital silence but a -80 dBFS noise floor, like a real recording."""
+    noise_floor = 1e-4 * np.random.default_rng(2).standard_normal(round(lead_s * SR) + len(signal))
+    hit = signal + noise_floor[: len(signal)].astype(np.float32)
+    delayed = np.concatenate([noise_floor[len(signal) :].astype(np.float32), hit])
     dsp_extractor, mel_extractor = DspExtractor(), MelExtractor()
     assert relative_l2(dsp_extractor.extract(delayed), dsp_extractor.extract(hit)) < 0.01
     mel_difference = np.abs(mel_extractor.extract(delayed) - mel_extractor.extract(hit))

@@ -38,7 +38,7 @@ def first_above(env: np.ndarray, threshold_db: float) -> int:
 def onset_region(
     samples: np.ndarray, sample_rate: int, max_seconds: float | None, threshold_db: float = -40.0
 ) -> np.ndarray:
-    """The sound from PREROLL_S before its onset, at most max_seconds long (None: to the end).
+    """The sound from PREROLL_S before its onset, at most max_seconds long (None or 0: to the end).
 
     The onset is the first sample within threshold_db of the RMS of the clip's loudest envelope
     block (found inside the first block whose RMS gets there). The pre-roll is always exactly
@@ -53,11 +53,11 @@ def onset_region(
     level = env.max() * 10.0 ** (threshold_db / 20.0)
     onset = block_start + int(np.argmax(np.abs(samples[block_start : block_start + block]) >= level))
     start = onset - round(sample_rate * PREROLL_S)
-    stop = len(samples) if max_seconds is None else start + max(1, round(max_seconds * sample_rate))
-    region = samples[max(start, 0) : stop]
-    if start < 0:
-        region = np.concatenate([np.zeros(-start, dtype=samples.dtype), region])
-    return region
+    stop = start + round(max_seconds * sample_rate) if max_seconds else len(samples)
+    if start >= 0:
+        return samples[start:stop]
+    lead = np.zeros(min(-start, stop - start), dtype=samples.dtype)
+    return np.concatenate([lead, samples[: max(stop, 0)]])
 
 
 def active_rms(samples: np.ndarray, block: int = LOUDNESS_BLOCK) -> float:

@@ -103,8 +103,7 @@ class DspExtractor(Extractor):
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
         sample_rate, n_fft = self.sample_rate, int(self.params["n_fft"])
-        region_s = self.params["region_s"] or None
-        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, region_s)
+        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, self.params["region_s"])
         region = normalize_loudness(region, self.params["target_db"])
 
         frames = dsp.frame(region, n_fft, int(self.params["hop"]))

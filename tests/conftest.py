@@ -1,0 +1,45 @@
+"""Shared fixtures: workspaces and synthesised audio written to disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from engine.audio.synth import DEMO_PACKS, synthesize_hit
+from engine.workspace import Workspace
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace.open(tmp_path / "ws")
+
+
+def write_hits(folder: Path, kind: str, count: int, pack=DEMO_PACKS[0], seed: int = 0, fmt: str = "wav") -> list[Path]:
+    """`count` synthesised hits of one class written as files into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for index in range(count):
+        path = folder / f"{kind}_{seed}_{index:02d}.{fmt}"
+        soundfile.write(path, synthesize_hit(kind, pack, rng), pack.sample_rate)
+        paths.append(path)
+    return paths
+
+
+def write_tone(path: Path, seconds: float = 2.0, rate: int = 22050, channels: int = 1, freq: float = 220.0) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    tone = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, np.repeat(tone[:, None], channels, axis=1) if channels > 1 else tone, rate)
+    return path
+
+
+def curated_library(root: Path, classes=("kick", "snare", "hihat_closed"), per_pack: int = 4,
+                    packs=DEMO_PACKS[:3]) -> Path:
+    for pack_number, pack in enumerate(packs):
+        for kind in classes:
+            write_hits(root / kind / pack.name, kind, per_pack, pack=pack, seed=pack_number)
+    return root
