@@ -83,6 +83,14 @@ def _measure(handle: soundfile.SoundFile) -> tuple[int, float, float, float]:
     return frames, peak, rms_db, (clipped / values if values else 0.0)
 
 
+def _decoder_message(error: Exception) -> str:
+    """libsndfile's words without the in-memory buffer it names: 'Format not recognised.'"""
+    text = str(error).strip()
+    if text.startswith("Error opening <"):
+        text = text.split(">: ", 1)[-1]
+    return text or type(error).__name__
+
+
 def probe_file(path: str) -> ProbedFile | Rejection:
     """Hash and check one file; never raises for a bad file, returns a Rejection instead."""
     try:
@@ -103,7 +111,7 @@ def probe_file(path: str) -> ProbedFile | Rejection:
             sample_rate, channels, container = audio.samplerate, audio.channels, audio.format
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
         reason = Reason.CORRUPT if looks_like_audio(data[:16]) else Reason.NOT_AUDIO
-        return Rejection(path, reason, str(error).strip() or type(error).__name__)
+        return Rejection(path, reason, _decoder_message(error))
     if frames == 0 or sample_rate <= 0:
         return Rejection(path, Reason.ZERO_LENGTH, "no audio frames")
     return ProbedFile(
