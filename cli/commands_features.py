@@ -131,7 +131,43 @@ def export_dataset_command(
            render=render if report.manifest else None)
 
 
+dataset_app = typer.Typer(help="Datasets: an export folder or a curated folder root.", no_args_is_help=True)
+
+
+@dataset_app.command("info")
+@handles_errors
+def dataset_info(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="An export (manifest.json) or a curated folder (<class>/<audio>).")],
+    extractor: Annotated[str | None, typer.Option("--extractor", "-e",
+                                                  help="For a curated folder (default dsp); an export names its own.")] = None,
+    param: ParamOption = None,
+    taxonomy: TaxonomyOption = None,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Classes, counts and feature shape of a dataset (a curated folder is featurised through the cache)."""
+    from engine.datasets.source import open_dataset
+
+    workspace = open_workspace(ctx)
+    spec = FeatureSpec.parse(extractor, parse_params(param or [])) if extractor else None
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        dataset = open_dataset(path, workspace, spec=spec, taxonomy=taxonomy, workers=workers, reporter=reporter,
+                               cancel=cancel)
+    summary = dataset.summary()
+
+    def render() -> None:
+        stdout.print(f"{summary['kind']} dataset {summary['path']}: {summary['rows']} rows of {summary['extractor']} "
+                     f"{tuple(summary['feature_shape'])}, {len(summary['sources'])} sources")
+        for name, count in summary["counts"].items():
+            stdout.print(f"  {name:<16} {count}")
+        render_rejections(dataset.rejections)
+
+    finish(summary, json_out, partial=bool(dataset.rejections), render=render)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(dataset_app, name="dataset")
     app.add_typer(features_app, name="features")
     app.add_typer(cache_app, name="cache")
     app.command("export-dataset")(export_dataset_command)

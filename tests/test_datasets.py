@@ -112,3 +112,23 @@ def test_a_failed_export_leaves_the_previous_dataset_intact(library, tmp_path, m
         export_dataset(library, out, FeatureSpec.parse("dsp"), seed=5, workers=1)
     assert (out / "manifest.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dataset")] == []
+
+
+def test_a_curated_folder_and_an_export_read_alike(library, tmp_path):
+    from engine.datasets.source import open_dataset
+
+    curated = open_dataset(tmp_path / "curated", library, taxonomy="drums", workers=1)
+    assert curated.kind == "curated" and curated.classes == ["hihat_closed", "kick", "snare"]
+    assert len(curated.labels) == 60 and curated.features.shape == (60, 99)
+    assert set(curated.groups) == {pack.name for pack in DEMO_PACKS}
+    export_dataset(library, tmp_path / "export", FeatureSpec.parse("dsp"), split_by="group", workers=1)
+    exported = open_dataset(tmp_path / "export", library)
+    assert exported.kind == "export" and sorted(exported.labels) == sorted(curated.labels)
+    assert set(exported.splits) == {Split.TRAIN, Split.VAL, Split.TEST}
+    # the same clips through the same cache give the same features, in whatever order
+    assert np.allclose(np.sort(exported.features.sum(axis=1)), np.sort(curated.features.sum(axis=1)), rtol=1e-5)
+    with pytest.raises(InputError, match="holds dsp features, not mel"):
+        open_dataset(tmp_path / "export", library, spec=FeatureSpec.parse("mel"))
+    with pytest.raises(InputError, match="neither a dataset export"):
+        (tmp_path / "emptydir").mkdir()
+        open_dataset(tmp_path / "emptydir", library)
