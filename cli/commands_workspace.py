@@ -52,8 +52,9 @@ def taxonomy_create(
     json_out: JsonOption = False,
 ) -> None:
     """Write a new taxonomy into the workspace's taxonomies/ folder (edit it to add aliases and colours)."""
-    from engine.taxonomy import load_taxonomy_file, normalise_label, taxonomy_toml
+    from engine.taxonomy import check_name, load_taxonomy_file, normalise_label, taxonomy_toml
 
+    check_name(name, "taxonomy name")
     workspace = open_workspace(ctx)
     path = workspace.taxonomies_dir / f"{name}.toml"
     if path.exists():

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from engine.errors import Cancelled, WorkbenchError, WorkspaceBusy
 
@@ -27,7 +28,7 @@ class ExitCode(IntEnum):
 
 
 stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(document: Any) -> None:
@@ -64,7 +65,7 @@ def handles_errors(command: Callable) -> Callable:
                 print_json({"ok": False, "exit_code": int(code),
                             "error": {"type": type(error).__name__, "message": message,
                                       "busy": isinstance(error, WorkspaceBusy)}})
-            stderr.print(f"[bold red]error:[/] {message}" if not cancelled else f"[yellow]{message}[/]")
+            stderr.print(f"[bold red]error:[/] {escape(message)}" if not cancelled else f"[yellow]{escape(message)}[/]")
             raise typer.Exit(int(code)) from None
 
     return wrapper

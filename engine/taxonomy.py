@@ -81,19 +81,22 @@ class Taxonomy:
         }
 
 
+def check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(f"{what} must be lowercase letters, digits or '_' (starting with a letter or digit), got {name!r}")
+    return name
+
+
 def parse_taxonomy(data: dict, origin: str) -> Taxonomy:
     """Build a taxonomy from its TOML table; `origin` names the file in error messages."""
-    name = data.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InputError(f"{origin}: 'name' must be lowercase letters, digits or '_', got {name!r}")
+    name = check_name(data.get("name"), f"{origin}: 'name'")
     default_min = data.get("min_count", 10)
     labels_table = data.get("labels")
     if not isinstance(labels_table, dict) or len(labels_table) < 2:
         raise InputError(f"{origin}: a taxonomy needs a [labels.<name>] table for at least two labels")
     specs = []
     for label_name, entry in labels_table.items():
-        if not _NAME.match(label_name):
-            raise InputError(f"{origin}: label name {label_name!r} must be lowercase letters, digits or '_'")
+        check_name(label_name, f"{origin}: label name")
         entry = entry or {}
         colour = entry.get("colour", entry.get("color", "#9ca3af"))
         if not _COLOUR.match(str(colour)):

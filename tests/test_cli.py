@@ -626,3 +626,30 @@ def test_jobs_list(rich_ws, base_ws):
     assert extract["finished_at"] is not None and extract["error"] is None
     assert ok(["jobs", "list"], base_ws)["jobs"] == []
     usage_error(["jobs", "list", "--limit", 0], rich_ws)
+
+
+# -- bugs found by these tests, now fixed ------------------------------------------------------
+# Each of these once crashed with a traceback instead of exit 1 and a JSON error document.
+
+def test_a_bad_busy_timeout_setting_is_a_clear_error(base_ws):
+    doc = failed(["stats"], base_ws, env={"WORKBENCH_BUSY_TIMEOUT": "abc"})
+    assert "WORKBENCH_BUSY_TIMEOUT" in doc["error"]["message"]
+
+
+def test_taxonomy_create_refuses_a_path_like_name(ws):
+    doc = failed(["taxonomy", "create", "sub/fx", "--labels", "a,b"], ws)
+    assert "name" in doc["error"]["message"]
+
+
+@pytest.mark.parametrize("name", ["x[/b].wav", "[weird].wav"])
+def test_error_messages_with_square_brackets_are_printed_as_they_are(rich_ws, name):
+    doc = failed(["labels", "add", name, "--label", "kick"], rich_ws)
+    assert name in doc["error"]["message"]
+    result = invoke(["labels", "add", name, "--label", "kick"], rich_ws, json_out=False)
+    expect(result, 1)
+    assert name in result.stderr.replace("\n", "")
+
+
+def test_features_extract_with_a_badly_typed_param_is_a_clear_error(ws):
+    doc = failed(["features", "extract", "--extractor", "mel", "--param", "n_mels=abc", "--workers", 1], ws)
+    assert "n_mels" in doc["error"]["message"]

@@ -126,3 +126,20 @@ def test_parallel_probe_matches_in_process_probe(tmp_path):
     info = soundfile.info(paths[0])
     assert probe.frames == info.frames and probe.sample_rate == info.samplerate
     assert len(probe.clip_id) == 64 and np.isfinite(probe.rms_db)
+
+
+def test_ogg_mp3_and_aiff_import_and_decode(workspace, tmp_path):
+    from engine.audio.decode import decode
+
+    t = np.arange(22050) / 22050
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * np.exp(-t * 5)).astype(np.float32)
+    folder = tmp_path / "formats"
+    folder.mkdir()
+    soundfile.write(folder / "a.ogg", tone, 22050, format="OGG", subtype="VORBIS")
+    soundfile.write(folder / "b.mp3", tone, 22050, format="MP3", subtype="MPEG_LAYER_III")
+    soundfile.write(folder / "c.aiff", tone, 22050, format="AIFF", subtype="PCM_16")
+    report = import_folder(workspace, folder, workers=1)
+    assert report.added == 3 and not report.rejections
+    for name in ("a.ogg", "b.mp3", "c.aiff"):
+        samples, rate = decode(folder / name, sample_rate=16000)
+        assert rate == 16000 and abs(samples.size - 16000) < 1200 and np.abs(samples).max() > 0.1

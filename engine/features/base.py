@@ -29,6 +29,27 @@ def source_fingerprint(*module_names: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def _check_type(extractor: str, key: str, value: Any, default: Any) -> None:
+    """A parameter takes its default's type (an int where a float is expected is fine); whole-number
+    sizes (n_fft, hop, n_mels, sample_rate …) must be positive. None is accepted where the default is None
+    or a float (e.g. region_s=None: the whole segment)."""
+    if value is None:
+        if default is None or isinstance(default, float):
+            return
+        raise ValueError(f"{extractor}: parameter {key} needs a value")
+    if default is None:
+        return
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        if not isinstance(value, type(default)):
+            raise ValueError(f"{extractor}: parameter {key} must be {type(default).__name__}, got {value!r}")
+        return
+    wanted = int if isinstance(default, int) else (int, float)
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        raise ValueError(f"{extractor}: parameter {key} must be {type(default).__name__}, got {value!r}")
+    if isinstance(default, int) and default > 0 and not value > 0:
+        raise ValueError(f"{extractor}: parameter {key} must be positive, got {value!r}")
+
+
 class Extractor(ABC):
     """Base class: subclasses set `name`, `defaults`, `code_modules` and implement `extract`."""
 
@@ -42,6 +63,8 @@ class Extractor(ABC):
         if unknown:
             known = ", ".join(sorted(self.defaults)) or "none"
             raise ValueError(f"{self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {known}")
+        for key, value in params.items():
+            _check_type(self.name, key, value, self.defaults[key])
         self.params: dict[str, Any] = {**self.defaults, **params}
 
     @property

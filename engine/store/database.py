@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from engine.errors import WorkspaceBusy
+from engine.errors import InputError, WorkspaceBusy
 from engine.store.schema import migrate
 
 DEFAULT_BUSY_TIMEOUT_S = 15.0
@@ -25,7 +25,15 @@ DEFAULT_BUSY_TIMEOUT_S = 15.0
 
 def _busy_timeout_from_env() -> float:
     value = os.environ.get("WORKBENCH_BUSY_TIMEOUT")
-    return float(value) if value else DEFAULT_BUSY_TIMEOUT_S
+    if not value:
+        return DEFAULT_BUSY_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise InputError(f"WORKBENCH_BUSY_TIMEOUT must be a number of seconds, not {value!r}")
+    return seconds
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
