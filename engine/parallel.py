@@ -25,20 +25,11 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _one_blas_thread() -> None:
-    """Small matrix products in DSP code run slower, not faster, on several BLAS threads."""
+def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:
     from threadpoolctl import threadpool_limits
 
-    global _blas_limit
-    _blas_limit = threadpool_limits(limits=1)
-
-
-_blas_limit = None
-
-
-def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _one_blas_thread()
+    threadpool_limits(limits=1)  # small DSP matrix products run slower, not faster, on several BLAS threads
     if initializer is not None:
         initializer(*initargs)
 

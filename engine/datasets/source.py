@@ -8,6 +8,7 @@ so it is not imported into the library, and a second read decodes nothing.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,7 @@ from engine.datasets.export import FORMAT
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.features.spec import FeatureSpec
-from engine.library.scan import find_audio_files, probe_file
-from engine.parallel import parallel_map
+from engine.library.scan import find_audio_files, folder_roles, probe_files
 from engine.progress import CancelToken, Reporter
 from engine.taxonomy import Taxonomy, normalise_label
 
@@ -40,9 +40,7 @@ class LabelledFeatures:
         return sorted(set(self.labels))
 
     def summary(self) -> dict:
-        counts: dict[str, int] = {}
-        for label in self.labels:
-            counts[label] = counts.get(label, 0) + 1
+        counts = Counter(self.labels)
         return {"kind": self.kind, "path": self.path, "extractor": str(self.spec), "rows": len(self.labels),
                 "feature_shape": list(self.features.shape[1:]), "classes": self.classes,
                 "counts": dict(sorted(counts.items())), "sources": sorted(set(self.groups)),
@@ -82,26 +80,20 @@ def _read_export(path: Path, spec: FeatureSpec | None) -> LabelledFeatures:
 
 def _read_curated(path: Path, spec: FeatureSpec, workspace, taxonomy: Taxonomy | None, workers: int | None,
                   reporter: Reporter | None, cancel: CancelToken | None) -> LabelledFeatures:
-    files, _ = find_audio_files(path)
-    files = [f for f in files if len(f.relative_to(path).parts) > 1]
-    if not files:
+    found, _ = find_audio_files(path)
+    roles = {str(f): folder_roles(path, f, curated=True) for f in found}
+    roles = {file: role for file, role in roles.items() if role[0] is not None}
+    if not roles:
         raise InputError(f"{path}: neither a dataset export (no manifest.json) nor a curated folder (<class>/<audio>)")
-    rejections: list[Rejection] = []
+    probed, rejections = probe_files(list(roles), workers=workers, reporter=reporter, cancel=cancel)
     rows: list[tuple[Target, str, str]] = []
-    if reporter is not None:
-        reporter.start("Hashing and checking audio", len(files))
-    for file, probed in sorted(parallel_map(probe_file, [str(f) for f in files], workers=workers, chunk_size=16,
-                                            reporter=reporter, cancel=cancel), key=lambda pair: pair[0]):
-        if isinstance(probed, Rejection):
-            rejections.append(probed)
-            continue
-        parts = Path(file).relative_to(path).parts
-        label = taxonomy.resolve(parts[0]) if taxonomy else normalise_label(parts[0])
+    for file in sorted(probed):
+        class_folder, pack = roles[file]
+        label = taxonomy.resolve(class_folder) if taxonomy else normalise_label(class_folder)
         if label is None:
-            rejections.append(Rejection(file, Reason.UNKNOWN_LABEL, f"folder {parts[0]!r} is not in {taxonomy.name}"))
+            rejections.append(Rejection(file, Reason.UNKNOWN_LABEL, f"folder {class_folder!r} is not in {taxonomy.name}"))
             continue
-        source = parts[1] if len(parts) > 2 else path.name
-        rows.append((Target(probed.clip_id, file, probed.size_bytes), label, source))
+        rows.append((Target(probed[file].clip_id, file, probed[file].size_bytes), label, pack or path.name))
     extractors = spec.extractors(workspace.embeddings_dir)
     report = extract_features(workspace.cache, [t for t, _, _ in rows], spec, extractors, workers=workers,
                               reporter=reporter, cancel=cancel)

@@ -18,8 +18,7 @@ from engine.errors import InputError
 from engine.library.clips import clips_by_ids, insert_clips, known_files, record_files
 from engine.library.grids import get_grid
 from engine.library.labels import LabelWrite, make_segment, remember_taxonomy, upsert_labels
-from engine.library.scan import ProbedFile, find_audio_files, probe_file
-from engine.parallel import parallel_map
+from engine.library.scan import ProbedFile, find_audio_files, folder_roles, probe_files
 from engine.progress import CancelToken, Reporter
 from engine.taxonomy import Taxonomy
 
@@ -63,23 +62,20 @@ def _candidates(root: Path, files: Sequence[Path], curated: bool, source: str | 
     """Where each file's source and (for curated folders) label come from."""
     candidates = []
     for path in files:
-        parts = path.relative_to(root).parts if root.is_dir() else (path.name,)
-        folders = parts[:-1]
+        class_folder, pack = folder_roles(root, path, curated)
         label = None
-        if curated:
-            if not folders:
-                report.notes.append(f"{path}: not inside a class folder; imported without a label")
-            else:
-                label = taxonomy.resolve(folders[0])
-                if label is None:
-                    report.rejections.append(Rejection(
-                        str(path), Reason.UNKNOWN_LABEL,
-                        f"folder {folders[0]!r} is not a label or alias of taxonomy {taxonomy.name} "
-                        f"({', '.join(taxonomy.names)})"))
-                    continue
-                folders = folders[1:]
-        pack = source or (folders[0] if folders else (root.name if root.is_dir() else root.parent.name))
-        candidates.append(_Candidate(str(path), pack, label))
+        if curated and class_folder is None:
+            report.notes.append(f"{path}: not inside a class folder; imported without a label")
+        elif curated:
+            label = taxonomy.resolve(class_folder)
+            if label is None:
+                report.rejections.append(Rejection(
+                    str(path), Reason.UNKNOWN_LABEL,
+                    f"folder {class_folder!r} is not a label or alias of taxonomy {taxonomy.name} "
+                    f"({', '.join(taxonomy.names)})"))
+                continue
+        source_name = source or pack or (root.name if root.is_dir() else root.parent.name)
+        candidates.append(_Candidate(str(path), source_name, label))
     return candidates
 
 
@@ -88,22 +84,6 @@ def _is_unchanged(path: str, known: tuple[str, int, int] | None) -> bool:
         return False
     stat = os.stat(path)
     return stat.st_size == known[1] and stat.st_mtime_ns == known[2]
-
-
-def _probe_all(paths: Sequence[str], workers: int | None, reporter: Reporter | None,
-               cancel: CancelToken | None) -> tuple[dict[str, ProbedFile], list[Rejection]]:
-    probed: dict[str, ProbedFile] = {}
-    rejected: list[Rejection] = []
-    if reporter is not None:
-        reporter.start("Hashing and checking audio", len(paths))
-    for path, result in parallel_map(probe_file, list(paths), workers=workers, chunk_size=16,
-                                     reporter=reporter, cancel=cancel):
-        if isinstance(result, Rejection):
-            rejected.append(result)
-        else:
-            probed[path] = result
-    rejected.sort(key=lambda r: r.path)
-    return probed, rejected
 
 
 def _store_probed(con, probed: Sequence[ProbedFile], sources: dict[str, str], explicit_source: bool,
@@ -151,7 +131,7 @@ def import_folder(workspace, root: Path, *, curated: bool = False, source: str |
     unchanged_ids = {path: known[path][0] for path in by_path if _is_unchanged(path, known.get(path))}
     report.unchanged += len(unchanged_ids)
     to_probe = [path for path in by_path if path not in unchanged_ids]
-    probed, rejected = _probe_all(to_probe, workers, reporter, cancel)
+    probed, rejected = probe_files(to_probe, workers=workers, reporter=reporter, cancel=cancel)
     report.rejections.extend(rejected)
     report.cancelled = bool(cancel and cancel.cancelled)
     sources = {path: c.source for path, c in by_path.items()}
@@ -214,7 +194,7 @@ def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, aud
     missing = [p for p in audio_paths if not os.path.exists(p)]
     report.rejections.extend(Rejection(p, Reason.MISSING_FILE, f"named in {path.name}") for p in missing)
     to_probe = [p for p in audio_paths if p not in missing and not _is_unchanged(p, known.get(p))]
-    probed, rejected = _probe_all(to_probe, workers, reporter, cancel)
+    probed, rejected = probe_files(to_probe, workers=workers, reporter=reporter, cancel=cancel)
     report.rejections.extend(rejected)
     clip_of = {p: known[p][0] for p in audio_paths if p in known and p not in probed}
     clip_of.update({p: f.clip_id for p, f in probed.items()})

@@ -11,7 +11,7 @@ import hashlib
 import io
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,8 @@ import soundfile
 
 from engine.audio.decode import AUDIO_EXTENSIONS, MAX_CHANNELS, looks_like_audio
 from engine.concepts import Reason, Rejection
+from engine.parallel import parallel_map
+from engine.progress import CancelToken, Reporter
 
 BLOCK_FRAMES = 1 << 17
 CLIPPED_LEVEL = 0.999
@@ -130,9 +132,27 @@ def probe_file(path: str) -> ProbedFile | Rejection:
     )
 
 
-def split_results(results: Iterator[tuple[str, ProbedFile | Rejection]]) -> tuple[list[ProbedFile], list[Rejection]]:
-    probed: list[ProbedFile] = []
+def folder_roles(root: Path, path: Path, curated: bool) -> tuple[str | None, str | None]:
+    """(class folder, pack folder) of a file below `root`: ROOT/<class>/<pack>/... for a curated
+    folder, ROOT/<pack>/... otherwise; None where the file sits too high for that folder."""
+    folders = path.relative_to(root).parts[:-1] if root.is_dir() else ()
+    if curated:
+        return (folders[0] if folders else None), (folders[1] if len(folders) > 1 else None)
+    return None, (folders[0] if folders else None)
+
+
+def probe_files(paths: Sequence[str], *, workers: int | None = None, reporter: Reporter | None = None,
+                cancel: CancelToken | None = None) -> tuple[dict[str, ProbedFile], list[Rejection]]:
+    """Probe files over worker processes: path → probe for the good ones, rejections sorted by path."""
+    probed: dict[str, ProbedFile] = {}
     rejected: list[Rejection] = []
-    for _, result in results:
-        (rejected if isinstance(result, Rejection) else probed).append(result)
+    if reporter is not None:
+        reporter.start("Hashing and checking audio", len(paths))
+    for path, result in parallel_map(probe_file, list(paths), workers=workers, chunk_size=16,
+                                     reporter=reporter, cancel=cancel):
+        if isinstance(result, Rejection):
+            rejected.append(result)
+        else:
+            probed[path] = result
+    rejected.sort(key=lambda r: r.path)
     return probed, rejected
