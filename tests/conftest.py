@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,13 @@ import soundfile
 
 from engine.audio.synth import DEMO_PACKS, synthesize_hit
 from engine.workspace import Workspace
+
+
+def copy_workspace(template: Path, folder: Path) -> Path:
+    """A workspace of the caller's own, copied from a template that tests must not change."""
+    copy = folder / "ws"
+    shutil.copytree(template, copy)
+    return copy
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import soundfile
 from typer.testing import CliRunner
 
 from cli.main import app
+from conftest import copy_workspace
 from engine.audio.synth import DEMO_PACKS, synthesize_section_track, write_curated_library
 
 CLASSES = ("kick", "snare", "hihat_closed")
@@ -132,16 +133,13 @@ def base_ws(library, tmp_path_factory) -> Path:
 @pytest.fixture
 def ws(base_ws, tmp_path) -> Path:
     """A workspace of this test's own, with the library imported."""
-    copy = tmp_path / "ws"
-    shutil.copytree(base_ws, copy)
-    return copy
+    return copy_workspace(base_ws, tmp_path)
 
 
 @pytest.fixture(scope="module")
 def rich_ws(base_ws, tmp_path_factory) -> Path:
     """For read-only tests: a grid on the track, a beat label, a seconds label, dsp features."""
-    ws = tmp_path_factory.mktemp("rich") / "ws"
-    shutil.copytree(base_ws, ws)
+    ws = copy_workspace(base_ws, tmp_path_factory.mktemp("rich"))
     ok(["beats", "set", "track.wav", "--bpm", BPM, "--offset", OFFSET], ws)
     ok(["labels", "add", "track.wav", "--label", "drop", "--start-beat", 8, "--end-beat", 24, "-t", "sections"], ws)
     ok(["labels", "add", "track.wav", "--label", "intro", "--start", 0.1, "--end", 3.9, "-t", "sections"], ws)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import lmdb
 import numpy as np
 import pytest
 import soundfile
+
+from conftest import copy_workspace
 
 # Enough short clips that `features extract --extractor mel --workers 1` runs for a few seconds
 # (about 3.5 ms a clip here, plus the start of the process).
@@ -144,9 +145,7 @@ def template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def ws(template, tmp_path) -> Path:
-    copy = tmp_path / "ws"
-    shutil.copytree(template, copy)
-    return copy
+    return copy_workspace(template, tmp_path)
 
 
 # -- (a) a long extract and stats side by side -------------------------------------------------
