@@ -166,7 +166,48 @@ def dataset_info(
     finish(summary, json_out, partial=bool(dataset.rejections), render=render)
 
 
+embeddings_app = typer.Typer(help="Pretrained ONNX embedding models in the workspace.", no_args_is_help=True)
+
+
+@embeddings_app.command("list")
+@handles_errors
+def embeddings_list(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """The embedding models in models/embeddings/ (use them as --features onnx:NAME or hybrid:NAME)."""
+    import json as json_module
+
+    workspace = open_workspace(ctx)
+    models = []
+    for path in sorted(workspace.embeddings_dir.glob("*.onnx")):
+        sidecar = path.with_suffix(".json")
+        settings = json_module.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        models.append({"name": path.stem, "path": str(path), "bytes": path.stat().st_size, **settings})
+    finish({"embeddings": models}, json_out, render=lambda: [
+        stdout.print(f"{m['name']}: {m['path']} {m.get('source', '')}", markup=False) for m in models]
+        or stdout.print("no embedding models yet (see `embeddings install-aisfx`)"))
+
+
+@embeddings_app.command("install-aisfx")
+@handles_errors
+def embeddings_install_aisfx(
+    ctx: typer.Context,
+    source: Annotated[Path | None, typer.Option("--source", help="The aisfx wheel, its unpacked folder or checkpoint.pth "
+                                                                  "(default: an installed aisfx package).")] = None,
+    name: Annotated[str, typer.Option("--name")] = "aisfx",
+    json_out: JsonOption = False,
+) -> None:
+    """Install the aiSFX sound-effects embedding (512-d, CC-BY-4.0) as an ONNX model, offline.
+
+    Get the weights first without its old pinned dependencies: `pip install --no-deps aisfx==0.1.2`
+    (or `pip download --no-deps aisfx==0.1.2` and pass the wheel as --source)."""
+    from engine.embeddings.aisfx import install_aisfx
+
+    path = install_aisfx(open_workspace(ctx), source=source, name=name)
+    finish({"name": name, "path": str(path)}, json_out,
+           render=lambda: stdout.print(f"installed {path}; use --features onnx:{name} or hybrid:{name}"))
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(embeddings_app, name="embeddings")
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(features_app, name="features")
     app.add_typer(cache_app, name="cache")

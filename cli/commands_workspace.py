@@ -104,6 +104,49 @@ def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", 
     finish({"jobs": [job.to_dict() for job in jobs]}, json_out, render=render)
 
 
+@jobs_app.command("show")
+@handles_errors
+def jobs_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="Job id (or its last 6+ characters).")],
+              json_out: JsonOption = False) -> None:
+    """One job's record and its events."""
+    from engine.jobs import get_job, job_events
+
+    workspace = open_workspace(ctx)
+    job = get_job(workspace, job_id)
+    events = [{"seq": seq, "kind": kind, **data} for seq, kind, data in job_events(workspace, job.job_id)]
+
+    def render() -> None:
+        stdout.print(f"[bold]{job.job_id}[/] {job.kind} {job.state} {job.progress:.0%} {job.error or ''}")
+        for event in events:
+            stdout.print(str(event), markup=False)
+
+    finish({"job": job.to_dict(), "events": events}, json_out, render=render)
+
+
+@jobs_app.command("follow")
+@handles_errors
+def jobs_follow(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="Job id (or its last 6+ characters).")],
+                json_out: Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout.")] = False) -> None:
+    """Watch a job's live loss curve until it ends (Ctrl-C stops watching; the job goes on)."""
+    from cli.follow import follow
+
+    record = follow(open_workspace(ctx), job_id, json_lines=json_out)
+    if not json_out:
+        stdout.print(f"{record['job_id']}: {record['state']}" + (f" ({record['error']})" if record.get("error") else ""))
+    raise typer.Exit(0 if record["state"] == "completed" else 130 if record["state"] == "cancelled" else 1)
+
+
+@jobs_app.command("cancel")
+@handles_errors
+def jobs_cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="Job id (or its last 6+ characters).")],
+                json_out: JsonOption = False) -> None:
+    """Ask a running job to stop; it stops within seconds and registers nothing."""
+    from engine.jobs import request_cancel
+
+    job = request_cancel(open_workspace(ctx), job_id)
+    finish({"job": job.to_dict()}, json_out, render=lambda: stdout.print(f"{job.job_id}: cancel requested ({job.state})"))
+
+
 @handles_errors
 def demo_command(
     ctx: typer.Context,

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,18 +76,44 @@ def _process_alive(pid: int | None, host: str | None) -> bool:
 class JobLog:
     """Writes one job's state, progress and events; rate-limits progress writes."""
 
-    def __init__(self, workspace, kind: str, params: dict, min_interval_s: float = 1.0) -> None:
+    def __init__(self, workspace, kind: str, params: dict, min_interval_s: float = 1.0, *, state: str = "running",
+                 job_id: str | None = None) -> None:
+        """Record a new job, or with `job_id` take over one created earlier (a spawned worker does)."""
         self.workspace = workspace
-        self.job_id = new_job_id(kind)
         self.min_interval_s = min_interval_s
         self._last_write = 0.0
-        self._seq = 0
         with workspace.db.transaction() as con:
-            con.execute(
-                "INSERT INTO jobs (job_id, kind, state, params, pid, host, started_at) "
-                "VALUES (?, ?, 'running', ?, ?, ?, current_timestamp)",
-                [self.job_id, kind, json.dumps(params, default=str), os.getpid(), socket.gethostname()],
-            )
+            if job_id is None:
+                self.job_id = new_job_id(kind)
+                con.execute(
+                    "INSERT INTO jobs (job_id, kind, state, params, pid, host, started_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
+                    [self.job_id, kind, state, json.dumps(params, default=str), os.getpid(), socket.gethostname()],
+                )
+                self._seq = 0
+            else:
+                self.job_id = job_id
+                con.execute("UPDATE jobs SET pid = ?, host = ?, started_at = current_timestamp WHERE job_id = ?",
+                            [os.getpid(), socket.gethostname(), job_id])
+                self._seq = con.execute("SELECT coalesce(max(seq), 0) FROM job_events WHERE job_id = ?",
+                                        [job_id]).fetchone()[0]
+
+    def event(self, kind: str, data: dict) -> None:
+        """An event every follower sees (epoch, metric, log, state)."""
+        self._seq += 1
+        with self.workspace.db.transaction() as con:
+            con.execute("INSERT INTO job_events (job_id, seq, kind, data) VALUES (?, ?, ?, ?)",
+                        [self.job_id, self._seq, kind, json.dumps(data, default=str)])
+
+    def state(self, state: str, message: str | None = None) -> None:
+        with self.workspace.db.transaction() as con:
+            con.execute("UPDATE jobs SET state = ?, message = ? WHERE job_id = ?", [state, message, self.job_id])
+        self.event("state", {"state": state, "message": message})
+
+    def cancel_requested(self) -> bool:
+        with self.workspace.db.transaction() as con:
+            row = con.execute("SELECT cancel_requested FROM jobs WHERE job_id = ?", [self.job_id]).fetchone()
+        return bool(row and row[0])
 
     def progress(self, fraction: float, message: str | None = None, force: bool = False) -> None:
         now = time.monotonic()
@@ -120,6 +150,45 @@ def list_jobs(workspace, limit: int = 50) -> list[JobRecord]:
 
 def get_job(workspace, job_id: str) -> JobRecord:
     for job in list_jobs(workspace, limit=1000):
-        if job.job_id == job_id:
+        if job.job_id == job_id or (len(job_id) >= 6 and job.job_id.endswith(job_id)):
             return job
-    raise NotFound(f"no job {job_id!r}")
+    raise NotFound(f"no job {job_id!r} (see `jobs list`)")
+
+
+def job_events(workspace, job_id: str, after_seq: int = 0) -> list[tuple[int, str, dict]]:
+    """(seq, kind, data) of a job's events after `after_seq`, oldest first."""
+    with workspace.db.transaction() as con:
+        rows = con.execute("SELECT seq, kind, data FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq",
+                           [job_id, after_seq]).fetchall()
+    return [(seq, kind, json.loads(data) if data else {}) for seq, kind, data in rows]
+
+
+def request_cancel(workspace, job_id: str) -> JobRecord:
+    """Ask a job to stop; its worker checks between epochs and stops within seconds."""
+    job = get_job(workspace, job_id)
+    if job.state in ACTIVE_STATES:
+        with workspace.db.transaction() as con:
+            con.execute("UPDATE jobs SET cancel_requested = true WHERE job_id = ?", [job.job_id])
+        if job.pid and job.host == socket.gethostname():
+            try:
+                os.kill(job.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    return get_job(workspace, job.job_id)
+
+
+def spawn_job(workspace, kind: str, params: dict) -> str:
+    """Record a pending job and start a worker process for it, detached from this terminal: it
+    keeps running when the terminal or SSH session that started it goes away."""
+    job = JobLog(workspace, kind, params, state="pending")
+    log_dir = workspace.runs_dir / job.job_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "worker.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.worker", str(workspace.root), job.job_id],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[1]),
+        )
+    with workspace.db.transaction() as con:
+        con.execute("UPDATE jobs SET pid = ? WHERE job_id = ? AND state = 'pending'", [process.pid, job.job_id])
+    return job.job_id

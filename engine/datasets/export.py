@@ -97,24 +97,49 @@ def _write_atomically(out: Path, files: dict[str, bytes | np.ndarray]) -> None:
         raise
 
 
-def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | None = None, split_by: str = "clip",
-                   val: float = 0.15, test: float = 0.15, seed: int = 0, augment: int = 0,
-                   min_confidence: float = 0.0, workers: int | None = None, reporter: Reporter | None = None,
-                   cancel: CancelToken | None = None) -> ExportReport:
-    """Extract (through the cache) and write the labelled segments of a taxonomy as a dataset.
+@dataclass
+class Assembled:
+    """Labelled features of items, split, with augmented training copies appended."""
 
-    `split_by="group"` keeps each source/pack in a single split; "clip" keeps each clip in one.
-    `augment` bakes that many augmented copies of every training segment into the train split."""
-    started = time.perf_counter()
+    items: list[Item]  # the rows of `features`, in order
+    splits: list[Split]
+    features: np.ndarray
+    extractors: list
+    rejections: list[Rejection] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def labels(self) -> list[str]:
+        return [item.label for item in self.items]
+
+
+def window_items(items: list[Item], window_s: float | None) -> list[Item]:
+    """Cut every segment longer than 1.5 windows into back-to-back windows of `window_s`, each
+    carrying the segment's label (a long DJ section becomes many training examples)."""
+    if not window_s:
+        return items
+    windowed = []
+    for item in items:
+        start, end = item.target.start_s, item.target.end_s
+        if start is None or end - start < 1.5 * window_s:
+            windowed.append(item)
+            continue
+        for index in range(int((end - start) // window_s)):
+            left = start + index * window_s
+            target = Target(item.target.clip_id, item.target.path, item.target.size_bytes, round(left, 4),
+                            round(left + window_s, 4))
+            windowed.append(Item(target, item.source, item.label, f"{item.segment_key}#w{index}", item.split))
+    return windowed
+
+
+def assemble(workspace, items: list[Item], spec: FeatureSpec, *, split_by: str = "clip", val: float = 0.15,
+             test: float = 0.15, seed: int = 0, augment: int = 0, workers: int | None = None,
+             reporter: Reporter | None = None, cancel: CancelToken | None = None) -> Assembled:
+    """Split the items (each clip, or each source with split_by="group", kept in one split), add
+    `augment` augmented copies of each training item, and featurise everything through the cache."""
     if split_by not in ("clip", "group"):
         raise InputError(f"--split must be 'group' (by source) or 'clip', not {split_by!r}")
-    out = Path(out).expanduser()
-    tax = workspace.taxonomy(taxonomy)
-    items = workspace_items(workspace, tax.name, min_confidence)
-    if not items:
-        raise InputError(f"no labelled segments in taxonomy {tax.name} to export")
     extractors = spec.extractors(workspace.embeddings_dir)
-    report = ExportReport(str(out))
     splits = assign_splits([i.label for i in items],
                            [i.source if split_by == "group" else i.target.clip_id for i in items],
                            [i.split for i in items], val=val, test=test, seed=seed)
@@ -126,24 +151,48 @@ def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | N
     all_splits = splits + [Split.TRAIN] * len(augmented)
     extraction = extract_features(workspace.cache, [i.target for i in all_items], spec, extractors,
                                   workers=workers, reporter=reporter, cancel=cancel)
-    report.rejections = extraction.rejections
     if extraction.cancelled:
-        report.cancelled = True
-        report.seconds = time.perf_counter() - started
-        return report
+        return Assembled([], [], np.zeros((0,), np.float32), extractors, extraction.rejections, cancelled=True)
     features, kept = load_features(workspace.cache, [i.target for i in all_items], extractors)
     if not kept:
         raise InputError("no segment could be featurised; see the rejected files")
-    classes = sorted({all_items[k].label for k in kept})
+    return Assembled([all_items[k] for k in kept], [all_splits[k] for k in kept], features, extractors,
+                     extraction.rejections)
+
+
+def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | None = None, split_by: str = "clip",
+                   val: float = 0.15, test: float = 0.15, seed: int = 0, augment: int = 0,
+                   min_confidence: float = 0.0, workers: int | None = None, reporter: Reporter | None = None,
+                   cancel: CancelToken | None = None) -> ExportReport:
+    """Extract (through the cache) and write the labelled segments of a taxonomy as a dataset.
+
+    `split_by="group"` keeps each source/pack in a single split; "clip" keeps each clip in one.
+    `augment` bakes that many augmented copies of every training segment into the train split."""
+    started = time.perf_counter()
+    out = Path(out).expanduser()
+    tax = workspace.taxonomy(taxonomy)
+    items = workspace_items(workspace, tax.name, min_confidence)
+    if not items:
+        raise InputError(f"no labelled segments in taxonomy {tax.name} to export")
+    report = ExportReport(str(out))
+    assembled = assemble(workspace, items, spec, split_by=split_by, val=val, test=test, seed=seed, augment=augment,
+                         workers=workers, reporter=reporter, cancel=cancel)
+    report.rejections = assembled.rejections
+    if assembled.cancelled:
+        report.cancelled = True
+        report.seconds = time.perf_counter() - started
+        return report
+    features, extractors = assembled.features, assembled.extractors
+    classes = sorted(set(assembled.labels))
     class_index = {name: n for n, name in enumerate(classes)}
     files: dict[str, bytes | np.ndarray] = {}
     counts: dict[str, dict[str, int]] = {}
     sources: dict[str, list[str]] = {}
     rows_for_fingerprint = []
     for split in SPLITS:
-        rows = [(position, k) for position, k in enumerate(kept) if all_splits[k] == split]
-        chosen = [all_items[k] for _, k in rows]
-        files[f"{split}_features.npy"] = (features[[p for p, _ in rows]] if rows
+        positions = [p for p, s in enumerate(assembled.splits) if s == split]
+        chosen = [assembled.items[p] for p in positions]
+        files[f"{split}_features.npy"] = (features[positions] if positions
                                           else np.zeros((0, *features.shape[1:]), np.float32))
         files[f"{split}_labels.npy"] = np.array([class_index[i.label] for i in chosen], dtype=np.int32)
         lines = [{"clip_id": i.target.clip_id, "path": i.target.path, "source": i.source, "label": i.label,
@@ -153,7 +202,7 @@ def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | N
         counts[str(split)] = dict(sorted(Counter(i.label for i in chosen).items()))
         sources[str(split)] = sorted({i.source for i in chosen})
         rows_for_fingerprint += [{**line, "split": str(split)} for line in lines]
-        if not rows and split != Split.TRAIN and (val if split == Split.VAL else test) > 0:
+        if not positions and split != Split.TRAIN and (val if split == Split.VAL else test) > 0:
             report.notes.append(f"the {split} split is empty (too few {'sources' if split_by == 'group' else 'clips'})")
     code_versions = [e.cache_prefix for e in extractors]
     report.manifest = {

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.concepts import Reason, Rejection, Split
-from engine.datasets.export import FORMAT
+from engine.datasets.export import FORMAT, Item
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.features.spec import FeatureSpec
@@ -78,29 +78,37 @@ def _read_export(path: Path, spec: FeatureSpec | None) -> LabelledFeatures:
     return LabelledFeatures("export", str(path), exported, np.concatenate(blocks), labels, groups, splits)
 
 
-def _read_curated(path: Path, spec: FeatureSpec, workspace, taxonomy: Taxonomy | None, workers: int | None,
-                  reporter: Reporter | None, cancel: CancelToken | None) -> LabelledFeatures:
+def curated_items(path: Path, taxonomy: Taxonomy | None, *, workers: int | None = None,
+                  reporter: Reporter | None = None, cancel: CancelToken | None = None) -> tuple[list[Item], list[Rejection]]:
+    """The labelled clips of a curated folder root (ROOT/<class>/[<pack>/]...), hashed but not imported."""
     found, _ = find_audio_files(path)
     roles = {str(f): folder_roles(path, f, curated=True) for f in found}
     roles = {file: role for file, role in roles.items() if role[0] is not None}
     if not roles:
         raise InputError(f"{path}: neither a dataset export (no manifest.json) nor a curated folder (<class>/<audio>)")
     probed, rejections = probe_files(list(roles), workers=workers, reporter=reporter, cancel=cancel)
-    rows: list[tuple[Target, str, str]] = []
+    items: list[Item] = []
     for file in sorted(probed):
         class_folder, pack = roles[file]
         label = taxonomy.resolve(class_folder) if taxonomy else normalise_label(class_folder)
         if label is None:
             rejections.append(Rejection(file, Reason.UNKNOWN_LABEL, f"folder {class_folder!r} is not in {taxonomy.name}"))
             continue
-        rows.append((Target(probed[file].clip_id, file, probed[file].size_bytes), label, pack or path.name))
+        target = Target(probed[file].clip_id, file, probed[file].size_bytes)
+        items.append(Item(target, pack or path.name, label, "whole"))
+    return items, rejections
+
+
+def _read_curated(path: Path, spec: FeatureSpec, workspace, taxonomy: Taxonomy | None, workers: int | None,
+                  reporter: Reporter | None, cancel: CancelToken | None) -> LabelledFeatures:
+    items, rejections = curated_items(path, taxonomy, workers=workers, reporter=reporter, cancel=cancel)
     extractors = spec.extractors(workspace.embeddings_dir)
-    report = extract_features(workspace.cache, [t for t, _, _ in rows], spec, extractors, workers=workers,
+    report = extract_features(workspace.cache, [i.target for i in items], spec, extractors, workers=workers,
                               reporter=reporter, cancel=cancel)
     rejections += report.rejections
-    features, kept = load_features(workspace.cache, [t for t, _, _ in rows], extractors)
-    return LabelledFeatures("curated", str(path), spec, features, [rows[k][1] for k in kept],
-                            [rows[k][2] for k in kept], [None] * len(kept), rejections)
+    features, kept = load_features(workspace.cache, [i.target for i in items], extractors)
+    return LabelledFeatures("curated", str(path), spec, features, [items[k].label for k in kept],
+                            [items[k].source for k in kept], [None] * len(kept), rejections)
 
 
 def open_dataset(path: Path, workspace, *, spec: FeatureSpec | None = None, taxonomy: str | None = None,

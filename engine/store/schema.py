@@ -163,6 +163,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX labels_by_clip ON labels (clip_id);
         """,
     ),
+    (
+        "cancel requests for jobs; model version metadata",
+        """
+        ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN DEFAULT false;
+        ALTER TABLE model_versions ADD COLUMN meta JSON;
+        """,
+    ),
 ]
 
 

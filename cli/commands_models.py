@@ -1,0 +1,351 @@
+"""Model commands: train, eval, models (list/show/activate/rollback/delete/export), predict, infer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
+from cli.output import finish, handles_errors, print_json, render_rejections, stderr, stdout
+from cli.progress import cancel_on_ctrl_c, progress_bar
+from engine.errors import InputError
+
+HYPERPARAMETER_OPTIONS = ("epochs", "lr", "batch_size", "weight_decay", "dropout", "patience", "device")
+
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _with_ci(metrics: dict | None, key: str) -> str:
+    if not metrics or metrics.get(key) is None:
+        return "—"
+    low, high = metrics.get("ci", {}).get(key, (None, None))
+    return f"{metrics[key]:.1%}" + (f" ({low * 100:.0f}–{high * 100:.0f})" if low is not None else "")
+
+
+@handles_errors
+def train_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name; each training adds a version.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="logreg, mlp, lgbm or cnn.")] = "logreg",
+    features: Annotated[str | None, typer.Option("--features", "-f",
+                                                 help="dsp, mel, onnx:NAME or hybrid:NAME (default: dsp; mel for cnn).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Feature parameter key=value.")] = None,
+    dataset: Annotated[Path | None, typer.Option("--dataset", help="Train on a curated folder or an export instead of the workspace's labels.")] = None,
+    taxonomy: TaxonomyOption = None,
+    window: Annotated[float | None, typer.Option("--window", help="Seconds: long segments (sections) become windows of this length.")] = None,
+    min_class_samples: Annotated[int, typer.Option("--min-class-samples", min=1, help="Smaller classes are left out.")] = 10,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0)] = 0.0,
+    split: Annotated[str, typer.Option("--split", help="group: by source/pack (default); clip: by clip.")] = "group",
+    val: Annotated[float, typer.Option("--val", min=0.0, max=0.9)] = 0.15,
+    test: Annotated[float, typer.Option("--test", min=0.0, max=0.9)] = 0.15,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    augment: Annotated[int, typer.Option("--augment", min=0, help="Augmented copies of each training example.")] = 0,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1)] = None,
+    lr: Annotated[float | None, typer.Option("--lr", min=0.0)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
+    weight_decay: Annotated[float | None, typer.Option("--weight-decay", min=0.0)] = None,
+    dropout: Annotated[float | None, typer.Option("--dropout", min=0.0, max=0.95)] = None,
+    patience: Annotated[int | None, typer.Option("--patience", min=1, help="Early-stopping patience.")] = None,
+    no_class_balance: Annotated[bool, typer.Option("--no-class-balance", help="Do not weight classes by rarity.")] = False,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda (torch models).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Return the job id at once; the job keeps running.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Train a model version in a job of its own process; follow its loss curve (Ctrl-C cancels it)."""
+    from cli.follow import follow
+    from engine.jobs import request_cancel, spawn_job
+    from engine.models.kinds import MODEL_KINDS
+    from engine.taxonomy import check_name
+    from engine.training.run import TrainRequest
+
+    check_name(name, "model name")
+    if model not in MODEL_KINDS:
+        raise InputError(f"unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}")
+    given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "dropout": dropout,
+             "patience": patience, "device": device, "seed": seed, "class_balance": not no_class_balance}
+    defaults = MODEL_KINDS[model].defaults
+    ignored = [f"--{k.replace('_', '-')}" for k, v in given.items()
+               if v is not None and k in HYPERPARAMETER_OPTIONS and k not in defaults]
+    if ignored:
+        stderr.print(f"note: {model} does not use {', '.join(ignored)}")
+    hyperparams = {k: v for k, v in given.items() if v is not None and k in defaults}
+    request = TrainRequest(name=name, model=model, features=features, feature_params=list(param or []),
+                           dataset=str(dataset.expanduser().resolve()) if dataset else None, taxonomy=taxonomy,
+                           window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
+                           split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams)
+    request.spec  # noqa: B018 - fails early on a bad --features
+    workspace = open_workspace(ctx)
+    job_id = spawn_job(workspace, "train", request.__dict__)
+    if detach:
+        finish({"job_id": job_id, "state": "pending"}, json_out,
+               render=lambda: stdout.print(f"started {job_id}; follow it with `workbench --headless jobs follow {job_id}`"))
+    record = follow(workspace, job_id, json_lines=False,
+                    on_interrupt=lambda: (stderr.print("[yellow]cancelling…[/]"), request_cancel(workspace, job_id)))
+    _finish_job(record, json_out)
+
+
+def _finish_job(record: dict, json_out: bool) -> None:
+    state = record["state"]
+    result = record.get("result") or {}
+
+    def render() -> None:
+        if state == "completed":
+            test = result.get("test") or {}
+            stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "
+                         f"macro-F1 {_with_ci(test, 'macro_f1')} on {test.get('n', '?')} test examples")
+            for note in result.get("notes", []):
+                stderr.print(f"note: {note}")
+        else:
+            stderr.print(f"job {record['job_id']} {state}" + (f": {record['error']}" if record.get("error") else ""))
+
+    if state == "completed":
+        finish({"job": record}, json_out, render=render)
+    if json_out:
+        print_json({"ok": False, "exit_code": 130 if state == "cancelled" else 1, "job": record})
+    else:
+        render()
+    raise typer.Exit(130 if state == "cancelled" else 1)
+
+
+# -- eval ---------------------------------------------------------------------------------------
+
+@handles_errors
+def eval_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m", help="NAME (its active version) or NAME@VERSION.")],
+    dataset: Annotated[Path, typer.Option("--dataset", help="A curated folder or an exported dataset.")],
+    taxonomy: TaxonomyOption = None,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Evaluate a model version on any curated folder or export (accuracy, macro-F1 with 95% CIs, ECE …)."""
+    from engine.evaluation import format_evaluation
+    from engine.training.evaluate import evaluate_on_dataset
+
+    workspace = open_workspace(ctx)
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        outcome = evaluate_on_dataset(workspace, model, dataset, taxonomy=taxonomy, workers=workers,
+                                      reporter=reporter, cancel=cancel)
+
+    def render() -> None:
+        stdout.print(f"{outcome.version.ref} on {outcome.dataset}:")
+        stdout.print(format_evaluation(outcome.evaluation), markup=False)
+        for note in outcome.notes:
+            stderr.print(f"note: {note}", markup=False)
+        render_rejections(outcome.rejections)
+
+    finish(outcome.to_dict(), json_out, partial=bool(outcome.rejections), render=render)
+
+
+# -- models -------------------------------------------------------------------------------------
+
+models_app = typer.Typer(help="Model versions: list, show, activate, roll back, delete, export.", no_args_is_help=True)
+
+
+@models_app.command("list")
+@handles_errors
+def models_list(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None,
+                json_out: JsonOption = False) -> None:
+    """Every version (or one model's), with its test accuracy and macro-F1 (95% CI)."""
+    from engine.registry import list_versions
+
+    versions = list_versions(open_workspace(ctx), name)
+
+    def render() -> None:
+        table = Table("model", "kind", "features", "task", "accuracy (95% CI)", "macro-F1 (95% CI)", "created", "")
+        for v in versions:
+            test = v.metrics.get("test")
+            table.add_row(v.ref, v.kind, str(v.spec), v.task, _with_ci(test, "accuracy"), _with_ci(test, "macro_f1"),
+                          v.created_at.strftime("%m-%d %H:%M"), "[green]active[/]" if v.is_active else "")
+        stdout.print(table)
+
+    finish({"models": [v.to_dict() for v in versions]}, json_out, render=render)
+
+
+@models_app.command("show")
+@handles_errors
+def models_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
+                json_out: JsonOption = False) -> None:
+    """A version's details, metrics and activation history."""
+    from engine.evaluation import Evaluation, format_evaluation
+    from engine.registry import activation_history, resolve
+
+    workspace = open_workspace(ctx)
+    version = resolve(workspace, ref)
+    history = activation_history(workspace, version.name)
+
+    def render() -> None:
+        stdout.print(f"[bold]{version.ref}[/] {'(active) ' if version.is_active else ''}{version.kind} on {version.spec}, "
+                     f"task {version.task}, job {version.job_id}")
+        stdout.print(f"classes: {', '.join(version.label_set)}")
+        stdout.print(f"hyperparameters: {version.hyperparams}", markup=False)
+        if version.metrics.get("test"):
+            stdout.print(format_evaluation(Evaluation.from_dict(version.metrics["test"])), markup=False)
+        for entry in history:
+            stdout.print(f"{entry['at']}: activated v{entry['version']} (from v{entry['previous_version']}) "
+                         f"{entry['reason'] or ''}", markup=False)
+
+    finish({"model": version.to_dict(), "activations": history}, json_out, render=render)
+
+
+@models_app.command("activate")
+@handles_errors
+def models_activate(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name, or NAME@VERSION.")],
+    version: Annotated[int | None, typer.Argument(help="Version number.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Kept in the activation history.")] = None,
+    no_inference: Annotated[bool, typer.Option("--no-inference", help="Do not re-run inference over the library.")] = False,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Make a version active and re-run inference over the library (labels are never overwritten)."""
+    from engine.registry import activate
+
+    workspace = open_workspace(ctx)
+    ref = name if version is None else f"{name}@{version}"
+    if "@" not in ref:
+        raise InputError("say which version to activate: `models activate NAME VERSION` or NAME@VERSION")
+    active, previous = activate(workspace, ref, reason=reason)
+    predicted = _infer_after_activation(workspace, active.ref, no_inference, workers)
+    finish({"active": active.ref, "previous_version": previous, "predictions": predicted}, json_out,
+           render=lambda: stdout.print(f"{active.ref} is active ({_was(previous)}); {predicted} predictions stored"))
+
+
+def _was(previous: int | None) -> str:
+    return "its first activation" if previous is None else f"was v{previous}"
+
+
+def _infer_after_activation(workspace, ref: str, skip: bool, workers) -> int:
+    if skip:
+        return 0
+    from engine.inference import infer_library
+
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        _, count, _ = infer_library(workspace, ref, workers=workers, reporter=reporter, cancel=cancel)
+    return count
+
+
+@models_app.command("rollback")
+@handles_errors
+def models_rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument()],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    no_inference: Annotated[bool, typer.Option("--no-inference")] = False,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Activate the version that was active before the current one."""
+    from engine.registry import rollback
+
+    workspace = open_workspace(ctx)
+    active, previous = rollback(workspace, name, reason=reason)
+    predicted = _infer_after_activation(workspace, active.ref, no_inference, workers)
+    finish({"active": active.ref, "previous_version": previous, "predictions": predicted}, json_out,
+           render=lambda: stdout.print(f"rolled back: {active.ref} is active ({_was(previous)})"))
+
+
+@models_app.command("delete")
+@handles_errors
+def models_delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name, or NAME@VERSION.")],
+    version: Annotated[int | None, typer.Argument()] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Delete a version and its files (never the active one)."""
+    from engine.registry import delete
+
+    removed = delete(open_workspace(ctx), name if version is None else f"{name}@{version}")
+    finish({"deleted": removed.ref}, json_out, render=lambda: stdout.print(f"deleted {removed.ref}"))
+
+
+@models_app.command("export")
+@handles_errors
+def models_export(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
+    out: Annotated[Path, typer.Option("--out", "-o")],
+    format: Annotated[str, typer.Option("--format")] = "onnx",
+    json_out: JsonOption = False,
+) -> None:
+    """Export a version (ONNX: input 'features', output 'probabilities'; a .json sidecar names the classes)."""
+    from engine.registry import export
+
+    path = export(open_workspace(ctx), ref, out, format)
+    finish({"path": str(path), "sidecar": str(path.with_suffix(".json"))}, json_out,
+           render=lambda: stdout.print(f"wrote {path} and {path.with_suffix('.json').name}"))
+
+
+# -- predict / infer ------------------------------------------------------------------------------
+
+@handles_errors
+def predict_command(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Audio files.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="NAME (active version) or NAME@VERSION.")],
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many labels to list.")] = 3,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Label, confidence and top-k per file; a section model returns timed sections of a long track."""
+    from engine.inference import predict_files
+
+    workspace = open_workspace(ctx)
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        version, predictions, rejections = predict_files(workspace, model, files, top=top, workers=workers,
+                                                         reporter=reporter, cancel=cancel)
+
+    def render() -> None:
+        for p in predictions:
+            tops = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in p.top)
+            stdout.print(f"{p.path}: [bold]{p.label}[/] ({tops})")
+            for s in p.sections or []:
+                beats = f" beats {s['start_beat']:g}–{s['end_beat']:g}" if "start_beat" in s else ""
+                stdout.print(f"  {s['start_s']:8.2f}–{s['end_s']:8.2f} s{beats}  {s['label']} {s['confidence']:.2f}")
+        render_rejections(rejections)
+
+    finish({"model": version.ref, "predictions": [p.to_dict() for p in predictions],
+            "rejections": [r.to_dict() for r in rejections]}, json_out, partial=bool(rejections), render=render)
+
+
+@handles_errors
+def infer_command(
+    ctx: typer.Context,
+    library: Annotated[bool, typer.Option("--library", help="Every clip in the workspace.")] = False,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Default: every active model.")] = None,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Store predictions for every clip of the library (never touching labels)."""
+    from engine.inference import infer_library
+    from engine.registry import list_versions
+
+    if not library:
+        raise InputError("say what to run over: --library (for files, use `predict`)")
+    workspace = open_workspace(ctx)
+    refs = [model] if model else [v.ref for v in list_versions(workspace) if v.is_active]
+    if not refs:
+        raise InputError("no active model; activate one (`models activate NAME VERSION`) or pass --model")
+    results, rejections = [], []
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        for ref in refs:
+            version, count, failed = infer_library(workspace, ref, workers=workers, reporter=reporter, cancel=cancel)
+            results.append({"model": version.ref, "predictions": count})
+            rejections += failed
+    finish({"results": results, "rejections": [r.to_dict() for r in rejections]}, json_out, partial=bool(rejections),
+           render=lambda: [stdout.print(f"{r['model']}: {r['predictions']} predictions stored") for r in results])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)
+    app.add_typer(models_app, name="models")
+    app.command("predict")(predict_command)
+    app.command("infer")(infer_command)

@@ -1,0 +1,89 @@
+"""Following a job as it runs: a live loss curve on stderr, or JSON lines on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from cli.output import stderr
+from engine.jobs import FINAL_STATES, get_job, job_events
+
+SPARK = "▁▂▃▄▅▆▇█"
+POLL_S = 0.5
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    values = [v for v in values if v is not None][-width:]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(SPARK[int((v - low) / span * (len(SPARK) - 1))] for v in values)
+
+
+class Curve:
+    """The epochs seen so far, drawn as sparklines of train loss, val loss and val accuracy."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict] = []
+        self.state = "pending"
+        self.message = ""
+
+    def add(self, kind: str, data: dict) -> None:
+        if kind == "epoch":
+            self.epochs.append(data)
+        elif kind == "state":
+            self.state, self.message = data.get("state", self.state), data.get("message") or ""
+
+    def render(self, job_id: str) -> Table:
+        table = Table.grid(padding=(0, 1))
+        last = self.epochs[-1] if self.epochs else {}
+        table.add_row(Text(job_id, style="bold"), Text(f"{self.state} {self.message}"))
+        if last:
+            table.add_row("epoch", f"{last['epoch']}/{last['total_epochs']}")
+        for key, title in (("train_loss", "train loss"), ("val_loss", "val loss"), ("val_metric", "val acc")):
+            values = [e.get(key) for e in self.epochs]
+            if any(v is not None for v in values):
+                table.add_row(title, f"{sparkline(values)} {values[-1]:.4f}" if values[-1] is not None else "")
+        return table
+
+
+def follow(workspace, job_id: str, *, json_lines: bool = False, on_interrupt=None) -> dict:
+    """Show a job's events until it ends; returns the job's final record. `on_interrupt` is called
+    on Ctrl-C (e.g. to ask the job to cancel) and following goes on until the job ends."""
+    job = get_job(workspace, job_id)
+    curve = Curve()
+    seen = 0
+    live = None if json_lines else Live(curve.render(job.job_id), console=stderr, refresh_per_second=4)
+    if live is not None:
+        live.start()
+    try:
+        while True:
+            try:
+                for seq, kind, data in job_events(workspace, job.job_id, seen):
+                    seen = seq
+                    curve.add(kind, data)
+                    if json_lines:
+                        sys.stdout.write(json.dumps({"job_id": job.job_id, "seq": seq, "kind": kind, **data}) + "\n")
+                        sys.stdout.flush()
+                if live is not None:
+                    live.update(curve.render(job.job_id))
+                job = get_job(workspace, job.job_id)
+                if job.state in FINAL_STATES:
+                    return job.to_dict()
+                time.sleep(POLL_S)
+            except KeyboardInterrupt:
+                if on_interrupt is None:
+                    raise
+                on_interrupt()
+                on_interrupt = None
+    finally:
+        if live is not None:
+            live.stop()
+            if not stderr.is_terminal:
+                stderr.print()

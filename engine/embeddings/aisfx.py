@@ -1,0 +1,327 @@
+"""The aiSFX sound-effects embedding (Ma & Lerch, ISMIR 2022), exported to an ONNX embedding model.
+
+The weights come from the `aisfx` 0.1.2 wheel on PyPI (`aisfx/models/checkpoint.pth`, CC-BY-4.0);
+nothing is downloaded here. The network and the preprocessing below are written for this project
+from a reading of the package; the package's own code is never imported.
+
+What the exported model computes, from a mono float32 waveform at 44100 Hz shaped [1, samples]
+(any length):
+
+1. peak normalisation (divide by max |x|; silence is left alone), as the package's librosa path does;
+2. a centred STFT: 2048-sample periodic Hann window, hop 1024, zero padding of 1024 samples at both
+   ends (librosa's `center=True, pad_mode="constant"`), done as a strided conv1d with a fixed
+   windowed DFT basis; power spectrum |X|^2;
+3. 96 HTK-mel bands, 0 to 22050 Hz, each filter scaled to unit sum (librosa.filters.mel with
+   `htk=True, norm=1.0`; the matrix is computed once at export time and stored as a constant);
+4. `log10(10000 * mel + 1)`, then divided by 9.457798957824707 (the package's "original"
+   min/max normalisation, min 0);
+5. blocks of 100 frames (about 2.3 s) with a hop of 50 frames, time-major ([frames, mels], the
+   layout the network was trained on); an incomplete last block is dropped, as the package does
+   by default, except that a clip shorter than one block gives one block padded with zeros;
+6. the CNN (four conv blocks, 64-128-256-512 channels) on every block, mean over frequency and
+   max over time: one 512-d vector per block.
+
+Outputs: `embedding` [1, 512], the mean of the block vectors, and `block_embeddings`
+[1, blocks, 512], what the package returns for a file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from engine.atomic import write_atomically, write_bytes_atomically
+from engine.errors import InputError, NotFound
+
+SAMPLE_RATE = 44100
+N_FFT = 2048
+HOP = 1024
+N_MELS = 96
+F_MIN, F_MAX = 0.0, 22050.0
+SPEC_MAX = 9.457798957824707  # the package's "original" normalisation: (spec - 0) / (max - 0)
+BLOCK_FRAMES = 100
+BLOCK_HOP = 50
+DIM = 512
+CHANNELS = (64, 128, 256, 512)
+
+PACKAGE = "aisfx"
+PACKAGE_VERSION = "0.1.2"
+WHEEL_MEMBER = "aisfx/models/checkpoint.pth"
+SOURCE_NOTE = f"aisfx {PACKAGE_VERSION} (CC-BY-4.0)"
+INSTALL_HINT = (
+    f"get the aiSFX weights with `pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}` "
+    f"(--no-deps: its pinned old dependencies are not needed and must not be installed), "
+    f"or `pip download --no-deps {PACKAGE}=={PACKAGE_VERSION}` and pass the wheel with --source <wheel>"
+)
+
+
+# -- finding the checkpoint ------------------------------------------------------------------
+
+def installed_package_dir() -> Path | None:
+    """The folder of an installed `aisfx` package, found without importing it (its __init__
+    imports old dependencies)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    locations = list(spec.submodule_search_locations or [])
+    if locations:
+        return Path(locations[0])
+    return Path(spec.origin).parent if spec.origin else None
+
+
+def checkpoint_bytes(source: Path | None = None) -> tuple[bytes, str]:
+    """The checkpoint's bytes and a description of where they came from.
+
+    `source` may be the aisfx wheel, an unpacked wheel or package folder, or the checkpoint file;
+    None means the installed `aisfx` package.
+    """
+    if source is None:
+        package_dir = installed_package_dir()
+        if package_dir is None:
+            raise NotFound(f"the {PACKAGE} package is not installed; {INSTALL_HINT}")
+        path = package_dir / "models" / "checkpoint.pth"
+        if not path.is_file():
+            raise NotFound(f"{path}: the installed {PACKAGE} package has no checkpoint; {INSTALL_HINT}")
+        return path.read_bytes(), str(path)
+
+    source = Path(source).expanduser()
+    if source.is_dir():
+        for candidate in (source / "models" / "checkpoint.pth", source / WHEEL_MEMBER,
+                          source / "checkpoint.pth"):
+            if candidate.is_file():
+                return candidate.read_bytes(), str(candidate)
+        raise NotFound(f"{source}: no {WHEEL_MEMBER} or models/checkpoint.pth in this folder; {INSTALL_HINT}")
+    if not source.is_file():
+        raise NotFound(f"{source}: no such file or folder; {INSTALL_HINT}")
+    if zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+            names = archive.namelist()
+            if WHEEL_MEMBER in names:
+                return archive.read(WHEEL_MEMBER), f"{source}!{WHEEL_MEMBER}"
+            if source.suffix == ".whl":
+                raise NotFound(f"{source}: this wheel holds no {WHEEL_MEMBER}; {INSTALL_HINT}")
+    # A checkpoint file itself (a torch zip archive or a legacy pickle).
+    return source.read_bytes(), str(source)
+
+
+# -- reading the checkpoint safely ------------------------------------------------------------
+
+def _numpy_scalar_globals() -> list[Any]:
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # older numpy
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    allowed: list[Any] = [scalar, (scalar, "numpy.core.multiarray.scalar"),
+                          (scalar, "numpy._core.multiarray.scalar"), np.dtype]
+    for name in ("Int8DType", "Int16DType", "Int32DType", "Int64DType", "UInt8DType", "UInt16DType",
+                 "UInt32DType", "UInt64DType", "Float32DType", "Float64DType", "BoolDType"):
+        dtype_class = getattr(getattr(np, "dtypes", None), name, None)
+        if dtype_class is not None:
+            allowed.append(dtype_class)
+    return allowed
+
+
+def load_checkpoint(data: bytes, where: str = "checkpoint") -> dict[str, Any]:
+    """The embedding network's weights from an aisfx checkpoint, keys without `embedding_net.`.
+
+    Loading never runs code from the file: it is `torch.load(..., weights_only=True)`, whose
+    unpickler only rebuilds tensors, storages and plain containers and refuses every other global
+    (an `os.system` planted through `__reduce__` raises instead of running).
+
+    The real checkpoint is a tuple `(state_dict, ds_dict)`, where ds_dict maps each training
+    dataset to `(numpy.int64 index, class count)`. weights_only refuses those numpy scalars by
+    default, so exactly two numpy globals are allowed in addition: `numpy.core.multiarray.scalar`
+    (builds a number of a given dtype from its raw bytes) and `numpy.dtype` with its plain numeric
+    dtype classes. Neither can call anything else, so the file still cannot run code; a separate
+    restricted unpickler is therefore not needed. ds_dict and the per-dataset classifier heads
+    (`fc.*`) are not part of the embedding and are dropped.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if found is None:
+            raise InputError(f"{where}: not a readable torch checkpoint") from error
+        raise InputError(f"{where}: refused to load; the file holds objects other than weights "
+                         f"(it asks for {found.group(1)}), and nothing in it was run") from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise InputError(f"{where}: not a readable torch checkpoint ({error})") from error
+
+    state = loaded[0] if isinstance(loaded, (tuple, list)) and loaded else loaded
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise InputError(f"{where}: expected a state_dict (or (state_dict, datasets)), found {type(state).__name__}")
+    prefix = "embedding_net."
+    weights = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    if not weights:  # a bare EmbeddingNet state_dict
+        weights = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    if not all(isinstance(value, torch.Tensor) for value in weights.values()):
+        raise InputError(f"{where}: the state_dict holds values that are not tensors")
+    return weights
+
+
+# -- the network ------------------------------------------------------------------------------
+
+@cache
+def _classes():
+    """The torch modules, defined on first use so that importing this file stays cheap."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.onnx.operators import shape_as_tensor
+
+    class ConvBlock(nn.Module):
+        """Two 3x3 convolutions (no bias), each followed by batch norm and ReLU, then max pooling."""
+
+        def __init__(self, in_channels: int, out_channels: int, pool: bool) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(out_channels)
+            self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(out_channels)
+            self.pool = pool
+
+        def forward(self, x):
+            x = torch.relu(self.bn1(self.conv1(x)))
+            x = torch.relu(self.bn2(self.conv2(x)))
+            return F.max_pool2d(x, 2) if self.pool else x  # the last block pools 1x1: identity
+
+    class AisfxNet(nn.Module):
+        """Blocks of normalised log-mel frames [blocks, 100, 96] -> one 512-d vector per block."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            widths = (1, *CHANNELS)
+            for index in range(4):
+                self.add_module(f"conv_block{index + 1}",
+                                ConvBlock(widths[index], widths[index + 1], pool=index < 3))
+
+        def forward(self, blocks):
+            x = blocks.unsqueeze(1)  # [blocks, 1, time, mel]
+            for index in range(4):
+                x = getattr(self, f"conv_block{index + 1}")(x)
+            return x.mean(dim=3).amax(dim=2)  # mean over frequency, max over time
+
+    class AisfxEmbedder(nn.Module):
+        """Waveform [1, samples] at 44100 Hz -> (embedding [1, 512], block embeddings [1, blocks, 512])."""
+
+        def __init__(self, dft_basis, mel_matrix) -> None:
+            super().__init__()
+            self.net = AisfxNet()
+            self.register_buffer("dft_basis", dft_basis, persistent=False)  # [2 * bins, 1, N_FFT]
+            self.register_buffer("mel_matrix", mel_matrix, persistent=False)  # [bins, N_MELS]
+
+        def log_mel(self, waveform):
+            """[1, samples] -> normalised log-mel frames [1, frames, 96]."""
+            peak = waveform.abs().amax()
+            waveform = waveform / torch.where(peak > 0, peak, torch.ones_like(peak))
+            padded = F.pad(waveform.unsqueeze(1), (N_FFT // 2, N_FFT // 2))
+            spectrum = F.conv1d(padded, self.dft_basis, stride=HOP)  # [1, 2 * bins, frames]
+            real, imag = spectrum.chunk(2, dim=1)
+            power = (real * real + imag * imag).transpose(1, 2)  # [1, frames, bins]
+            mel = torch.matmul(power, self.mel_matrix)
+            return torch.log10(mel * 10000.0 + 1.0) / SPEC_MAX
+
+        def blocks(self, frames):
+            """[1, frames, 96] -> [blocks, 100, 96]: hop 50, incomplete last block dropped, at least one."""
+            count = shape_as_tensor(frames)[1]
+            kept = torch.clamp(torch.div(count, BLOCK_HOP, rounding_mode="floor") * BLOCK_HOP, min=BLOCK_FRAMES)
+            padded = F.pad(frames, (0, 0, 0, BLOCK_FRAMES)).index_select(1, torch.arange(kept))
+            halves = padded.reshape(-1, BLOCK_HOP, N_MELS)
+            return torch.cat([halves[:-1], halves[1:]], dim=1)
+
+        def forward(self, waveform):
+            per_block = self.net(self.blocks(self.log_mel(waveform)))
+            return per_block.mean(dim=0, keepdim=True), per_block.unsqueeze(0)
+
+    return AisfxNet, AisfxEmbedder
+
+
+def preprocessing_constants():
+    """(windowed DFT basis [2 * 1025, 1, 2048], mel matrix [1025, 96]) as float32 tensors."""
+    import librosa
+    import numpy as np
+    import torch
+
+    n = np.arange(N_FFT)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)  # periodic Hann, as scipy's get_window
+    bins = np.arange(N_FFT // 2 + 1)
+    angle = 2.0 * np.pi * np.outer(bins, n) / N_FFT
+    basis = np.concatenate([np.cos(angle) * window, -np.sin(angle) * window])[:, None, :]
+    mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=F_MIN, fmax=F_MAX,
+                              htk=True, norm=1.0)
+    return (torch.from_numpy(basis.astype(np.float32)),
+            torch.from_numpy(np.ascontiguousarray(mel.T, dtype=np.float32)))
+
+
+def build_network():
+    """The bare CNN, randomly initialised (its state_dict has the checkpoint's embedding_net keys)."""
+    network_class, _ = _classes()
+    return network_class()
+
+
+def build_model(weights: dict[str, Any]):
+    """The waveform-to-embedding module in eval mode, with `weights` loaded strictly."""
+    _, embedder_class = _classes()
+    model = embedder_class(*preprocessing_constants())
+    try:
+        model.net.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        raise InputError(f"the checkpoint does not match the aiSFX network: {error}") from error
+    return model.eval()
+
+
+# -- export ---------------------------------------------------------------------------------
+
+def export_onnx(model, path: Path) -> None:
+    """Write `model` to `path` as ONNX (opset 17) with a dynamic sample axis."""
+    import torch
+    import warnings
+
+    example = torch.zeros(1, 2 * SAMPLE_RATE)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (example,), str(path), input_names=["waveform"],
+            output_names=["embedding", "block_embeddings"],
+            dynamic_axes={"waveform": {1: "samples"}, "block_embeddings": {1: "blocks"}},
+            opset_version=17, do_constant_folding=True, dynamo=False,
+        )
+
+
+def install_aisfx(workspace, *, source: Path | None = None, name: str = "aisfx") -> Path:
+    """Export the aiSFX embedding into the workspace as `models/embeddings/<name>.onnx` + `<name>.json`.
+
+    `workspace` is a Workspace (or its folder). Returns the ONNX file's path.
+    """
+    if not name or Path(name).name != name or name.startswith("."):
+        raise InputError(f"{name!r}: not a usable model name")
+    data, where = checkpoint_bytes(source)
+    model = build_model(load_checkpoint(data, where))
+
+    folder = Path(getattr(workspace, "embeddings_dir", None) or Path(workspace) / "models" / "embeddings")
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_path = folder / f"{name}.onnx"
+    sidecar = {"sample_rate": SAMPLE_RATE, "source": SOURCE_NOTE, "dim": DIM}
+    # No input_seconds: the model takes any length (it cuts 2.3 s blocks itself).
+    write_bytes_atomically(onnx_path.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
+    write_atomically(onnx_path, lambda temporary: export_onnx(model, temporary))
+    return onnx_path

@@ -1,0 +1,212 @@
+"""Running a model version: on files, over the whole library, and along a long track.
+
+Features go through the same cache as training, so predicting on clips that were featurised
+before decodes nothing. A section model (trained on windows of `window_s` seconds) is slid along
+a track bar by bar on its beat grid; window probabilities are spread over the bars they cover,
+smoothed across time, and consecutive bars with the same label become one section.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio.beatgrid import BeatGrid
+from engine.concepts import Rejection
+from engine.errors import InputError
+from engine.features.extract import Target, extract_features, load_features
+from engine.progress import CancelToken, Reporter
+from engine.registry import ModelVersion, load_classifier, resolve
+
+SMOOTHING_BARS = 2  # each bar's probabilities are averaged with this many bars either side
+
+
+@dataclass
+class LoadedModel:
+    version: ModelVersion
+    classifier: object
+    extractors: list
+
+    @property
+    def window_s(self) -> float | None:
+        return self.version.meta.get("window_s")
+
+    def probabilities(self, workspace, targets: list[Target], *, workers=None, reporter=None, cancel=None):
+        """Probabilities for the targets whose features could be made, and those targets' indices."""
+        report = extract_features(workspace.cache, targets, self.version.spec, self.extractors, workers=workers,
+                                  reporter=reporter, cancel=cancel)
+        features, kept = load_features(workspace.cache, targets, self.extractors)
+        if not kept:
+            return np.zeros((0, len(self.version.label_set))), [], report.rejections
+        return self.classifier.predict_proba(features), kept, report.rejections
+
+
+def load(workspace, ref: str) -> LoadedModel:
+    version = resolve(workspace, ref)
+    return LoadedModel(version, load_classifier(version), version.spec.extractors(workspace.embeddings_dir))
+
+
+def top_k(probabilities: np.ndarray, classes: list[str], k: int) -> list[dict]:
+    order = np.argsort(-probabilities)[:k]
+    return [{"label": classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
+
+
+def _window_starts(duration_s: float, window_s: float, grid: BeatGrid | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Window start times: every bar of the grid (and their bar numbers), else every half window."""
+    if grid is not None:
+        beats = grid.beat_times_within(duration_s)
+        bar_starts = beats[:: grid.beats_per_bar]
+        bar_starts = bar_starts[bar_starts + window_s <= duration_s + 1e-6]
+        if len(bar_starts):
+            return bar_starts, np.arange(len(bar_starts)) * grid.beats_per_bar
+    hop = window_s / 2
+    return np.arange(0.0, max(duration_s - window_s, 0.0) + 1e-9, hop), None
+
+
+def smooth_sections(starts: np.ndarray, window_s: float, probabilities: np.ndarray, classes: list[str],
+                    duration_s: float, grid: BeatGrid | None, beats: np.ndarray | None) -> list[dict]:
+    """Sections from window probabilities: each step (bar) takes the mean of the windows covering it,
+    smoothed over ±SMOOTHING_BARS steps; equal neighbours merge."""
+    if len(starts) == 0:
+        return []
+    hop = (starts[1] - starts[0]) if len(starts) > 1 else window_s
+    steps = len(starts)
+    covering = np.zeros((steps, probabilities.shape[1]))
+    counts = np.zeros(steps)
+    span = max(int(round(window_s / hop)), 1)
+    for index in range(steps):
+        covering[index: index + span] += probabilities[index]
+        counts[index: index + span] += 1
+    covering /= counts[:, None]
+    kernel = np.ones(2 * SMOOTHING_BARS + 1)
+    padded = np.pad(covering, ((SMOOTHING_BARS, SMOOTHING_BARS), (0, 0)), mode="edge")
+    smoothed = np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(covering.shape[1])], axis=1)
+    smoothed /= smoothed.sum(axis=1, keepdims=True)
+    labels = smoothed.argmax(axis=1)
+    sections = []
+    first = 0
+    for index in range(1, steps + 1):
+        if index == steps or labels[index] != labels[first]:
+            start_s = float(starts[first])
+            end_s = float(starts[index]) if index < steps else duration_s
+            section = {"label": classes[labels[first]], "confidence": round(float(smoothed[first:index, labels[first]].mean()), 6),
+                       "start_s": round(start_s, 4), "end_s": round(end_s, 4)}
+            if grid is not None and beats is not None:
+                section["start_beat"] = round(float(grid.beat_at(start_s)), 3)
+                section["end_beat"] = round(float(grid.beat_at(end_s)), 3)
+            sections.append(section)
+            first = index
+    return sections
+
+
+@dataclass
+class FilePrediction:
+    path: str
+    clip_id: str
+    label: str | None = None
+    confidence: float | None = None
+    top: list[dict] = field(default_factory=list)
+    sections: list[dict] | None = None
+    grid: dict | None = None
+
+    def to_dict(self) -> dict:
+        result = {"path": self.path, "clip_id": self.clip_id, "label": self.label, "confidence": self.confidence,
+                  "top": self.top}
+        if self.sections is not None:
+            result.update({"sections": self.sections, "grid": self.grid})
+        return result
+
+
+def _grid_for(workspace, clip_id: str, path: str, duration_s: float) -> BeatGrid | None:
+    """The clip's stored grid, else one detected now (long clips only), else none."""
+    from engine.library.grids import MIN_DETECT_SECONDS, get_grid
+
+    with workspace.db.transaction() as con:
+        grid = get_grid(con, clip_id)
+    if grid is not None or duration_s < MIN_DETECT_SECONDS:
+        return grid
+    from engine.audio.beatgrid import detect_beat_grid
+    from engine.audio.decode import decode
+
+    try:
+        samples, rate = decode(path, sample_rate=22050)
+        return detect_beat_grid(samples, rate)
+    except InputError:
+        return None
+
+
+def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, workers: int | None = None,
+                  reporter: Reporter | None = None, cancel: CancelToken | None = None
+                  ) -> tuple[ModelVersion, list[FilePrediction], list[Rejection]]:
+    """Label, confidence and top-k for each file; timed sections for a section model on long files."""
+    from engine.library.scan import probe_files
+
+    model = load(workspace, ref)
+    classes = model.version.label_set
+    probed, rejections = probe_files([str(Path(p).expanduser().resolve()) for p in paths], workers=workers,
+                                     reporter=reporter, cancel=cancel)
+    results = []
+    for path, info in probed.items():
+        prediction = FilePrediction(path, info.clip_id)
+        window = model.window_s
+        if window and info.duration_s >= 1.5 * window:
+            grid = _grid_for(workspace, info.clip_id, path, info.duration_s)
+            starts, beats = _window_starts(info.duration_s, window, grid)
+            targets = [Target(info.clip_id, path, info.size_bytes, round(float(s), 4), round(float(s) + window, 4))
+                       for s in starts]
+            probabilities, kept, failed = model.probabilities(workspace, targets, workers=workers, cancel=cancel)
+            rejections += failed
+            prediction.sections = smooth_sections(starts[kept], window, probabilities, classes, info.duration_s,
+                                                  grid, beats)
+            prediction.grid = grid.to_dict() if grid else None
+            overall = probabilities.mean(axis=0) if len(kept) else None
+        else:
+            probabilities, kept, failed = model.probabilities(
+                workspace, [Target(info.clip_id, path, info.size_bytes)], workers=workers, cancel=cancel)
+            rejections += failed
+            overall = probabilities[0] if kept else None
+        if overall is not None:
+            prediction.top = top_k(overall, classes, top)
+            prediction.label, prediction.confidence = prediction.top[0]["label"], prediction.top[0]["confidence"]
+        results.append(prediction)
+    results.sort(key=lambda p: p.path)
+    return model.version, results, rejections
+
+
+def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: Reporter | None = None,
+                  cancel: CancelToken | None = None) -> tuple[ModelVersion, int, list[Rejection]]:
+    """Store the version's prediction for every clip (whole clips; the windows of long clips for a
+    section model) in the predictions table. Labels are never touched."""
+    model = load(workspace, ref)
+    window = model.window_s
+    with workspace.db.transaction() as con:
+        clips = con.execute("SELECT clip_id, path, size_bytes, duration_s FROM clips ORDER BY path").fetchall()
+    targets = []
+    for clip_id, path, size, duration in clips:
+        if window and duration >= 1.5 * window:
+            targets += [Target(clip_id, path, size, round(s, 4), round(s + window, 4))
+                        for s in np.arange(0.0, duration - window + 1e-9, window)]
+        else:
+            targets.append(Target(clip_id, path, size))
+    probabilities, kept, rejections = model.probabilities(workspace, targets, workers=workers, reporter=reporter,
+                                                          cancel=cancel)
+    classes = model.version.label_set
+    chosen = [targets[k] for k in kept]
+    best = probabilities.argmax(axis=1) if len(kept) else np.zeros(0, dtype=int)
+    with workspace.db.transaction() as con:
+        con.execute("DELETE FROM predictions WHERE model_id = ?", [model.version.model_id])
+        if chosen:
+            con.execute(
+                "INSERT INTO predictions (model_id, clip_id, segment_key, start_s, end_s, label, confidence, probabilities) "
+                "SELECT $model, unnest($clip), unnest($key), unnest($start::DOUBLE[]), unnest($end::DOUBLE[]), "
+                "unnest($label), unnest($confidence), unnest($probabilities)",
+                {"model": model.version.model_id, "clip": [t.clip_id for t in chosen],
+                 "key": [t.region_key for t in chosen], "start": [t.start_s for t in chosen],
+                 "end": [t.end_s for t in chosen], "label": [classes[i] for i in best],
+                 "confidence": [float(probabilities[n, i]) for n, i in enumerate(best)],
+                 "probabilities": [json.dumps(dict(zip(classes, np.round(row, 6).tolist()))) for row in probabilities]},
+            )
+    return model.version, len(chosen), rejections

@@ -1,0 +1,74 @@
+"""The one interface every model kind follows, in scikit-learn's habits.
+
+Hyperparameters are explicit keywords (validated against `defaults`), fitted state ends in `_`,
+`seed` makes a fit repeatable. Models see class indices 0..K-1; the registry keeps the names.
+Artifacts are written without pickle (JSON, LightGBM text, safetensors) into a folder.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.errors import WorkbenchError
+
+
+class TrainingCallback:
+    """Listens to training; every hook does nothing unless overridden (Lightning-style)."""
+
+    def on_epoch_end(self, epoch: int, total_epochs: int, train_loss: float, val_loss: float | None,
+                     val_metric: float | None) -> None:
+        """After each epoch (or boosting round block): losses and the validation metric (accuracy)."""
+
+    def should_stop(self) -> bool:
+        """Checked between epochs; True stops training early (cancellation)."""
+        return False
+
+
+class NotSupported(WorkbenchError):
+    """The model kind cannot do what was asked (e.g. an export format)."""
+
+
+class Classifier(ABC):
+    kind: ClassVar[str]
+    input_rank: ClassVar[int] = 1  # 1: rows are feature vectors (N, D); 2: rows are patches (N, M, T)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **hyperparams: Any) -> None:
+        unknown = set(hyperparams) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown hyperparameter(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(self.defaults))}")
+        self.hyperparams: dict[str, Any] = {**self.defaults, **hyperparams}
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.hyperparams)
+
+    @abstractmethod
+    def fit(self, X: np.ndarray, y: np.ndarray, *, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+            n_classes: int | None = None, callback: TrainingCallback | None = None) -> Classifier:
+        """Train on X (float32) and y (int class indices). Validation data, when given, drives early
+        stopping and the per-epoch val loss / metric. Sets `n_classes_` (n_classes or max(y)+1)."""
+
+    @abstractmethod
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(N, n_classes_) probabilities, each row summing to 1."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    @abstractmethod
+    def save(self, folder: Path) -> None:
+        """Write the fitted model's files into `folder` (which exists). No pickle."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: Path) -> Classifier:
+        """Read a model written by `save`."""
+
+    def export_onnx(self, path: Path) -> None:
+        """Write an ONNX graph: input 'features' float32 [batch, ...], output 'probabilities' [batch, K]."""
+        raise NotSupported(f"{self.kind} models cannot be exported to ONNX")

@@ -1,0 +1,69 @@
+"""The model kinds by name, and saving / loading a model folder whatever its kind.
+
+Kinds are imported when first used, so importing this module stays free of torch, LightGBM and
+scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.errors import NotFound
+from engine.models.base import Classifier
+
+MODEL_FILE = "model.json"
+_KIND_CLASSES = {
+    "logreg": "engine.models.logreg:LogisticRegressionClassifier",
+    "lgbm": "engine.models.lgbm:LightGbmClassifier",
+    "mlp": "engine.models.mlp:MlpClassifier",
+    "cnn": "engine.models.cnn:CnnClassifier",
+}
+
+
+class _Kinds(Mapping[str, type[Classifier]]):
+    """A read-only mapping of kind name to class that imports a kind's module on lookup."""
+
+    def __getitem__(self, kind: str) -> type[Classifier]:
+        module, name = _KIND_CLASSES[kind].split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_KIND_CLASSES)
+
+    def __len__(self) -> int:
+        return len(_KIND_CLASSES)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in _KIND_CLASSES
+
+
+MODEL_KINDS: Mapping[str, type[Classifier]] = _Kinds()
+
+
+def _kind_class(kind: str) -> type[Classifier]:
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
+    return MODEL_KINDS[kind]
+
+
+def make_model(kind: str, **hyperparams: Any) -> Classifier:
+    return _kind_class(kind)(**hyperparams)
+
+
+def save_model(model: Classifier, folder: Path) -> None:
+    """The model's own files plus model.json naming its kind and hyperparameters."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder)
+    (folder / MODEL_FILE).write_text(json.dumps({"kind": model.kind, "hyperparams": model.get_params()}, indent=2))
+
+
+def load_model(folder: Path) -> Classifier:
+    path = Path(folder) / MODEL_FILE
+    if not path.is_file():
+        raise NotFound(f"{folder}: not a saved model (no {MODEL_FILE})")
+    return _kind_class(json.loads(path.read_text())["kind"]).load(folder)

@@ -1,0 +1,28 @@
+"""The "mlp" kind: a small fully connected network on standardised feature vectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from engine.models.torch_nets import TorchClassifier, mlp_net
+
+SCALE_FLOOR = 1e-6
+
+
+class MlpClassifier(TorchClassifier):
+    kind = "mlp"
+    input_rank = 1
+    defaults = {"hidden": 256, "epochs": 60, "lr": 1e-3, "batch_size": 64, "weight_decay": 1e-4, "dropout": 0.3,
+                "patience": 8, "class_balance": True, "seed": 0, "device": "auto"}
+
+    def _config(self, X: np.ndarray) -> dict[str, Any]:
+        X = X.astype(np.float64)
+        return {"input_shape": [X.shape[1]], "mean": X.mean(axis=0).tolist(),
+                "scale": np.maximum(X.std(axis=0), SCALE_FLOOR).tolist()}
+
+    def _build(self, config: dict[str, Any]) -> nn.Module:
+        return mlp_net(config["mean"], config["scale"], int(self.hyperparams["hidden"]), self.n_classes_,
+                       float(self.hyperparams["dropout"]))

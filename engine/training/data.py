@@ -1,0 +1,126 @@
+"""Training data: labelled features split into train / val / test, from any of three places.
+
+- the workspace's labels (whole clips, time ranges, beat ranges; long sections become windows),
+- a curated folder root (ROOT/<class>/[<pack>/]...), featurised through the cache,
+- an exported dataset (its splits are kept).
+Splits are stratified and grouped by source, so a pack is never heard in both training and test;
+classes below `min_class_samples` are left out with a note.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.concepts import Rejection, Split
+from engine.datasets.export import Item, assemble, fingerprint, window_items, workspace_items
+from engine.datasets.source import curated_items, is_export, open_dataset
+from engine.errors import InputError
+from engine.features.spec import FeatureSpec
+from engine.progress import CancelToken, Reporter
+
+MIN_GROUPS_FOR_GROUP_SPLIT = 3
+
+
+@dataclass
+class TrainingData:
+    spec: FeatureSpec
+    task: str  # the taxonomy, or the dataset's name
+    classes: list[str]
+    features: np.ndarray
+    y: np.ndarray  # class indices
+    splits: np.ndarray  # "train" | "val" | "test" per row
+    groups: list[str]
+    fingerprint: str
+    label_counts: dict[str, int]  # real (not augmented) examples per class
+    left_out: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    cancelled: bool = False
+
+    def part(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        chosen = self.splits == str(split)
+        return self.features[chosen], self.y[chosen]
+
+    def sizes(self) -> dict[str, int]:
+        return {str(split): int((self.splits == str(split)).sum()) for split in (Split.TRAIN, Split.VAL, Split.TEST)}
+
+
+def _keep_frequent(items: list[Item], min_class_samples: int) -> tuple[list[Item], dict[str, int]]:
+    counts = Counter(item.label for item in items)
+    left_out = {label: n for label, n in sorted(counts.items()) if n < min_class_samples}
+    return [item for item in items if item.label not in left_out], left_out
+
+
+def _from_items(workspace, items: list[Item], spec: FeatureSpec, task: str, *, min_class_samples: int, split_by: str,
+                val: float, test: float, seed: int, augment: int, workers, reporter, cancel,
+                rejections: list[Rejection]) -> TrainingData:
+    items, left_out = _keep_frequent(items, min_class_samples)
+    notes = [f"left out {label} ({n} < {min_class_samples} examples)" for label, n in left_out.items()]
+    if len({item.label for item in items}) < 2:
+        raise InputError(f"need at least 2 classes with {min_class_samples}+ examples to train; "
+                         f"have {dict(Counter(item.label for item in items))} (lower --min-class-samples?)")
+    if split_by == "group" and len({item.source for item in items}) < MIN_GROUPS_FOR_GROUP_SPLIT:
+        notes.append(f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources: split by clip instead of by source")
+        split_by = "clip"
+    assembled = assemble(workspace, items, spec, split_by=split_by, val=val, test=test, seed=seed, augment=augment,
+                         workers=workers, reporter=reporter, cancel=cancel)
+    rejections = rejections + assembled.rejections
+    classes = sorted(set(assembled.labels))
+    index = {name: n for n, name in enumerate(classes)}
+    rows = [{"clip": i.target.clip_id, "region": i.target.region_key, "label": i.label, "split": str(s)}
+            for i, s in zip(assembled.items, assembled.splits)]
+    return TrainingData(
+        spec=spec, task=task, classes=classes, features=assembled.features,
+        y=np.array([index[label] for label in assembled.labels], dtype=np.int64),
+        splits=np.array([str(s) for s in assembled.splits]), groups=[i.source for i in assembled.items],
+        fingerprint=fingerprint(rows, spec, [e.cache_prefix for e in assembled.extractors]),
+        label_counts=dict(sorted(Counter(i.label for i in assembled.items if not i.target.augment).items())),
+        left_out=left_out, notes=notes, rejections=rejections, cancelled=assembled.cancelled,
+    )
+
+
+def _from_export(path: Path, spec: FeatureSpec | None, workspace, min_class_samples: int) -> TrainingData:
+    dataset = open_dataset(path, workspace, spec=spec)
+    counts = Counter(dataset.labels)
+    left_out = {label: n for label, n in sorted(counts.items()) if n < min_class_samples}
+    keep = np.array([label not in left_out for label in dataset.labels])
+    classes = sorted(set(dataset.labels) - set(left_out))
+    index = {name: n for n, name in enumerate(classes)}
+    labels = [label for label, kept in zip(dataset.labels, keep) if kept]
+    manifest_fingerprint = fingerprint([{"dataset": str(path), "labels": labels}], dataset.spec, [])
+    return TrainingData(
+        spec=dataset.spec, task=path.name, classes=classes, features=dataset.features[keep],
+        y=np.array([index[label] for label in labels], dtype=np.int64),
+        splits=np.array([str(s) for s, kept in zip(dataset.splits, keep) if kept]),
+        groups=[g for g, kept in zip(dataset.groups, keep) if kept], fingerprint=manifest_fingerprint,
+        label_counts=dict(sorted(Counter(labels).items())), left_out=left_out,
+        notes=[f"left out {label} ({n} < {min_class_samples} examples)" for label, n in left_out.items()],
+    )
+
+
+def training_data(workspace, spec: FeatureSpec | None, *, dataset: Path | None = None, taxonomy: str | None = None,
+                  window_s: float | None = None, min_class_samples: int = 10, min_confidence: float = 0.0,
+                  split_by: str = "group", val: float = 0.15, test: float = 0.15, seed: int = 0, augment: int = 0,
+                  workers: int | None = None, reporter: Reporter | None = None,
+                  cancel: CancelToken | None = None) -> TrainingData:
+    """Labelled, split features for training, from the workspace's labels or a dataset path."""
+    if dataset is not None:
+        dataset = Path(dataset).expanduser().resolve()
+        if is_export(dataset):
+            return _from_export(dataset, spec, workspace, min_class_samples)
+        tax = workspace.taxonomy(taxonomy) if taxonomy else None
+        items, rejections = curated_items(dataset, tax, workers=workers, reporter=reporter, cancel=cancel)
+        return _from_items(workspace, items, spec or FeatureSpec.parse("dsp"), tax.name if tax else dataset.name,
+                           min_class_samples=min_class_samples, split_by=split_by, val=val, test=test, seed=seed,
+                           augment=augment, workers=workers, reporter=reporter, cancel=cancel, rejections=rejections)
+    tax = workspace.taxonomy(taxonomy)
+    items = window_items(workspace_items(workspace, tax.name, min_confidence), window_s)
+    if not items:
+        raise InputError(f"no labelled segments in taxonomy {tax.name}; label some clips first")
+    return _from_items(workspace, items, spec or FeatureSpec.parse("dsp"), tax.name,
+                       min_class_samples=min_class_samples, split_by=split_by, val=val, test=test, seed=seed,
+                       augment=augment, workers=workers, reporter=reporter, cancel=cancel, rejections=[])

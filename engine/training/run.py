@@ -1,0 +1,139 @@
+"""One training job, in its own process: preparing → training → evaluating → completed.
+
+Validation drives early stopping; the test split is used once, for the final report. The model
+is saved into the job's run folder and only registered (moved into models/) once everything
+succeeded, so a failed, cancelled or killed job never leaves a registered version.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.concepts import Split
+from engine.errors import Cancelled, InputError
+from engine.features.spec import FeatureSpec, parse_params
+from engine.jobs import JobLog
+from engine.progress import CancelToken
+from engine.training.data import TrainingData, training_data
+
+DEFAULT_MODEL = "logreg"
+DEFAULT_FEATURES = {"cnn": "mel"}  # every other kind defaults to dsp
+CANCEL_CHECK_INTERVAL_S = 0.5
+
+
+@dataclass
+class TrainRequest:
+    """What `train` was asked to do; stored as the job's params."""
+
+    name: str
+    model: str = DEFAULT_MODEL
+    features: str | None = None
+    feature_params: list[str] = field(default_factory=list)
+    dataset: str | None = None
+    taxonomy: str | None = None
+    window_s: float | None = None
+    min_class_samples: int = 10
+    min_confidence: float = 0.0
+    split_by: str = "group"
+    val: float = 0.15
+    test: float = 0.15
+    seed: int = 0
+    augment: int = 0
+    hyperparams: dict = field(default_factory=dict)
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec.parse(self.features or DEFAULT_FEATURES.get(self.model, "dsp"),
+                                 parse_params(self.feature_params))
+
+
+class _JobCallback:
+    """Turns epochs into job events and checks for cancellation now and then."""
+
+    def __init__(self, job: JobLog, cancel: CancelToken) -> None:
+        self.job = job
+        self.cancel = cancel
+        self._last_check = 0.0
+        self.epochs_seen = 0
+
+    def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
+        self.epochs_seen = epoch
+        self.job.event("epoch", {"epoch": epoch, "total_epochs": total_epochs, "train_loss": train_loss,
+                                 "val_loss": val_loss, "val_metric": val_metric})
+        self.job.progress(min(epoch / max(total_epochs, 1), 1.0), f"epoch {epoch}/{total_epochs}", force=True)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self.cancel.cancelled and now - self._last_check > CANCEL_CHECK_INTERVAL_S:
+            self._last_check = now
+            if self.job.cancel_requested():
+                self.cancel.cancel()
+        return self.cancel.cancelled
+
+
+def _check_fit(model_kind: str, spec: FeatureSpec, data: TrainingData, input_rank: int) -> None:
+    rank = data.features.ndim - 1
+    if rank != input_rank:
+        wanted = "mel patches (--features mel)" if input_rank == 2 else "feature vectors (dsp, onnx:NAME, hybrid:NAME)"
+        raise InputError(f"{model_kind} trains on {wanted}, not {spec}")
+
+
+def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict | None:
+    from engine.evaluation import evaluate
+
+    features, labels = data.part(split)
+    if len(labels) == 0:
+        return None
+    return evaluate(labels, model.predict_proba(features), data.classes, seed=seed).to_dict()
+
+
+def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
+    from engine.models.kinds import make_model, save_model
+    from engine.registry import register
+
+    request = TrainRequest(**params)
+    job.state("preparing", "extracting features")
+    data = training_data(
+        workspace, request.spec if (request.features or not request.dataset) else None,
+        dataset=Path(request.dataset) if request.dataset else None, taxonomy=request.taxonomy,
+        window_s=request.window_s, min_class_samples=request.min_class_samples, min_confidence=request.min_confidence,
+        split_by=request.split_by, val=request.val, test=request.test, seed=request.seed, augment=request.augment,
+        cancel=cancel)
+    if data.cancelled or cancel.cancelled:
+        raise Cancelled("cancelled while preparing")
+    job.event("data", {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
+                       "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
+                       "rejected": len(data.rejections)})
+    model = make_model(request.model, **request.hyperparams)
+    _check_fit(request.model, data.spec, data, model.input_rank)
+    train_x, train_y = data.part(Split.TRAIN)
+    val_x, val_y = data.part(Split.VAL)
+    job.state("training", f"{request.model} on {len(train_y)} examples")
+    callback = _JobCallback(job, cancel)
+    model.fit(train_x, train_y, X_val=val_x if len(val_y) else None, y_val=val_y if len(val_y) else None,
+              n_classes=len(data.classes), callback=callback)
+    if cancel.cancelled:
+        raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
+    job.state("evaluating")
+    metrics = {"val": _evaluate_split(model, data, Split.VAL, request.seed),
+               "test": _evaluate_split(model, data, Split.TEST, request.seed),
+               "train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
+               "sizes": data.sizes()}
+    if metrics["test"] is None:
+        data.notes.append("no test split: the report uses validation data")
+        metrics["test"] = metrics["val"]
+    artifact = workspace.runs_dir / job.job_id / "model"
+    artifact.mkdir(parents=True, exist_ok=True)
+    save_model(model, artifact)
+    version = register(
+        workspace, name=request.name, task=data.task, kind=request.model, artifact_dir=artifact,
+        feature_spec=data.spec, classes=data.classes, label_counts=data.label_counts,
+        hyperparams=model.get_params(), metrics=metrics, dataset_fingerprint=data.fingerprint, job_id=job.job_id,
+        meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
+              "dataset": request.dataset, "split_by": request.split_by},
+    )
+    job.finish("completed", result={"model": version.ref, "test": version.headline(), "notes": data.notes})
