@@ -1,8 +1,10 @@
-"""The demo: a synthetic library imported into a workspace, end to end.
+"""The demo: the whole loop on a synthetic library, in a couple of minutes on a laptop's CPU.
 
 Five synthetic drum packs (9 classes, distinct timbres, rates and formats) as a curated folder,
-plus two DJ tracks with beat grids and section labels in a manifest. The demo imports them,
-sets the grids, labels the sections by beats and extracts dsp features.
+an unseen sixth kit kept outside the workspace, and seven DJ tracks (six with beat grids and
+beat-range section labels, one held out). The demo imports, extracts features, trains logreg and
+cnn drum models (splits grouped by pack), evaluates both on the unseen kit, activates the better
+one, predicts, and trains a section model that it runs along the held-out track.
 """
 
 from __future__ import annotations
@@ -15,20 +17,33 @@ from pathlib import Path
 import soundfile
 
 from engine.audio.beatgrid import BeatGrid
-from engine.audio.synth import DRUM_CLASSES, write_curated_library, synthesize_section_track
+from engine.audio.synth import DRUM_CLASSES, PackTimbre, synthesize_section_track, write_curated_library
+from engine.errors import Cancelled
 from engine.features.service import extract_workspace
 from engine.features.spec import FeatureSpec
+from engine.inference import infer_library, predict_files
+from engine.jobs import JobLog, get_job
 from engine.library.grids import set_grid
 from engine.library.importer import import_folder, import_label_file
 from engine.progress import CancelToken, Reporter
+from engine.registry import ModelVersion, activate, resolve
 from engine.stats import workspace_stats
+from engine.training.evaluate import evaluate_on_dataset
 from engine.workspace import Workspace
 
 TRACK_RATE = 22050
-DEMO_TRACKS = {
-    "track_a": (124.0, 0.05, [("intro", 8), ("build", 4), ("drop", 8), ("break", 4), ("build", 4), ("drop", 8), ("outro", 4)]),
-    "track_b": (118.0, 0.12, [("intro", 4), ("verse", 8), ("chorus", 8), ("break", 4), ("chorus", 8), ("outro", 4)]),
-}
+ARRANGEMENTS = (
+    [("intro", 8), ("build", 4), ("drop", 8), ("break", 4), ("build", 4), ("drop", 8), ("outro", 4)],
+    [("intro", 4), ("verse", 8), ("chorus", 8), ("break", 4), ("chorus", 8), ("outro", 4)],
+    [("intro", 4), ("build", 4), ("drop", 8), ("verse", 4), ("chorus", 4), ("break", 4), ("drop", 4), ("outro", 4)],
+)
+TEMPOS = (124.0, 118.0, 128.0, 122.0, 126.0, 120.0, 125.0)
+# Six tracks to learn sections from; the seventh is held out for `predict`.
+DEMO_TRACKS = {f"track_{n + 1}": (TEMPOS[n], round(0.03 * n, 2), ARRANGEMENTS[n % len(ARRANGEMENTS)]) for n in range(7)}
+HELD_OUT_TRACK = "track_7"
+HELD_OUT_KIT = PackTimbre("unseen_kit", 44100, "wav", "PCM_16", pitch=1.07, decay=1.15, brightness=1.25, drive=0.15,
+                          gain_db=-5.0)
+SECTION_WINDOW_S = 4.0
 
 
 @dataclass
@@ -51,57 +66,113 @@ class DemoSummary:
                 "stats": self.stats}
 
 
-def write_demo_tracks(folder: Path) -> Path:
-    """Write the DJ tracks and a sections manifest (beat ranges); returns the manifest's path."""
+def write_demo_tracks(folder: Path, held_out: Path) -> Path:
+    """Write the DJ tracks and a sections manifest (beat ranges) for all but the held-out track,
+    which goes to `held_out`; returns the manifest's path."""
     folder.mkdir(parents=True, exist_ok=True)
+    held_out.mkdir(parents=True, exist_ok=True)
     manifest = folder / "sections.csv"
     with open(manifest, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "start_beat", "end_beat", "source"])
         for seed, (name, (bpm, offset, sections)) in enumerate(DEMO_TRACKS.items()):
             audio, placed = synthesize_section_track(sections, bpm=bpm, offset_s=offset, sample_rate=TRACK_RATE, seed=seed)
-            soundfile.write(folder / f"{name}.flac", audio, TRACK_RATE)
+            target = (held_out if name == HELD_OUT_TRACK else folder) / f"{name}.flac"
+            soundfile.write(target, audio, TRACK_RATE)
+            if name == HELD_OUT_TRACK:
+                continue
             for section in placed:
-                writer.writerow([f"{name}.flac", section["label"], section["start_beat"], section["end_beat"], "demo_tracks"])
+                writer.writerow([f"{name}.flac", section["label"], section["start_beat"], section["end_beat"], name])
     return manifest
+
+
+def _train(workspace, summary: DemoSummary, cancel: CancelToken | None, **request) -> ModelVersion:
+    """Train in this process, recorded as a job like any other."""
+    from engine.training.run import TrainRequest, run_training
+
+    params = TrainRequest(**request).__dict__
+    job = JobLog(workspace, "train", params, state="pending")
+    try:
+        run_training(workspace, job, params, cancel or CancelToken())
+    except Cancelled:
+        job.finish("cancelled")
+        summary.cancelled = True
+        raise
+    return resolve(workspace, get_job(workspace, job.job_id).result["model"])
+
+
+def _accuracy(version: ModelVersion) -> str:
+    test = version.metrics["test"]
+    low, high = test["ci"]["accuracy"]
+    return f"accuracy {test['accuracy']:.0%} (95% CI {low:.0%}–{high:.0%}) on unseen pack(s)"
 
 
 def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | None = None,
              reporter: Reporter | None = None, cancel: CancelToken | None = None) -> DemoSummary:
+    """The whole loop: synthesise, import, extract, train (logreg and cnn), evaluate, activate, predict."""
     root = Path(root).expanduser()
     workspace = Workspace.open(root)
     summary = DemoSummary(str(workspace.root))
+    clock = [time.perf_counter()]
 
-    def step(name: str, started: float, result: str) -> None:
-        summary.steps.append(DemoStep(name, result, time.perf_counter() - started))
+    def step(name: str, result: str) -> None:
+        now = time.perf_counter()
+        summary.steps.append(DemoStep(name, result, now - clock[0]))
+        clock[0] = now
 
-    started = time.perf_counter()
     library = workspace.root / "demo_library"
     paths = write_curated_library(library / "curated", clips_per_class_per_pack=clips_per_class_per_pack)
-    manifest = write_demo_tracks(library / "tracks")
-    step("synthesise", started, f"{len(paths)} one-shots in {len(DRUM_CLASSES)} classes, {len(DEMO_TRACKS)} tracks")
+    write_curated_library(library / "unseen_kit", clips_per_class_per_pack=4, packs=[HELD_OUT_KIT], seed=7)
+    manifest = write_demo_tracks(library / "tracks", library / "new_tracks")
+    step("synthesise", f"{len(paths)} one-shots in {len(DRUM_CLASSES)} classes from 5 packs, "
+                       f"{len(DEMO_TRACKS)} DJ tracks, an unseen kit")
 
-    started = time.perf_counter()
     report = import_folder(workspace, library / "curated", curated=True, taxonomy="drums", workers=workers,
                            reporter=reporter, cancel=cancel)
-    step("import one-shots", started, f"{report.added} new, {report.unchanged} unchanged, {report.labelled} labels")
-
-    started = time.perf_counter()
-    import_folder(workspace, library / "tracks", source="demo_tracks", workers=workers, reporter=reporter, cancel=cancel)
+    import_folder(workspace, library / "tracks", workers=workers, reporter=reporter, cancel=cancel)
     for name, (bpm, offset, _) in DEMO_TRACKS.items():
-        set_grid(workspace, str(library / "tracks" / f"{name}.flac"), BeatGrid.constant(bpm, offset))
+        if name != HELD_OUT_TRACK:
+            set_grid(workspace, str(library / "tracks" / f"{name}.flac"), BeatGrid.constant(bpm, offset))
     sections = import_label_file(workspace, manifest, taxonomy="sections", workers=workers)
-    step("import tracks + sections", started, f"{len(DEMO_TRACKS)} grids, {sections.labelled} beat-range labels")
+    step("import", f"{report.added} new one-shots ({report.unchanged} unchanged), {len(DEMO_TRACKS) - 1} tracks "
+                   f"with beat grids and {sections.labelled} beat-range section labels")
 
-    started = time.perf_counter()
     extraction = extract_workspace(workspace, FeatureSpec.parse("dsp"), taxonomy="drums", labelled_only=True,
                                    workers=workers, reporter=reporter, cancel=cancel)
-    summary.cancelled = extraction.cancelled
-    step("extract dsp features", started, f"{extraction.extracted} extracted, {extraction.cached} from cache")
+    step("extract dsp features", f"{extraction.extracted} extracted, {extraction.cached} from the cache")
+    if extraction.cancelled:
+        summary.cancelled = True
+        return summary
 
-    stats = workspace_stats(workspace)
-    summary.stats = stats.to_dict()
-    drums = next(t for t in stats.taxonomies if t.taxonomy == "drums")
-    step("stats", time.perf_counter(), f"{stats.clips} clips; drums "
-         + ("ready for training" if drums.ready else "not ready: " + "; ".join(drums.reasons)))
+    logreg = _train(workspace, summary, cancel, name="drums", model="logreg", taxonomy="drums")
+    step(f"train {logreg.ref} (logreg, dsp)", _accuracy(logreg))
+    cnn = _train(workspace, summary, cancel, name="drums", model="cnn", taxonomy="drums",
+                 hyperparams={"epochs": 8, "patience": 4})
+    step(f"train {cnn.ref} (cnn, mel)", _accuracy(cnn))
+
+    evaluations = {v.ref: evaluate_on_dataset(workspace, v.ref, library / "unseen_kit", workers=workers)
+                   for v in (logreg, cnn)}
+    best = max((logreg, cnn), key=lambda v: (evaluations[v.ref].evaluation.macro_f1, -v.version))
+    step("evaluate on an unseen kit", ", ".join(f"{ref} {e.evaluation.accuracy:.0%}" for ref, e in evaluations.items()))
+
+    activate(workspace, best.ref, reason="demo: best macro-F1 on the unseen kit")
+    _, predicted, _ = infer_library(workspace, best.ref, workers=workers)
+    step(f"activate {best.ref}", f"{predicted} library predictions stored (labels untouched)")
+
+    probes = [library / "unseen_kit" / kind / HELD_OUT_KIT.name / f"{HELD_OUT_KIT.name}_{kind}_01.wav"
+              for kind in ("kick", "snare", "hihat_open")]
+    _, predictions, _ = predict_files(workspace, best.ref, probes)
+    step("predict 3 unseen hits", ", ".join(f"{p.path.split('/')[-1].split('_')[-2]}→{p.label} {p.confidence:.2f}"
+                                            for p in predictions))
+
+    sections_model = _train(workspace, summary, cancel, name="sections", model="logreg", taxonomy="sections",
+                            window_s=SECTION_WINDOW_S, feature_params=["region_s=none"], min_class_samples=3,
+                            split_by="clip")
+    activate(workspace, sections_model.ref, reason="demo")
+    step(f"train {sections_model.ref} (windows of {SECTION_WINDOW_S:g} s)", _accuracy(sections_model).replace(
+        "unseen pack(s)", "held-out windows"))
+    _, (track,), _ = predict_files(workspace, sections_model.ref, [library / "new_tracks" / f"{HELD_OUT_TRACK}.flac"])
+    timeline = " | ".join(f"{s['label']} {s['start_s']:.0f}–{s['end_s']:.0f}s" for s in track.sections or [])
+    step("predict sections of a new track", timeline or "no sections")
+    summary.stats = workspace_stats(workspace).to_dict()
     return summary

@@ -55,13 +55,15 @@ def top_k(probabilities: np.ndarray, classes: list[str], k: int) -> list[dict]:
 
 
 def _window_starts(duration_s: float, window_s: float, grid: BeatGrid | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Window start times: every bar of the grid (and their bar numbers), else every half window."""
+    """Window start times: every bar line of the grid from the start of the track (bars before the
+    grid's first beat are extrapolated), else every half window; with the beats they start on."""
     if grid is not None:
-        beats = grid.beat_times_within(duration_s)
-        bar_starts = beats[:: grid.beats_per_bar]
-        bar_starts = bar_starts[bar_starts + window_s <= duration_s + 1e-6]
-        if len(bar_starts):
-            return bar_starts, np.arange(len(bar_starts)) * grid.beats_per_bar
+        per_bar = grid.beats_per_bar
+        first_bar = int(np.ceil(float(grid.beat_at(0.0)) / per_bar - 1e-9))
+        last_bar = int(np.floor(float(grid.beat_at(max(duration_s - window_s, 0.0))) / per_bar + 1e-9))
+        bar_beats = np.arange(first_bar, last_bar + 1) * per_bar
+        if len(bar_beats):
+            return np.asarray(grid.seconds_at(bar_beats), dtype=float), bar_beats
     hop = window_s / 2
     return np.arange(0.0, max(duration_s - window_s, 0.0) + 1e-9, hop), None
 
@@ -90,7 +92,7 @@ def smooth_sections(starts: np.ndarray, window_s: float, probabilities: np.ndarr
     first = 0
     for index in range(1, steps + 1):
         if index == steps or labels[index] != labels[first]:
-            start_s = float(starts[first])
+            start_s = float(starts[first]) if first else 0.0  # the first section runs from the start
             end_s = float(starts[index]) if index < steps else duration_s
             section = {"label": classes[labels[first]], "confidence": round(float(smoothed[first:index, labels[first]].mean()), 6),
                        "start_s": round(start_s, 4), "end_s": round(end_s, 4)}

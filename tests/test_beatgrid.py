@@ -177,3 +177,14 @@ def test_detect_too_short():
         detect_beat_grid(np.zeros(22050, dtype=np.float32), 22050)
     with pytest.raises(InputError, match="too short for beat tracking"):
         detect_beat_grid(np.zeros(22050 * 6, dtype=np.float32), 22050)  # silence: no beats
+
+
+def test_a_grid_locked_on_late_reaches_back_to_the_start_by_whole_bars():
+    from engine.audio.beatgrid import _reach_back_to_start
+
+    late = 10.2 + 0.5 * np.arange(16)  # the tracker found beats from 10.2 s at 120 bpm
+    extended = _reach_back_to_start(late, beats_per_bar=4)
+    assert extended[0] == pytest.approx(0.2) and len(extended) == 16 + 20  # five whole bars earlier
+    assert np.allclose(np.diff(extended), 0.5)
+    early = 0.3 + 0.5 * np.arange(16)
+    assert _reach_back_to_start(early, 4) is early

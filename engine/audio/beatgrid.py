@@ -234,4 +234,15 @@ def detect_beat_grid(samples: np.ndarray, sample_rate: int, beats_per_bar: int =
             f"too short for beat tracking: found {len(beats)} beat(s) in {duration:.1f} s "
             f"(needs at least {MIN_DETECT_BEATS}; is the clip silent or without a steady beat?)"
         )
-    return BeatGrid.from_beat_times(beats, beats_per_bar=beats_per_bar)
+    return BeatGrid.from_beat_times(_reach_back_to_start(np.asarray(beats), beats_per_bar), beats_per_bar=beats_per_bar)
+
+
+def _reach_back_to_start(beats: np.ndarray, beats_per_bar: int) -> np.ndarray:
+    """The tracker often locks on a few bars in; extend the grid backwards by whole bars at its
+    opening tempo, so beat 0 is the first bar line inside the clip and the bars keep their phase."""
+    period = float(np.median(np.diff(beats[: 2 * beats_per_bar + 1])))
+    missing_bars = int(beats[0] // (period * beats_per_bar))
+    if missing_bars <= 0:
+        return beats
+    earlier = beats[0] - period * np.arange(missing_bars * beats_per_bar, 0, -1)
+    return np.concatenate([earlier, beats])
