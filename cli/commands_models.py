@@ -205,14 +205,11 @@ def models_activate(
     json_out: JsonOption = False,
 ) -> None:
     """Make a version active and re-run inference over the library (labels are never overwritten)."""
-    from engine.registry import activate
-
     workspace = open_workspace(ctx)
     ref = name if version is None else f"{name}@{version}"
     if "@" not in ref:
         raise InputError("say which version to activate: `models activate NAME VERSION` or NAME@VERSION")
-    active, previous = activate(workspace, ref, reason=reason)
-    predicted = _infer_after_activation(workspace, active.ref, no_inference, workers)
+    active, previous, predicted = _activate(workspace, ref, reason, False, no_inference, workers)
     finish({"active": active.ref, "previous_version": previous, "predictions": predicted}, json_out,
            render=lambda: stdout.print(f"{active.ref} is active ({_was(previous)}); {predicted} predictions stored"))
 
@@ -221,14 +218,12 @@ def _was(previous: int | None) -> str:
     return "its first activation" if previous is None else f"was v{previous}"
 
 
-def _infer_after_activation(workspace, ref: str, skip: bool, workers) -> int:
-    if skip:
-        return 0
-    from engine.inference import infer_library
+def _activate(workspace, ref: str, reason: str | None, rollback: bool, no_inference: bool, workers):
+    from engine.inference import activate_and_infer
 
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
-        _, count, _ = infer_library(workspace, ref, workers=workers, reporter=reporter, cancel=cancel)
-    return count
+        return activate_and_infer(workspace, ref, reason=reason, rollback=rollback, infer=not no_inference,
+                                  workers=workers, reporter=reporter, cancel=cancel)
 
 
 @models_app.command("rollback")
@@ -242,11 +237,8 @@ def models_rollback(
     json_out: JsonOption = False,
 ) -> None:
     """Activate the version that was active before the current one."""
-    from engine.registry import rollback
-
     workspace = open_workspace(ctx)
-    active, previous = rollback(workspace, name, reason=reason)
-    predicted = _infer_after_activation(workspace, active.ref, no_inference, workers)
+    active, previous, predicted = _activate(workspace, name, reason, True, no_inference, workers)
     finish({"active": active.ref, "previous_version": previous, "predictions": predicted}, json_out,
            render=lambda: stdout.print(f"rolled back: {active.ref} is active ({_was(previous)})"))
 

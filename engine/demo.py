@@ -21,7 +21,7 @@ from engine.audio.synth import DRUM_CLASSES, PackTimbre, synthesize_section_trac
 from engine.errors import Cancelled
 from engine.features.service import extract_workspace
 from engine.features.spec import FeatureSpec
-from engine.inference import infer_library, predict_files
+from engine.inference import activate_and_infer, predict_files
 from engine.jobs import JobLog, get_job
 from engine.library.grids import set_grid
 from engine.library.importer import import_folder, import_label_file
@@ -155,8 +155,8 @@ def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | No
     best = max((logreg, cnn), key=lambda v: (evaluations[v.ref].evaluation.macro_f1, -v.version))
     step("evaluate on an unseen kit", ", ".join(f"{ref} {e.evaluation.accuracy:.0%}" for ref, e in evaluations.items()))
 
-    activate(workspace, best.ref, reason="demo: best macro-F1 on the unseen kit")
-    _, predicted, _ = infer_library(workspace, best.ref, workers=workers)
+    _, _, predicted = activate_and_infer(workspace, best.ref, reason="demo: best macro-F1 on the unseen kit",
+                                         workers=workers)
     step(f"activate {best.ref}", f"{predicted} library predictions stored (labels untouched)")
 
     probes = [library / "unseen_kit" / kind / HELD_OUT_KIT.name / f"{HELD_OUT_KIT.name}_{kind}_01.wav"
