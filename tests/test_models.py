@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+# OpenMP threads that spin while waiting make torch and LightGBM many times slower on a busy 2-core machine;
+# this only helps if set before either library loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from engine.models.base import NotSupported, TrainingCallback
-from engine.models.kinds import MODEL_KINDS, load_model, make_model, save_model
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from engine.models.base import NotSupported, TrainingCallback  # noqa: E402
+from engine.models.kinds import MODEL_KINDS, load_model, make_model, save_model  # noqa: E402
 
 KINDS = ["logreg", "lgbm", "mlp", "cnn"]
 ONNX_KINDS = ["logreg", "mlp", "cnn"]
@@ -20,7 +25,7 @@ FAST = {
     "logreg": {},
     "lgbm": {"n_estimators": 60, "patience": 10},
     "mlp": {"epochs": 12, "hidden": 64, "lr": 3e-3, "device": "cpu"},
-    "cnn": {"epochs": 6, "batch_size": 16, "device": "cpu"},
+    "cnn": {"epochs": 6, "batch_size": 16, "lr": 3e-3, "device": "cpu"},
 }
 ARTIFACT_SUFFIXES = {".json", ".txt", ".safetensors"}  # JSON, LightGBM text, safetensors: never pickle
 

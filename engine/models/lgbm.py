@@ -88,7 +88,7 @@ def _monitor(patience: int, callback: TrainingCallback):
         done = env.iteration + 1 - env.begin_iteration
         total = env.end_iteration - env.begin_iteration
         val_loss = results.get(("val", "multi_logloss"))
-        if val_loss is None or val_loss < best["loss"]:
+        if val_loss is None or val_loss < best["loss"]:  # without validation data the latest round is the best
             best.update(round=env.iteration, loss=val_loss, results=env.evaluation_result_list)
         stalled = val_loss is not None and env.iteration - best["round"] >= patience
         stop = stalled or callback.should_stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.models.base import Classifier, TrainingCallback
+from engine.models.base import Classifier
 
 PARAMS_FILE = "logreg.json"
 SCALE_FLOOR = 1e-6

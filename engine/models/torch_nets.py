@@ -122,14 +122,15 @@ class TorchClassifier(Classifier):
         torch.set_num_threads(min(MAX_THREADS, torch.get_num_threads()))
         if device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.utils.deterministic.fill_uninitialized_memory = False  # a debugging aid costing ~15% of a CNN step
+            torch.utils.deterministic.fill_uninitialized_memory = False  # a debugging aid; ~15% of a CNN step
         torch.manual_seed(hp["seed"])
         self.config_ = self._config(np.asarray(X))
         self.net_ = self._build(self.config_).to(device)
         weights = balanced_class_weights(y, self.n_classes_) if hp["class_balance"] else None
-        _train(self.net_, _tensor(X), torch.from_numpy(y), hp, device, weights=weights,
-               validation=None if X_val is None or len(X_val) == 0
-               else (_tensor(X_val), torch.as_tensor(np.asarray(y_val), dtype=torch.int64)),
+        validation = None
+        if X_val is not None and len(X_val):
+            validation = _tensor(X_val), torch.as_tensor(np.asarray(y_val, dtype=np.int64))
+        _train(self.net_, _tensor(X), torch.from_numpy(y), hp, device, weights=weights, validation=validation,
                callback=callback or TrainingCallback(), augment=self._augment)
         self.net_.cpu().eval()
         return self
