@@ -95,10 +95,11 @@ def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", 
     jobs = list_jobs(open_workspace(ctx), limit)
 
     def render() -> None:
-        table = Table("job", "kind", "state", "progress", "started", "message")
+        table = Table("started", "state", "progress", "message")
+        table.add_column("job", no_wrap=True)
         for job in jobs:
-            table.add_row(job.job_id, job.kind, job.state, f"{job.progress:.0%}",
-                          job.created_at.strftime("%Y-%m-%d %H:%M:%S"), job.error or job.message or "")
+            table.add_row(job.created_at.strftime("%m-%d %H:%M"), job.state, f"{job.progress:.0%}",
+                          job.error or job.message or "", job.job_id)
         stdout.print(table)
 
     finish({"jobs": [job.to_dict() for job in jobs]}, json_out, render=render)

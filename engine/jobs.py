@@ -135,24 +135,31 @@ class JobLog:
             )
 
 
+def _jobs_where(workspace, condition: str, params: list, limit: int) -> list[JobRecord]:
+    """Jobs matching a condition, newest first; one whose process died is marked interrupted first."""
+    query = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {condition} ORDER BY created_at DESC LIMIT ?"
+    with workspace.db.transaction() as con:
+        dead = [job.job_id for job in map(_job_from_row, con.execute(query, [*params, limit]).fetchall())
+                if job.state in ACTIVE_STATES and not _process_alive(job.pid, job.host)]
+        if dead:
+            con.execute("UPDATE jobs SET state = 'interrupted', finished_at = now(), "
+                        "error = 'its process ended without finishing' WHERE job_id IN (SELECT unnest(?))", [dead])
+        return [_job_from_row(row) for row in con.execute(query, [*params, limit]).fetchall()]
+
+
 def list_jobs(workspace, limit: int = 50) -> list[JobRecord]:
     """Recent jobs, newest first; a job whose process died is marked interrupted on the way."""
-    with workspace.db.transaction() as con:
-        rows = con.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
-        jobs = [_job_from_row(row) for row in rows]
-        for job in jobs:
-            if job.state in ACTIVE_STATES and not _process_alive(job.pid, job.host):
-                con.execute("UPDATE jobs SET state = 'interrupted', finished_at = now(), "
-                            "error = 'its process ended without finishing' WHERE job_id = ?", [job.job_id])
-        rows = con.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
-    return [_job_from_row(row) for row in rows]
+    return _jobs_where(workspace, "true", [], limit)
 
 
 def get_job(workspace, job_id: str) -> JobRecord:
-    for job in list_jobs(workspace, limit=1000):
-        if job.job_id == job_id or (len(job_id) >= 6 and job.job_id.endswith(job_id)):
-            return job
-    raise NotFound(f"no job {job_id!r} (see `jobs list`)")
+    """A job by its id, or by the last 6 or more characters of it."""
+    condition = "job_id = ? OR (length(?) >= 6 AND ends_with(job_id, ?))"
+    found = _jobs_where(workspace, condition, [job_id, job_id, job_id], 2)
+    if len(found) != 1:
+        raise NotFound(f"no job {job_id!r} (see `jobs list`)" if not found else
+                       f"{job_id!r} matches more than one job; give more of its id")
+    return found[0]
 
 
 def job_events(workspace, job_id: str, after_seq: int = 0) -> list[tuple[int, str, dict]]:
