@@ -106,7 +106,9 @@ def _finish_job(record: dict, json_out: bool) -> None:
     if state == "completed":
         finish({"job": record}, json_out, render=render)
     if json_out:
-        print_json({"ok": False, "exit_code": 130 if state == "cancelled" else 1, "job": record})
+        error = {"type": "JobCancelled" if state == "cancelled" else "JobFailed",
+                 "message": record.get("error") or f"job {record['job_id']} {state}"}
+        print_json({"ok": False, "exit_code": 130 if state == "cancelled" else 1, "error": error, "job": record})
     else:
         render()
     raise typer.Exit(130 if state == "cancelled" else 1)

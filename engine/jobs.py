@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.errors import NotFound
+from engine.progress import CancelToken
 
 ACTIVE_STATES = ("pending", "preparing", "running", "training", "evaluating")
 FINAL_STATES = ("completed", "failed", "cancelled", "interrupted")
@@ -62,6 +62,7 @@ def new_job_id(kind: str) -> str:
 
 
 def _process_alive(pid: int | None, host: str | None) -> bool:
+    """Whether a job's process still runs; a zombie (dead, not yet reaped by its parent) does not."""
     if pid is None or host != socket.gethostname():
         return True  # cannot tell from here; trust the record
     try:
@@ -70,7 +71,11 @@ def _process_alive(pid: int | None, host: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class JobLog:
@@ -171,17 +176,32 @@ def job_events(workspace, job_id: str, after_seq: int = 0) -> list[tuple[int, st
 
 
 def request_cancel(workspace, job_id: str) -> JobRecord:
-    """Ask a job to stop; its worker checks between epochs and stops within seconds."""
+    """Ask a job to stop. No signal is sent (a worker still starting up would die of it): the
+    worker's cancel token reads this flag, between files while preparing and between epochs."""
     job = get_job(workspace, job_id)
     if job.state in ACTIVE_STATES:
         with workspace.db.transaction() as con:
             con.execute("UPDATE jobs SET cancel_requested = true WHERE job_id = ?", [job.job_id])
-        if job.pid and job.host == socket.gethostname():
-            try:
-                os.kill(job.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     return get_job(workspace, job.job_id)
+
+
+class JobCancelToken(CancelToken):
+    """Cancelled by a signal in this process or by `request_cancel` from any process; the job's
+    flag is read at most every `interval_s`."""
+
+    def __init__(self, job: JobLog, interval_s: float = 0.5) -> None:
+        super().__init__()
+        self.job = job
+        self.interval_s = interval_s
+        self._last_read = 0.0
+
+    @property
+    def cancelled(self) -> bool:
+        if not super().cancelled and time.monotonic() - self._last_read > self.interval_s:
+            self._last_read = time.monotonic()
+            if self.job.cancel_requested():
+                self.cancel()
+        return super().cancelled
 
 
 def spawn_job(workspace, kind: str, params: dict) -> str:

@@ -74,10 +74,13 @@ class ModelVersion:
                 "last_gate_report_id": self.last_gate_report_id}
 
 
-def _version_from_row(row) -> ModelVersion:
+def _version_from_row(row, root: Path) -> ModelVersion:
+    """A version as stored; its artifact folder is kept relative to the workspace (so a moved or
+    copied workspace keeps working) and given back as an absolute path."""
     values = dict(zip([c.strip() for c in VERSION_COLUMNS.split(",")], row))
     for key in JSON_FIELDS:
         values[key] = json.loads(values[key]) if values[key] else ({} if key != "label_set" else [])
+    values["artifact_dir"] = str(root / values["artifact_dir"])
     return ModelVersion(**values)
 
 
@@ -95,7 +98,7 @@ def list_versions(workspace, name: str | None = None) -> list[ModelVersion]:
             f"SELECT {VERSION_COLUMNS} FROM model_versions {'WHERE name = ?' if name else ''} ORDER BY name, version",
             [name] if name else [],
         ).fetchall()
-    return [_version_from_row(row) for row in rows]
+    return [_version_from_row(row, workspace.root) for row in rows]
 
 
 def resolve(workspace, ref: str) -> ModelVersion:
@@ -120,9 +123,12 @@ def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, 
     check_name(name, "model name")
     home = workspace.models_dir / name
     home.mkdir(parents=True, exist_ok=True)
+    counter = f"last_model_version:{name}"  # version numbers are never reused, even after a delete
     with workspace.db.transaction() as con:
-        version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE name = ?",
-                              [name]).fetchone()[0]
+        last = con.execute("SELECT max(v) FROM (SELECT max(version) AS v FROM model_versions WHERE name = ? "
+                           "UNION ALL SELECT CAST(value AS INTEGER) FROM settings WHERE key = ?)",
+                           [name, counter]).fetchone()[0]
+        version = (last or 0) + 1
         destination = home / f"v{version}"
         if destination.exists():  # left by a registration whose transaction did not commit
             shutil.rmtree(destination)
@@ -132,10 +138,13 @@ def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, 
                 "INSERT INTO model_versions (name, version, task, kind, artifact_dir, feature_spec, label_set, "
                 "label_counts, hyperparams, metrics, dataset_fingerprint, job_id, meta) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [name, version, task, kind, str(destination), json.dumps(feature_spec.to_dict()), json.dumps(classes),
+                [name, version, task, kind, str(destination.relative_to(workspace.root)),
+                 json.dumps(feature_spec.to_dict()), json.dumps(classes),
                  json.dumps(label_counts), json.dumps(hyperparams, default=str), json.dumps(metrics, default=str),
                  dataset_fingerprint, job_id, json.dumps(meta or {}, default=str)],
             )
+            con.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [counter, str(version)])
         except BaseException:
             os.replace(destination, artifact_dir)
             raise

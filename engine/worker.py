@@ -13,12 +13,15 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import signal
+
+# Until the job's cancel token exists, a SIGTERM only asks for a stop; it never kills half-way.
+_early_stop = []
+signal.signal(signal.SIGTERM, lambda signum, frame: _early_stop.append(signum))
 import sys
 import traceback
 
 from engine.errors import Cancelled, WorkbenchError
-from engine.jobs import JobLog, get_job
-from engine.progress import CancelToken
+from engine.jobs import JobCancelToken, JobLog, get_job
 from engine.workspace import Workspace
 
 
@@ -35,10 +38,14 @@ def main(argv: list[str]) -> int:
     workspace = Workspace.open(root, create=False)
     record = get_job(workspace, job_id)
     job = JobLog(workspace, record.kind, record.params, job_id=record.job_id)
-    cancel = CancelToken()
+    cancel = JobCancelToken(job)
     signal.signal(signal.SIGTERM, lambda signum, frame: cancel.cancel())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if _early_stop:
+        cancel.cancel()
     try:
+        if cancel.cancelled:
+            raise Cancelled("cancelled before it started")
         _runner(record.kind)(workspace, job, record.params, cancel)
     except Cancelled as error:
         job.finish("cancelled", error=str(error) or None)

@@ -132,3 +132,13 @@ def test_a_curated_folder_and_an_export_read_alike(library, tmp_path):
     with pytest.raises(InputError, match="neither a dataset export"):
         (tmp_path / "emptydir").mkdir()
         open_dataset(tmp_path / "emptydir", library)
+
+
+def test_three_packs_give_one_pack_to_each_split():
+    labels = ["a", "b"] * 30
+    groups = [f"pack{i % 3}" for i in range(60)]
+    splits = assign_splits(labels, groups, seed=0)
+    packs_per_split = {split: {g for g, s in zip(groups, splits) if s == split} for split in Split}
+    assert all(len(packs) == 1 for packs in packs_per_split.values())
+    two = assign_splits(labels, [f"pack{i % 2}" for i in range(60)], seed=0)
+    assert Split.TRAIN in two  # with two packs, training keeps at least one

@@ -47,4 +47,19 @@ def assign_splits(labels: Sequence[str], groups: Sequence[str], fixed: Sequence[
         best = max(SPLITS, key=shortfall)  # ties go to train, the first
         chosen[group] = best
         placed[best].update(counts)
+    _give_each_split_a_group(chosen, members, fractions, free)
     return [chosen[group] for group in groups]
+
+
+def _give_each_split_a_group(chosen: dict[str, Split], members: dict[str, list[int]],
+                             fractions: dict[Split, float], movable: list[str]) -> None:
+    """With few large groups the greedy pass can leave val or test empty (3 packs: 2 to train,
+    1 to val); move the smallest movable training group into each empty split that was asked for,
+    as long as training keeps at least one group."""
+    for split in (Split.TEST, Split.VAL):
+        if fractions[split] == 0 or split in chosen.values():
+            continue
+        in_train = [g for g in movable if chosen[g] == Split.TRAIN]
+        if len([g for g in chosen if chosen[g] == Split.TRAIN]) < 2 or not in_train:
+            return
+        chosen[min(in_train, key=lambda g: len(members[g]))] = split

@@ -7,7 +7,6 @@ succeeded, so a failed, cancelled or killed job never leaves a registered versio
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from engine.training.data import TrainingData, training_data
 
 DEFAULT_MODEL = "logreg"
 DEFAULT_FEATURES = {"cnn": "mel"}  # every other kind defaults to dsp
-CANCEL_CHECK_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -52,12 +50,11 @@ class TrainRequest:
 
 
 class _JobCallback:
-    """Turns epochs into job events and checks for cancellation now and then."""
+    """Turns epochs into job events; training stops when the job's cancel token says so."""
 
     def __init__(self, job: JobLog, cancel: CancelToken) -> None:
         self.job = job
         self.cancel = cancel
-        self._last_check = 0.0
         self.epochs_seen = 0
 
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
@@ -67,11 +64,6 @@ class _JobCallback:
         self.job.progress(min(epoch / max(total_epochs, 1), 1.0), f"epoch {epoch}/{total_epochs}", force=True)
 
     def should_stop(self) -> bool:
-        now = time.monotonic()
-        if not self.cancel.cancelled and now - self._last_check > CANCEL_CHECK_INTERVAL_S:
-            self._last_check = now
-            if self.job.cancel_requested():
-                self.cancel.cancel()
         return self.cancel.cancelled
 
 
@@ -108,7 +100,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     job.event("data", {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
                        "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
                        "rejected": len(data.rejections)})
-    model = make_model(request.model, **request.hyperparams)
+    model = make_model(request.model, **{"seed": request.seed, **request.hyperparams})
     _check_fit(request.model, data.spec, data, model.input_rank)
     train_x, train_y = data.part(Split.TRAIN)
     val_x, val_y = data.part(Split.VAL)
