@@ -31,9 +31,10 @@ def _with_ci(metrics: dict | None, key: str) -> str:
 def train_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", "-n", help="Model name; each training adds a version.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="logreg, mlp, lgbm or cnn.")] = "logreg",
+    model: Annotated[str, typer.Option("--model", "-m", help="mlp (default), logreg, lgbm or cnn.")] = "mlp",
     features: Annotated[str | None, typer.Option("--features", "-f",
-                                                 help="dsp, mel, onnx:NAME or hybrid:NAME (default: dsp; mel for cnn).")] = None,
+                                                 help="dsp, mel, onnx:NAME or hybrid:NAME (default: hybrid:aisfx when "
+                                                      "installed, else dsp; mel for cnn).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Feature parameter key=value.")] = None,
     dataset: Annotated[Path | None, typer.Option("--dataset", help="Train on a curated folder or an export instead of the workspace's labels.")] = None,
     taxonomy: TaxonomyOption = None,
@@ -78,8 +79,8 @@ def train_command(
                            dataset=str(dataset.expanduser().resolve()) if dataset else None, taxonomy=taxonomy,
                            window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
                            split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams)
-    request.spec  # noqa: B018 - fails early on a bad --features
     workspace = open_workspace(ctx)
+    request.spec(workspace)  # a bad --features fails here, before a job starts
     job_id = spawn_job(workspace, "train", request.__dict__)
     if detach:
         finish({"job_id": job_id, "state": "pending"}, json_out,

@@ -31,7 +31,9 @@ from engine.workspace import Workspace
 
 CLASSES = ["hihat_closed", "kick", "snare"]
 N_CLIPS = 3 * 3 * 4
-SMALL = ["--min-class-samples", "2", "--split", "clip"]  # three packs would leave the test split empty
+# logreg: the fastest kind, one "epoch" event; these tests are about jobs, not the default model
+FEW_CLIPS = ["--min-class-samples", "2", "--split", "clip"]  # three packs would leave the test split empty
+SMALL = ["--model", "logreg", *FEW_CLIPS]
 
 runner = CliRunner()
 
@@ -175,7 +177,7 @@ def test_train_follows_its_job_and_prints_one_document(ws):
 
 def test_a_failed_training_job_exits_1_with_the_reason(ws):
     result = run(["train", "--name", "bad", "--model", "cnn", "--features", "dsp", "--epochs", "2",
-                  "--device", "cpu", *SMALL], ws)
+                  "--device", "cpu", *FEW_CLIPS], ws)
     exits(result, 1)
     document = one_document(result)
     assert document["ok"] is False and document["job"]["state"] == "failed"
@@ -210,7 +212,7 @@ def test_train_detach_then_follow_show_and_list_the_job(ws):
 
 def test_jobs_cancel_stops_a_running_job_and_follow_exits_130(ws):
     started = ok(["train", "--name", "long", "--model", "mlp", "--epochs", "500", "--patience", "500",
-                  "--device", "cpu", "--detach", *SMALL], ws)
+                  "--device", "cpu", "--detach", *FEW_CLIPS], ws)
     job_id = started["job_id"]
     # Once the job is preparing its worker listens for the cancel signal.
     wait_for(ws, job_id, lambda r: r.state not in ("pending",))

@@ -45,7 +45,7 @@ LONG_MLP = {"epochs": 500, "patience": 500, "device": "cpu"}  # minutes of epoch
 # -- helpers ----------------------------------------------------------------------------------
 
 def request(**fields) -> TrainRequest:
-    return TrainRequest(**{"name": "drums", "min_class_samples": 2, "split_by": "clip", **fields})
+    return TrainRequest(**{"name": "drums", "model": "logreg", "min_class_samples": 2, "split_by": "clip", **fields})
 
 
 def train_in_process(ws: Workspace, **fields) -> str:

@@ -1,0 +1,644 @@
+"""Which model kind + features generalise best ACROSS PACKS: a leave-packs-out benchmark.
+
+    python bench/bench_generalisation.py [--work DIR] [--clips 10] [--kinds logreg,lgbm,mlp,cnn]
+        [--features dsp,onnx:aisfx,hybrid:aisfx] [--augment 2] [--augment-top 2] [--cnn-epochs 20]
+        [--mlp-seeds 3] [--no-real] [--no-synthetic] [--json OUT]
+
+A model that is good on a random clip split may only have learnt what each pack sounds like; a
+user's library is a handful of packs and the model then meets other packs. So every figure here is
+measured on a pack the model never heard:
+
+(a) Synthetic demo packs (`engine.audio.synth.DEMO_PACKS`, `write_curated_library`, 9 drum
+    classes): leave-one-pack-out over the 5 packs. In each fold one pack is the test set, the next
+    pack (in DEMO_PACKS order) is the validation set (early stopping, as `train --split group`
+    would hold a source out for validation) and the other 3 packs are the training set. An extra
+    "in-pack" figure (a stratified 70/15/15 split by clip over all 5 packs, one fold) shows what the
+    same combination scores when test clips come from packs it has heard; the gap between the two
+    is how much a combination memorises packs.
+(b) Real drum one-shots from two Debian packages, each package one source: train on `lmms-common`
+    (/usr/share/lmms/samples/drums) and test on `sonic-pi-samples` (/usr/share/sonic-pi/samples),
+    and the reverse. Only classes present in BOTH packages are used. With one training source there
+    is no source left for validation, so these folds fit without early stopping (logreg ignores
+    validation anyway; lgbm, mlp and cnn run their full rounds / epochs).
+    Skipped with a note when the packages are not installed
+    (`apt-get install lmms-common sonic-pi-samples`).
+(c) Synthetic -> real: train on all 5 synthetic packs, test on each real package (does the demo
+    library teach anything about real drums?). Only when (b) runs.
+
+Model kinds come from `engine.models.kinds.make_model`, metrics from `engine.evaluation.evaluate`
+(accuracy and macro-F1 with the present-or-predicted rule), features from the engine's extractors
+through ONE workspace's feature cache (`<work>/ws`), so every clip is featurised once per extractor
+and a second run of this script decodes nothing. `onnx:aisfx` / `hybrid:aisfx` need the aiSFX
+embedding; it is installed into the workspace with `engine.embeddings.aisfx.install_aisfx` (the same
+as `workbench --headless --workspace WS embeddings install-aisfx`), and those features are skipped
+with a note when the `aisfx` package is not installed.
+
+Augmentation (`--augment N`, the same augmentations as `train --augment N`: gain, time shift, noise,
+pitch shift from `engine.audio.augment.random_augmentation`): after the main tables, the best
+`--augment-top` combinations are run again with N augmented copies of every TRAINING clip added
+(validation and test clips are never augmented). Unlike `train`, each clip's N augmentations are
+drawn once (seeded by the clip's hash) and reused in every fold, so they are featurised once.
+
+Real-pack mapping (file name -> drums taxonomy class). Rules are tried in order, the first match
+wins; a file that matches no rule is not used. Everything not listed here (LMMS zaps and the
+"nasty_bass" hit; Sonic Pi's synth blips and bells, impacts, swooshes, the drum roll, the glitch
+percussion and the 26 tabla strokes) is left out on purpose: either it is no drum one-shot or its
+class is a guess. Tabla would fit "perc" but would make perc a third of the Sonic Pi set with
+nothing like it in LMMS, which turns the perc class into a tabla detector.
+
+    LMMS (lmms-common, samples/drums/*.ogg)
+      bassdrum*, kick*                                   -> kick
+      hihat_closed*, hihat_foot_pedal*                   -> hihat_closed
+      hihat_opened*                                      -> hihat_open
+      snare* (incl. snare_rim), nasty_snare*, rim*,
+        nasty_rim*, sidestick*                           -> snare  (the taxonomy counts rimshots as snare)
+      tom*                                               -> tom
+      crash*                                             -> crash
+      ride*                                              -> ride
+      clap*                                              -> clap
+      shaker*, clav* (claves), wood*                     -> perc
+    Sonic Pi (sonic-pi-samples, *.flac)
+      bd_*, drum_bass_*, drum_heavy_kick, elec_*kick     -> kick
+      sn_*, drum_snare_*, elec_*snare                    -> snare
+      drum_cymbal_closed, drum_cymbal_pedal              -> hihat_closed  (Sonic Pi's hi-hat)
+      drum_cymbal_open                                   -> hihat_open
+      drum_tom_*, elec_fuzz_tom                          -> tom
+      drum_cymbal_hard, drum_cymbal_soft, drum_splash_*,
+        elec_cymbal                                      -> crash  (the taxonomy counts splash as crash)
+      perc_snap*                                         -> clap   (the taxonomy counts snaps as clap)
+      drum_cowbell, elec_wood, elec_triangle             -> perc
+
+The script prints the counts per class and package it found. Runtime on 2 CPU cores with the
+defaults: a few minutes for features on the first run, then roughly 5-15 minutes of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import sys
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# OpenMP threads that spin while waiting make LightGBM 10-20x slower when the CPU is shared with
+# other work (measured: one 9-class lgbm fit 108 s spinning vs 7 s passive on a busy 2-core box).
+# Must be set before numpy / LightGBM / torch load their OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.audio.augment import random_augmentation  # noqa: E402
+from engine.audio.synth import DEMO_PACKS, DRUM_CLASSES, write_curated_library  # noqa: E402
+from engine.datasets.export import Item  # noqa: E402
+from engine.datasets.splits import assign_splits  # noqa: E402
+from engine.datasets.source import curated_items  # noqa: E402
+from engine.evaluation import evaluate  # noqa: E402
+from engine.features.extract import Target, extract_features, load_features  # noqa: E402
+from engine.features.spec import FeatureSpec  # noqa: E402
+from engine.models.kinds import make_model  # noqa: E402
+from engine.workspace import Workspace  # noqa: E402
+
+LMMS_DIR = Path("/usr/share/lmms/samples/drums")
+SONIC_PI_DIR = Path("/usr/share/sonic-pi/samples")
+
+# (glob on the file's stem, class); first match wins. See the module docstring.
+LMMS_MAP: tuple[tuple[str, str], ...] = (
+    ("bassdrum*", "kick"), ("kick*", "kick"),
+    ("hihat_closed*", "hihat_closed"), ("hihat_foot_pedal*", "hihat_closed"),
+    ("hihat_opened*", "hihat_open"),
+    ("snare*", "snare"), ("nasty_snare*", "snare"), ("rim*", "snare"), ("nasty_rim*", "snare"),
+    ("sidestick*", "snare"),
+    ("tom*", "tom"),
+    ("crash*", "crash"),
+    ("ride*", "ride"),
+    ("clap*", "clap"),
+    ("shaker*", "perc"), ("clav*", "perc"), ("wood*", "perc"),
+)
+SONIC_PI_MAP: tuple[tuple[str, str], ...] = (
+    ("bd_*", "kick"), ("drum_bass_*", "kick"), ("drum_heavy_kick", "kick"), ("elec_*kick", "kick"),
+    ("sn_*", "snare"), ("drum_snare_*", "snare"), ("elec_*snare", "snare"),
+    ("drum_cymbal_closed", "hihat_closed"), ("drum_cymbal_pedal", "hihat_closed"),
+    ("drum_cymbal_open", "hihat_open"),
+    ("drum_tom_*", "tom"), ("elec_fuzz_tom", "tom"),
+    ("drum_cymbal_hard", "crash"), ("drum_cymbal_soft", "crash"), ("drum_splash_*", "crash"),
+    ("elec_cymbal", "crash"),
+    ("perc_snap*", "clap"),
+    ("drum_cowbell", "perc"), ("elec_wood", "perc"), ("elec_triangle", "perc"),
+)
+REAL_PACKAGES = {  # source name -> (folder, file pattern, mapping)
+    "lmms": (LMMS_DIR, "*.ogg", LMMS_MAP),
+    "sonicpi": (SONIC_PI_DIR, "*.flac", SONIC_PI_MAP),
+}
+
+DEFAULT_KINDS = "logreg,lgbm,mlp,cnn"
+DEFAULT_FEATURES = "dsp,onnx:aisfx,hybrid:aisfx"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- data -------------------------------------------------------------------------------------
+
+def map_name(stem: str, mapping: tuple[tuple[str, str], ...]) -> str | None:
+    for pattern, label in mapping:
+        if fnmatch.fnmatchcase(stem.lower(), pattern):
+            return label
+    return None
+
+
+def build_real_root(root: Path) -> dict[str, Counter] | None:
+    """ROOT/<class>/<package>/<file> symlinks to the mapped real one-shots; None when a package is missing."""
+    missing = [f"{name} ({folder})" for name, (folder, _, _) in REAL_PACKAGES.items() if not folder.is_dir()]
+    if missing:
+        print(f"NOTE: real drum packages not installed, skipping the real-pack benchmark: {', '.join(missing)}.\n"
+              f"      Install them with: apt-get install -y lmms-common sonic-pi-samples\n")
+        return None
+    counts: dict[str, Counter] = {}
+    for package, (folder, pattern, mapping) in REAL_PACKAGES.items():
+        counts[package] = Counter()
+        for file in sorted(folder.glob(pattern)):
+            label = map_name(file.stem, mapping)
+            if label is None:
+                continue
+            link = root / label / package / file.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() and link.resolve() != file.resolve():
+                link.unlink()
+            if not link.is_symlink():
+                link.symlink_to(file.resolve())
+            counts[package][label] += 1
+    return counts
+
+
+@dataclass
+class Corpus:
+    """The labelled clips of one curated root, with their features per spec (rows aligned to items)."""
+
+    name: str
+    items: list[Item]
+    notes: list[str] = field(default_factory=list)
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    augmented: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # (spec, copies) -> [N, copies, ...]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([item.label for item in self.items])
+
+    @property
+    def groups(self) -> np.ndarray:
+        return np.array([item.source for item in self.items])
+
+
+def load_corpus(name: str, root: Path, workspace: Workspace) -> Corpus:
+    items, rejections = curated_items(root, workspace.taxonomy("drums"))
+    corpus = Corpus(name, [])
+    for rejection in rejections:
+        corpus.notes.append(f"rejected {rejection}")
+    seen: dict[str, Item] = {}
+    for item in items:  # a byte-identical copy would put the same clip in two places (or two packs)
+        first = seen.get(item.target.clip_id)
+        if first is not None:
+            corpus.notes.append(f"duplicate clip left out: {item.target.path} (same bytes as {first.target.path})")
+            continue
+        seen[item.target.clip_id] = item
+        corpus.items.append(item)
+    return corpus
+
+
+def featurise(corpus: Corpus, spec_text: str, workspace: Workspace, workers: int | None) -> None:
+    if spec_text in corpus.features:
+        return
+    spec = FeatureSpec.parse(spec_text)
+    extractors = spec.extractors(workspace.embeddings_dir)
+    targets = [item.target for item in corpus.items]
+    started = time.perf_counter()
+    report = extract_features(workspace.cache, targets, spec, extractors, workers=workers)
+    features, kept = load_features(workspace.cache, targets, extractors)
+    if len(kept) != len(targets):
+        dropped = sorted(set(range(len(targets))) - set(kept))
+        corpus.notes.append(f"{spec_text}: {len(dropped)} clips could not be featurised and are left out "
+                            f"({', '.join(corpus.items[i].target.path for i in dropped[:5])} ...)")
+        corpus.items = [corpus.items[i] for i in kept]
+        corpus.features = {k: v[kept] for k, v in corpus.features.items()}
+        corpus.augmented = {k: v[kept] for k, v in corpus.augmented.items()}
+    corpus.features[spec_text] = features
+    log(f"  [{corpus.name}] {spec_text}: {features.shape} "
+        f"({report.extracted} extracted, {report.cached} cached, {time.perf_counter() - started:.1f}s)")
+
+
+def augmented_targets(item: Item, copies: int, seed: int) -> list[Target]:
+    """`copies` augmented versions of an item's clip, drawn from a stream keyed by the clip's hash."""
+    rng = np.random.default_rng([seed, zlib.crc32(item.target.clip_id.encode())])
+    t = item.target
+    return [Target(t.clip_id, t.path, t.size_bytes, t.start_s, t.end_s, random_augmentation(rng))
+            for _ in range(copies)]
+
+
+def featurise_augmented(corpus: Corpus, spec_text: str, copies: int, workspace: Workspace, workers: int | None,
+                        seed: int) -> np.ndarray:
+    key = (spec_text, copies)
+    if key not in corpus.augmented:
+        spec = FeatureSpec.parse(spec_text)
+        extractors = spec.extractors(workspace.embeddings_dir)
+        targets = [t for item in corpus.items for t in augmented_targets(item, copies, seed)]
+        started = time.perf_counter()
+        report = extract_features(workspace.cache, targets, spec, extractors, workers=workers)
+        features, kept = load_features(workspace.cache, targets, extractors)
+        if len(kept) != len(targets):
+            raise RuntimeError(f"{spec_text}: {len(targets) - len(kept)} augmented copies could not be featurised")
+        corpus.augmented[key] = features.reshape(len(corpus.items), copies, *features.shape[1:])
+        log(f"  [{corpus.name}] {spec_text} x{copies} augmented: {features.shape} "
+            f"({report.extracted} extracted, {report.cached} cached, {time.perf_counter() - started:.1f}s)")
+    return corpus.augmented[key]
+
+
+# -- folds ------------------------------------------------------------------------------------
+
+@dataclass
+class Fold:
+    name: str  # what is tested, e.g. the held-out pack
+    train: np.ndarray  # row indices into the corpus (or a joined corpus)
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class Benchmark:
+    title: str
+    corpus: Corpus
+    folds: list[Fold]
+    classes: list[str] | None = None  # restrict to these classes (None: all)
+    describe: str = ""
+
+
+def leave_one_pack_out(corpus: Corpus, packs: list[str]) -> list[Fold]:
+    groups = corpus.groups
+    folds = []
+    for index, test_pack in enumerate(packs):
+        val_pack = packs[(index + 1) % len(packs)]
+        folds.append(Fold(test_pack, np.flatnonzero(~np.isin(groups, [test_pack, val_pack])),
+                          np.flatnonzero(groups == val_pack), np.flatnonzero(groups == test_pack)))
+    return folds
+
+
+def in_pack_fold(corpus: Corpus, seed: int) -> Fold:
+    """A stratified 70/15/15 split by clip over every pack: test clips come from packs seen in training."""
+    splits = np.array([str(s) for s in assign_splits(list(corpus.labels), [i.target.clip_id for i in corpus.items],
+                                                     val=0.15, test=0.15, seed=seed)])
+    return Fold("in-pack", np.flatnonzero(splits == "train"), np.flatnonzero(splits == "val"),
+                np.flatnonzero(splits == "test"))
+
+
+def join(name: str, first: Corpus, second: Corpus, specs: list[str]) -> Corpus:
+    joined = Corpus(name, first.items + second.items, first.notes + second.notes)
+    for spec in specs:
+        if spec in first.features and spec in second.features:
+            joined.features[spec] = np.concatenate([first.features[spec], second.features[spec]])
+    return joined
+
+
+# -- running ----------------------------------------------------------------------------------
+
+@dataclass
+class FoldResult:
+    fold: str
+    accuracy: float
+    macro_f1: float
+    train_accuracy: float
+    n_train: int
+    n_test: int
+    seconds: float
+    per_class_f1: dict[str, float]
+
+
+def fit_and_score(kind: str, hyperparams: dict, corpus: Corpus, spec_text: str, fold: Fold,
+                  classes: list[str] | None, augment: int, workspace: Workspace, workers: int | None,
+                  seed: int, model_seeds: list[int]) -> FoldResult | None:
+    features = corpus.features[spec_text]
+    labels = corpus.labels
+    allowed = set(classes) if classes is not None else set(labels)
+    train = np.array([i for i in fold.train if labels[i] in allowed], dtype=np.int64)
+    fold_classes = sorted(set(labels[train]))
+    index = {name: n for n, name in enumerate(fold_classes)}
+    val = np.array([i for i in fold.val if labels[i] in index], dtype=np.int64)
+    test = np.array([i for i in fold.test if labels[i] in index], dtype=np.int64)
+    if len(test) == 0 or len(fold_classes) < 2:
+        return None
+    x_train, y_train = features[train], np.array([index[label] for label in labels[train]])
+    if augment:
+        extra = featurise_augmented(corpus, spec_text, augment, workspace, workers, seed)[train]
+        x_train = np.concatenate([x_train, extra.reshape(-1, *features.shape[1:])])
+        y_train = np.concatenate([y_train, np.repeat(y_train, augment)])
+    y_val = np.array([index[label] for label in labels[val]], dtype=np.int64)
+    y_test = np.array([index[label] for label in labels[test]], dtype=np.int64)
+    runs = []
+    for model_seed in model_seeds:  # stochastic kinds: the mean over several initialisations
+        model = make_model(kind, **{**hyperparams, "seed": model_seed})
+        started = time.perf_counter()
+        model.fit(x_train, y_train, X_val=features[val] if len(val) else None, y_val=y_val if len(val) else None,
+                  n_classes=len(fold_classes))
+        seconds = time.perf_counter() - started
+        result = evaluate(y_test, model.predict_proba(features[test]), fold_classes, resamples=1, seed=seed)
+        train_accuracy = float(np.mean(model.predict(features[train]) == y_train[:len(train)]))
+        runs.append((result, train_accuracy, seconds))
+    per_class = {m.label: float(np.mean([r.per_class[k].f1 for r, _, _ in runs]))
+                 for k, m in enumerate(runs[0][0].per_class) if m.support}
+    return FoldResult(fold.name, float(np.mean([r.accuracy for r, _, _ in runs])),
+                      float(np.mean([r.macro_f1 for r, _, _ in runs])), float(np.mean([t for _, t, _ in runs])),
+                      len(y_train), len(test), float(sum(s for _, _, s in runs)), per_class)
+
+
+@dataclass
+class ComboResult:
+    kind: str
+    spec: str
+    augment: int
+    folds: list[FoldResult]
+    in_pack: FoldResult | None = None
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean([f.accuracy for f in self.folds]))
+
+    @property
+    def macro_f1(self) -> float:
+        return float(np.mean([f.macro_f1 for f in self.folds]))
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} + {self.spec}" + (f" (augment {self.augment})" if self.augment else "")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "features": self.spec, "augment": self.augment, "accuracy": self.accuracy,
+                "macro_f1": self.macro_f1, "folds": [vars(f) for f in self.folds],
+                "in_pack": vars(self.in_pack) if self.in_pack else None}
+
+
+def run_combo(bench: Benchmark, kind: str, spec_text: str, hyperparams: dict, augment: int, workspace: Workspace,
+              workers: int | None, seed: int, in_pack: bool, model_seeds: list[int]) -> ComboResult:
+    folds = []
+    for fold in bench.folds:
+        result = fit_and_score(kind, hyperparams, bench.corpus, spec_text, fold, bench.classes, augment, workspace,
+                               workers, seed, model_seeds)
+        if result is not None:
+            folds.append(result)
+    combo = ComboResult(kind, spec_text, augment, folds)
+    if in_pack:
+        combo.in_pack = fit_and_score(kind, hyperparams, bench.corpus, spec_text, in_pack_fold(bench.corpus, seed),
+                                      bench.classes, augment, workspace, workers, seed, model_seeds)
+    log(f"  {bench.title[:24]:<24} {combo.label:<32} acc {combo.accuracy:.3f}  F1 {combo.macro_f1:.3f}  "
+        f"({sum(f.seconds for f in folds):.1f}s)")
+    return combo
+
+
+# -- printing ---------------------------------------------------------------------------------
+
+def print_table(bench: Benchmark, combos: list[ComboResult]) -> None:
+    print(f"\n== {bench.title} ==")
+    if bench.describe:
+        print(bench.describe)
+    if not combos:
+        print("(nothing ran)")
+        return
+    fold_names = [f.fold for f in combos[0].folds]
+    has_in_pack = any(c.in_pack for c in combos)
+    header = f"{'kind':<7} {'features':<13} {'aug':>3}  {'acc':>5}  {'F1':>5}  |"
+    header += "".join(f" {name[:15]:>15}" for name in fold_names)
+    header += "  | train acc" + ("  | in-pack acc/F1" if has_in_pack else "") + "  | fit s"
+    print(header)
+    print("-" * len(header))
+    for c in sorted(combos, key=lambda c: -c.macro_f1):
+        row = f"{c.kind:<7} {c.spec:<13} {c.augment:>3}  {c.accuracy:.3f}  {c.macro_f1:.3f}  |"
+        by_name = {f.fold: f for f in c.folds}
+        for name in fold_names:
+            f = by_name.get(name)
+            row += f" {f'{f.accuracy:.2f}/{f.macro_f1:.2f}':>15}" if f else f" {'-':>15}"
+        row += f"  | {np.mean([f.train_accuracy for f in c.folds]):9.3f}"
+        if has_in_pack:
+            row += f"  | {f'{c.in_pack.accuracy:.3f}/{c.in_pack.macro_f1:.3f}':>14}" if c.in_pack else f"  | {'-':>14}"
+        row += f"  | {sum(f.seconds for f in c.folds):5.1f}"
+        print(row)
+    print("(acc, F1 = mean over folds of held-out accuracy and macro-F1; per fold: accuracy/macro-F1 on the "
+          "held-out set named in the header; mlp figures are means over --mlp-seeds initialisations)")
+
+
+def print_per_class(bench: Benchmark, combo: ComboResult) -> None:
+    classes = sorted({c for f in combo.folds for c in f.per_class_f1})
+    print(f"per-class held-out F1 of {combo.label} ({bench.title}):")
+    print(f"  {'fold':<16}" + "".join(f" {c[:12]:>12}" for c in classes))
+    for f in combo.folds:
+        print(f"  {f.fold[:16]:<16}" + "".join(
+            f" {f.per_class_f1[c]:12.2f}" if c in f.per_class_f1 else f" {'-':>12}" for c in classes))
+
+
+def compare_embedding(results: dict[str, list[ComboResult]]) -> None:
+    print("\n== Does aisfx beat dsp on held-out packs? (macro-F1, difference vs dsp for the same kind) ==")
+    for title, combos in results.items():
+        by = {(c.kind, c.spec): c for c in combos if not c.augment}
+        lines = []
+        for kind in dict.fromkeys(c.kind for c in combos):
+            base = by.get((kind, "dsp"))
+            if base is None:
+                continue
+            parts = [f"dsp {base.macro_f1:.3f}"]
+            for spec in ("onnx:aisfx", "hybrid:aisfx"):
+                other = by.get((kind, spec))
+                if other is not None:
+                    wins = sum(o.macro_f1 > b.macro_f1 for o, b in zip(other.folds, base.folds))
+                    parts.append(f"{spec} {other.macro_f1:.3f} ({other.macro_f1 - base.macro_f1:+.3f}, "
+                                 f"better in {wins}/{len(base.folds)} folds)")
+            if len(parts) > 1:
+                lines.append(f"  {kind:<7} " + "  ".join(parts))
+        if lines:
+            print(f"{title}:")
+            print("\n".join(lines))
+
+
+# -- main -------------------------------------------------------------------------------------
+
+def ensure_aisfx(workspace: Workspace) -> str | None:
+    """None when the aisfx embedding is in the workspace, else why it is not."""
+    if (workspace.embeddings_dir / "aisfx.onnx").is_file():
+        return None
+    try:
+        from engine.embeddings.aisfx import install_aisfx
+
+        install_aisfx(workspace)
+        return None
+    except Exception as error:  # a missing package or checkpoint: report and go on without it
+        return f"{type(error).__name__}: {error}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/workbench-bench-generalisation"),
+                        help="folder for the workspace (feature cache) and the synthetic / real curated roots")
+    parser.add_argument("--clips", type=int, default=10, help="synthetic clips per class per pack")
+    parser.add_argument("--kinds", default=DEFAULT_KINDS)
+    parser.add_argument("--features", default=DEFAULT_FEATURES, help="for the vector kinds; cnn always uses mel")
+    parser.add_argument("--cnn-epochs", type=int, default=20)
+    parser.add_argument("--augment", type=int, default=2, help="augmented copies for the augmentation run (0: skip)")
+    parser.add_argument("--augment-top", type=int, default=2, help="how many of the best combinations to augment")
+    parser.add_argument("--no-synthetic", action="store_true")
+    parser.add_argument("--no-real", action="store_true")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="data seed: synthetic clips, in-pack split, augmentations")
+    parser.add_argument("--mlp-seeds", type=int, default=3,
+                        help="average every mlp figure over this many initialisations (seeds 0..N-1); logreg and lgbm "
+                             "are deterministic here, cnn runs one seed because it is slow")
+    parser.add_argument("--json", type=Path, default=None, help="also write every result here")
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    vector_specs = [s.strip() for s in args.features.split(",") if s.strip()]
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    workspace = Workspace.open(work / "ws")
+    notes: list[str] = []
+
+    if any(s.endswith(":aisfx") for s in vector_specs):
+        problem = ensure_aisfx(workspace)
+        if problem:
+            notes.append(f"aisfx embedding unavailable, its features are skipped ({problem})")
+            vector_specs = [s for s in vector_specs if not s.endswith(":aisfx")]
+    combos = [(kind, spec) for kind in kinds if kind != "cnn" for spec in vector_specs]
+    if "cnn" in kinds:
+        combos.append(("cnn", "mel"))
+    specs = list(dict.fromkeys(spec for _, spec in combos))
+    hyper = {"cnn": {"epochs": args.cnn_epochs}, "mlp": {}, "lgbm": {}, "logreg": {}}
+
+    def seeds_for(kind: str) -> list[int]:
+        return list(range(max(args.mlp_seeds, 1))) if kind == "mlp" else [0]
+
+    benches: list[Benchmark] = []
+    synthetic: Corpus | None = None
+    if not args.no_synthetic:
+        root = work / f"synthetic_{args.clips}"
+        if not (root / ".complete").is_file():
+            log(f"writing the synthetic library ({len(DEMO_PACKS)} packs x {len(DRUM_CLASSES)} classes x {args.clips})")
+            write_curated_library(root, clips_per_class_per_pack=args.clips, seed=args.seed)
+            (root / ".complete").write_text("ok")
+        synthetic = load_corpus("synthetic", root, workspace)
+        packs = [p.name for p in DEMO_PACKS]
+        benches.append(Benchmark(
+            "(a) synthetic demo packs, leave-one-pack-out", synthetic, leave_one_pack_out(synthetic, packs),
+            describe=(f"{len(synthetic.items)} clips, {len(DRUM_CLASSES)} classes, {args.clips} per class per pack; "
+                      f"each fold: test = the named pack, val = the next pack, train = the other 3")))
+
+    real: Corpus | None = None
+    if not args.no_real:
+        real_root = work / "real"
+        counts = build_real_root(real_root)
+        if counts is not None:
+            real = load_corpus("real", real_root, workspace)
+            found = Counter(zip(real.groups, real.labels))
+            shared = sorted(set.intersection(*(set(c) for c in counts.values())))
+            print("Real drum one-shots found (files per class and package, after the mapping table):")
+            all_classes = sorted({label for c in counts.values() for label in c})
+            print(f"  {'class':<13}" + "".join(f" {p:>8}" for p in REAL_PACKAGES) + "  used")
+            for label in all_classes:
+                print(f"  {label:<13}" + "".join(f" {found[(p, label)]:>8}" for p in REAL_PACKAGES)
+                      + f"  {'yes' if label in shared else 'no (not in both)'}")
+            print(f"  {'total':<13}" + "".join(f" {sum(found[(p, l)] for l in all_classes):>8}" for p in REAL_PACKAGES))
+            groups = real.groups
+            folds = [Fold(f"{train}->{test}", np.flatnonzero(groups == train), np.array([], dtype=np.int64),
+                          np.flatnonzero(groups == test))
+                     for train, test in (("lmms", "sonicpi"), ("sonicpi", "lmms"))]
+            benches.append(Benchmark(
+                "(b) real packages, train on one, test on the other", real, folds, classes=shared,
+                describe=f"classes used (present in both packages): {', '.join(shared)}; no validation split"))
+
+    for corpus in [c for c in (synthetic, real) if c is not None]:
+        log(f"featurising {corpus.name} ({len(corpus.items)} clips)")
+        for spec in specs:
+            featurise(corpus, spec, workspace, args.workers)
+        notes += corpus.notes
+
+    if synthetic is not None and real is not None:
+        joined = join("synthetic+real", synthetic, real, specs)
+        groups = joined.groups
+        synth_rows = np.flatnonzero(np.isin(groups, [p.name for p in DEMO_PACKS]))
+        folds = [Fold(f"synth->{package}", synth_rows, np.array([], dtype=np.int64),
+                      np.flatnonzero(groups == package)) for package in REAL_PACKAGES]
+        shared = benches[-1].classes
+        benches.append(Benchmark(
+            "(c) synthetic -> real: train on the 5 synthetic packs, test on a real package", joined, folds,
+            classes=shared, describe=f"classes: {', '.join(shared)}; no validation split"))
+
+    print(f"\nfeatures ready after {time.perf_counter() - started:.0f}s\n")
+    results: dict[str, list[ComboResult]] = {}
+    for bench in benches:
+        results[bench.title] = [
+            run_combo(bench, kind, spec, hyper[kind], 0, workspace, args.workers, args.seed,
+                      in_pack=bench.title.startswith("(a)"), model_seeds=seeds_for(kind))
+            for kind, spec in combos]
+        print_table(bench, results[bench.title])
+
+    # The overall ranking: mean held-out macro-F1 over the benchmarks that ran, (a) and (b) weighing equally
+    # ((c) is reported but not ranked: the demo library is not what users train on).
+    ranked_titles = [b.title for b in benches if not b.title.startswith("(c)")]
+    overall: dict[tuple[str, str], float] = {}
+    for kind, spec in combos:
+        scores = [next(c.macro_f1 for c in results[t] if (c.kind, c.spec) == (kind, spec)) for t in ranked_titles]
+        overall[(kind, spec)] = float(np.mean(scores))
+    order = sorted(overall, key=lambda k: -overall[k])
+    print("\n== Overall: mean held-out macro-F1 over " + " and ".join(t[:3] for t in ranked_titles) + " ==")
+    for rank, (kind, spec) in enumerate(order, 1):
+        per = "  ".join(f"{t[:3]} {next(c.macro_f1 for c in results[t] if (c.kind, c.spec) == (kind, spec)):.3f}"
+                        for t in ranked_titles)
+        print(f"  {rank:>2}. {kind:<7} {spec:<13} {overall[(kind, spec)]:.3f}   ({per})")
+    best_kind, best_spec = order[0]
+    print(f"\nBest generalising combination: {best_kind} + {best_spec}")
+    for bench in benches:
+        best = next(c for c in results[bench.title] if (c.kind, c.spec) == (best_kind, best_spec))
+        print_per_class(bench, best)
+
+    compare_embedding(results)
+
+    augment_results: dict[str, list[ComboResult]] = {}
+    if args.augment > 0 and args.augment_top > 0:
+        chosen = order[:args.augment_top]
+        print(f"\n== Augmentation: {args.augment} augmented copies of every training clip, "
+              f"for {', '.join(f'{k} + {s}' for k, s in chosen)} ==")
+        for bench in benches:
+            if bench.title.startswith("(c)"):
+                continue
+            rows = []
+            for kind, spec in chosen:
+                plain = next(c for c in results[bench.title] if (c.kind, c.spec) == (kind, spec))
+                augmented = run_combo(bench, kind, spec, hyper[kind], args.augment, workspace, args.workers,
+                                      args.seed, in_pack=False, model_seeds=seeds_for(kind))
+                rows += [plain, augmented]
+                augment_results.setdefault(bench.title, []).append(augmented)
+            print_table(bench, rows)
+            for kind, spec in chosen:
+                plain = next(c for c in rows if (c.kind, c.spec, c.augment) == (kind, spec, 0))
+                aug = next(c for c in rows if (c.kind, c.spec, c.augment) == (kind, spec, args.augment))
+                print(f"  {kind} + {spec}: augment {args.augment} changes held-out accuracy by "
+                      f"{aug.accuracy - plain.accuracy:+.3f} and macro-F1 by {aug.macro_f1 - plain.macro_f1:+.3f}")
+
+    if notes:
+        print("\nNotes:")
+        for note in dict.fromkeys(notes):
+            print(f"  - {note}")
+    print(f"\ntotal {time.perf_counter() - started:.0f}s")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "results": {t: [c.to_dict() for c in cs] for t, cs in results.items()},
+            "augmented": {t: [c.to_dict() for c in cs] for t, cs in augment_results.items()},
+            "overall": [{"kind": k, "features": s, "macro_f1": overall[(k, s)]} for k, s in order],
+            "notes": list(dict.fromkeys(notes)),
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
