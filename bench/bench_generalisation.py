@@ -198,7 +198,7 @@ class Corpus:
 
 
 def load_corpus(name: str, root: Path, workspace: Workspace) -> Corpus:
-    items, rejections = curated_items(root, workspace.taxonomy("drums"))
+    items, rejections = curated_items(root, workspace.taxonomy("drums"), workspace)
     corpus = Corpus(name, [])
     for rejection in rejections:
         corpus.notes.append(f"rejected {rejection}")

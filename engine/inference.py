@@ -144,12 +144,12 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
                   reporter: Reporter | None = None, cancel: CancelToken | None = None
                   ) -> tuple[ModelVersion, list[FilePrediction], list[Rejection]]:
     """Label, confidence and top-k for each file; timed sections for a section model on long files."""
-    from engine.library.scan import probe_files
+    from engine.library.clips import identify_files
 
     model = load(workspace, ref)
     classes = model.version.label_set
-    probed, rejections = probe_files([str(Path(p).expanduser().resolve()) for p in paths], workers=workers,
-                                     reporter=reporter, cancel=cancel)
+    probed, rejections = identify_files(workspace, [str(Path(p).expanduser().resolve()) for p in paths],
+                                        workers=workers, reporter=reporter, cancel=cancel)
     results = []
     for path, info in probed.items():
         prediction = FilePrediction(path, info.clip_id)

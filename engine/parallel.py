@@ -48,6 +48,7 @@ def parallel_map(
     cancel: CancelToken | None = None,
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
+    inline_below: int = INLINE_BELOW,
 ) -> Iterator[tuple[Item, Result]]:
     """Yield (item, function(item)) as results arrive, in no fixed order.
 
@@ -55,7 +56,7 @@ def parallel_map(
     `cancel` is set; the caller decides what a cancelled run means.
     """
     workers = default_workers() if workers is None else workers
-    if workers <= 1 or len(items) < INLINE_BELOW:
+    if workers <= 1 or len(items) < inline_below:
         from threadpoolctl import threadpool_limits
 
         if initializer is not None:

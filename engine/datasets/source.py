@@ -19,7 +19,8 @@ from engine.datasets.export import FORMAT, Item
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.features.spec import FeatureSpec
-from engine.library.scan import find_audio_files, folder_roles, probe_files
+from engine.library.clips import identify_files
+from engine.library.scan import find_audio_files, folder_roles
 from engine.progress import CancelToken, Reporter
 from engine.taxonomy import Taxonomy, normalise_label
 
@@ -78,15 +79,16 @@ def _read_export(path: Path, spec: FeatureSpec | None) -> LabelledFeatures:
     return LabelledFeatures("export", str(path), exported, np.concatenate(blocks), labels, groups, splits)
 
 
-def curated_items(path: Path, taxonomy: Taxonomy | None, *, workers: int | None = None,
+def curated_items(path: Path, taxonomy: Taxonomy | None, workspace, *, workers: int | None = None,
                   reporter: Reporter | None = None, cancel: CancelToken | None = None) -> tuple[list[Item], list[Rejection]]:
-    """The labelled clips of a curated folder root (ROOT/<class>/[<pack>/]...), hashed but not imported."""
+    """The labelled clips of a curated folder root (ROOT/<class>/[<pack>/]...), identified by content
+    hash (files the workspace already knows unchanged are not read again) but not imported."""
     found, _ = find_audio_files(path)
     roles = {str(f): folder_roles(path, f, curated=True) for f in found}
     roles = {file: role for file, role in roles.items() if role[0] is not None}
     if not roles:
         raise InputError(f"{path}: neither a dataset export (no manifest.json) nor a curated folder (<class>/<audio>)")
-    probed, rejections = probe_files(list(roles), workers=workers, reporter=reporter, cancel=cancel)
+    probed, rejections = identify_files(workspace, list(roles), workers=workers, reporter=reporter, cancel=cancel)
     items: list[Item] = []
     for file in sorted(probed):
         class_folder, pack = roles[file]
@@ -101,7 +103,7 @@ def curated_items(path: Path, taxonomy: Taxonomy | None, *, workers: int | None 
 
 def _read_curated(path: Path, spec: FeatureSpec, workspace, taxonomy: Taxonomy | None, workers: int | None,
                   reporter: Reporter | None, cancel: CancelToken | None) -> LabelledFeatures:
-    items, rejections = curated_items(path, taxonomy, workers=workers, reporter=reporter, cancel=cancel)
+    items, rejections = curated_items(path, taxonomy, workspace, workers=workers, reporter=reporter, cancel=cancel)
     extractors = spec.extractors(workspace.embeddings_dir)
     report = extract_features(workspace.cache, [i.target for i in items], spec, extractors, workers=workers,
                               reporter=reporter, cancel=cancel)

@@ -27,6 +27,8 @@ from engine.parallel import parallel_map
 from engine.progress import CancelToken, Reporter
 
 WRITE_EVERY_S = 0.5
+REGIONS_PER_JOB = 16  # a long track's windows are spread over several jobs, so every core helps
+INLINE_BELOW_PAIRS = 32  # less work than this runs in-process: starting workers would cost more
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,11 @@ def _extract_clip(job: _ClipJob) -> tuple[list[tuple[str, np.ndarray]], float] |
     try:
         if os.path.getsize(job.path) != job.size_bytes:
             return Rejection(job.path, Reason.CHANGED, "the file's size differs from the imported clip; re-import it")
-        if len(job.regions) == 1 and job.regions[0][1] is not None:
-            region_key, start_s, end_s, augment = job.regions[0]
-            samples, rate = decode(job.path, start_s=start_s, end_s=end_s)
-            regions = ((region_key, None, None, augment),)
+        if all(region[1] is not None for region in job.regions):
+            span_start = min(region[1] for region in job.regions)  # decode only the span the regions cover
+            samples, rate = decode(job.path, start_s=span_start, end_s=max(region[2] for region in job.regions))
+            regions = tuple((key, start - span_start, end - span_start, augment)
+                            for key, start, end, augment in job.regions)
         else:
             samples, rate = decode(job.path)
             regions = job.regions
@@ -143,8 +146,10 @@ def _plan(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[E
     for clip_id, regions in by_clip.items():
         target = first_target[clip_id]
         ordered = sorted(regions.items(), key=lambda item: (item[0][1] is not None, item[0][1] or 0.0))
-        jobs.append(_ClipJob(clip_id, target.path, target.size_bytes, tuple(r for r, _ in ordered),
-                             tuple(tuple(n) for _, n in ordered)))
+        for first in range(0, len(ordered), REGIONS_PER_JOB):
+            chunk = ordered[first: first + REGIONS_PER_JOB]
+            jobs.append(_ClipJob(clip_id, target.path, target.size_bytes, tuple(r for r, _ in chunk),
+                                 tuple(tuple(n) for _, n in chunk)))
     return jobs
 
 
@@ -161,8 +166,12 @@ def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: Featu
     if reporter is not None:
         reporter.start(f"Extracting {spec}", len(jobs))
     buffer: dict[str, np.ndarray] = {}
+    decoded_clips: set[str] = set()
     last_write = time.monotonic()
-    for done, (job, result) in enumerate(parallel_map(_extract_clip, jobs, workers=workers, chunk_size=4,
+    if pending_pairs < INLINE_BELOW_PAIRS:
+        workers = 1
+    for done, (job, result) in enumerate(parallel_map(_extract_clip, jobs, workers=workers,
+                                                       chunk_size=max(1, min(4, len(jobs) // 4)), inline_below=2,
                                                        reporter=reporter, cancel=cancel,
                                                        initializer=_install_extractors, initargs=(extractors,)), 1):
         if isinstance(result, Rejection):
@@ -171,7 +180,8 @@ def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: Featu
         features, audio_seconds = result
         buffer.update(features)
         report.extracted += len(features)
-        report.clips_decoded += 1
+        decoded_clips.add(job.clip_id)
+        report.clips_decoded = len(decoded_clips)
         report.audio_seconds += audio_seconds
         if time.monotonic() - last_write > WRITE_EVERY_S:
             cache.put_many(buffer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import duckdb
 
@@ -97,6 +98,46 @@ def record_files(con: duckdb.DuckDBPyConnection, files: Sequence[ProbedFile]) ->
         {"path": [f.path for f in files], "clip_id": [f.clip_id for f in files],
          "size": [f.size_bytes for f in files], "mtime": [f.mtime_ns for f in files]},
     )
+
+
+def is_unchanged(path: str, known: tuple[str, int, int] | None) -> bool:
+    """Whether a file seen before (clip id, size, mtime) still has the same size and mtime."""
+    if known is None:
+        return False
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    return stat.st_size == known[1] and stat.st_mtime_ns == known[2]
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """A file the workspace has hashed before and that has not changed since."""
+
+    path: str
+    clip_id: str
+    size_bytes: int
+    duration_s: float
+
+
+def identify_files(workspace, paths: Sequence[str], *, workers: int | None = None, reporter=None,
+                   cancel=None) -> tuple[dict[str, KnownFile | ProbedFile], list]:
+    """Clip identity of files: unchanged files the workspace knows are not read again; the rest are
+    probed (hashed and decoded). Returns path → file for the good ones, and the rejections."""
+    from engine.library.scan import probe_files
+
+    with workspace.db.transaction(read_only=True) as con:
+        known = known_files(con, list(paths))
+        unchanged = {path: known[path] for path in paths if is_unchanged(path, known.get(path))}
+        clips = clips_by_ids(con, sorted({clip_id for clip_id, _, _ in unchanged.values()}))
+    found: dict[str, KnownFile | ProbedFile] = {
+        path: KnownFile(path, clip_id, size, clips[clip_id].duration_s)
+        for path, (clip_id, size, _) in unchanged.items() if clip_id in clips}
+    probed, rejections = probe_files([p for p in paths if p not in found], workers=workers, reporter=reporter,
+                                     cancel=cancel)
+    found.update(probed)
+    return found, rejections
 
 
 def known_files(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> dict[str, tuple[str, int, int]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.concepts import Clip, LabelRecord, Origin, Reason, Rejection, Segment
 from engine.errors import InputError
-from engine.library.clips import clips_by_ids, insert_clips, known_files, record_files
+from engine.library.clips import clips_by_ids, insert_clips, is_unchanged, known_files, record_files
 from engine.library.grids import get_grid
 from engine.library.labels import LabelWrite, make_segment, remember_taxonomy, upsert_labels
 from engine.library.scan import ProbedFile, find_audio_files, folder_roles, probe_files
@@ -79,13 +79,6 @@ def _candidates(root: Path, files: Sequence[Path], curated: bool, source: str | 
     return candidates
 
 
-def _is_unchanged(path: str, known: tuple[str, int, int] | None) -> bool:
-    if known is None:
-        return False
-    stat = os.stat(path)
-    return stat.st_size == known[1] and stat.st_mtime_ns == known[2]
-
-
 def _store_probed(con, probed: Sequence[ProbedFile], sources: dict[str, str], explicit_source: bool,
                   report: ImportReport) -> None:
     """Add new clips, follow moved ones, and count copies of clips we already have."""
@@ -128,7 +121,7 @@ def import_folder(workspace, root: Path, *, curated: bool = False, source: str |
     by_path = {c.path: c for c in candidates}
     with workspace.db.transaction(read_only=True) as con:
         known = known_files(con, list(by_path))
-    unchanged_ids = {path: known[path][0] for path in by_path if _is_unchanged(path, known.get(path))}
+    unchanged_ids = {path: known[path][0] for path in by_path if is_unchanged(path, known.get(path))}
     report.unchanged += len(unchanged_ids)
     to_probe = [path for path in by_path if path not in unchanged_ids]
     probed, rejected = probe_files(to_probe, workers=workers, reporter=reporter, cancel=cancel)
@@ -193,7 +186,7 @@ def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, aud
         known = known_files(con, audio_paths)
     missing = [p for p in audio_paths if not os.path.exists(p)]
     report.rejections.extend(Rejection(p, Reason.MISSING_FILE, f"named in {path.name}") for p in missing)
-    to_probe = [p for p in audio_paths if p not in missing and not _is_unchanged(p, known.get(p))]
+    to_probe = [p for p in audio_paths if p not in missing and not is_unchanged(p, known.get(p))]
     probed, rejected = probe_files(to_probe, workers=workers, reporter=reporter, cancel=cancel)
     report.rejections.extend(rejected)
     clip_of = {p: known[p][0] for p in audio_paths if p in known and p not in probed}

@@ -113,7 +113,7 @@ def training_data(workspace, spec: FeatureSpec | None, *, dataset: Path | None =
         if is_export(dataset):
             return _from_export(dataset, spec, workspace, min_class_samples)
         tax = workspace.taxonomy(taxonomy) if taxonomy else None
-        items, rejections = curated_items(dataset, tax, workers=workers, reporter=reporter, cancel=cancel)
+        items, rejections = curated_items(dataset, tax, workspace, workers=workers, reporter=reporter, cancel=cancel)
         return _from_items(workspace, items, spec or FeatureSpec.parse("dsp"), tax.name if tax else dataset.name,
                            min_class_samples=min_class_samples, split_by=split_by, val=val, test=test, seed=seed,
                            augment=augment, workers=workers, reporter=reporter, cancel=cancel, rejections=rejections)
