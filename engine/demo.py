@@ -147,7 +147,7 @@ def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | No
     logreg = _train(workspace, summary, cancel, name="drums", model="logreg", taxonomy="drums")
     step(f"train {logreg.ref} (logreg, dsp)", _accuracy(logreg))
     cnn = _train(workspace, summary, cancel, name="drums", model="cnn", taxonomy="drums",
-                 hyperparams={"epochs": 8, "patience": 4})
+                 hyperparams={"epochs": 15, "patience": 5})
     step(f"train {cnn.ref} (cnn, mel)", _accuracy(cnn))
 
     evaluations = {v.ref: evaluate_on_dataset(workspace, v.ref, library / "unseen_kit", workers=workers)
