@@ -35,7 +35,13 @@ from engine.workspace import Workspace  # noqa: E402
 def naive_features(path: Path) -> np.ndarray:
     import librosa
 
-    y, sr = librosa.load(path, sr=22050)
+    return naive_vector(*librosa.load(path, sr=22050))
+
+
+def naive_vector(y: np.ndarray, sr: int = 22050) -> np.ndarray:
+    """The naive baseline's librosa features of loaded samples: MFCC, deltas, spectral statistics."""
+    import librosa
+
     mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
     parts = [mfcc, librosa.feature.delta(mfcc), librosa.feature.spectral_centroid(y=y, sr=sr),
              librosa.feature.spectral_bandwidth(y=y, sr=sr), librosa.feature.spectral_rolloff(y=y, sr=sr),

@@ -34,6 +34,7 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_engine import naive_vector  # noqa: E402  (the same naive baseline as bench_engine)
 from engine.audio.beatgrid import BeatGrid  # noqa: E402
 from engine.audio.synth import synthesize_section_track, write_curated_library  # noqa: E402
 from engine.concepts import Split  # noqa: E402
@@ -80,17 +81,6 @@ def train_version(workspace: Workspace, name: str, kind: str, data: TrainingData
                        classes=data.classes, label_counts=data.label_counts, hyperparams=model.get_params(),
                        metrics={}, dataset_fingerprint=data.fingerprint, job_id=None, meta={"window_s": window_s})
     return version.ref
-
-
-def naive_vector(y: np.ndarray, sr: int = SR) -> np.ndarray:
-    """The librosa features of bench_engine.naive_features, on samples already loaded."""
-    import librosa
-
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
-    parts = [mfcc, librosa.feature.delta(mfcc), librosa.feature.spectral_centroid(y=y, sr=sr),
-             librosa.feature.spectral_bandwidth(y=y, sr=sr), librosa.feature.spectral_rolloff(y=y, sr=sr),
-             librosa.feature.spectral_flatness(y=y), librosa.feature.zero_crossing_rate(y), librosa.feature.rms(y=y)]
-    return np.concatenate([np.concatenate([p.mean(axis=1), p.std(axis=1)]) for p in parts])
 
 
 def median_ms(values: list[float]) -> float:

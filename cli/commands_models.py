@@ -80,7 +80,7 @@ def train_command(
                            window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
                            split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams)
     workspace = open_workspace(ctx)
-    request.spec(workspace)  # a bad --features fails here, before a job starts
+    request.spec(workspace).extractors(workspace.embeddings_dir)  # bad --features fail here, before a job starts
     job_id = spawn_job(workspace, "train", request.__dict__)
     if detach:
         finish({"job_id": job_id, "state": "pending"}, json_out,
