@@ -103,12 +103,16 @@ class JobLog:
                 self._seq = con.execute("SELECT coalesce(max(seq), 0) FROM job_events WHERE job_id = ?",
                                         [job_id]).fetchone()[0]
 
-    def event(self, kind: str, data: dict) -> None:
-        """An event every follower sees (epoch, metric, log, state)."""
+    def event(self, kind: str, data: dict, *, progress: float | None = None, message: str | None = None) -> None:
+        """An event every follower sees (epoch, metric, log, state), with the job's progress and
+        message updated in the same transaction when given."""
         self._seq += 1
         with self.workspace.db.transaction() as con:
             con.execute("INSERT INTO job_events (job_id, seq, kind, data) VALUES (?, ?, ?, ?)",
                         [self.job_id, self._seq, kind, json.dumps(data, default=str)])
+            if progress is not None:
+                con.execute("UPDATE jobs SET progress = ?, message = ? WHERE job_id = ?",
+                            [progress, message, self.job_id])
 
     def state(self, state: str, message: str | None = None) -> None:
         with self.workspace.db.transaction() as con:
@@ -125,11 +129,7 @@ class JobLog:
         if not force and now - self._last_write < self.min_interval_s:
             return
         self._last_write = now
-        self._seq += 1
-        with self.workspace.db.transaction() as con:
-            con.execute("UPDATE jobs SET progress = ?, message = ? WHERE job_id = ?", [fraction, message, self.job_id])
-            con.execute("INSERT INTO job_events (job_id, seq, kind, data) VALUES (?, ?, 'progress', ?)",
-                        [self.job_id, self._seq, json.dumps({"progress": fraction, "message": message})])
+        self.event("progress", {"progress": fraction, "message": message}, progress=fraction, message=message)
 
     def finish(self, state: str, result: dict | None = None, error: str | None = None) -> None:
         with self.workspace.db.transaction() as con:

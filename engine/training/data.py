@@ -49,9 +49,13 @@ class TrainingData:
         return {str(split): int((self.splits == str(split)).sum()) for split in (Split.TRAIN, Split.VAL, Split.TEST)}
 
 
+def _rare_classes(labels: list[str], min_class_samples: int) -> dict[str, int]:
+    """The classes with fewer than `min_class_samples` examples, and their counts."""
+    return {label: n for label, n in sorted(Counter(labels).items()) if n < min_class_samples}
+
+
 def _keep_frequent(items: list[Item], min_class_samples: int) -> tuple[list[Item], dict[str, int]]:
-    counts = Counter(item.label for item in items)
-    left_out = {label: n for label, n in sorted(counts.items()) if n < min_class_samples}
+    left_out = _rare_classes([item.label for item in items], min_class_samples)
     return [item for item in items if item.label not in left_out], left_out
 
 
@@ -85,8 +89,7 @@ def _from_items(workspace, items: list[Item], spec: FeatureSpec, task: str, *, m
 
 def _from_export(path: Path, spec: FeatureSpec | None, workspace, min_class_samples: int) -> TrainingData:
     dataset = open_dataset(path, workspace, spec=spec)
-    counts = Counter(dataset.labels)
-    left_out = {label: n for label, n in sorted(counts.items()) if n < min_class_samples}
+    left_out = _rare_classes(dataset.labels, min_class_samples)
     keep = np.array([label not in left_out for label in dataset.labels])
     classes = sorted(set(dataset.labels) - set(left_out))
     index = {name: n for n, name in enumerate(classes)}

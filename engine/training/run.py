@@ -69,8 +69,8 @@ class _JobCallback:
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
         self.epochs_seen = epoch
         self.job.event("epoch", {"epoch": epoch, "total_epochs": total_epochs, "train_loss": train_loss,
-                                 "val_loss": val_loss, "val_metric": val_metric})
-        self.job.progress(min(epoch / max(total_epochs, 1), 1.0), f"epoch {epoch}/{total_epochs}", force=True)
+                                 "val_loss": val_loss, "val_metric": val_metric},
+                       progress=min(epoch / max(total_epochs, 1), 1.0), message=f"epoch {epoch}/{total_epochs}")
 
     def should_stop(self) -> bool:
         return self.cancel.cancelled
