@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+
+# Tests call librosa directly too (not only through the engine, which serialises the first
+# compile): give each test process its own numba cache so they cannot race on one.
+os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="workbench-tests-numba-"))
+
 from pathlib import Path
 
 import numpy as np

@@ -188,3 +188,33 @@ def test_a_grid_locked_on_late_reaches_back_to_the_start_by_whole_bars():
     assert np.allclose(np.diff(extended), 0.5)
     early = 0.3 + 0.5 * np.arange(16)
     assert _reach_back_to_start(early, 4) is early
+
+
+def test_a_process_tracks_beats_for_the_first_time_only_under_the_shared_lock():
+    """librosa's numba cache is written on first use, and fresh processes racing on it used to
+    segfault; the first beat tracking in each process waits for the inter-process lock."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    script = (
+        "import numpy as np\n"
+        "from engine.audio.beatgrid import detect_beat_grid\n"
+        "sr = 22050; t = np.arange(sr * 10) / sr; y = np.zeros_like(t)\n"
+        "for b in np.arange(0.1, 10, 0.5):\n"
+        "    i = int(b * sr); y[i:i + 500] += np.sin(2 * np.pi * 60 * t[:500])\n"
+        "print(round(detect_beat_grid(y.astype(np.float32), sr).bpm))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)  # a warm cache: unblocked, it is quick
+    with open(os.path.join(tempfile.gettempdir(), "workbench-librosa-jit.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        time.sleep(6)
+        still_waiting = process.poll() is None
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    output, _ = process.communicate(timeout=240)
+    assert still_waiting, "beat tracking ran while another process held the lock"
+    assert (output.strip(), process.returncode) == ("120", 0)

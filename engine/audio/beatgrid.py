@@ -13,6 +13,7 @@ last interval. Its `bpm` and `offset_s` describe it for display only.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -205,6 +206,36 @@ def _check_times(times: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+_tracker_warm = False
+
+
+def _warm_beat_tracker() -> None:
+    """Run librosa's beat tracker once, holding an inter-process lock.
+
+    librosa compiles its beat tracker with numba and caches the machine code next to the package.
+    Processes that compile it for the first time at the same moment (two extraction workers on a
+    fresh install) race on those cache files and crash with a segmentation fault. The first
+    process under the lock writes the cache; the others wait for it, then only read it."""
+    global _tracker_warm
+    if _tracker_warm:
+        return
+    import fcntl
+    import tempfile
+
+    import librosa
+
+    with open(os.path.join(tempfile.gettempdir(), "workbench-librosa-jit.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            clicks = np.zeros(22050 * 5, dtype=np.float32)
+            clicks[::11025] = 1.0
+            envelope = librosa.onset.onset_strength(y=clicks, sr=22050, hop_length=128)
+            librosa.beat.beat_track(onset_envelope=envelope, sr=22050, hop_length=128, units="time")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _tracker_warm = True
+
+
 def detect_beat_grid(samples: np.ndarray, sample_rate: int, beats_per_bar: int = 4) -> BeatGrid:
     """Track the beats of mono `samples` with librosa and return the grid through them.
 
@@ -212,6 +243,7 @@ def detect_beat_grid(samples: np.ndarray, sample_rate: int, beats_per_bar: int =
     beats are found."""
     import librosa  # heavy; only needed here
 
+    _warm_beat_tracker()
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1:
         raise ValueError(f"detect_beat_grid needs mono samples (1-D), got shape {samples.shape}")
