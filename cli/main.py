@@ -18,7 +18,8 @@ from cli.context import AppState
 
 HELP = """A workbench for turning your own labelled audio into classifiers you trust.
 
-Run `workbench` for the terminal UI, or `workbench --headless COMMAND` for scripts and cron.
+Run `workbench` for the terminal UI (library browser for now), or `workbench --headless COMMAND`
+for scripts and cron.
 The workspace is --workspace, else $WORKBENCH_WORKSPACE, else ~/.local/share/workbench/workspace.
 Exit codes: 0 ok, 1 failed, 2 usage, 3 partial (some inputs rejected), 130 cancelled.
 """
@@ -36,12 +37,13 @@ def main(
 ) -> None:
     ctx.obj = AppState(workspace_path=workspace)
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
         if headless:
+            typer.echo(ctx.get_help())
             typer.echo("\n--headless needs a command, e.g. `workbench --headless demo`.", err=True)
             raise typer.Exit(2)
-        typer.echo("\nThe terminal UI is not built yet; use `workbench --headless COMMAND`.", err=True)
-        raise typer.Exit(0)
+        from tui.app import make_app
+
+        make_app(ctx.obj.workspace_root()).run()
 
 
 commands_library.register(app)

@@ -149,8 +149,18 @@ def rich_ws(base_ws, tmp_path_factory) -> Path:
 
 # -- the top-level command --------------------------------------------------------------------
 
-def test_no_arguments_prints_help_and_exits_0():
-    result = runner.invoke(app, [])
+def test_no_command_opens_the_terminal_app_on_the_workspace(tmp_path, monkeypatch):
+    from tui.app import WorkbenchApp
+
+    opened = []
+    monkeypatch.setattr(WorkbenchApp, "run", lambda self: opened.append(self.workspace.root))
+    result = runner.invoke(app, ["--workspace", str(tmp_path / "ws")])
+    expect(result, 0)
+    assert opened == [(tmp_path / "ws").resolve()]
+
+
+def test_help_lists_the_options():
+    result = runner.invoke(app, ["--help"])
     expect(result, 0)
     assert "Usage" in result.stdout
     assert "--headless" in result.stdout and "--workspace" in result.stdout

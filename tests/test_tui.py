@@ -1,0 +1,89 @@
+"""The terminal app, driven with Textual's pilot as a person would: keys in, screen state out."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+from textual.widgets import DataTable, Input, Label
+
+from conftest import curated_library
+from engine.library.importer import import_folder
+from engine.workspace import Workspace
+from tui.app import make_app
+from tui.screens.help import HelpScreen
+from tui.screens.library import LibraryScreen
+from tui.widgets.readiness import ReadinessPanel
+
+
+@pytest.fixture
+def library_workspace(tmp_path) -> Workspace:
+    workspace = Workspace.open(tmp_path / "ws")
+    curated_library(tmp_path / "curated", classes=("kick", "snare"), per_pack=3)
+    import_folder(workspace, tmp_path / "curated", curated=True, workers=1)
+    return workspace
+
+
+def shown_text(widget) -> str:
+    """What a Static shows, as plain text."""
+    console = Console(width=60, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def settle(app, pilot) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_the_library_lists_every_clip_and_the_readiness_panel(library_workspace):
+    app = make_app(library_workspace.root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, LibraryScreen)
+        assert app.screen.query_one(DataTable).row_count == 18
+        assert "18 clips" in shown_text(app.screen.query_one("#library-status", Label))
+        panel = shown_text(app.screen.query_one(ReadinessPanel))
+        assert "kick 9/30" in " ".join(panel.split()) and "not ready" in panel
+
+
+async def test_typing_a_filter_narrows_the_table(library_workspace):
+    app = make_app(library_workspace.root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash")
+        assert app.focused is app.screen.query_one(Input)
+        for key in "label:kick":
+            await pilot.press(key)
+        await settle(app, pilot)
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 9
+        assert {table.get_row_at(n)[3] for n in range(table.row_count)} == {"kick"}
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert table.row_count == 18 and app.focused is table
+
+
+async def test_help_lists_the_keys_and_escape_closes_it(library_workspace):
+    app = make_app(library_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = app.screen.query_one(DataTable)
+        described = {keys.get_row_at(n)[1] for n in range(keys.row_count)}
+        assert {"Filter", "Sort", "Help", "Quit"} <= described
+        await pilot.press("escape")
+        assert isinstance(app.screen, LibraryScreen)
+
+
+async def test_sort_cycles_and_an_empty_workspace_opens(tmp_path):
+    app = make_app(tmp_path / "new_ws")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert app.screen.query_one(DataTable).row_count == 0
+        assert "No labels yet" in shown_text(app.screen.query_one(ReadinessPanel))
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert "sorted by source" in shown_text(app.screen.query_one("#library-status", Label))

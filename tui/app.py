@@ -1,0 +1,44 @@
+"""The workbench terminal app: modes over the engine, built by one factory for the CLI and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from engine.workspace import Workspace
+from tui.screens.help import HelpScreen
+from tui.screens.library import LibraryScreen
+
+STYLES = Path(__file__).resolve().parents[1] / "styles"
+
+
+class WorkbenchApp(App):
+    """Library first; more modes (label, train, gates, models) join as they are built."""
+
+    CSS_PATH = [STYLES / "app.tcss"]
+    TITLE = "workbench"
+    MODES = {"library": LibraryScreen}
+    BINDINGS = [
+        Binding("1", "switch_mode('library')", "Library"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, workspace: Workspace) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.sub_title = str(workspace.root)
+
+    def on_mount(self) -> None:
+        self.switch_mode("library")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+
+def make_app(workspace_path: Path) -> WorkbenchApp:
+    """The app over the workspace at `workspace_path` (created if new)."""
+    return WorkbenchApp(Workspace.open(workspace_path))

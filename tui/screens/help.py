@@ -1,0 +1,37 @@
+"""`?`: every key of the screen underneath and of the app, in one modal list."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Label
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-box"):
+            yield Label("Keys — escape closes", id="help-title")
+            yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("key", "does", "where")
+        seen = set()
+        for where, bindings in (("this screen", self.under.BINDINGS), ("everywhere", self.app.BINDINGS)):
+            for binding in bindings:
+                binding = binding if isinstance(binding, Binding) else Binding(*binding)
+                if binding.key in seen:
+                    continue
+                seen.add(binding.key)
+                table.add_row(binding.key_display or binding.key, binding.description or binding.action, where)
+
+    def action_dismiss(self) -> None:
+        self.dismiss(None)
