@@ -87,3 +87,14 @@ async def test_sort_cycles_and_an_empty_workspace_opens(tmp_path):
         await pilot.press("s")
         await settle(app, pilot)
         assert "sorted by source" in shown_text(app.screen.query_one("#library-status", Label))
+
+
+async def test_at_80_columns_the_table_gets_the_room_and_p_shows_the_counts(library_workspace):
+    app = make_app(library_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        panel = app.screen.query_one(ReadinessPanel)
+        assert not panel.display
+        assert app.screen.query_one(DataTable).size.width == 80
+        await pilot.press("p")
+        assert panel.display

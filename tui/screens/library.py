@@ -18,6 +18,8 @@ from engine.stats import workspace_stats
 from tui.widgets.readiness import ReadinessPanel
 
 PAGE_SIZE = 1000
+PANEL_MIN_WIDTH = 100  # narrower terminals give the table all the room; `p` shows the panel anyway
+COLUMNS = (("clip", 24), ("source", 10), ("sec", 5), ("labels", 13), ("predicted", 12), ("conf", 4))  # fits 80 columns
 FILTER_HELP = "filter: words in the path, label:kick source:808 predicted:snare unlabelled low disagrees"
 
 
@@ -26,6 +28,7 @@ class LibraryScreen(Screen):
         Binding("slash", "focus_filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("s", "next_sort", "Sort"),
+        Binding("p", "toggle_panel", "Counts panel"),
         Binding("r", "reload", "Reload"),
     ]
 
@@ -46,7 +49,8 @@ class LibraryScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("clip", "source", "sec", "labels", "predicted", "conf")
+        for title, width in COLUMNS:
+            table.add_column(title, width=width)
         table.focus()
         self.refresh_page()
         self.refresh_readiness()
@@ -97,6 +101,13 @@ class LibraryScreen(Screen):
         names = list(SORTS)
         self.sort = names[(names.index(self.sort) + 1) % len(names)]
         self.refresh_page()
+
+    def on_resize(self, event) -> None:
+        self.query_one(ReadinessPanel).display = event.size.width >= PANEL_MIN_WIDTH
+
+    def action_toggle_panel(self) -> None:
+        panel = self.query_one(ReadinessPanel)
+        panel.display = not panel.display
 
     def action_reload(self) -> None:
         self.refresh_page()
