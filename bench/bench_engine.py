@@ -74,13 +74,19 @@ def bench_features(scratch: Path) -> None:
         line(f"{kind} extraction (all cores)", seconds / report.seconds, naive_rate, "s/s", "target >= 5x")
 
 
-def bench_cache(scratch: Path) -> None:
-    paths = write_curated_library(scratch / "lib1000", clips_per_class_per_pack=23)[:1000]
-    folder = scratch / "one_thousand"
-    for path in paths:
-        destination = folder / path.relative_to(scratch / "lib1000")
+def curated_thousand(scratch: Path, name: str) -> Path:
+    """A curated folder of exactly 1,000 synthetic one-shots (9 classes, 5 packs)."""
+    library = scratch / f"{name}_library"
+    folder = scratch / name
+    for path in write_curated_library(library, clips_per_class_per_pack=23)[:1000]:
+        destination = folder / path.relative_to(library)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, destination)
+    return folder
+
+
+def bench_cache(scratch: Path) -> None:
+    folder = curated_thousand(scratch, "one_thousand")
     workspace = Workspace.open(scratch / "ws_cache")
     import_folder(workspace, folder, curated=True)
     cold = extract_workspace(workspace, FeatureSpec.parse("dsp"))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_engine import naive_vector  # noqa: E402  (the same naive baseline as bench_engine)
+from bench_engine import curated_thousand, naive_vector  # noqa: E402  (the same naive baseline as bench_engine)
 from engine.audio.beatgrid import BeatGrid  # noqa: E402
 from engine.audio.synth import synthesize_section_track, write_curated_library  # noqa: E402
 from engine.concepts import Split  # noqa: E402
@@ -327,12 +326,7 @@ def bench_track(scratch: Path) -> None:
 # -- reeval ------------------------------------------------------------------------------------
 
 def bench_reeval(scratch: Path) -> None:
-    paths = write_curated_library(scratch / "reeval_lib", clips_per_class_per_pack=23)[:1000]
-    folder = scratch / "reeval_1000"
-    for path in paths:
-        destination = folder / path.relative_to(scratch / "reeval_lib")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, destination)
+    folder = curated_thousand(scratch, "reeval_1000")
     workspace = Workspace.open(scratch / "reeval_ws")
     import_folder(workspace, folder, curated=True, taxonomy="drums")
     extraction = extract_workspace(workspace, FeatureSpec.parse("dsp"), taxonomy="drums", labelled_only=True)
