@@ -314,3 +314,13 @@ def format_evaluation(evaluation: Evaluation) -> str:
     for name, row in zip(e.classes, e.confusion):
         lines.append(f"{name:<{name_w}}  " + "  ".join(f"{v:>{w}d}" for v, w in zip(row, widths)))
     return "\n".join(lines)
+
+
+def format_with_ci(metrics: dict | None, key: str, *, sign: bool = True) -> str:
+    """One headline number of a stored evaluation (`to_dict`) as a percentage with its 95% CI:
+    '91.7% (83–100)' ('91.7 (83–100)' without the sign); an em dash when missing."""
+    if not metrics or metrics.get(key) is None:
+        return "—"
+    low, high = (metrics.get("ci") or {}).get(key, (None, None))
+    return (f"{metrics[key] * 100:.1f}" + ("%" if sign else "")
+            + (f" ({low * 100:.0f}–{high * 100:.0f})" if low is not None else ""))

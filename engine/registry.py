@@ -182,13 +182,18 @@ def rollback(workspace, name: str, *, reason: str | None = None) -> tuple[ModelV
     return activate(workspace, f"{name}@{rows[0][0]}", reason=reason or f"rollback from {current}")
 
 
+def check_deletable(version: ModelVersion) -> None:
+    """Raise InputError for the active version: it cannot be deleted."""
+    if version.is_active:
+        raise InputError(f"{version.ref} is active; activate another version (or roll back) before deleting it")
+
+
 def delete(workspace, ref: str) -> ModelVersion:
     """Delete a version and its files; the active version cannot be deleted."""
     target = resolve(workspace, ref)
     if parse_ref(ref)[1] is None:
         raise InputError(f"say which version to delete, e.g. {target.name}@{target.version}")
-    if target.is_active:
-        raise InputError(f"{target.ref} is active; activate another version (or roll back) before deleting it")
+    check_deletable(target)
     with workspace.db.transaction() as con:
         con.execute("DELETE FROM predictions WHERE model_id = ?", [target.model_id])
         con.execute("DELETE FROM model_versions WHERE model_id = ?", [target.model_id])

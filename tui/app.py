@@ -10,6 +10,8 @@ from textual.binding import Binding
 from engine.workspace import Workspace
 from tui.screens.help import HelpScreen
 from tui.screens.library import LibraryScreen
+from tui.screens.models import ModelsScreen
+from tui.screens.train import TrainScreen
 
 STYLES = Path(__file__).resolve().parents[1] / "styles"
 
@@ -17,11 +19,13 @@ STYLES = Path(__file__).resolve().parents[1] / "styles"
 class WorkbenchApp(App):
     """Library first; more modes (label, train, gates, models) join as they are built."""
 
-    CSS_PATH = [STYLES / "app.tcss"]
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "dialogs.tcss", STYLES / "models.tcss"]
     TITLE = "workbench"
-    MODES = {"library": LibraryScreen}
+    MODES = {"library": LibraryScreen, "train": TrainScreen, "models": ModelsScreen}
     BINDINGS = [
         Binding("1", "switch_mode('library')", "Library"),
+        Binding("3", "switch_mode('train')", "Train"),
+        Binding("5", "switch_mode('models')", "Models"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]

@@ -7,6 +7,7 @@ succeeded, so a failed, cancelled or killed job never leaves a registered versio
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,11 +66,13 @@ class _JobCallback:
         self.job = job
         self.cancel = cancel
         self.epochs_seen = 0
+        self.started = time.monotonic()
 
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
         self.epochs_seen = epoch
         self.job.event("epoch", {"epoch": epoch, "total_epochs": total_epochs, "train_loss": train_loss,
-                                 "val_loss": val_loss, "val_metric": val_metric},
+                                 "val_loss": val_loss, "val_metric": val_metric,
+                                 "elapsed_s": round(time.monotonic() - self.started, 3)},
                        progress=min(epoch / max(total_epochs, 1), 1.0), message=f"epoch {epoch}/{total_epochs}")
 
     def should_stop(self) -> bool:

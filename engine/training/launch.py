@@ -1,0 +1,59 @@
+"""Starting a training job: the request is checked up front (name, kind, features), then its worker
+process is spawned. The headless `train` and the TUI's Train screen start jobs the same way.
+"""
+
+from __future__ import annotations
+
+from engine.errors import InputError
+from engine.jobs import spawn_job
+from engine.training.run import TrainRequest
+
+DEVICES = ("auto", "cpu", "cuda")
+# The few hyperparameters a person sets per kind in a form; the rest keep the kind's defaults.
+MAIN_HYPERPARAMETERS = {
+    "mlp": ("epochs", "lr", "hidden", "patience", "device"),
+    "cnn": ("epochs", "lr", "patience", "device"),
+    "logreg": ("C",),
+    "lgbm": ("n_estimators", "learning_rate", "num_leaves", "patience"),
+}
+
+
+def kind_defaults(model: str) -> dict:
+    """The hyperparameters a model kind takes, with their default values."""
+    from engine.models.kinds import MODEL_KINDS
+
+    if model not in MODEL_KINDS:
+        raise InputError(f"unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}")
+    return dict(MODEL_KINDS[model].defaults)
+
+
+def split_hyperparams(model: str, given: dict) -> tuple[dict, list[str]]:
+    """The given hyperparameters (None = not given) that the kind takes, and the names of those it
+    does not."""
+    defaults = kind_defaults(model)
+    used = {key: value for key, value in given.items() if value is not None and key in defaults}
+    unused = [key for key, value in given.items() if value is not None and key not in defaults]
+    return used, unused
+
+
+def feature_choices(workspace) -> list[str]:
+    """The feature sets this workspace can extract: dsp, mel, and onnx:/hybrid: per installed embedding."""
+    names = sorted(path.stem for path in workspace.embeddings_dir.glob("*.onnx"))
+    return ["dsp", "mel", *(f"hybrid:{name}" for name in names), *(f"onnx:{name}" for name in names)]
+
+
+def check_request(workspace, request: TrainRequest) -> None:
+    """Raise InputError for a request that could only fail once its job had started."""
+    from engine.taxonomy import check_name
+
+    check_name(request.name, "model name")
+    _, unused = split_hyperparams(request.model, request.hyperparams)
+    if unused:
+        raise InputError(f"{request.model} does not take {', '.join(unused)}")
+    request.spec(workspace).extractors(workspace.embeddings_dir)  # bad features fail here
+
+
+def start_training(workspace, request: TrainRequest) -> str:
+    """Check the request and start its job in a worker process of its own; returns the job id."""
+    check_request(workspace, request)
+    return spawn_job(workspace, "train", request.__dict__)

@@ -1,0 +1,277 @@
+"""Models: every version of every model; activate (with inference over the library), roll back,
+delete, compare two versions side by side, export to ONNX.
+
+Registry reads and changes run in worker threads; what they find comes back as messages, and an
+engine error becomes a notification.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, ProgressBar
+
+from engine.comparison import compare_versions
+from engine.errors import InputError, WorkbenchError
+from engine.evaluation import Evaluation
+from engine.registry import ModelVersion, check_deletable
+from tui.reporting import MessageReporter, WorkProgress
+from tui.widgets.confirm import ConfirmDialog
+from tui.widgets.metrics import MetricsView
+from tui.widgets.prompt import PromptDialog
+from tui.widgets.versions import VersionsTable
+
+
+class VersionsLoaded(Message):
+    def __init__(self, versions: list[ModelVersion]) -> None:
+        super().__init__()
+        self.versions = versions
+
+
+class Done(Message):
+    """A registry change finished: what to tell the person, and whether it failed."""
+
+    def __init__(self, text: str, error: bool = False) -> None:
+        super().__init__()
+        self.text = text
+        self.error = error
+
+
+class ActivationRefused(Message):
+    """The engine refused to activate a version that a forced activation (with a reason) may pass."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        super().__init__()
+        self.ref = ref
+        self.reason = reason
+
+
+def version_title(version: ModelVersion) -> str:
+    active = " · active" if version.is_active else ""
+    return f"{version.ref} · {version.kind} on {version.spec} · task {version.task}{active} · test split"
+
+
+class ModelsScreen(Screen):
+    BINDINGS = [
+        Binding("a", "activate", "Activate"),
+        Binding("r", "rollback", "Roll back"),
+        Binding("d", "delete", "Delete"),
+        Binding("m", "mark", "Mark to compare"),
+        Binding("escape", "unmark", "Clear mark", show=False),
+        Binding("e", "export", "Export"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: str | None = None
+        self.busy: str | None = None  # what is running now (one registry change at a time)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield VersionsTable(id="models-table")
+        with VerticalScroll(id="models-detail"):
+            yield MetricsView(id="models-metrics")
+        with Horizontal(id="models-status"):
+            yield Label("", id="models-message")
+            yield ProgressBar(id="models-progress", show_eta=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#models-progress").display = False
+        self.query_one(VersionsTable).focus()
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()  # a job may have registered a version meanwhile
+
+    # -- worker threads ------------------------------------------------------------------------
+    @work(thread=True, group="models-load", exclusive=True)
+    def reload(self) -> None:
+        from engine.registry import list_versions
+
+        try:
+            self.post_message(VersionsLoaded(list_versions(self.app.workspace)))
+        except WorkbenchError as error:
+            self.post_message(Done(str(error), error=True))
+
+    @work(thread=True, group="models-change")
+    def activate_version(self, ref: str, *, rollback: bool = False, forced: bool = False,
+                         reason: str | None = None, gated: bool = False) -> None:
+        from engine.inference import activate_and_infer
+
+        options = {"forced": True} if forced else {}  # `forced` arrives with the readiness gates (issue 5)
+        try:
+            active, previous, stored = activate_and_infer(self.app.workspace, ref, rollback=rollback, reason=reason,
+                                                          reporter=MessageReporter(self, min_step=16), **options)
+        except InputError as error:
+            if gated and not rollback and not forced:
+                self.post_message(ActivationRefused(ref, str(error)))
+            else:
+                self.post_message(Done(str(error), error=True))
+            return
+        except WorkbenchError as error:
+            self.post_message(Done(str(error), error=True))
+            return
+        was = "its first activation" if previous is None else f"was v{previous}"
+        self.post_message(Done(f"{active.ref} is active ({was}); {stored} predictions stored"))
+
+    @work(thread=True, group="models-change")
+    def delete_version(self, ref: str) -> None:
+        from engine.registry import delete
+
+        try:
+            self.post_message(Done(f"deleted {delete(self.app.workspace, ref).ref}"))
+        except WorkbenchError as error:
+            self.post_message(Done(str(error), error=True))
+
+    @work(thread=True, group="models-change")
+    def export_version(self, ref: str, path: str) -> None:
+        from engine.registry import export
+
+        try:
+            written = export(self.app.workspace, ref, Path(path))
+        except WorkbenchError as error:
+            self.post_message(Done(str(error), error=True))
+            return
+        self.post_message(Done(f"wrote {written} and {written.with_suffix('.json').name}"))
+
+    # -- messages ------------------------------------------------------------------------------
+    def on_versions_loaded(self, message: VersionsLoaded) -> None:
+        if self.marked not in {v.ref for v in message.versions}:
+            self.marked = None
+        self.query_one(VersionsTable).show(message.versions, self.marked)
+        if not message.versions:
+            self.query_one(MetricsView).show_text("No model versions yet: train one on the Train screen (3).")
+
+    def on_versions_table_highlighted(self, message: VersionsTable.Highlighted) -> None:
+        self.show_detail()
+
+    def on_work_progress(self, message: WorkProgress) -> None:
+        bar = self.query_one("#models-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=message.total, progress=message.completed)
+        self.query_one("#models-message", Label).update(f"{self.busy or ''}: {message.task}")
+
+    def on_done(self, message: Done) -> None:
+        self.busy = None
+        self.query_one("#models-progress").display = False
+        self.query_one("#models-message", Label).update(message.text)
+        self.notify(message.text, severity="error" if message.error else "information", timeout=6)
+        self.reload()
+
+    def on_activation_refused(self, message: ActivationRefused) -> None:
+        self.busy = None
+        self.query_one("#models-progress").display = False
+        self.query_one("#models-message", Label).update(message.reason)
+
+        def with_reason(reason: str | None) -> None:
+            if reason:
+                self.start(f"activating {message.ref} (forced)",
+                           lambda: self.activate_version(message.ref, forced=True, reason=reason))
+
+        def answered(force: bool | None) -> None:
+            if force:
+                self.app.push_screen(PromptDialog(f"Why activate {message.ref} despite its failed gates?",
+                                                  placeholder="kept in the activation history"), with_reason)
+
+        self.app.push_screen(ConfirmDialog(f"{message.reason}\n\nActivate {message.ref} anyway?",
+                                           yes="Force"), answered)
+
+    # -- what the person sees ------------------------------------------------------------------------
+    def show_detail(self) -> None:
+        table = self.query_one(VersionsTable)
+        view = self.query_one(MetricsView)
+        version = table.highlighted
+        if version is None:
+            return
+        marked = table.versions.get(self.marked) if self.marked else None
+        if marked is not None and marked.ref != version.ref:
+            view.show_comparison(compare_versions(marked, version))
+            return
+        test = version.metrics.get("test")
+        if test:
+            view.show_evaluation(version_title(version), Evaluation.from_dict(test), version.meta.get("notes", []))
+        else:
+            view.show_text(f"{version_title(version)}\nno test metrics stored")
+
+    # -- actions ---------------------------------------------------------------------------------------
+    def start(self, what: str, run) -> bool:
+        if self.busy:
+            self.notify(f"Wait: {self.busy} is still running.", severity="warning")
+            return False
+        self.busy = what
+        self.query_one("#models-message", Label).update(f"{what}…")
+        run()
+        return True
+
+    def _highlighted(self) -> ModelVersion | None:
+        version = self.query_one(VersionsTable).highlighted
+        if version is None:
+            self.notify("No model version here yet.", severity="warning")
+        return version
+
+    def action_activate(self) -> None:
+        version = self._highlighted()
+        if version is None:
+            return
+        if version.is_active:
+            self.notify(f"{version.ref} is already active.")
+            return
+        self.start(f"activating {version.ref}",
+                   lambda: self.activate_version(version.ref, gated=version.last_gate_report_id is not None))
+
+    def action_rollback(self) -> None:
+        version = self._highlighted()
+        if version is not None:
+            self.start(f"rolling back {version.name}", lambda: self.activate_version(version.name, rollback=True))
+
+    def action_delete(self) -> None:
+        version = self._highlighted()
+        if version is None:
+            return
+        try:
+            check_deletable(version)
+        except WorkbenchError as error:
+            self.notify(str(error), title="Not deleted", severity="error", timeout=8)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start(f"deleting {version.ref}", lambda: self.delete_version(version.ref))
+
+        self.app.push_screen(ConfirmDialog(f"Delete {version.ref} and its files? This cannot be undone.",
+                                           yes="Delete"), answered)
+
+    def action_mark(self) -> None:
+        version = self._highlighted()
+        if version is None:
+            return
+        self.marked = None if self.marked == version.ref else version.ref
+        table = self.query_one(VersionsTable)
+        table.show(list(table.versions.values()), self.marked)
+        if self.marked:
+            self.notify(f"{self.marked} marked: move to another version to compare them (escape clears).")
+
+    def action_unmark(self) -> None:
+        if self.marked:
+            self.marked = None
+            table = self.query_one(VersionsTable)
+            table.show(list(table.versions.values()), None)
+
+    def action_export(self) -> None:
+        version = self._highlighted()
+        if version is None:
+            return
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.start(f"exporting {version.ref}", lambda: self.export_version(version.ref, path))
+
+        default = str(Path.cwd() / f"{version.name}-v{version.version}.onnx")
+        self.app.push_screen(PromptDialog(f"Export {version.ref} as ONNX to:", default), chosen)

@@ -1,0 +1,284 @@
+"""Train: a form that starts a training job (a process of its own), the selected job's live loss
+curve, progress and ETA, the list of jobs, and a finished job's metrics.
+
+Every database read runs in a worker thread and comes back as a message; a timer polls the
+selected job's new events, so a job started by `train --detach` or by an earlier session is
+followed the same way as one started here.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Header, Label
+from textual.worker import Worker
+
+from engine.errors import NotFound, WorkbenchError
+from engine.evaluation import Evaluation, format_with_ci
+from engine.jobs import ACTIVE_STATES, FINAL_STATES, JobRecord, job_events, list_jobs, request_cancel
+from engine.training.curve import TrainingCurve
+from tui.widgets.confirm import ConfirmDialog
+from tui.widgets.jobs import JobsTable
+from tui.widgets.jobstatus import JobStatus
+from tui.widgets.losscurve import LossCurve
+from tui.widgets.metrics import MetricsView
+from tui.widgets.trainform import TrainForm
+
+POLL_S = 0.5
+JOB_ROWS = 50
+
+
+class FormOptions(Message):
+    def __init__(self, options: dict) -> None:
+        super().__init__()
+        self.options = options
+
+
+class JobsPolled(Message):
+    def __init__(self, generation: int, jobs: list[JobRecord], events: list, error: str | None = None) -> None:
+        super().__init__()
+        self.generation = generation
+        self.jobs = jobs
+        self.events = events
+        self.error = error
+
+
+class JobStarted(Message):
+    def __init__(self, job_id: str | None, error: str | None = None) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.error = error
+
+
+class JobResult(Message):
+    def __init__(self, job_id: str, title: str, evaluation: Evaluation | None, notes: list[str]) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.title = title
+        self.evaluation = evaluation
+        self.notes = notes
+
+
+def form_options(workspace) -> dict:
+    from engine.models.kinds import MODEL_KINDS
+    from engine.training.launch import feature_choices
+    from engine.training.run import DEFAULT_MODEL, default_features
+
+    return {"kinds": list(MODEL_KINDS), "features": feature_choices(workspace),
+            "default_features": {kind: default_features(workspace, kind) for kind in MODEL_KINDS},
+            "tasks": workspace.taxonomies.names(), "default_task": workspace.default_taxonomy_name,
+            "default_kind": DEFAULT_MODEL}
+
+
+def job_result(workspace, job: JobRecord) -> JobResult:
+    """What a finished job left: its registered version's test metrics, or why there is none."""
+    from engine.registry import resolve
+
+    if job.state != "completed":
+        return JobResult(job.job_id, f"{job.state}: {job.error or 'no version was registered'}", None, [])
+    result = job.result or {}
+    ref = result.get("model", "?")
+    try:
+        version = resolve(workspace, ref)
+        if version.job_id != job.job_id:
+            raise NotFound(ref)
+    except NotFound:
+        test = result.get("test") or {}
+        return JobResult(job.job_id, f"{ref} (since deleted): accuracy {format_with_ci(test, 'accuracy')}, "
+                                     f"macro-F1 {format_with_ci(test, 'macro_f1')}", None, result.get("notes", []))
+    test = version.metrics.get("test")
+    title = f"{version.ref} · {version.kind} on {version.spec} · test split"
+    return JobResult(job.job_id, title, Evaluation.from_dict(test) if test else None, version.meta.get("notes", []))
+
+
+class TrainScreen(Screen):
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("x", "cancel_job", "Cancel job"),
+        Binding("v", "toggle_view", "Curve/result"),
+        Binding("f", "focus_form", "Form"),
+        Binding("j", "focus_jobs", "Jobs"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected: str | None = None
+        self.curve: TrainingCurve | None = None
+        self.job: JobRecord | None = None
+        self._generation = 0
+        self._poller: Worker | None = None
+        self._result_for: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield VerticalScroll(id="train-form-box")
+            with Vertical(id="train-main"):
+                yield JobStatus(id="train-status")
+                with ContentSwitcher(initial="train-curve", id="train-view"):
+                    yield LossCurve(id="train-curve")
+                    with VerticalScroll(id="train-result-box"):
+                        yield MetricsView(id="train-result")
+                yield JobsTable(id="train-jobs")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(JobStatus).show(None, None)
+        self.query_one(LossCurve).show(None)
+        self.load_form_options()
+        self._timer = self.set_interval(POLL_S, self.poll)
+        self.poll()
+
+    def on_screen_suspend(self) -> None:
+        self._timer.pause()
+
+    def on_screen_resume(self) -> None:
+        self._timer.resume()
+        self.poll()
+
+    # -- reading the workspace (worker threads) ------------------------------------------------
+    @work(thread=True, group="train-form")
+    def load_form_options(self) -> None:
+        self.post_message(FormOptions(form_options(self.app.workspace)))
+
+    def poll(self) -> None:
+        if self._poller is not None and not self._poller.is_finished:
+            return
+        self._poller = self.poll_jobs(self._generation, self.selected, self.curve.seen if self.curve else 0)
+
+    @work(thread=True, group="train-poll")
+    def poll_jobs(self, generation: int, job_id: str | None, after: int) -> None:
+        try:
+            jobs = list_jobs(self.app.workspace, limit=JOB_ROWS)
+            events = job_events(self.app.workspace, job_id, after) if job_id else []
+        except WorkbenchError as error:
+            self.post_message(JobsPolled(generation, [], [], str(error)))
+            return
+        self.post_message(JobsPolled(generation, jobs, events))
+
+    @work(thread=True, group="train-result", exclusive=True)
+    def load_result(self, job: JobRecord) -> None:
+        try:
+            self.post_message(job_result(self.app.workspace, job))
+        except WorkbenchError as error:
+            self.post_message(JobResult(job.job_id, str(error), None, []))
+
+    @work(thread=True, group="train-start")
+    def start_job(self, request) -> None:
+        from engine.training.launch import start_training
+
+        try:
+            self.post_message(JobStarted(start_training(self.app.workspace, request)))
+        except WorkbenchError as error:
+            self.post_message(JobStarted(None, str(error)))
+
+    @work(thread=True, group="train-cancel")
+    def cancel_job(self, job_id: str) -> None:
+        try:
+            record = request_cancel(self.app.workspace, job_id)
+        except WorkbenchError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+        note = "cancel requested; the job stops at its next check" if record.state in ACTIVE_STATES else \
+            f"the job had already ended ({record.state})"
+        self.app.call_from_thread(self.notify, note)
+
+    # -- messages --------------------------------------------------------------------------------
+    def on_form_options(self, message: FormOptions) -> None:
+        box = self.query_one("#train-form-box")
+        box.remove_children()
+        box.mount(TrainForm(**message.options, id="train-form"))
+
+    def on_jobs_polled(self, message: JobsPolled) -> None:
+        if message.error:
+            self.query_one(JobStatus).update(message.error)
+            return
+        self.query_one(JobsTable).show(message.jobs)
+        if self.selected is None:
+            if message.jobs:
+                running = [job for job in message.jobs if job.state in ACTIVE_STATES]
+                self.select_job((running or message.jobs)[0].job_id)
+            return
+        if message.generation != self._generation:
+            return  # polled for a job that is no longer selected
+        self.job = next((job for job in message.jobs if job.job_id == self.selected), self.job)
+        if self.curve.extend(message.events):
+            self.query_one(LossCurve).show(self.curve)
+        self.query_one(JobStatus).show(self.job, self.curve)
+        if self.job is not None and self.job.state in FINAL_STATES and self._result_for != self.job.job_id:
+            self._result_for = self.job.job_id
+            self.load_result(self.job)
+
+    def on_job_result(self, message: JobResult) -> None:
+        if message.job_id != self.selected:
+            return
+        view = self.query_one(MetricsView)
+        if message.evaluation is None:
+            view.show_text(message.title)
+            return
+        view.show_evaluation(message.title, message.evaluation, message.notes)
+        self.query_one(ContentSwitcher).current = "train-result-box"
+
+    def on_job_started(self, message: JobStarted) -> None:
+        form = self.query_one(TrainForm)
+        if message.error:
+            form.show_error(message.error)
+            self.notify(message.error, title="Not started", severity="error")
+            return
+        self.notify(f"started {message.job_id}")
+        self.select_job(message.job_id)
+
+    def on_jobs_table_selected(self, message: JobsTable.Selected) -> None:
+        self.select_job(message.job_id)
+
+    def on_train_form_submitted(self, message: TrainForm.Submitted) -> None:
+        self.start_job(message.request)
+
+    def select_job(self, job_id: str) -> None:
+        if job_id == self.selected:
+            return
+        self._generation += 1
+        self.selected = job_id
+        self.curve = TrainingCurve()
+        self.job = None
+        self._result_for = None
+        self.query_one(JobsTable).select(job_id)
+        self.query_one(LossCurve).show(self.curve)
+        self.query_one(MetricsView).show_text("")
+        self.query_one(ContentSwitcher).current = "train-curve"
+        self.poll()
+
+    # -- actions -----------------------------------------------------------------------------------
+    def action_start(self) -> None:
+        forms = self.query(TrainForm)
+        if forms:
+            forms.first().submit()
+
+    def action_cancel_job(self) -> None:
+        job = self.job
+        if job is None or job.state not in ACTIVE_STATES:
+            self.notify("The selected job is not running.", severity="warning")
+            return
+        name = (job.params or {}).get("name", job.kind)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cancel_job(job.job_id)
+
+        self.app.push_screen(ConfirmDialog(f"Cancel training {name} ({job.job_id[-6:]})?", yes="Cancel job"), answered)
+
+    def action_toggle_view(self) -> None:
+        switcher = self.query_one(ContentSwitcher)
+        switcher.current = "train-result-box" if switcher.current == "train-curve" else "train-curve"
+
+    def action_focus_form(self) -> None:
+        forms = self.query(TrainForm)
+        if forms:
+            forms.first().query_one("#train-name").focus()
+
+    def action_focus_jobs(self) -> None:
+        self.query_one(JobsTable).focus()

@@ -1,0 +1,70 @@
+"""Jobs, running and past, newest first; the highlighted row is the job whose curve is shown."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+from engine.jobs import ACTIVE_STATES, JobRecord
+
+COLUMNS = (("started", 11), ("model", 14), ("state", 10), ("done", 4))
+STATE_STYLES = {"completed": "green", "failed": "red", "interrupted": "red", "cancelled": "yellow"}
+
+
+def _model(job: JobRecord) -> str:
+    params = job.params or {}
+    return f"{params.get('name', job.kind)} {params.get('model', '')}".strip()
+
+
+def _row(job: JobRecord) -> tuple:
+    style = STATE_STYLES.get(job.state, "bold cyan" if job.state in ACTIVE_STATES else "")
+    return (job.created_at.strftime("%m-%d %H:%M"), _model(job), Text(job.state, style=style),
+            f"{job.progress:.0%}")
+
+
+class JobsTable(DataTable):
+    class Selected(Message):
+        """The person moved to another job."""
+
+        def __init__(self, job_id: str) -> None:
+            super().__init__()
+            self.job_id = job_id
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.selected: str | None = None
+        self._shown: list[str] = []
+
+    def on_mount(self) -> None:
+        for title, width in COLUMNS:
+            self.add_column(title, width=width, key=title)
+
+    def show(self, jobs: list[JobRecord]) -> None:
+        """Refresh the rows in place; rebuild only when the set of jobs changed."""
+        ids = [job.job_id for job in jobs]
+        if ids != self._shown:
+            self.clear()
+            for job in jobs:
+                self.add_row(*_row(job), key=job.job_id)
+            self._shown = ids
+            if self.selected in ids:
+                self.move_cursor(row=ids.index(self.selected))
+            return
+        for job in jobs:
+            for (title, _), value in zip(COLUMNS, _row(job)):
+                self.update_cell(job.job_id, title, value)
+
+    def select(self, job_id: str) -> None:
+        self.selected = job_id
+        if job_id in self._shown:
+            self.move_cursor(row=self._shown.index(job_id))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        if event.cursor_row != self.cursor_row:
+            return  # stale: the cursor moved on while the table was rebuilt
+        job_id = event.row_key.value
+        if job_id is not None and job_id != self.selected:
+            self.selected = job_id
+            self.post_message(self.Selected(job_id))
