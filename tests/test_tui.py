@@ -13,7 +13,8 @@ from engine.library.importer import import_folder
 from engine.workspace import Workspace
 from tui.app import make_app
 from tui.screens.help import HelpScreen
-from tui.screens.library import LibraryScreen
+from tui.screens.library import FILTER_DELAY_S, LibraryScreen
+from tui.widgets.cliptable import ClipTable
 from tui.widgets.readiness import ReadinessPanel
 
 
@@ -33,6 +34,8 @@ def shown_text(widget) -> str:
 
 
 async def settle(app, pilot) -> None:
+    """Let a typed filter's pause pass, then wait for the queries it started."""
+    await pilot.pause(FILTER_DELAY_S + 0.05)
     await app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -42,7 +45,7 @@ async def test_the_library_lists_every_clip_and_the_readiness_panel(library_work
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         assert isinstance(app.screen, LibraryScreen)
-        assert app.screen.query_one(DataTable).row_count == 18
+        assert app.screen.query_one(ClipTable).row_count == 18
         assert "18 clips" in shown_text(app.screen.query_one("#library-status", Label))
         panel = shown_text(app.screen.query_one(ReadinessPanel))
         assert "kick 9/30" in " ".join(panel.split()) and "not ready" in panel
@@ -57,9 +60,9 @@ async def test_typing_a_filter_narrows_the_table(library_workspace):
         for key in "label:kick":
             await pilot.press(key)
         await settle(app, pilot)
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(ClipTable)
         assert table.row_count == 9
-        assert {table.get_row_at(n)[3] for n in range(table.row_count)} == {"kick"}
+        assert {row.labels for row in table.rows} == {"kick"}
         await pilot.press("escape")
         await settle(app, pilot)
         assert table.row_count == 18 and app.focused is table
@@ -82,7 +85,7 @@ async def test_sort_cycles_and_an_empty_workspace_opens(tmp_path):
     app = make_app(tmp_path / "new_ws")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        assert app.screen.query_one(DataTable).row_count == 0
+        assert app.screen.query_one(ClipTable).row_count == 0
         assert "No labels yet" in shown_text(app.screen.query_one(ReadinessPanel))
         await pilot.press("s")
         await settle(app, pilot)
@@ -95,6 +98,6 @@ async def test_at_80_columns_the_table_gets_the_room_and_p_shows_the_counts(libr
         await settle(app, pilot)
         panel = app.screen.query_one(ReadinessPanel)
         assert not panel.display
-        assert app.screen.query_one(DataTable).size.width == 80
+        assert app.screen.query_one(ClipTable).size.width == 80
         await pilot.press("p")
         assert panel.display

@@ -1,7 +1,8 @@
 """The library: every clip with its labels and the active model's prediction, filtered as you type.
 
-The query runs in a worker thread (the event loop never waits on the database); a newer query
-makes older results stale, so typing fast never shows an outdated page.
+The query runs in a worker thread (the event loop never waits on the database) a moment after the
+last key of a filter; a newer query makes older results stale, so typing fast never shows an
+outdated list. The table holds every matching row and draws only those on screen.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Label
 
 from engine.library.browse import SORTS, Page, browse
+from engine.library.walk import ClipWalk
 from engine.stats import workspace_stats
+from tui.widgets.cliptable import ClipTable
 from tui.widgets.readiness import ReadinessPanel
 
-PAGE_SIZE = 1000
 PANEL_MIN_WIDTH = 100  # narrower terminals give the table all the room; `p` shows the panel anyway
-COLUMNS = (("clip", 24), ("source", 10), ("sec", 5), ("labels", 13), ("predicted", 12), ("conf", 4))  # fits 80 columns
+FILTER_DELAY_S = 0.12  # a filter query starts once typing pauses this long
 FILTER_HELP = "filter: words in the path, label:kick source:808 predicted:snare unlabelled low disagrees"
 
 
@@ -35,25 +38,28 @@ class LibraryScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.sort = "path"
+        self.page = Page([], 0)
         self._generation = 0
+        self._filter_timer: Timer | None = None
+        self._counts_requested = False
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
             with Vertical(id="library-main"):
                 yield Input(placeholder=FILTER_HELP, id="library-filter")
-                yield DataTable(id="library-table", cursor_type="row", zebra_stripes=True)
-                yield Label("", id="library-status")
+                yield ClipTable(id="library-table", empty_text="no clips match; escape clears the filter")
+                yield Label("loading…", id="library-status")
             yield ReadinessPanel(id="library-readiness")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for title, width in COLUMNS:
-            table.add_column(title, width=width)
-        table.focus()
-        self.refresh_page()
-        self.refresh_readiness()
+        self.query_one(ClipTable).focus()
+        self.refresh_page()  # the counts panel follows once the rows are on screen
+
+    def on_screen_resume(self) -> None:
+        if self.page.total:
+            self.action_reload()  # labels may have changed on another screen
 
     # -- loading ----------------------------------------------------------------------------
     def refresh_page(self) -> None:
@@ -62,7 +68,9 @@ class LibraryScreen(Screen):
 
     @work(thread=True, group="library-page")
     def load_page(self, query: str, sort: str, generation: int) -> None:
-        page = browse(self.app.workspace, query, sort=sort, limit=PAGE_SIZE)
+        if generation != self._generation:
+            return  # typing went on while this waited for a thread
+        page = browse(self.app.workspace, query, sort=sort, limit=None)
         self.app.call_from_thread(self.show_page, page, generation)
 
     @work(thread=True, group="library-readiness", exclusive=True)
@@ -73,29 +81,30 @@ class LibraryScreen(Screen):
     def show_page(self, page: Page, generation: int) -> None:
         if generation != self._generation:
             return  # a newer query is on its way
-        table = self.query_one(DataTable)
-        table.clear()
-        table.add_rows(
-            (row.name, row.source, f"{row.duration_s:.2f}", row.labels, row.predicted or "",
-             "" if row.confidence is None else f"{row.confidence:.2f}")
-            for row in page.rows
-        )
-        shown = f"{len(page.rows)} of {page.total}" if page.total > len(page.rows) else f"{page.total}"
-        self.query_one("#library-status", Label).update(f"{shown} clips · sorted by {self.sort}")
+        table = self.query_one(ClipTable)
+        current = table.current
+        table.show_rows(page.rows, keep_clip=current.clip_id if current else None)
+        self.page = page
+        self.query_one("#library-status", Label).update(f"{page.total:,} clips · sorted by {self.sort}")
+        if not self._counts_requested:
+            self._counts_requested = True
+            self.refresh_readiness()
 
     # -- actions ----------------------------------------------------------------------------
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.refresh_page()
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY_S, self.refresh_page)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one(DataTable).focus()
+        self.query_one(ClipTable).focus()
 
     def action_focus_filter(self) -> None:
         self.query_one(Input).focus()
 
     def action_clear_filter(self) -> None:
         self.query_one(Input).value = ""
-        self.query_one(DataTable).focus()
+        self.query_one(ClipTable).focus()
 
     def action_next_sort(self) -> None:
         names = list(SORTS)
@@ -112,3 +121,9 @@ class LibraryScreen(Screen):
     def action_reload(self) -> None:
         self.refresh_page()
         self.refresh_readiness()
+
+    async def on_clip_table_opened(self, event: ClipTable.Opened) -> None:
+        """Enter opens the clip in the label screen, whose next/previous walk this filtered list."""
+        await self.app.switch_mode("label")
+        order = [row.clip_id for row in self.page.rows]
+        self.app.screen.open_clip(event.row.clip_id, ClipWalk(order, self.query_one(Input).value))
