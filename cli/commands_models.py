@@ -204,15 +204,17 @@ def models_activate(
     version: Annotated[int | None, typer.Argument(help="Version number.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Kept in the activation history.")] = None,
     no_inference: Annotated[bool, typer.Option("--no-inference", help="Do not re-run inference over the library.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Activate even though its last gate report failed (give --reason).")] = False,
     workers: WorkersOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Make a version active and re-run inference over the library (labels are never overwritten)."""
+    """Make a version active and re-run inference over the library (labels are never overwritten).
+    A version whose last gate report failed needs --force; the reason is kept in its history."""
     workspace = open_workspace(ctx)
     ref = name if version is None else f"{name}@{version}"
     if "@" not in ref:
         raise InputError("say which version to activate: `models activate NAME VERSION` or NAME@VERSION")
-    active, previous, predicted = _activate(workspace, ref, reason, False, no_inference, workers)
+    active, previous, predicted = _activate(workspace, ref, reason, False, no_inference, workers, forced=force)
     finish({"active": active.ref, "previous_version": previous, "predictions": predicted}, json_out,
            render=lambda: stdout.print(f"{active.ref} is active ({_was(previous)}); {predicted} predictions stored"))
 
@@ -221,12 +223,13 @@ def _was(previous: int | None) -> str:
     return "its first activation" if previous is None else f"was v{previous}"
 
 
-def _activate(workspace, ref: str, reason: str | None, rollback: bool, no_inference: bool, workers):
+def _activate(workspace, ref: str, reason: str | None, rollback: bool, no_inference: bool, workers, *,
+              forced: bool = False):
     from engine.inference import activate_and_infer
 
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         return activate_and_infer(workspace, ref, reason=reason, rollback=rollback, infer=not no_inference,
-                                  workers=workers, reporter=reporter, cancel=cancel)
+                                  forced=forced, workers=workers, reporter=reporter, cancel=cancel)
 
 
 @models_app.command("rollback")

@@ -215,14 +215,16 @@ def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: 
 
 
 def activate_and_infer(workspace, ref: str, *, reason: str | None = None, rollback: bool = False,
-                       infer: bool = True, workers: int | None = None, reporter: Reporter | None = None,
+                       infer: bool = True, forced: bool = False, workers: int | None = None,
+                       reporter: Reporter | None = None,
                        cancel: CancelToken | None = None) -> tuple[ModelVersion, int | None, int]:
     """Activate a version (or roll its name back) and re-run inference over the library with it.
 
     Returns the active version, the version it replaced and how many predictions were stored."""
     from engine.registry import activate, rollback as roll_back
 
-    active, previous = roll_back(workspace, ref, reason=reason) if rollback else activate(workspace, ref, reason=reason)
+    active, previous = (roll_back(workspace, ref, reason=reason) if rollback
+                        else activate(workspace, ref, reason=reason, forced=forced))
     stored = 0
     if infer:
         _, stored, _ = infer_library(workspace, active.ref, workers=workers, reporter=reporter, cancel=cancel)

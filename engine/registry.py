@@ -156,10 +156,24 @@ def _active_version(con, name: str) -> int | None:
     return row[0] if row else None
 
 
-def activate(workspace, ref: str, *, reason: str | None = None, forced: bool = False) -> tuple[ModelVersion, int | None]:
-    """Make a version the active one of its name; returns it and the version it replaced."""
+def activate(workspace, ref: str, *, reason: str | None = None, forced: bool = False,
+             check_gates: bool = True) -> tuple[ModelVersion, int | None]:
+    """Make a version the active one of its name; returns it and the version it replaced.
+
+    A version whose last gate report failed is only activated with `forced`; the history then
+    records forced=True and the reason (rollback skips the check: it returns to a version that was
+    already trusted once)."""
+    from engine.gates.store import report_passed
+
     target = resolve(workspace, ref)
     with workspace.db.transaction() as con:
+        failed_gates = check_gates and report_passed(con, target.last_gate_report_id) is False
+        if failed_gates and not forced:
+            raise InputError(f"{target.ref} failed its last gate report ({target.last_gate_report_id}); "
+                             "activate it anyway with --force --reason '...'")
+        forced = bool(failed_gates and forced)
+        if forced:
+            reason = f"{reason or 'no reason given'} (forced past failed gate report {target.last_gate_report_id})"
         previous = _active_version(con, target.name)
         con.execute("UPDATE model_versions SET is_active = (version = ?) WHERE name = ?", [target.version, target.name])
         con.execute("INSERT INTO activations (name, version, previous_version, reason, forced) VALUES (?, ?, ?, ?, ?)",
@@ -179,7 +193,7 @@ def rollback(workspace, name: str, *, reason: str | None = None) -> tuple[ModelV
             "ORDER BY activation_id DESC LIMIT 1", [name, current, current, name]).fetchall()
     if not rows:
         raise InputError(f"{name}@{current} has no earlier active version to roll back to")
-    return activate(workspace, f"{name}@{rows[0][0]}", reason=reason or f"rollback from {current}")
+    return activate(workspace, f"{name}@{rows[0][0]}", reason=reason or f"rollback from {current}", check_gates=False)
 
 
 def check_deletable(version: ModelVersion) -> None:

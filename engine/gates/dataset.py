@@ -42,7 +42,7 @@ def _rate(part: int, whole: int) -> float:
 
 @gate("dataset.class_count", "At least two classes", min_classes=2)
 def class_count(context: DatasetContext, settings: dict) -> GateResult:
-    """Classes of the taxonomy with at least one labelled segment. Default: at least 2 (a
+    """Classes of the taxonomy with at least one labelled segment. Default: `min_classes` 2 (a
     classifier needs something to tell apart)."""
     gate_id, title = "dataset.class_count", "At least two classes"
     have = len(context.class_counts)
@@ -110,8 +110,8 @@ def required_labels(context: DatasetContext, settings: dict) -> GateResult:
 
 @gate("dataset.unknown_labels", "Labels outside the taxonomy", max_segments=0)
 def unknown_labels(context: DatasetContext, settings: dict) -> GateResult:
-    """Labelled segments whose label is not (or no longer) in the taxonomy. Default: at most 0;
-    such labels are ignored by readiness but still reach training."""
+    """Labelled segments whose label is not (or no longer) in the taxonomy, at most `max_segments`;
+    such labels are ignored by readiness but still reach training. Default: `max_segments` 0."""
     gate_id, title = "dataset.unknown_labels", "Labels outside the taxonomy"
     count = sum(context.unknown_counts.values())
     return _result(gate_id, title, count <= settings["max_segments"], count, f"<= {settings['max_segments']} segments",
@@ -121,7 +121,7 @@ def unknown_labels(context: DatasetContext, settings: dict) -> GateResult:
 
 @gate("dataset.class_imbalance", "Class imbalance", max_ratio=10.0)
 def class_imbalance(context: DatasetContext, settings: dict) -> GateResult:
-    """Largest class count divided by the smallest. Default: at most 10 (class balancing copes with
+    """Largest class count divided by the smallest. Default: `max_ratio` 10 (class balancing copes with
     less; beyond that the rare class is mostly noise to the model)."""
     gate_id, title = "dataset.class_imbalance", "Class imbalance"
     threshold = f"max/min <= {settings['max_ratio']:g}"
@@ -132,14 +132,15 @@ def class_imbalance(context: DatasetContext, settings: dict) -> GateResult:
     ratio = round(counts[largest] / counts[smallest], 2)
     passed = ratio <= settings["max_ratio"]
     return _result(gate_id, title, passed, ratio, threshold,
-                   f"{largest} {counts[largest]} vs {smallest} {counts[smallest]}",
+                   f"{largest} {counts[largest]} vs {smallest} {counts[smallest]}" if ratio != 1
+                   else f"every class has {counts[largest]}",
                    [] if passed else [{"largest": largest, "count": counts[largest],
                                        "smallest": smallest, "smallest_count": counts[smallest]}])
 
 
 @gate("dataset.source_dominance", "No pack dominates a class", max_share=0.8)
 def source_dominance(context: DatasetContext, settings: dict) -> GateResult:
-    """The largest share of one source (pack) in any class. Default: at most 0.8, so that a model
+    """The largest share of one source (pack) in any class. Default: `max_share` 0.8, so that a model
     learns the sound rather than one pack's timbre (a class from a single pack fails)."""
     gate_id, title = "dataset.source_dominance", "No pack dominates a class"
     threshold = f"top pack share <= {settings['max_share']:g}"
@@ -177,7 +178,7 @@ def exact_duplicates(context: DatasetContext, settings: dict) -> GateResult:
     """Clips are known by the hash of their bytes, so an exact duplicate is one clip seen at several
     paths that still exist, or one region of a clip labelled under two segments. It conflicts when
     the copies sit in class folders of different labels, in different packs, or carry different
-    labels. Default: at most 1% of labelled clips duplicated and no conflicting duplicate."""
+    labels. Default: `max_rate` 0.01 of labelled clips duplicated and `max_conflicts` 0."""
     gate_id, title = "dataset.exact_duplicates", "Exact duplicates"
     threshold = f"rate <= {settings['max_rate']:g}, conflicts <= {settings['max_conflicts']}"
     found = []
@@ -218,7 +219,7 @@ def near_duplicates(context: DatasetContext, settings: dict) -> GateResult:
     """Segments of different clips whose standardised feature vectors have cosine similarity >=
     `similarity` (default 0.999: on dsp features a copy at another gain, rate or format scores 1.0,
     distinct hits stay below 0.998). Value: the share of segments with a near duplicate. Default:
-    at most 0.02."""
+    `max_rate` 0.02."""
     gate_id, title = "dataset.near_duplicates", "Near duplicates"
     threshold = f"rate <= {settings['max_rate']:g} (cosine >= {settings['similarity']:g})"
     features, rows = context.featurised
@@ -243,7 +244,7 @@ def split_leakage(context: DatasetContext, settings: dict) -> GateResult:
     """Pairs of segments that are the same clip or near duplicates (cosine >= `similarity`, default
     0.999) but land in different splits under the split `train` assigns by default (grouped by
     source with 3+ sources, else by clip; seed 0; val and test 0.15). A leaked pair lets the test
-    score hear training audio. Default: at most 0 pairs."""
+    score hear training audio. Default: `max_pairs` 0."""
     gate_id, title = "dataset.split_leakage", "No duplicate across train/val/test"
     threshold = f"<= {settings['max_pairs']} pairs across splits"
     splits_by_clip: dict[str, set] = defaultdict(set)
@@ -279,7 +280,7 @@ def _clip_item(clip, **measured) -> dict:
 @gate("dataset.silent_clips", "No silent clips", silence_db=-60.0, max_clips=0)
 def silent_clips(context: DatasetContext, settings: dict) -> GateResult:
     """Labelled clips whose peak level (measured at import) is below `silence_db` dBFS (default -60:
-    nothing audible to learn from). Default: at most 0 clips."""
+    nothing audible to learn from). Default: `max_clips` 0."""
     gate_id, title = "dataset.silent_clips", "No silent clips"
     floor = 10 ** (settings["silence_db"] / 20)
     silent = [_clip_item(c, peak_db=round(20 * math.log10(c.peak), 1) if c.peak > 0 else None, rms_db=round(c.rms_db, 1))
@@ -292,8 +293,8 @@ def silent_clips(context: DatasetContext, settings: dict) -> GateResult:
 @gate("dataset.clipped_clips", "No clipped clips", max_clipped_fraction=0.001, max_clips=0)
 def clipped_clips(context: DatasetContext, settings: dict) -> GateResult:
     """Labelled clips with more than `max_clipped_fraction` of their samples at full scale
-    (default 0.001, i.e. 0.1%: audible distortion the model would learn as timbre). Default: at
-    most 0 clips."""
+    (default 0.001, i.e. 0.1%: audible distortion the model would learn as timbre). Default:
+    `max_clips` 0."""
     gate_id, title = "dataset.clipped_clips", "No clipped clips"
     clipped = [_clip_item(c, clipped_fraction=round(c.clipped_fraction, 5)) for c in _labelled_clips(context)
                if c.clipped_fraction > settings["max_clipped_fraction"]]
@@ -305,7 +306,7 @@ def clipped_clips(context: DatasetContext, settings: dict) -> GateResult:
 @gate("dataset.short_clips", "No too-short clips", min_duration_s=0.05, max_clips=0)
 def short_clips(context: DatasetContext, settings: dict) -> GateResult:
     """Labelled clips shorter than `min_duration_s` (default 0.05 s: fewer than a couple of analysis
-    frames). Default: at most 0 clips."""
+    frames). Default: `max_clips` 0."""
     gate_id, title = "dataset.short_clips", "No too-short clips"
     short = [_clip_item(c, duration_s=round(c.duration_s, 4)) for c in _labelled_clips(context)
              if c.duration_s < settings["min_duration_s"]]
@@ -318,7 +319,7 @@ def short_clips(context: DatasetContext, settings: dict) -> GateResult:
 def segment_length(context: DatasetContext, settings: dict) -> GateResult:
     """Labelled time or beat ranges shorter than `min_s` (default 0.05 s), longer than `max_s`
     (default 0: no upper limit), or running past the end of their clip (a stale range). Default:
-    at most 0 such segments; skipped when every label is on a whole clip."""
+    `max_segments` 0; skipped when every label is on a whole clip."""
     gate_id, title = "dataset.segment_length", "Segment lengths"
     limit = f", <= {settings['max_s']:g} s" if settings["max_s"] > 0 else ""
     threshold = f"<= {settings['max_segments']} outside >= {settings['min_s']:g} s{limit}"
@@ -342,7 +343,7 @@ def segment_length(context: DatasetContext, settings: dict) -> GateResult:
 def beat_grid(context: DatasetContext, settings: dict) -> GateResult:
     """Beat-range labels whose clip has no beat grid, whose beats are not multiples of `step_beats`
     (default 1: on whole beats, within `tolerance_beats` 0.01), or whose stored seconds no longer
-    match the grid (beyond `tolerance_s` 0.01 s). Default: at most 0; skipped without beat ranges."""
+    match the grid (beyond `tolerance_s` 0.01 s). Default: `max_labels` 0; skipped without beat ranges."""
     gate_id, title = "dataset.beat_grid", "Beat-range labels on the grid"
     step = settings["step_beats"]
     threshold = f"<= {settings['max_labels']} off a {step:g}-beat grid"
@@ -378,7 +379,7 @@ def likely_mislabels(context: DatasetContext, settings: dict) -> GateResult:
     regression on standardised features, folds grouped by `group_by` (source, where every class has
     two or more; else clip). A segment is a suspect when another class's probability is above that
     class's mean self-confidence and beats the given label. Value: the share of suspects. Default:
-    at most 0.05. `triage suspects` lists them, most suspicious first."""
+    `max_rate` 0.05. `triage suspects` lists them, most suspicious first."""
     gate_id, title = "dataset.likely_mislabels", "Likely mislabels"
     threshold = f"rate <= {settings['max_rate']:g}"
     if settings["group_by"] not in ("source", "clip"):
