@@ -161,9 +161,13 @@ class ModelsScreen(Screen):
     def on_done(self, message: Done) -> None:
         self.busy = None
         self.query_one("#models-progress").display = False
-        self.query_one("#models-message", Label).update(message.text)
-        self.notify(message.text, severity="error" if message.error else "information", timeout=6)
+        self.tell(message.text, error=message.error)
         self.reload()
+
+    def tell(self, text: str, *, error: bool = False) -> None:
+        """In the status line, and as a notification."""
+        self.query_one("#models-message", Label).update(text)
+        self.notify(text, severity="error" if error else "information", timeout=8 if error else 5)
 
     def on_activation_refused(self, message: ActivationRefused) -> None:
         self.busy = None
@@ -238,7 +242,7 @@ class ModelsScreen(Screen):
         try:
             check_deletable(version)
         except WorkbenchError as error:
-            self.notify(str(error), title="Not deleted", severity="error", timeout=8)
+            self.tell(str(error), error=True)
             return
 
         def answered(yes: bool | None) -> None:

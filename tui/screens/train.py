@@ -231,6 +231,7 @@ class TrainScreen(Screen):
             return
         self.notify(f"started {message.job_id}")
         self.select_job(message.job_id)
+        self.query_one(JobsTable).focus()  # the screen's keys (x cancel, v view) work from here
 
     def on_jobs_table_selected(self, message: JobsTable.Selected) -> None:
         self.select_job(message.job_id)
