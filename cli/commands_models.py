@@ -46,6 +46,7 @@ def train_command(
     test: Annotated[float, typer.Option("--test", min=0.0, max=0.9)] = 0.15,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     augment: Annotated[int, typer.Option("--augment", min=0, help="Augmented copies of each training example.")] = 0,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Per-group sample weights from `weights derive`.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1)] = None,
     lr: Annotated[float | None, typer.Option("--lr", min=0.0)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
@@ -78,8 +79,13 @@ def train_command(
     request = TrainRequest(name=name, model=model, features=features, feature_params=list(param or []),
                            dataset=str(dataset.expanduser().resolve()) if dataset else None, taxonomy=taxonomy,
                            window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
-                           split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams)
+                           split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams,
+                           weights=str(weights.expanduser().resolve()) if weights else None)
     workspace = open_workspace(ctx)
+    if weights:
+        from engine.weights import read_weights
+
+        read_weights(weights)  # a bad weights file fails here, before a job starts
     request.spec(workspace).extractors(workspace.embeddings_dir)  # bad --features fail here, before a job starts
     job_id = spawn_job(workspace, "train", request.__dict__)
     if detach:

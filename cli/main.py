@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from cli import commands_features, commands_gates, commands_library, commands_models, commands_workspace
+from cli import (commands_features, commands_gates, commands_library, commands_models, commands_triage,
+                 commands_workspace)
 from cli.context import AppState
 
 HELP = """A workbench for turning your own labelled audio into classifiers you trust.
@@ -51,6 +52,7 @@ commands_features.register(app)
 commands_models.register(app)
 commands_workspace.register(app)
 commands_gates.register(app)
+commands_triage.register(app)
 
 
 def run() -> None:

@@ -18,6 +18,7 @@ from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Rejection
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
+from engine.openset import UNKNOWN_LABEL
 from engine.progress import CancelToken, Reporter
 from engine.registry import ModelVersion, load_classifier, resolve
 
@@ -34,14 +35,30 @@ class LoadedModel:
     def window_s(self) -> float | None:
         return self.version.meta.get("window_s")
 
-    def probabilities(self, workspace, targets: list[Target], *, workers=None, reporter=None, cancel=None):
-        """Probabilities for the targets whose features could be made, and those targets' indices."""
+    def features(self, workspace, targets: list[Target], *, workers=None, reporter=None, cancel=None):
+        """Features (through the cache) of the targets that could be featurised, their indices, rejections."""
         report = extract_features(workspace.cache, targets, self.version.spec, self.extractors, workers=workers,
                                   reporter=reporter, cancel=cancel)
         features, kept = load_features(workspace.cache, targets, self.extractors)
+        return features, kept, report.rejections
+
+    def probabilities(self, workspace, targets: list[Target], *, workers=None, reporter=None, cancel=None):
+        """Probabilities for the targets whose features could be made, and those targets' indices."""
+        features, kept, rejections = self.features(workspace, targets, workers=workers, reporter=reporter,
+                                                   cancel=cancel)
         if not kept:
-            return np.zeros((0, len(self.version.label_set))), [], report.rejections
-        return self.classifier.predict_proba(features), kept, report.rejections
+            return np.zeros((0, len(self.version.label_set))), [], rejections
+        return self.classifier.predict_proba(features), kept, rejections
+
+    def unknown(self, workspace, target: Target, probabilities: np.ndarray) -> bool:
+        """Whether the version's stored open-set reject threshold calls this one-shot "unknown"."""
+        from engine.openset import is_unknown
+
+        open_set = self.version.meta.get("open_set")
+        if self.version.reject_threshold is None or not open_set:
+            return False
+        features = None if open_set["method"] == "max_softmax" else load_features(workspace.cache, [target], self.extractors)[0]
+        return bool(is_unknown(open_set, self.version.reject_threshold, self.classifier, features, probabilities[None])[0])
 
 
 def load(workspace, ref: str) -> LoadedModel:
@@ -54,14 +71,15 @@ def top_k(probabilities: np.ndarray, classes: list[str], k: int) -> list[dict]:
     return [{"label": classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
 
 
-def _window_starts(duration_s: float, window_s: float, grid: BeatGrid | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Window start times: every bar line of the grid from the start of the track (bars before the
-    grid's first beat are extrapolated), else every half window; with the beats they start on."""
+def _window_starts(duration_s: float, window_s: float, grid: BeatGrid | None,
+                   hop_bars: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Window start times: every `hop_bars` bar lines of the grid from the start of the track (bars
+    before the grid's first beat are extrapolated), else every half window; with the beats they start on."""
     if grid is not None:
         per_bar = grid.beats_per_bar
         first_bar = int(np.ceil(float(grid.beat_at(0.0)) / per_bar - 1e-9))
         last_bar = int(np.floor(float(grid.beat_at(max(duration_s - window_s, 0.0))) / per_bar + 1e-9))
-        bar_beats = np.arange(first_bar, last_bar + 1) * per_bar
+        bar_beats = np.arange(first_bar, last_bar + 1e-9, hop_bars) * per_bar
         if len(bar_beats):
             return np.asarray(grid.seconds_at(bar_beats), dtype=float), bar_beats
     hop = window_s / 2
@@ -140,6 +158,28 @@ def _grid_for(workspace, clip_id: str, path: str, duration_s: float) -> BeatGrid
         return None
 
 
+@dataclass
+class TrackSections:
+    sections: list[dict]
+    grid: BeatGrid | None
+    probabilities: np.ndarray  # of the windows whose features could be made
+    rejections: list[Rejection]
+
+
+def track_sections(workspace, model: LoadedModel, clip_id: str, path: str, size_bytes: int, duration_s: float, *,
+                   window_s: float | None = None, hop_bars: float = 1.0, workers: int | None = None,
+                   cancel: CancelToken | None = None) -> TrackSections:
+    """A section model slid along a long track (windows of `window_s`, default the model's own, every
+    `hop_bars` bars of its grid), smoothed into timed sections."""
+    window = window_s or model.window_s
+    grid = _grid_for(workspace, clip_id, path, duration_s)
+    starts, beats = _window_starts(duration_s, window, grid, hop_bars)
+    targets = [Target(clip_id, path, size_bytes, round(float(s), 4), round(float(s) + window, 4)) for s in starts]
+    probabilities, kept, failed = model.probabilities(workspace, targets, workers=workers, cancel=cancel)
+    sections = smooth_sections(starts[kept], window, probabilities, model.version.label_set, duration_s, grid, beats)
+    return TrackSections(sections, grid, probabilities, failed)
+
+
 def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, workers: int | None = None,
                   reporter: Reporter | None = None, cancel: CancelToken | None = None
                   ) -> tuple[ModelVersion, list[FilePrediction], list[Rejection]]:
@@ -155,24 +195,22 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
         prediction = FilePrediction(path, info.clip_id)
         window = model.window_s
         if window and info.duration_s >= 1.5 * window:
-            grid = _grid_for(workspace, info.clip_id, path, info.duration_s)
-            starts, beats = _window_starts(info.duration_s, window, grid)
-            targets = [Target(info.clip_id, path, info.size_bytes, round(float(s), 4), round(float(s) + window, 4))
-                       for s in starts]
-            probabilities, kept, failed = model.probabilities(workspace, targets, workers=workers, cancel=cancel)
-            rejections += failed
-            prediction.sections = smooth_sections(starts[kept], window, probabilities, classes, info.duration_s,
-                                                  grid, beats)
-            prediction.grid = grid.to_dict() if grid else None
-            overall = probabilities.mean(axis=0) if len(kept) else None
+            timeline = track_sections(workspace, model, info.clip_id, path, info.size_bytes, info.duration_s,
+                                      workers=workers, cancel=cancel)
+            rejections += timeline.rejections
+            prediction.sections = timeline.sections
+            prediction.grid = timeline.grid.to_dict() if timeline.grid else None
+            overall = timeline.probabilities.mean(axis=0) if len(timeline.probabilities) else None
         else:
-            probabilities, kept, failed = model.probabilities(
-                workspace, [Target(info.clip_id, path, info.size_bytes)], workers=workers, cancel=cancel)
+            target = Target(info.clip_id, path, info.size_bytes)
+            probabilities, kept, failed = model.probabilities(workspace, [target], workers=workers, cancel=cancel)
             rejections += failed
             overall = probabilities[0] if kept else None
         if overall is not None:
             prediction.top = top_k(overall, classes, top)
             prediction.label, prediction.confidence = prediction.top[0]["label"], prediction.top[0]["confidence"]
+            if prediction.sections is None and model.unknown(workspace, target, overall):
+                prediction.label = UNKNOWN_LABEL
         results.append(prediction)
     results.sort(key=lambda p: p.path)
     return model.version, results, rejections

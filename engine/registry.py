@@ -23,7 +23,7 @@ from engine.taxonomy import check_name
 
 VERSION_COLUMNS = ("model_id, name, version, task, kind, artifact_dir, feature_spec, label_set, label_counts, "
                    "hyperparams, metrics, dataset_fingerprint, job_id, is_active, created_at, meta, "
-                   "last_gate_report_id")
+                   "last_gate_report_id, reject_threshold")
 JSON_FIELDS = ("feature_spec", "label_set", "label_counts", "hyperparams", "metrics", "meta")
 
 
@@ -46,6 +46,7 @@ class ModelVersion:
     created_at: datetime
     meta: dict
     last_gate_report_id: int | None
+    reject_threshold: float | None = None  # open-set: `predict` answers "unknown" below it (meta["open_set"])
 
     @property
     def ref(self) -> str:
@@ -71,7 +72,7 @@ class ModelVersion:
                 "label_counts": self.label_counts, "hyperparams": self.hyperparams, "metrics": self.metrics,
                 "dataset_fingerprint": self.dataset_fingerprint, "job_id": self.job_id, "active": self.is_active,
                 "created_at": self.created_at.isoformat(), "meta": self.meta,
-                "last_gate_report_id": self.last_gate_report_id}
+                "last_gate_report_id": self.last_gate_report_id, "reject_threshold": self.reject_threshold}
 
 
 def _version_from_row(row, root: Path) -> ModelVersion:
@@ -149,6 +150,16 @@ def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, 
             os.replace(destination, artifact_dir)
             raise
     return resolve(workspace, f"{name}@{version}")
+
+
+def record_open_set(workspace, version: ModelVersion, open_set: dict) -> ModelVersion:
+    """Store an open-set reject threshold with a version: the column and meta["open_set"] (the
+    score method, threshold and how it was chosen), in one transaction."""
+    meta = {**version.meta, "open_set": open_set}
+    with workspace.db.transaction() as con:
+        con.execute("UPDATE model_versions SET reject_threshold = ?, meta = ? WHERE model_id = ?",
+                    [float(open_set["threshold"]), json.dumps(meta, default=str), version.model_id])
+    return resolve(workspace, version.ref)
 
 
 def _active_version(con, name: str) -> int | None:

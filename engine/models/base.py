@@ -35,6 +35,7 @@ class NotSupported(WorkbenchError):
 class Classifier(ABC):
     kind: ClassVar[str]
     input_rank: ClassVar[int] = 1  # 1: rows are feature vectors (N, D); 2: rows are patches (N, M, T)
+    has_logits: ClassVar[bool] = False  # True when `logits` gives the model's own pre-softmax scores
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **hyperparams: Any) -> None:
@@ -49,13 +50,21 @@ class Classifier(ABC):
 
     @abstractmethod
     def fit(self, X: np.ndarray, y: np.ndarray, *, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
-            n_classes: int | None = None, callback: TrainingCallback | None = None) -> Classifier:
+            n_classes: int | None = None, callback: TrainingCallback | None = None,
+            sample_weight: np.ndarray | None = None) -> Classifier:
         """Train on X (float32) and y (int class indices). Validation data, when given, drives early
-        stopping and the per-epoch val loss / metric. Sets `n_classes_` (n_classes or max(y)+1)."""
+        stopping and the per-epoch val loss / metric. Sets `n_classes_` (n_classes or max(y)+1).
+        `sample_weight` (one non-negative number per row) scales each row's share of the loss, on top
+        of class balancing."""
 
     @abstractmethod
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(N, n_classes_) probabilities, each row summing to 1."""
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """(N, n_classes_) scores whose softmax is `predict_proba`: the model's own logits when
+        `has_logits`, else log-probabilities."""
+        return np.log(np.maximum(self.predict_proba(X), 1e-300))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.argmax(self.predict_proba(X), axis=1)

@@ -25,10 +25,11 @@ def _accuracy(predictions: np.ndarray, data) -> tuple[str, float, bool]:
 class LightGbmClassifier(Classifier):
     kind = "lgbm"
     input_rank = 1
+    has_logits = True
     defaults = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 5,
                 "patience": 30, "class_balance": True, "seed": 0}
 
-    def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None):
+    def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None, sample_weight=None):
         import lightgbm as lgb
 
         hp = self.hyperparams
@@ -38,6 +39,8 @@ class LightGbmClassifier(Classifier):
         if hp["class_balance"]:
             counts = np.bincount(y)
             weight = len(y) / (np.count_nonzero(counts) * counts[y])
+        if sample_weight is not None:
+            weight = np.asarray(sample_weight, dtype=np.float64) * (1.0 if weight is None else weight)
         params = {"objective": "multiclass", "num_class": self.n_classes_, "metric": "multi_logloss",
                   "learning_rate": hp["learning_rate"], "num_leaves": hp["num_leaves"],
                   "min_child_samples": hp["min_child_samples"], "seed": hp["seed"], "deterministic": True,
@@ -56,6 +59,9 @@ class LightGbmClassifier(Classifier):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.booster_.predict(np.asarray(X, dtype=np.float32), num_threads=2)
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        return self.booster_.predict(np.asarray(X, dtype=np.float32), raw_score=True, num_threads=2)
 
     def save(self, folder: Path) -> None:
         self.booster_.save_model(Path(folder) / MODEL_FILE)

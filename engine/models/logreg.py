@@ -30,9 +30,10 @@ def _log_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
 class LogisticRegressionClassifier(Classifier):
     kind = "logreg"
     input_rank = 1
+    has_logits = True
     defaults = {"C": 1.0, "max_iter": 2000, "class_balance": True, "seed": 0}
 
-    def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None):
+    def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None, sample_weight=None):
         from sklearn.linear_model import LogisticRegression
 
         hp = self.hyperparams
@@ -42,7 +43,7 @@ class LogisticRegressionClassifier(Classifier):
         self.scale_ = np.maximum(X.std(axis=0), SCALE_FLOOR)
         model = LogisticRegression(C=hp["C"], max_iter=hp["max_iter"], random_state=hp["seed"],
                                    class_weight="balanced" if hp["class_balance"] else None)
-        model.fit((X - self.mean_) / self.scale_, y)
+        model.fit((X - self.mean_) / self.scale_, y, sample_weight=sample_weight)
         coef, intercept = model.coef_, model.intercept_
         if len(model.classes_) == 2:  # scikit-learn keeps one logit (class 1 vs class 0); split it symmetrically
             coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
@@ -61,9 +62,12 @@ class LogisticRegressionClassifier(Classifier):
             callback.on_epoch_end(1, 1, train_loss, val_loss, val_accuracy)
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def logits(self, X: np.ndarray) -> np.ndarray:
         standardized = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
-        return _softmax(standardized @ self.coef_.T + self.intercept_)
+        return standardized @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return _softmax(self.logits(X))
 
     def save(self, folder: Path) -> None:
         (Path(folder) / PARAMS_FILE).write_text(json.dumps({

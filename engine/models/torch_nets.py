@@ -102,6 +102,8 @@ def _logits(net: nn.Module, X: torch.Tensor, device: torch.device) -> torch.Tens
 class TorchClassifier(Classifier):
     """fit / predict_proba / save / load / export_onnx for a network described by a JSON config."""
 
+    has_logits = True
+
     @abstractmethod
     def _config(self, X: np.ndarray) -> dict[str, Any]:
         """What, besides the hyperparameters, builds the network: from the training data."""
@@ -114,7 +116,7 @@ class TorchClassifier(Classifier):
         """Training batches pass through here; no augmentation unless a kind adds one."""
         return batch
 
-    def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None):
+    def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None, sample_weight=None):
         hp = self.hyperparams
         device = resolve_device(hp["device"])
         y = np.asarray(y, dtype=np.int64)
@@ -130,10 +132,14 @@ class TorchClassifier(Classifier):
         validation = None
         if X_val is not None and len(X_val):
             validation = _tensor(X_val), torch.as_tensor(np.asarray(y_val, dtype=np.int64))
+        row_weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
         _train(self.net_, _tensor(X), torch.from_numpy(y), hp, device, weights=weights, validation=validation,
-               callback=callback or TrainingCallback(), augment=self._augment)
+               callback=callback or TrainingCallback(), augment=self._augment, row_weights=row_weights)
         self.net_.cpu().eval()
         return self
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        return _logits(self.net_, _tensor(X), torch.device("cpu")).double().numpy()
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         logits = _logits(self.net_, _tensor(X), torch.device("cpu"))
@@ -167,8 +173,10 @@ def _tensor(X: np.ndarray) -> torch.Tensor:
 def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any], device: torch.device, *,
            weights: np.ndarray | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
            callback: TrainingCallback,
-           augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor]) -> None:
-    """Mini-batch AdamW on cross-entropy; with validation data, early stopping keeps the best epoch."""
+           augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+           row_weights: torch.Tensor | None = None) -> None:
+    """Mini-batch AdamW on cross-entropy; with validation data, early stopping keeps the best epoch.
+    `row_weights` (one per training row) weight each row's loss on top of the class weights."""
     cuda = device.type == "cuda"
     generator = torch.Generator().manual_seed(hp["seed"])
     optimizer = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
@@ -184,7 +192,8 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
                 xb, yb = xb.pin_memory(), yb.pin_memory()
             xb = augment(xb.to(device, non_blocking=True), generator)
             with torch.autocast(device.type, enabled=cuda):
-                loss = F.cross_entropy(net(xb), yb.to(device, non_blocking=True), weight=class_weights)
+                loss = _weighted_loss(net(xb), yb.to(device, non_blocking=True), class_weights,
+                                      None if row_weights is None else row_weights[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -205,6 +214,17 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
             break
     if best_state is not None:
         net.load_state_dict(best_state)
+
+
+def _weighted_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None,
+                   row_weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy, as `F.cross_entropy(weight=class_weights)` (the weighted mean over rows) when
+    `row_weights` is None; otherwise each row's term also carries its row weight."""
+    if row_weights is None:
+        return F.cross_entropy(logits, target, weight=class_weights)
+    per_row = F.cross_entropy(logits, target, reduction="none")
+    weight = row_weights if class_weights is None else row_weights * class_weights[target]
+    return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:

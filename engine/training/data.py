@@ -40,6 +40,7 @@ class TrainingData:
     notes: list[str] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     cancelled: bool = False
+    targets: list = field(default_factory=list)  # the Target (clip, region) of each row; empty for an export
 
     def part(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
         chosen = self.splits == str(split)
@@ -84,6 +85,7 @@ def _from_items(workspace, items: list[Item], spec: FeatureSpec, task: str, *, m
         fingerprint=fingerprint(rows, spec, [e.cache_prefix for e in assembled.extractors]),
         label_counts=dict(sorted(Counter(i.label for i in assembled.items if not i.target.augment).items())),
         left_out=left_out, notes=notes, rejections=rejections, cancelled=assembled.cancelled,
+        targets=[i.target for i in assembled.items],
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.concepts import Rejection
-from engine.datasets.source import open_dataset
+from engine.datasets.source import LabelledFeatures, open_dataset
 from engine.errors import InputError
 from engine.evaluation import Evaluation, evaluate
 from engine.progress import CancelToken, Reporter
@@ -32,12 +32,9 @@ class DatasetEvaluation:
                 "notes": self.notes, "rejections": [r.to_dict() for r in self.rejections]}
 
 
-def evaluate_on_dataset(workspace, ref: str, dataset: Path, *, taxonomy: str | None = None, seed: int = 0,
-                        workers: int | None = None, reporter: Reporter | None = None,
-                        cancel: CancelToken | None = None) -> DatasetEvaluation:
-    version = resolve(workspace, ref)
-    data = open_dataset(dataset, workspace, spec=version.spec, taxonomy=taxonomy or version.task_taxonomy(workspace),
-                        workers=workers, reporter=reporter, cancel=cancel)
+def known_rows(version: ModelVersion, data: LabelledFeatures) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Which rows of a labelled dataset carry a class of the version, their class indices, and a
+    note on the rows left out."""
     classes = version.label_set
     known = np.array([label in classes for label in data.labels], dtype=bool)
     notes = []
@@ -45,8 +42,18 @@ def evaluate_on_dataset(workspace, ref: str, dataset: Path, *, taxonomy: str | N
         unknown = sorted({label for label in data.labels if label not in classes})
         notes.append(f"left out {int((~known).sum())} rows with labels the model does not know: {', '.join(unknown)}")
     if not known.any():
-        raise InputError(f"{dataset}: none of its labels ({', '.join(data.classes)}) are classes of {version.ref}")
-    y = np.array([classes.index(label) for label, keep in zip(data.labels, known) if keep])
+        raise InputError(f"{data.path}: none of its labels ({', '.join(data.classes)}) are classes of {version.ref}")
+    return known, np.array([classes.index(label) for label, keep in zip(data.labels, known) if keep]), notes
+
+
+def evaluate_on_dataset(workspace, ref: str, dataset: Path, *, taxonomy: str | None = None, seed: int = 0,
+                        workers: int | None = None, reporter: Reporter | None = None,
+                        cancel: CancelToken | None = None) -> DatasetEvaluation:
+    version = resolve(workspace, ref)
+    data = open_dataset(dataset, workspace, spec=version.spec, taxonomy=taxonomy or version.task_taxonomy(workspace),
+                        workers=workers, reporter=reporter, cancel=cancel)
+    classes = version.label_set
+    known, y, notes = known_rows(version, data)
     probabilities = load_classifier(version).predict_proba(data.features[known])
     return DatasetEvaluation(version, data.path, evaluate(y, probabilities, classes, seed=seed), notes,
                              data.rejections)

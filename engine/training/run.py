@@ -53,6 +53,7 @@ class TrainRequest:
     seed: int = 0
     augment: int = 0
     hyperparams: dict = field(default_factory=dict)
+    weights: str | None = None  # a `weights derive` file: per-group sample weights for the training rows
 
     def spec(self, workspace) -> FeatureSpec:
         return FeatureSpec.parse(self.features or default_features(workspace, self.model),
@@ -118,8 +119,14 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     val_x, val_y = data.part(Split.VAL)
     job.state("training", f"{request.model} on {len(train_y)} examples")
     callback = _JobCallback(job, cancel)
+    sample_weight = None
+    if request.weights:
+        from engine.weights import training_row_weights
+
+        sample_weight, weight_notes = training_row_weights(Path(request.weights), data)
+        data.notes.extend(weight_notes)
     model.fit(train_x, train_y, X_val=val_x if len(val_y) else None, y_val=val_y if len(val_y) else None,
-              n_classes=len(data.classes), callback=callback)
+              n_classes=len(data.classes), callback=callback, sample_weight=sample_weight)
     if cancel.cancelled:
         raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
     job.state("evaluating")
@@ -138,6 +145,6 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         feature_spec=data.spec, classes=data.classes, label_counts=data.label_counts,
         hyperparams=model.get_params(), metrics=metrics, dataset_fingerprint=data.fingerprint, job_id=job.job_id,
         meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
-              "dataset": request.dataset, "split_by": request.split_by},
+              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights},
     )
     job.finish("completed", result={"model": version.ref, "test": version.headline(), "notes": data.notes})

@@ -1,0 +1,112 @@
+"""Streaming boundary recall for section models: slide the model along labelled tracks (the same
+path `predict` takes) and check that every labelled change of section is found near where it is.
+
+A labelled boundary is the start of a range label whose label differs from the range before it on
+the same track. It is found when a predicted section change lies within the tolerance (one bar of
+the track's grid, else seconds); each predicted change finds at most one boundary. Recall is
+averaged over the labels the boundaries open (macro), so a rare kind of change counts as much as a
+common one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.audio.beatgrid import BeatGrid
+
+
+@dataclass
+class LabelledTrack:
+    clip_id: str
+    path: str
+    size_bytes: int
+    duration_s: float
+    ranges: list[tuple[float, float, str]]  # (start_s, end_s, label), by start
+    grid: BeatGrid | None = None
+
+    @property
+    def boundaries(self) -> list[tuple[float, str]]:
+        """(time, label it opens) of each change of label between consecutive ranges."""
+        return [(start, label) for (_, _, before), (start, _, label) in zip(self.ranges, self.ranges[1:])
+                if label != before]
+
+
+def labelled_tracks(workspace, taxonomy: str, clip_ids: set[str] | None = None) -> list[LabelledTrack]:
+    """Clips with at least two range labels (seconds or beats) in `taxonomy`, optionally only some clips."""
+    from engine.library.grids import grids_by_clip
+
+    with workspace.db.transaction(read_only=True) as con:
+        rows = con.execute(
+            "SELECT c.clip_id, c.path, c.size_bytes, c.duration_s, l.start_s, l.end_s, l.label "
+            "FROM effective_labels l JOIN clips c USING (clip_id) "
+            "WHERE l.taxonomy = ? AND l.start_s IS NOT NULL ORDER BY c.path, l.start_s", [taxonomy]).fetchall()
+        grids = grids_by_clip(con)
+    tracks: dict[str, LabelledTrack] = {}
+    for clip_id, path, size, duration, start, end, label in rows:
+        if clip_ids is not None and clip_id not in clip_ids:
+            continue
+        track = tracks.setdefault(clip_id, LabelledTrack(clip_id, path, size, duration, [], grids.get(clip_id)))
+        track.ranges.append((float(start), float(end), label))
+    return [t for t in tracks.values() if len(t.ranges) >= 2]
+
+
+def change_points(sections: list[dict]) -> np.ndarray:
+    """Where predicted sections change: the start of every section but the first."""
+    return np.array([s["start_s"] for s in sections[1:]], dtype=np.float64)
+
+
+def matched(truth: np.ndarray, predicted: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Per true boundary, whether a predicted change lies within its tolerance; closest pairs are
+    matched first and each predicted change matches at most one boundary."""
+    found = np.zeros(len(truth), dtype=bool)
+    if not len(truth) or not len(predicted):
+        return found
+    gaps = np.abs(truth[:, None] - predicted[None, :])
+    used = np.zeros(len(predicted), dtype=bool)
+    for flat in np.argsort(gaps, axis=None):
+        i, j = divmod(int(flat), len(predicted))
+        if gaps[i, j] > tolerance[i]:
+            break
+        if not found[i] and not used[j]:
+            found[i] = used[j] = True
+    return found
+
+
+@dataclass
+class BoundaryScore:
+    macro_recall: float
+    per_label: dict[str, float]
+    boundaries: int
+    missed: list[dict] = field(default_factory=list)
+
+
+def score_boundaries(tracks: list[tuple[LabelledTrack, list[dict]]], *, tolerance_bars: float,
+                     tolerance_s: float) -> BoundaryScore:
+    """Macro recall of the labelled boundaries of each (track, predicted sections) pair."""
+    hits: dict[str, list[bool]] = {}
+    missed = []
+    for track, sections in tracks:
+        truth = track.boundaries
+        if not truth:
+            continue
+        times = np.array([t for t, _ in truth])
+        if track.grid is not None:  # the length of the bar that starts at each boundary
+            grid = track.grid
+            bar_s = np.asarray(grid.seconds_at(np.asarray(grid.beat_at(times)) + grid.beats_per_bar)) - times
+            tolerance = tolerance_bars * bar_s
+        else:
+            tolerance = np.full(len(times), tolerance_s)
+        predicted = change_points(sections)
+        found = matched(times, predicted, tolerance)
+        for (time, label), ok, within in zip(truth, found, tolerance):
+            hits.setdefault(label, []).append(bool(ok))
+            if not ok:
+                nearest = float(np.min(np.abs(predicted - time))) if len(predicted) else None
+                missed.append({"clip_id": track.clip_id, "path": track.path, "time_s": round(time, 3), "label": label,
+                               "nearest_change_s": None if nearest is None else round(nearest, 3),
+                               "tolerance_s": round(float(within), 3)})
+    per_label = {label: float(np.mean(found)) for label, found in sorted(hits.items())}
+    macro = float(np.mean(list(per_label.values()))) if per_label else float("nan")
+    return BoundaryScore(macro, per_label, sum(len(v) for v in hits.values()), missed)
