@@ -21,10 +21,9 @@ def _percent(value) -> str:
 
 
 def _with_ci(metrics: dict | None, key: str) -> str:
-    if not metrics or metrics.get(key) is None:
-        return "—"
-    low, high = metrics.get("ci", {}).get(key, (None, None))
-    return f"{metrics[key]:.1%}" + (f" ({low * 100:.0f}–{high * 100:.0f})" if low is not None else "")
+    from engine.evaluation import format_with_ci
+
+    return format_with_ci(metrics, key)
 
 
 @handles_errors
@@ -60,22 +59,16 @@ def train_command(
 ) -> None:
     """Train a model version in a job of its own process; follow its loss curve (Ctrl-C cancels it)."""
     from cli.follow import follow
-    from engine.jobs import request_cancel, spawn_job
-    from engine.models.kinds import MODEL_KINDS
-    from engine.taxonomy import check_name
+    from engine.jobs import request_cancel
+    from engine.training.launch import split_hyperparams, start_training
     from engine.training.run import TrainRequest
 
-    check_name(name, "model name")
-    if model not in MODEL_KINDS:
-        raise InputError(f"unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}")
     given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "dropout": dropout,
              "patience": patience, "device": device, "seed": seed, "class_balance": not no_class_balance}
-    defaults = MODEL_KINDS[model].defaults
-    ignored = [f"--{k.replace('_', '-')}" for k, v in given.items()
-               if v is not None and k in HYPERPARAMETER_OPTIONS and k not in defaults]
+    hyperparams, unused = split_hyperparams(model, given)
+    ignored = [f"--{k.replace('_', '-')}" for k in unused if k in HYPERPARAMETER_OPTIONS]
     if ignored:
         stderr.print(f"note: {model} does not use {', '.join(ignored)}")
-    hyperparams = {k: v for k, v in given.items() if v is not None and k in defaults}
     request = TrainRequest(name=name, model=model, features=features, feature_params=list(param or []),
                            dataset=str(dataset.expanduser().resolve()) if dataset else None, taxonomy=taxonomy,
                            window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
@@ -86,8 +79,7 @@ def train_command(
         from engine.weights import read_weights
 
         read_weights(weights)  # a bad weights file fails here, before a job starts
-    request.spec(workspace).extractors(workspace.embeddings_dir)  # bad --features fail here, before a job starts
-    job_id = spawn_job(workspace, "train", request.__dict__)
+    job_id = start_training(workspace, request)  # a bad name, kind or --features fails here, before a job starts
     if detach:
         finish({"job_id": job_id, "state": "pending"}, json_out,
                render=lambda: stdout.print(f"started {job_id}; follow it with `workbench --headless jobs follow {job_id}`"))

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from cli.output import stderr
 from engine.jobs import FINAL_STATES, get_job, job_events
+from engine.training.curve import SERIES, TrainingCurve, format_duration
 
 SPARK = "▁▂▃▄▅▆▇█"
 POLL_S = 0.5
@@ -26,27 +27,18 @@ def sparkline(values: list[float], width: int = 40) -> str:
     return "".join(SPARK[int((v - low) / span * (len(SPARK) - 1))] for v in values)
 
 
-class Curve:
+class Curve(TrainingCurve):
     """The epochs seen so far, drawn as sparklines of train loss, val loss and val accuracy."""
-
-    def __init__(self) -> None:
-        self.epochs: list[dict] = []
-        self.state = "pending"
-        self.message = ""
-
-    def add(self, kind: str, data: dict) -> None:
-        if kind == "epoch":
-            self.epochs.append(data)
-        elif kind == "state":
-            self.state, self.message = data.get("state", self.state), data.get("message") or ""
 
     def render(self, job_id: str) -> Table:
         table = Table.grid(padding=(0, 1))
-        last = self.epochs[-1] if self.epochs else {}
+        last = self.last
         table.add_row(Text(job_id, style="bold"), Text(f"{self.state} {self.message}"))
         if last:
-            table.add_row("epoch", f"{last['epoch']}/{last['total_epochs']}")
-        for key, title in (("train_loss", "train loss"), ("val_loss", "val loss"), ("val_metric", "val acc")):
+            eta = self.eta_s()
+            table.add_row("epoch", f"{last['epoch']}/{last['total_epochs']}"
+                          + (f"  ETA {format_duration(eta)}" if eta is not None else ""))
+        for key, title in SERIES:
             values = [e.get(key) for e in self.epochs]
             if any(v is not None for v in values):
                 table.add_row(title, f"{sparkline(values)} {values[-1]:.4f}" if values[-1] is not None else "")

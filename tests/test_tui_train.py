@@ -98,7 +98,7 @@ async def test_a_job_started_from_the_form_draws_its_curve_and_its_version_appea
         assert (params["split_by"], params["min_class_samples"], params["taxonomy"]) == ("clip", 2, "drums")
 
         await pilot.press("v")
-        assert screen.query_one(ContentSwitcher).current == "train-curve"
+        assert screen.query_one(ContentSwitcher).current == "train-curve-box"
         await pilot.press("5")
         models = app.screen
         assert isinstance(models, ModelsScreen)

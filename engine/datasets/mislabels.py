@@ -59,7 +59,17 @@ def _fold_ids(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> tuple
 
 def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, groups, n_classes: int, *,
                               folds: int = DEFAULT_FOLDS, seed: int = 0, cancel=None) -> OutOfFold:
-    """Each row's class probabilities from a logistic regression fitted on the other folds."""
+    """Each row's class probabilities from a logistic regression fitted on the other folds.
+
+    The fits run on one BLAS thread: these small matrix products ran 20x slower on two threads of a
+    busy 2-core box (2.99 s vs 0.15 s for 8,000 x 99 rows, 9 classes)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _out_of_fold(features, y, groups, n_classes, folds, seed, cancel)
+
+
+def _out_of_fold(features, y, groups, n_classes: int, folds: int, seed: int, cancel) -> OutOfFold:
     y = np.asarray(y, dtype=np.int64)
     folds = max(2, min(folds, int(np.bincount(y).max())))
     fold_of, grouped = _fold_ids(y, np.asarray(groups), folds, seed)

@@ -47,8 +47,15 @@ class NearDuplicates:
 
 def near_duplicate_pairs(features: np.ndarray, threshold: float = DEFAULT_SIMILARITY, *,
                          block_rows: int = BLOCK_ROWS, limit: int = PAIR_LIMIT) -> NearDuplicates:
-    """Every pair of rows with cosine similarity >= `threshold` in standardised feature space."""
-    unit = unit_rows(features)
+    """Every pair of rows with cosine similarity >= `threshold` in standardised feature space
+    (on one BLAS thread: twice as fast as two on a busy 2-core box)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _pairs(unit_rows(features), threshold, block_rows, limit)
+
+
+def _pairs(unit: np.ndarray, threshold: float, block_rows: int, limit: int) -> NearDuplicates:
     count = len(unit)
     involved = np.zeros(count, dtype=bool)
     firsts, seconds, similarities = [], [], []

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header, Label
+from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import Worker
 
 from engine.errors import NotFound, WorkbenchError
@@ -24,7 +24,7 @@ from engine.training.curve import TrainingCurve
 from tui.widgets.confirm import ConfirmDialog
 from tui.widgets.jobs import JobsTable
 from tui.widgets.jobstatus import JobStatus
-from tui.widgets.losscurve import LossCurve
+from tui.widgets.losscurve import LossCurve, legend
 from tui.widgets.metrics import MetricsView
 from tui.widgets.trainform import TrainForm
 
@@ -119,8 +119,10 @@ class TrainScreen(Screen):
             yield VerticalScroll(id="train-form-box")
             with Vertical(id="train-main"):
                 yield JobStatus(id="train-status")
-                with ContentSwitcher(initial="train-curve", id="train-view"):
-                    yield LossCurve(id="train-curve")
+                with ContentSwitcher(initial="train-curve-box", id="train-view"):
+                    with Vertical(id="train-curve-box"):
+                        yield Static(legend(), id="train-legend")
+                        yield LossCurve(id="train-curve")
                     with VerticalScroll(id="train-result-box"):
                         yield MetricsView(id="train-result")
                 yield JobsTable(id="train-jobs")
@@ -250,7 +252,7 @@ class TrainScreen(Screen):
         self.query_one(JobsTable).select(job_id)
         self.query_one(LossCurve).show(self.curve)
         self.query_one(MetricsView).show_text("")
-        self.query_one(ContentSwitcher).current = "train-curve"
+        self.query_one(ContentSwitcher).current = "train-curve-box"
         self.poll()
 
     # -- actions -----------------------------------------------------------------------------------
@@ -274,7 +276,7 @@ class TrainScreen(Screen):
 
     def action_toggle_view(self) -> None:
         switcher = self.query_one(ContentSwitcher)
-        switcher.current = "train-result-box" if switcher.current == "train-curve" else "train-curve"
+        switcher.current = "train-result-box" if switcher.current == "train-curve-box" else "train-curve-box"
 
     def action_focus_form(self) -> None:
         forms = self.query(TrainForm)

@@ -35,6 +35,7 @@ class JobsTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.selected: str | None = None
         self._shown: list[str] = []
+        self._rows: dict[str, tuple] = {}
 
     def on_mount(self) -> None:
         for title, width in COLUMNS:
@@ -43,17 +44,20 @@ class JobsTable(DataTable):
     def show(self, jobs: list[JobRecord]) -> None:
         """Refresh the rows in place; rebuild only when the set of jobs changed."""
         ids = [job.job_id for job in jobs]
+        rows = {job.job_id: _row(job) for job in jobs}
         if ids != self._shown:
             self.clear()
-            for job in jobs:
-                self.add_row(*_row(job), key=job.job_id)
+            for job_id in ids:
+                self.add_row(*rows[job_id], key=job_id)
             self._shown = ids
             if self.selected in ids:
                 self.move_cursor(row=ids.index(self.selected))
-            return
-        for job in jobs:
-            for (title, _), value in zip(COLUMNS, _row(job)):
-                self.update_cell(job.job_id, title, value)
+        else:
+            for job_id, row in rows.items():
+                for (title, _), value, before in zip(COLUMNS, row, self._rows[job_id]):
+                    if value != before:
+                        self.update_cell(job_id, title, value)
+        self._rows = rows
 
     def select(self, job_id: str) -> None:
         self.selected = job_id
