@@ -9,6 +9,7 @@ from textual.binding import Binding
 
 from engine.workspace import Workspace
 from tui.screens.help import HelpScreen
+from tui.screens.label import LabelScreen
 from tui.screens.library import LibraryScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.train import TrainScreen
@@ -19,11 +20,12 @@ STYLES = Path(__file__).resolve().parents[1] / "styles"
 class WorkbenchApp(App):
     """Library first; more modes (label, train, gates, models) join as they are built."""
 
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "dialogs.tcss", STYLES / "models.tcss"]
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "dialogs.tcss", STYLES / "models.tcss", STYLES / "label.tcss"]
     TITLE = "workbench"
-    MODES = {"library": LibraryScreen, "train": TrainScreen, "models": ModelsScreen}
+    MODES = {"library": LibraryScreen, "label": LabelScreen, "train": TrainScreen, "models": ModelsScreen}
     BINDINGS = [
         Binding("1", "switch_mode('library')", "Library"),
+        Binding("2", "switch_mode('label')", "Label"),
         Binding("3", "switch_mode('train')", "Train"),
         Binding("5", "switch_mode('models')", "Models"),
         Binding("question_mark", "help", "Help", key_display="?"),

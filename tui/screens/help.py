@@ -32,6 +32,8 @@ class HelpScreen(ModalScreen[None]):
                     continue
                 seen.add(binding.key)
                 table.add_row(binding.key_display or binding.key, binding.description or binding.action, where)
+        for key, does in getattr(self.under, "help_rows", list)():  # keys a screen assigns at run time
+            table.add_row(key, does, "this screen")
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,215 @@
+"""A labelling session on one clip after another: the clip's state, the selection a label goes
+on, and label edits that are saved at once and can be undone.
+
+Every edit is one short transaction, committed before the call returns, so a crash or a dropped
+connection loses nothing. The history of edits (for undo) lives with the session; undoing an
+edit restores exactly the labels it removed or replaced.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from engine.audio.beatgrid import BeatGrid
+from engine.concepts import Clip, Label, Origin
+from engine.errors import InputError, NotFound
+from engine.library.clips import get_clip
+from engine.library.grids import get_grid
+from engine.library.labels import (LABEL_COLUMNS, LabelWrite, delete_label, label_from_row, make_segment,
+                                   query_labels, remember_taxonomy, resolve_label_name, upsert_labels)
+
+SNAPS = ("beat", "bar")
+
+
+@dataclass(frozen=True)
+class ClipState:
+    """A clip with its beat grid and its effective labels (every taxonomy)."""
+
+    clip: Clip
+    grid: BeatGrid | None
+    labels: list[Label]
+
+    @property
+    def last_beat(self) -> int | None:
+        """The last whole beat inside the clip, or None without a grid."""
+        if self.grid is None:
+            return None
+        return math.floor(self.grid.beat_at(self.clip.duration_s) + 1e-3)
+
+
+def load_clip_state(workspace, clip_id: str) -> ClipState:
+    with workspace.db.transaction() as con:
+        clip = get_clip(con, clip_id)
+        if clip is None:
+            raise NotFound(f"no clip with id {clip_id}")
+        return ClipState(clip, get_grid(con, clip_id), query_labels(con, clip_id=clip_id))
+
+
+# -- the selection --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Selection:
+    """The range the next label goes on: beats on the clip's grid, or seconds on a clip without one."""
+
+    start: float
+    end: float
+    in_beats: bool
+
+    def bounds(self) -> dict[str, float]:
+        if self.in_beats:
+            return {"start_beat": self.start, "end_beat": self.end}
+        return {"start_s": self.start, "end_s": self.end}
+
+    def seconds(self, grid: BeatGrid | None) -> tuple[float, float]:
+        if self.in_beats:
+            return float(grid.seconds_at(self.start)), float(grid.seconds_at(self.end))
+        return self.start, self.end
+
+    def describe(self) -> str:
+        return f"beats {self.start:g}–{self.end:g}" if self.in_beats else f"{self.start:.2f}–{self.end:.2f} s"
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise InputError(f"{what} must be a number, got {text.strip()!r}") from None
+    if not math.isfinite(value):
+        raise InputError(f"{what} must be a finite number, got {text.strip()!r}")
+    return value
+
+
+def seconds_step(duration_s: float) -> float:
+    """How far a nudge moves an edge on a clip without a grid."""
+    return 0.01 if duration_s <= 2 else 0.1 if duration_s <= 60 else 1.0
+
+
+def check_selection(state: ClipState, selection: Selection) -> Selection:
+    """The selection itself when it is a valid range on the clip, else InputError saying why."""
+    make_segment(state.clip, state.grid, **selection.bounds())
+    return selection
+
+
+def parse_selection(state: ClipState, start_text: str, end_text: str, snap: str = "beat") -> Selection | None:
+    """The selection typed into the start and end fields: None when both are empty (the whole clip).
+
+    On a clip with a grid the numbers are beats, snapped to the nearest beat or bar start; on a
+    clip without one they are seconds. Raises InputError with a message fit to show a person."""
+    if not start_text.strip() and not end_text.strip():
+        return None
+    unit = "beat" if state.grid is not None else "second"
+    if not start_text.strip() or not end_text.strip():
+        raise InputError(f"give both a start and an end {unit} (or clear both to label the whole clip)")
+    start, end = _number(start_text, f"start {unit}"), _number(end_text, f"end {unit}")
+    typed = check_selection(state, Selection(start, end, in_beats=state.grid is not None))
+    if state.grid is None:
+        return typed
+    snapped = Selection(state.grid.snap(start, snap), state.grid.snap(end, snap), in_beats=True)
+    if snapped.start == snapped.end:
+        raise InputError(f"beats {start:g}–{end:g} snap to the same {snap} ({snapped.start:g}); "
+                         f"the end must be at least one {snap} after the start")
+    return check_selection(state, snapped)
+
+
+def nudge(state: ClipState, selection: Selection, edge: str, steps: int, snap: str = "beat") -> Selection:
+    """The selection with its `edge` ('start' or 'end') moved `steps` beats or bars (seconds on a
+    clip without a grid); InputError when that leaves the clip or crosses the other edge."""
+    if selection.in_beats:
+        step = 1.0 if snap == "beat" else float(state.grid.beats_per_bar)
+    else:
+        step = seconds_step(state.clip.duration_s)
+    moved = getattr(selection, edge) + steps * step
+    if selection.in_beats:
+        moved = state.grid.snap(moved, snap)
+    if not selection.in_beats:
+        moved = round(moved, 3)
+    start, end = (moved, selection.end) if edge == "start" else (selection.start, moved)
+    return check_selection(state, Selection(start, end, selection.in_beats))
+
+
+def selection_at(state: ClipState, position_s: float, snap: str = "beat") -> Selection:
+    """One beat or bar (or a seconds step) from the playhead: where nudging starts from."""
+    if state.grid is None:
+        step = seconds_step(state.clip.duration_s)
+        start = min(max(0.0, round(position_s, 3)), max(0.0, state.clip.duration_s - step))
+        return check_selection(state, Selection(start, round(start + step, 3), in_beats=False))
+    size = 1.0 if snap == "beat" else float(state.grid.beats_per_bar)
+    start = max(0.0, math.floor(state.grid.beat_at(position_s) / size) * size)
+    return check_selection(state, Selection(start, start + size, in_beats=True))
+
+
+# -- edits with undo --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Change:
+    """One saved edit: the labels it wrote and the labels it removed or replaced."""
+
+    clip_id: str
+    description: str
+    added: tuple[Label, ...]
+    removed: tuple[Label, ...]
+
+
+def _write_of(label: Label) -> LabelWrite:
+    return LabelWrite(label.clip_id, label.taxonomy, label.label, label.origin, label.confidence, label.segment,
+                      label.split)
+
+
+def _labels_at(con, write: LabelWrite) -> list[Label]:
+    rows = con.execute(
+        f"SELECT {LABEL_COLUMNS} FROM labels WHERE clip_id = ? AND taxonomy = ? AND segment_key = ? AND origin = ?",
+        [write.clip_id, write.taxonomy, write.segment.key, str(write.origin)],
+    ).fetchall()
+    return [label_from_row(row) for row in rows]
+
+
+class LabelHistory:
+    """Label edits of a session, each saved at once; `undo` takes back the latest one."""
+
+    def __init__(self, workspace) -> None:
+        self.workspace = workspace
+        self._done: list[Change] = []
+        self._lock = threading.Lock()  # edits from worker threads go one at a time, in order
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._done)
+
+    def label(self, state: ClipState, label: str, *, taxonomy: str, selection: Selection | None = None,
+              replacing: Label | None = None) -> Change:
+        """Put `label` on the selection (the whole clip when None), replacing a label if given."""
+        tax = self.workspace.taxonomy(taxonomy)
+        name = resolve_label_name(tax, label)
+        segment = make_segment(state.clip, state.grid, **(selection.bounds() if selection else {}))
+        write = LabelWrite(state.clip.clip_id, tax.name, name, Origin.USER, 1.0, segment)
+        with self._lock, self.workspace.db.transaction() as con:
+            removed = _labels_at(con, write)
+            if replacing is not None and all(old.label_id != replacing.label_id for old in removed):
+                removed.append(delete_label(con, replacing.label_id))
+            remember_taxonomy(con, tax)
+            upsert_labels(con, [write])
+            added = _labels_at(con, write)
+            change = Change(state.clip.clip_id, f"{name} on {segment.describe()}", tuple(added), tuple(removed))
+            self._done.append(change)
+        return change
+
+    def delete(self, label: Label) -> Change:
+        with self._lock, self.workspace.db.transaction() as con:
+            removed = delete_label(con, label.label_id)
+            change = Change(label.clip_id, f"removed {removed.label} on {removed.segment.describe()}", (), (removed,))
+            self._done.append(change)
+        return change
+
+    def undo(self) -> Change:
+        """Take back the latest edit: its labels go, the ones it removed come back."""
+        with self._lock:
+            if not self._done:
+                raise NotFound("nothing to undo")
+            change = self._done[-1]
+            with self.workspace.db.transaction() as con:
+                for label in change.added:
+                    con.execute("DELETE FROM labels WHERE clip_id = ? AND taxonomy = ? AND segment_key = ? AND origin = ?",
+                                [label.clip_id, label.taxonomy, label.segment.key, str(label.origin)])
+                upsert_labels(con, [_write_of(label) for label in change.removed])
+            self._done.pop()
+        return change

@@ -1,0 +1,67 @@
+"""Walking from clip to clip while labelling: next, previous, next unlabelled, next suspect.
+
+The walk follows an order of clip ids (the library's filtered, sorted list when labelling starts
+from there; all clips by path otherwise). "Unlabelled" and "suspect" are looked up fresh each
+time, since labelling changes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.library.browse import LOW_CONFIDENCE
+
+
+def library_order(workspace) -> list[str]:
+    """Every clip id, in the library's default order (by path)."""
+    with workspace.db.transaction() as con:
+        return [row[0] for row in con.execute("SELECT clip_id FROM clips ORDER BY path").fetchall()]
+
+
+def unlabelled_ids(workspace) -> set[str]:
+    with workspace.db.transaction() as con:
+        rows = con.execute(
+            "SELECT clip_id FROM clips WHERE clip_id NOT IN (SELECT clip_id FROM effective_labels)").fetchall()
+    return {row[0] for row in rows}
+
+
+def suspect_ids(workspace) -> set[str]:
+    """Clips the active model doubts: it predicts another label than the clip's own (in the model's
+    taxonomy), or it is less than LOW_CONFIDENCE sure."""
+    with workspace.db.transaction() as con:
+        rows = con.execute(
+            "SELECT p.clip_id FROM predictions p JOIN model_versions m ON m.model_id = p.model_id AND m.is_active "
+            "LEFT JOIN (SELECT clip_id, taxonomy, list(DISTINCT label) AS labels FROM effective_labels "
+            "           WHERE segment_key = 'whole' GROUP BY clip_id, taxonomy) l "
+            "       ON l.clip_id = p.clip_id AND l.taxonomy = m.task "
+            "WHERE p.segment_key = 'whole' AND (p.confidence < $low "
+            "      OR (l.labels IS NOT NULL AND NOT list_contains(l.labels, p.label)))",
+            {"low": LOW_CONFIDENCE},
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+@dataclass(frozen=True)
+class ClipWalk:
+    """An order of clips to walk through; `filter` says where it came from (for the status line)."""
+
+    order: Sequence[str]
+    filter: str = ""
+
+    def step(self, current: str, direction: int) -> str | None:
+        """The clip `direction` places away (+1 next, -1 previous); None past either end."""
+        if current not in self.order:
+            return self.order[0] if self.order else None
+        index = self.order.index(current) + direction
+        return self.order[index] if 0 <= index < len(self.order) else None
+
+    def next_among(self, current: str, wanted: set[str]) -> str | None:
+        """The first clip after `current` (going round to the start) that is in `wanted`."""
+        start = self.order.index(current) + 1 if current in self.order else 0
+        count = len(self.order)
+        for offset in range(count):
+            clip_id = self.order[(start + offset) % count]
+            if clip_id in wanted and clip_id != current:
+                return clip_id
+        return None

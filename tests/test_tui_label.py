@@ -1,0 +1,277 @@
+"""The audition & label screen, driven with the pilot as a person would; each test checks the
+workspace afterwards. Sound is off in every test (WORKBENCH_SOUND=off, or a recording player)."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input, Label
+
+from conftest import write_hits, write_tone
+from engine.audio.beatgrid import BeatGrid
+from engine.audio.playback import Player
+from engine.concepts import Origin
+from engine.library.grids import set_grid
+from engine.library.importer import import_folder
+from engine.library.labels import query_labels
+from engine.workspace import Workspace
+from test_tui import settle, shown_text
+from tui.app import make_app
+from tui.screens.help import HelpScreen
+from tui.screens.label import LabelScreen
+from tui.widgets.cliptable import ClipTable
+from tui.widgets.segments import SegmentTable
+from tui.widgets.spectrogram import Spectrogram
+from tui.widgets.waveform import Waveform
+
+
+@pytest.fixture(autouse=True)
+def no_sound(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_SOUND", "off")
+
+
+@pytest.fixture
+def label_workspace(tmp_path) -> Workspace:
+    """Two kick hits and a 16-second track on a 120 bpm grid (beats 0–32)."""
+    workspace = Workspace.open(tmp_path / "ws")
+    write_hits(tmp_path / "audio" / "hits", "kick", 2)
+    write_tone(tmp_path / "audio" / "track.wav", seconds=16.0)
+    import_folder(workspace, tmp_path / "audio", workers=1)
+    set_grid(workspace, "track.wav", BeatGrid.constant(120.0))
+    return workspace
+
+
+def clip_id_of(workspace, name: str) -> str:
+    with workspace.db.transaction() as con:
+        return con.execute("SELECT clip_id FROM clips WHERE ends_with(path, ?)", [name]).fetchone()[0]
+
+
+def user_labels(workspace, name: str) -> list[tuple[str, str]]:
+    with workspace.db.transaction() as con:
+        labels = query_labels(con, clip_id=clip_id_of(workspace, name), origin=Origin.USER)
+    return sorted((label.label, label.segment.key) for label in labels)
+
+
+async def open_in_label_screen(app, pilot, name: str) -> LabelScreen:
+    await pilot.press("2")
+    await settle(app, pilot)
+    screen = app.screen
+    assert isinstance(screen, LabelScreen)
+    screen.open_clip(clip_id_of(app.workspace, name))
+    await settle(app, pilot)
+    await settle(app, pilot)  # the preview's last redraw
+    return screen
+
+
+async def type_range(pilot, start: str, end: str) -> None:
+    await pilot.press("slash")
+    await pilot.press(*start, "enter", *end, "enter")
+
+
+def text_of(screen, selector: str) -> str:
+    return " ".join(shown_text(screen.query_one(selector, Label)).split())
+
+
+async def test_a_class_key_labels_the_whole_clip_and_the_library_shows_it(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "kick_0_00.wav")
+        assert screen.keys["k"] == "kick" and screen.keys["s"] == "snare"
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "kick_0_00.wav") == [("kick", "whole")]
+        assert "saved: kick on whole clip" in text_of(screen, "#label-status")
+        assert screen.query_one(SegmentTable).row_count == 1
+
+        await pilot.press("1")
+        await settle(app, pilot)
+        table = app.screen.query_one(ClipTable)
+        assert {row.name: row.labels for row in table.rows}["kick_0_00.wav"] == "kick"
+
+
+async def test_a_beat_range_typed_into_the_inputs_is_labelled_snapped(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await pilot.press("t")  # drums → sections
+        assert screen.taxonomy_name == "sections" and screen.keys["d"] == "drop"
+        await type_range(pilot, "4.2", "8")
+        assert screen.query_one("#label-start", Input).value == "4"  # snapped to the beat
+        assert "selection: beats 4–8" in text_of(screen, "#label-range-message")
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("drop", "b:4-8")]
+
+
+async def test_a_bad_range_says_why_next_to_the_inputs_and_writes_nothing(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await type_range(pilot, "8", "4")
+        message = screen.query_one("#label-range-message", Label)
+        assert "start beat must be before the end beat" in text_of(screen, "#label-range-message")
+        assert message.has_class("error")
+        await pilot.press("escape")  # out of the field, the bad range still typed
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert "nothing saved" in text_of(screen, "#label-status")
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"0", "tab", "ctrl+a", "ctrl+k", *"99", "enter")
+        assert "past the end of the clip" in text_of(screen, "#label-range-message")
+        await pilot.press("escape", "k")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == []
+
+
+async def test_nudging_moves_the_edges_by_beats_then_bars(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await type_range(pilot, "4", "8")
+        await pilot.press("right_square_bracket", "right_curly_bracket")
+        start, end = screen.query_one("#label-start", Input), screen.query_one("#label-end", Input)
+        assert (start.value, end.value) == ("5", "9")
+        await pilot.press("g", "right_curly_bracket", "left_square_bracket")  # bars now: end +1 bar, start −1 bar
+        assert (start.value, end.value) == ("0", "12")
+        await pilot.press("left_curly_bracket", "left_curly_bracket", "left_curly_bracket")  # 12 → 8 → 4 → refused
+        assert (start.value, end.value) == ("0", "4")
+        assert "before the end beat" in text_of(screen, "#label-range-message")
+        await pilot.press("t", "b")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("build", "b:0-4")]
+
+
+async def test_delete_a_segment_then_undo_brings_it_back(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await pilot.press("k")
+        await settle(app, pilot)
+        await type_range(pilot, "0", "4")
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("kick", "whole"), ("snare", "b:0-4")]
+        table = screen.query_one(SegmentTable)
+        table.focus()
+        await pilot.press("down", "delete")  # rows: whole clip first, then beats 0–4
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("kick", "whole")]
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("kick", "whole"), ("snare", "b:0-4")]
+        await pilot.press("ctrl+z", "u")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == []
+        await pilot.press("u")
+        assert "nothing to undo" in text_of(screen, "#label-status")
+
+
+async def test_enter_on_a_segment_edits_it_in_place(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await type_range(pilot, "0", "4")
+        await pilot.press("s")
+        await settle(app, pilot)
+        screen.query_one(SegmentTable).focus()
+        await pilot.press("enter")  # pick it: its range is the selection, the next class key replaces it
+        assert screen.editing is not None and screen.query_one("#label-end", Input).value == "4"
+        await pilot.press("right_curly_bracket", "c")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("crash", "b:0-5")]
+
+
+async def test_next_previous_and_next_unlabelled(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "kick_0_00.wav")
+        await pilot.press("k", "n")
+        await settle(app, pilot)
+        assert screen.state.clip.path.endswith("kick_0_01.wav")
+        await pilot.press("k", "p")
+        await settle(app, pilot)
+        assert screen.state.clip.path.endswith("kick_0_00.wav")
+        await pilot.press("N")
+        await settle(app, pilot)
+        assert screen.state.clip.path.endswith("track.wav")  # the only clip left without a label
+        await pilot.press("n")
+        assert "last clip" in text_of(screen, "#label-status")
+
+
+async def test_enter_in_the_library_opens_the_clip_and_next_walks_the_filtered_list(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"kick_0_01", "enter")  # filter down to one kick and back to the table
+        await pilot.pause(0.3)
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, LabelScreen) and screen.state.clip.path.endswith("kick_0_01.wav")
+        assert "1/1 of 'kick_0_01'" in text_of(screen, "#label-info")
+        await pilot.press("n")
+        assert "last clip" in text_of(screen, "#label-status")
+
+
+async def test_without_a_device_it_says_sound_unavailable_and_the_playhead_still_moves(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        assert "sound unavailable: turned off by WORKBENCH_SOUND" in text_of(screen, "#label-sound")
+        await pilot.press("space")
+        await pilot.pause(0.4)
+        assert screen.playhead_s > 0.1
+        assert "playing" in text_of(screen, "#label-status")
+        await pilot.press("space")
+        stopped_at = screen.playhead_s
+        await pilot.pause(0.2)
+        assert screen.playhead_s == stopped_at and "stopped" in text_of(screen, "#label-status")
+        await pilot.press("home", "greater_than_sign", "full_stop")  # a bar and a beat: beat 5 = 2.5 s
+        assert screen.playhead_s == pytest.approx(2.5)
+
+
+async def test_l_loops_the_selection(label_workspace, monkeypatch):
+    played = []
+
+    class RecordingPlayer(Player):
+        def play(self, path, start_s, end_s, *, loop=False):
+            played.append((start_s, end_s, loop))
+            return super().play(path, start_s, end_s, loop=loop)
+
+    monkeypatch.setattr("tui.screens.label.open_player", lambda: RecordingPlayer(unavailable="recording in a test"))
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await type_range(pilot, "8", "16")
+        await pilot.press("l")
+        await settle(app, pilot)
+        assert played == [(4.0, 8.0, True)]
+        await pilot.pause(0.3)
+        assert 4.0 <= screen.playhead_s < 8.0
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_every_part_is_on_screen(label_workspace, size):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=size) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        for selector in ("#label-info", "#label-ruler", "#label-lane", "#label-start", "#label-end",
+                         "#label-range-message", "#label-segments", "#label-legend", "#label-status"):
+            widget = screen.query_one(selector)
+            assert widget.region.height >= 1 and widget.region.bottom <= size[1] - 1, selector
+        waveform, spectro = screen.query_one(Waveform), screen.query_one(Spectrogram)
+        assert waveform.region.height >= 3 and spectro.region.height >= 2
+        assert waveform.envelope.highs.size == 2 * waveform.size.width  # drawn at the terminal's resolution
+        await pilot.press("plus", "plus")
+        await settle(app, pilot)
+        assert screen.span[1] - screen.span[0] == pytest.approx(4.0)
+
+
+async def test_help_lists_the_class_keys_and_the_label_keys(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_in_label_screen(app, pilot, "kick_0_00.wav")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        table = app.screen.query_one("#help-keys")
+        rows = {table.get_row_at(n)[0]: table.get_row_at(n)[1] for n in range(table.row_count)}
+        assert rows["k"].startswith("label kick") and rows["u"] == "Undo" and rows["["] == "Start edge earlier"

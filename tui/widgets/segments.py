@@ -1,0 +1,50 @@
+"""The labels on the open clip, one row per segment, coloured by taxonomy; the row under the
+cursor is the one `delete` removes and `enter` picks for editing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from engine.concepts import Label
+
+
+def describe_range(label: Label) -> str:
+    segment = label.segment
+    if segment.is_whole:
+        return "whole clip"
+    if segment.is_beat_range:
+        return f"beats {segment.start_beat:g}–{segment.end_beat:g}"
+    return f"{segment.start_s:.2f}–{segment.end_s:.2f} s"
+
+
+class SegmentTable(DataTable):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.labels: list[Label] = []
+
+    def on_mount(self) -> None:
+        self.add_column("label", width=13)
+        self.add_column("range", width=19)
+        self.add_column("origin", width=6)
+        self.add_column("taxonomy", width=9)
+
+    def show_labels(self, labels: Sequence[Label], colour_of: Callable[[Label], str]) -> None:
+        """Replace the rows; the cursor stays on the same label when it is still there."""
+        kept = self.current.label_id if self.current else None
+        self.labels = list(labels)
+        self.clear()
+        for label in self.labels:
+            self.add_row(Text("■ " + label.label, style=colour_of(label)), describe_range(label), str(label.origin),
+                         label.taxonomy, key=str(label.label_id))
+        index = next((n for n, label in enumerate(self.labels) if label.label_id == kept), 0)
+        if self.labels:
+            self.move_cursor(row=index)
+
+    @property
+    def current(self) -> Label | None:
+        if not self.labels or not 0 <= self.cursor_row < len(self.labels):
+            return None
+        return self.labels[self.cursor_row]
