@@ -180,3 +180,34 @@ async def test_export_writes_onnx_and_lgbm_is_refused_with_the_engines_message(w
         await pilot.press("enter")
         assert "lgbm models cannot be exported to ONNX" in await wait_idle(pilot, screen, "the refusal")
     assert not (tmp_path / "gbm.onnx").exists()
+
+
+async def test_a_version_that_failed_its_gates_is_activated_only_when_forced_with_a_reason(ws):
+    from engine.gates.core import GateReport, GateResult
+    from engine.gates.store import save_report
+
+    failing = GateReport(subject={"model": "drums@2"}, settings={}, results=[
+        GateResult(gate="model.accuracy_ci_low", title="accuracy CI lower bound", passed=False, value=0.4,
+                   threshold=">= 0.8")])
+    save_report(ws, failing, model_id=resolve(ws, "drums@2").model_id)
+    app = make_app(ws.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_models(app, pilot)
+        await go_to(pilot, screen, "drums@2")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the offer to force")
+        assert "failed its last gate report" in shown_text(app.screen.query_one(Label))
+        await pilot.press("n")
+        assert active_versions(ws) == set()
+
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the offer to force, again")
+        await pilot.press("y")
+        assert isinstance(app.screen, PromptDialog)
+        for key in "known noisy pack":
+            await pilot.press(key if key != " " else "space")
+        await pilot.press("enter")
+        assert "drums@2 is active" in await wait_idle(pilot, screen, "the forced activation")
+    assert active_versions(ws) == {"drums@2"}
+    (entry,) = activation_history(ws, "drums")
+    assert entry["forced"] is True and entry["reason"].startswith("known noisy pack")

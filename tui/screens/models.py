@@ -105,12 +105,11 @@ class ModelsScreen(Screen):
                          reason: str | None = None, gated: bool = False) -> None:
         from engine.inference import activate_and_infer
 
-        options = {"forced": True} if forced else {}  # `forced` arrives with the readiness gates (issue 5)
         try:
             active, previous, stored = activate_and_infer(self.app.workspace, ref, rollback=rollback, reason=reason,
-                                                          reporter=MessageReporter(self, min_step=16), **options)
+                                                          forced=forced, reporter=MessageReporter(self, min_step=16))
         except InputError as error:
-            if gated and not rollback and not forced:
+            if gated and not rollback and not forced:  # a version with a gate report: refused for failed gates
                 self.post_message(ActivationRefused(ref, str(error)))
             else:
                 self.post_message(Done(str(error), error=True))
