@@ -168,3 +168,29 @@ def test_without_sound_the_player_says_why_and_the_playhead_still_moves(monkeypa
     silent.stop()
     assert silent.position() is None
     assert Playing(0.0, 1.0, False, 0.0).position(2.0) is None  # a one-shot play ends
+
+
+def test_saving_while_another_thread_reads_waits_its_turn(track_workspace):
+    """The TUI saves labels in one thread while a screen reads read-only in another: in one process
+    DuckDB refuses the second way of opening the file, and the workspace waits instead of failing."""
+    import threading
+
+    clip_id = clip_id_of(track_workspace, "track.wav")
+    history, failures = LabelHistory(track_workspace), []
+
+    def read_many() -> None:
+        for _ in range(30):
+            try:
+                with track_workspace.db.transaction(read_only=True) as con:
+                    con.execute("SELECT count(*) FROM labels").fetchone()
+            except Exception as error:  # noqa: BLE001 - the test reports whatever escapes
+                failures.append(error)
+
+    readers = [threading.Thread(target=read_many) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for label in ("kick", "snare", "tom", "crash", "ride") * 3:
+        history.label(load_clip_state(track_workspace, clip_id), label, taxonomy="drums")
+    for reader in readers:
+        reader.join()
+    assert failures == [] and user_labels(track_workspace, clip_id) == [("ride", "whole")]

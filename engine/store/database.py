@@ -38,6 +38,10 @@ def _busy_timeout_from_env() -> float:
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     text = str(error)
+    if isinstance(error, (duckdb.ConnectionException, duckdb.ResourceInUseException)):
+        # This process holds the file open the other way (read-only vs read-write) in another
+        # thread, e.g. the TUI saving a label while a screen reads: wait for it like for a lock.
+        return "different configuration" in text or "already attached" in text
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
 
 
@@ -54,7 +58,7 @@ class Database:
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as error:
+            except (duckdb.IOException, duckdb.ConnectionException, duckdb.ResourceInUseException) as error:
                 if not _is_lock_conflict(error):
                     raise
                 if time.monotonic() >= deadline:
