@@ -40,14 +40,6 @@ def render_results(report) -> None:
     stdout.print(f"{verdict}: {summary}" + (" (halted at the first failure)" if report.halted else ""))
 
 
-def _model_context(workspace, version, test: Path | None, ood: Path | None, reporter, cancel):
-    try:
-        from engine.gates.model import ModelContext
-    except ImportError:
-        raise InputError("model gates are not available yet (engine.gates.model has no ModelContext)") from None
-    return ModelContext(workspace, version, test_folder=test, ood_folder=ood, reporter=reporter, cancel=cancel)
-
-
 @gates_app.command("run")
 @handles_errors
 def gates_run(
@@ -67,37 +59,20 @@ def gates_run(
 ) -> None:
     """Run the dataset gates (and the model gates with --model); the report goes to <workspace>/reports/
     as JSON and HTML and into the workspace's gate history."""
-    from engine.gates.core import load_settings, merge_reports, run_gates
-    from engine.gates.dataset import DatasetContext
-    from engine.gates.report import write_html, write_json, write_to_workspace
-    from engine.gates.store import save_report
-    from engine.registry import resolve
+    from engine.gates.report import write_html, write_json
+    from engine.gates.runner import run_and_store
 
-    if (test or ood) and not model:
-        raise InputError("--test and --ood score a model; give --model NAME@N too")
-    settings = load_settings(config)
     workspace = open_workspace(ctx)
-    version = resolve(workspace, model) if model else None
-    taxonomy = taxonomy or (version.task_taxonomy(workspace) if version else None)
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
-        dataset = DatasetContext(workspace, taxonomy, features, reporter, cancel, workers=workers)
-        subject = dataset.subject()
-        reports = [run_gates("dataset", dataset, settings, subject=subject, halt_on_first_failure=halt,
-                             reporter=reporter, cancel=cancel)]
-        if version is not None and not (halt and not reports[0].passed):
-            context = _model_context(workspace, version, test, ood, reporter, cancel)
-            reports.append(run_gates("model", context, settings, subject=subject, halt_on_first_failure=halt,
-                                     reporter=reporter, cancel=cancel))
-    if version is not None:
-        subject = {**subject, "model": version.ref, "model_id": version.model_id}
-    report = merge_reports(reports, subject)
-    json_path, html_path = write_to_workspace(workspace, report)
+        run = run_and_store(workspace, config=config, taxonomy=taxonomy, model=model, test=test, ood=ood,
+                            features=features, halt_on_first_failure=halt, workers=workers, reporter=reporter,
+                            cancel=cancel)
+    report, report_id, json_path, html_path = run.report, run.report_id, run.json_path, run.html_path
     files = {"json": str(json_path), "html": str(html_path)}
     if out:
         files["out"] = str(write_json(report, out))
     if html:
         files["html_copy"] = str(write_html(report, html))
-    report_id = save_report(workspace, report, model_id=version.model_id if version else None, path=str(json_path))
     document = {"report_id": report_id, "files": files, "report": report.to_dict()}
 
     def render() -> None:

@@ -140,6 +140,29 @@ class JobLog:
             )
 
 
+class JobReporter:
+    """A progress reporter (engine.progress.Reporter) that writes into a job's record, so work
+    written for the CLI's progress bar reports the same way inside a worker process."""
+
+    def __init__(self, job: JobLog) -> None:
+        self.job = job
+        self.task = ""
+        self.total: int | None = None
+        self.completed = 0
+
+    def start(self, task: str, total: int | None) -> None:
+        self.task, self.total, self.completed = task, total, 0
+        self.job.progress(0.0, task, force=True)
+
+    def advance(self, amount: int = 1) -> None:
+        self.completed += amount
+        if self.total:
+            self.job.progress(min(self.completed / self.total, 1.0), f"{self.task} {self.completed}/{self.total}")
+
+    def note(self, message: str) -> None:
+        self.job.event("log", {"message": message})
+
+
 def _jobs_where(workspace, condition: str, params: list, limit: int) -> list[JobRecord]:
     """Jobs matching a condition, newest first; one whose process died is marked interrupted first."""
     query = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {condition} ORDER BY created_at DESC LIMIT ?"

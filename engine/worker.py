@@ -30,6 +30,10 @@ def _runner(kind: str):
         from engine.training.run import run_training
 
         return run_training
+    if kind == "gates":
+        from engine.gates.runner import run_gates_job
+
+        return run_gates_job
     raise WorkbenchError(f"no worker for jobs of kind {kind!r}")
 
 

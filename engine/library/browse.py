@@ -63,10 +63,15 @@ def _conditions(query: str) -> tuple[list[str], dict]:
     return conditions, params
 
 
-def browse(workspace, query: str = "", *, sort: str = "path", offset: int = 0, limit: int | None = 500) -> Page:
-    """One page of the clips matching `query`, in `sort` order; `limit=None` gives them all (the
-    TUI's table holds every matching row and draws only the visible ones)."""
+def browse(workspace, query: str = "", *, sort: str = "path", offset: int = 0, limit: int | None = 500,
+           clip_ids: list[str] | None = None) -> Page:
+    """One page of the clips matching `query` (and among `clip_ids` when given), in `sort` order;
+    `limit=None` gives them all (the TUI's table holds every matching row and draws only the
+    visible ones)."""
     conditions, params = _conditions(query)
+    if clip_ids is not None:
+        conditions.append("c.clip_id IN (SELECT unnest($clip_ids))")
+        params["clip_ids"] = list(clip_ids)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     source = (
         "FROM clips c "

@@ -42,6 +42,7 @@ class LibraryScreen(Screen):
         self._generation = 0
         self._filter_timer: Timer | None = None
         self._counts_requested = False
+        self.only: tuple[list[str], str] | None = None  # clip ids another screen asked to show, and why
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -64,13 +65,13 @@ class LibraryScreen(Screen):
     # -- loading ----------------------------------------------------------------------------
     def refresh_page(self) -> None:
         self._generation += 1
-        self.load_page(self.query_one(Input).value, self.sort, self._generation)
+        self.load_page(self.query_one(Input).value, self.sort, self._generation, self.only[0] if self.only else None)
 
     @work(thread=True, group="library-page")
-    def load_page(self, query: str, sort: str, generation: int) -> None:
+    def load_page(self, query: str, sort: str, generation: int, clip_ids: list[str] | None) -> None:
         if generation != self._generation:
             return  # typing went on while this waited for a thread
-        page = browse(self.app.workspace, query, sort=sort, limit=None)
+        page = browse(self.app.workspace, query, sort=sort, limit=None, clip_ids=clip_ids)
         self.app.call_from_thread(self.show_page, page, generation)
 
     @work(thread=True, group="library-readiness", exclusive=True)
@@ -85,7 +86,8 @@ class LibraryScreen(Screen):
         current = table.current
         table.show_rows(page.rows, keep_clip=current.clip_id if current else None)
         self.page = page
-        self.query_one("#library-status", Label).update(f"{page.total:,} clips · sorted by {self.sort}")
+        among = f" of the {len(self.only[0]):,} from {self.only[1]} (escape shows all)" if self.only else ""
+        self.query_one("#library-status", Label).update(f"{page.total:,} clips{among} · sorted by {self.sort}")
         if not self._counts_requested:
             self._counts_requested = True
             self.refresh_readiness()
@@ -103,8 +105,17 @@ class LibraryScreen(Screen):
         self.query_one(Input).focus()
 
     def action_clear_filter(self) -> None:
+        if self.only and not self.query_one(Input).value:
+            self.only = None
+            self.refresh_page()
         self.query_one(Input).value = ""
         self.query_one(ClipTable).focus()
+
+    def show_only(self, clip_ids: list[str], why: str) -> None:
+        """List just these clips (e.g. the ones behind a failing gate) until escape."""
+        self.only = (list(clip_ids), why)
+        self.query_one(Input).value = ""
+        self.refresh_page()
 
     def action_next_sort(self) -> None:
         names = list(SORTS)

@@ -1,0 +1,258 @@
+"""Gates: the readiness checks of the dataset (and of a chosen model version) as a pass/fail table.
+
+`r` runs them as a gates job in its own process (the event loop only follows its progress); the
+newest stored report is shown when the screen opens and whenever the chosen version changes.
+Enter on a check lists what fails; `o` opens those clips in the library.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Select
+
+from engine.errors import WorkbenchError
+from engine.gates.core import GateResult
+from engine.gates.items import clips_behind
+from engine.gates.store import StoredReport, latest_report
+from engine.jobs import FINAL_STATES, get_job, request_cancel, spawn_job
+from engine.registry import ModelVersion, list_versions
+
+DATASET_ONLY = "dataset only"
+POLL_S = 0.5
+STATUS_MARKUP = {"PASS": "[b green]PASS[/]", "FAIL": "[b red]FAIL[/]", "SKIP": "[dim]SKIP[/]"}
+
+
+
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None or isinstance(value, (dict, list)) else str(value)
+
+
+def _item_text(item: dict) -> str:
+    """One line for a failing item: file names rather than full paths and clip hashes, then the
+    measurements."""
+    def short(key: str, value) -> str:
+        if isinstance(value, dict):
+            return short("path", value["path"]) if "path" in value else short("clip_id", value.get("clip_id", value))
+        if key == "path" and isinstance(value, str):
+            return value.rsplit("/", 1)[-1]
+        if key == "clip_id" and isinstance(value, str):
+            return value[:10]
+        if isinstance(value, list):
+            return f"[{len(value)}]" if len(value) > 4 else ", ".join(map(str, value))
+        return _value(value)
+    lead = [short("path", item["path"])] if "path" in item else []
+    rest = [f"{key}={short(key, value)}" for key, value in item.items() if key not in ("path", "clip_id") or not lead]
+    return "  ".join(lead + rest)
+
+
+class ReportLoaded(Message):
+    def __init__(self, stored: StoredReport | None, versions: list[ModelVersion] | None) -> None:
+        super().__init__()
+        self.stored, self.versions = stored, versions
+
+
+class RunFollowed(Message):
+    def __init__(self, state: str, progress: float, message: str | None, error: str | None) -> None:
+        super().__init__()
+        self.state, self.progress, self.message, self.error = state, progress, message, error
+
+
+class GatesScreen(Screen):
+    BINDINGS = [
+        Binding("r", "run", "Run gates"),
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("enter", "open_check", "What fails", show=False),
+        Binding("o", "open_in_library", "Clips in library"),
+        Binding("m", "focus_model", "Model"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: StoredReport | None = None
+        self.job_id: str | None = None
+        self._poll: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="gates-bar"):
+            yield Select([], prompt=DATASET_ONLY, id="gates-model", allow_blank=True)
+            yield Label("", id="gates-verdict")
+        yield DataTable(id="gates-table", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="gates-detail"):
+            yield Label("", id="gates-detail-title")
+            yield DataTable(id="gates-items", cursor_type="row", show_header=False)
+        with Horizontal(id="gates-status"):
+            yield Label("", id="gates-message")
+            yield ProgressBar(id="gates-progress", show_eta=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#gates-table", DataTable).add_columns("check", "value", "threshold", "", "detail")
+        self.query_one("#gates-items", DataTable).add_column("item")
+        self.query_one("#gates-progress").display = False
+        self.query_one("#gates-table").focus()
+        self.load_report(None, with_versions=True)
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def model_ref(self) -> str | None:
+        select = self.query_one("#gates-model", Select)
+        return None if select.is_blank() else str(select.value)
+
+    @work(thread=True, group="gates-load", exclusive=True)
+    def load_report(self, model_ref: str | None, with_versions: bool = False) -> None:
+        versions = list_versions(self.app.workspace) if with_versions else None
+        model_id = None
+        if model_ref:
+            model_id = next((v.model_id for v in versions or list_versions(self.app.workspace) if v.ref == model_ref), None)
+        self.post_message(ReportLoaded(latest_report(self.app.workspace, model_id), versions))
+
+    def on_report_loaded(self, message: ReportLoaded) -> None:
+        if message.versions is not None:
+            choices = [(f"{v.ref}{' (active)' if v.is_active else ''}", v.ref) for v in message.versions]
+            self.query_one("#gates-model", Select).set_options(choices)
+        self.show_report(message.stored)
+
+    def show_report(self, stored: StoredReport | None) -> None:
+        self.stored = stored
+        table = self.query_one("#gates-table", DataTable)
+        table.clear()
+        verdict = self.query_one("#gates-verdict", Label)
+        if stored is None:
+            verdict.update("no gate report yet · r runs the checks")
+            self.show_check(None)
+            return
+        report = stored.report
+        for result in report.results:
+            table.add_row(result.gate.split(".", 1)[1], _value(result.value), result.threshold,
+                          STATUS_MARKUP[result.status], result.detail, key=result.gate)
+        failed = len(report.failures)
+        subject = report.subject.get("model") or f"dataset {report.subject.get('taxonomy', '')}".strip()
+        verdict.update(f"{STATUS_MARKUP['PASS' if report.passed else 'FAIL']} {subject} · "
+                       f"{failed} of {len(report.results)} failing · report {stored.report_id}, "
+                       f"{stored.created_at:%Y-%m-%d %H:%M}")
+        first_failure = next((n for n, r in enumerate(report.results) if r.passed is False), 0)
+        table.move_cursor(row=first_failure)
+        self.show_check(self.current_check)
+
+    @property
+    def current_check(self) -> GateResult | None:
+        table = self.query_one("#gates-table", DataTable)
+        if self.stored is None or not self.stored.report.results:
+            return None
+        return self.stored.report.results[min(table.cursor_row, len(self.stored.report.results) - 1)]
+
+    def show_check(self, result: GateResult | None) -> None:
+        items = self.query_one("#gates-items", DataTable)
+        items.clear()
+        title = self.query_one("#gates-detail-title", Label)
+        if result is None:
+            title.update("")
+            return
+        behind = f"{len(result.items)} item(s) · o opens their clips in the library" if result.items else "no items"
+        title.update(f"{STATUS_MARKUP[result.status]} {result.title} · {behind}")
+        for item in result.items:
+            items.add_row(_item_text(item))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "gates-table":
+            self.show_check(self.current_check)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.load_report(self.model_ref)
+
+    # -- running ----------------------------------------------------------------------------
+    def action_run(self) -> None:
+        if self.job_id is not None:
+            self.notify("a gate run is already going; c cancels it", severity="warning")
+            return
+        self.start_run(self.model_ref)
+
+    @work(thread=True, group="gates-run")
+    def start_run(self, model_ref: str | None) -> None:
+        params = {"model": model_ref} if model_ref else {}
+        try:
+            job_id = spawn_job(self.app.workspace, "gates", params)
+        except WorkbenchError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self._follow, job_id)
+
+    def _follow(self, job_id: str) -> None:
+        self.job_id = job_id
+        bar = self.query_one("#gates-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=1.0, progress=0)
+        self.query_one("#gates-message", Label).update(f"running gates ({job_id}) · c cancels")
+        self._poll = self.set_interval(POLL_S, self.poll_run)
+
+    def poll_run(self) -> None:
+        if self.job_id is not None:
+            self.read_run(self.job_id)
+
+    @work(thread=True, group="gates-poll", exclusive=True)
+    def read_run(self, job_id: str) -> None:
+        job = get_job(self.app.workspace, job_id)
+        self.post_message(RunFollowed(job.state, job.progress, job.message, job.error))
+
+    def on_run_followed(self, message: RunFollowed) -> None:
+        if self.job_id is None:
+            return
+        self.query_one("#gates-progress", ProgressBar).update(progress=message.progress)
+        if message.state not in FINAL_STATES:
+            self.query_one("#gates-message", Label).update(f"{message.message or message.state} · c cancels")
+            return
+        if self._poll is not None:
+            self._poll.stop()
+        self.job_id = None
+        self.query_one("#gates-progress").display = False
+        outcome = "finished" if message.state == "completed" else f"{message.state}: {message.error or ''}"
+        self.query_one("#gates-message", Label).update(f"gate run {outcome}")
+        if message.state == "completed":
+            self.load_report(self.model_ref)
+        else:
+            self.notify(f"gate run {outcome}", severity="error" if message.state == "failed" else "warning")
+
+    def action_cancel_run(self) -> None:
+        if self.job_id is None:
+            self.notify("no gate run is going")
+            return
+        self.cancel_run(self.job_id)
+
+    @work(thread=True, group="gates-cancel")
+    def cancel_run(self, job_id: str) -> None:
+        request_cancel(self.app.workspace, job_id)
+
+    # -- going to the clips -----------------------------------------------------------------
+    def action_open_check(self) -> None:
+        self.query_one("#gates-items", DataTable).focus()
+
+    def action_focus_model(self) -> None:
+        self.query_one("#gates-model", Select).focus()
+
+    def action_open_in_library(self) -> None:
+        result = self.current_check
+        if result is None or not result.items:
+            self.notify("this check names no clips")
+            return
+        self.find_clips(result)
+
+    @work(thread=True, group="gates-clips", exclusive=True)
+    def find_clips(self, result: GateResult) -> None:
+        clip_ids = clips_behind(self.app.workspace, result)
+        self.app.call_from_thread(self._show_in_library, clip_ids, result)
+
+    async def _show_in_library(self, clip_ids: list[str], result: GateResult) -> None:
+        if not clip_ids:
+            self.notify(f"{result.title}: its items name classes, not clips")
+            return
+        await self.app.switch_mode("library")
+        self.app.screen.show_only(clip_ids, f"gate {result.gate}")
