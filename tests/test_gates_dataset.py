@@ -213,3 +213,13 @@ def test_the_subject_names_what_was_checked(template):
     assert subject["class_counts"] == {"hihat_closed": 18, "kick": 18, "snare": 18}
     assert subject["split_by"] == "group" and subject["segments"] == 54 and subject["unknown_labels"] == {}
     assert len(subject["dataset_fingerprint"]) == 16
+
+
+def test_a_workspace_without_labels_gets_a_report_not_a_crash(tmp_path):
+    from engine.gates.runner import run_and_store
+
+    run = run_and_store(Workspace.open(tmp_path / "empty"))
+    results = {result.gate: result for result in run.report.results}
+    assert results["dataset.class_count"].passed is False
+    assert results["dataset.near_duplicates"].passed is True and results["dataset.min_class_count"].passed is None
+    assert run.json_path.exists() and run.html_path.exists()

@@ -23,9 +23,10 @@ SCALE_FLOOR = 1e-6
 
 def unit_rows(features: np.ndarray) -> np.ndarray:
     """Z-scored features (per column), each row scaled to unit length; float32."""
-    features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    features = np.asarray(features, dtype=np.float64)
     if not len(features):
-        return features.astype(np.float32)
+        return np.zeros((0, 0), dtype=np.float32)
+    features = features.reshape(len(features), -1)
     standardised = (features - features.mean(axis=0)) / np.maximum(features.std(axis=0), SCALE_FLOOR)
     norms = np.linalg.norm(standardised, axis=1, keepdims=True)
     return (standardised / np.maximum(norms, SCALE_FLOOR)).astype(np.float32)
