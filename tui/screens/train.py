@@ -131,6 +131,7 @@ class TrainScreen(Screen):
     def on_mount(self) -> None:
         self.query_one(JobStatus).show(None, None)
         self.query_one(LossCurve).show(None)
+        self.query_one(JobsTable).focus()
         self.load_form_options()
         self._timer = self.set_interval(POLL_S, self.poll)
         self.poll()

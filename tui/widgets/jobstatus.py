@@ -1,16 +1,20 @@
-"""One job at a glance: model, state, epoch, progress bar and ETA (or why it ended)."""
+"""One job at a glance, on one line: model, state, epoch, ETA and a progress bar (or why it ended).
+The most useful parts come first, so a narrow terminal cuts only the least useful."""
 
 from __future__ import annotations
 
-from rich.progress_bar import ProgressBar
-from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
 from engine.jobs import ACTIVE_STATES, JobRecord
 from engine.training.curve import TrainingCurve, format_duration
 
-BAR_WIDTH = 16
+BAR_WIDTH = 12
+
+
+def progress_bar(fraction: float, width: int = BAR_WIDTH) -> Text:
+    filled = max(0, min(width, round(fraction * width)))
+    return Text.assemble(("━" * filled, "cyan"), ("─" * (width - filled), "dim"))
 
 
 class JobStatus(Static):
@@ -19,18 +23,23 @@ class JobStatus(Static):
             self.update(Text("No job selected. Fill in the form and press s to train.", style="dim"))
             return
         params = job.params or {}
-        title = Text.assemble((f"{params.get('name', job.kind)} ", "bold"), f"{params.get('model', '')} ",
-                              (job.job_id[-6:], "dim"))
-        line = Table.grid(padding=(0, 1))
+        line = Text.assemble((f"{params.get('name', job.kind)} ", "bold"), f"{params.get('model', '')}  ")
         if job.state in ACTIVE_STATES:
             last = curve.last if curve else {}
-            epoch = f"epoch {last['epoch']}/{last['total_epochs']}" if last else (job.message or "")
-            eta = f"ETA {format_duration(curve.eta_s())}" if curve and curve.eta_s() is not None else ""
-            line.add_row(title, Text(job.state, style="bold cyan"),
-                         ProgressBar(total=1.0, completed=job.progress, width=BAR_WIDTH), epoch, eta)
+            line.append(job.state, style="bold cyan")
+            line.append(f"  epoch {last['epoch']}/{last['total_epochs']}" if last else f"  {job.message or ''}")
+            eta = curve.eta_s() if curve else None
+            if eta is not None:
+                line.append(f"  ETA {format_duration(eta)}")
+            line.append("  ")
+            line.append_text(progress_bar(job.progress))
         elif job.state == "completed":
-            line.add_row(title, Text("completed", style="green"), (job.result or {}).get("model", ""))
+            line.append("completed", style="green")
+            line.append(f"  {(job.result or {}).get('model', '')}")
         else:
-            line.add_row(title, Text(job.state, style="red" if job.state != "cancelled" else "yellow"),
-                         Text(job.error or "", overflow="ellipsis", no_wrap=True))
+            line.append(job.state, style="yellow" if job.state == "cancelled" else "red")
+            line.append(f"  {job.error or ''}")
+        line.append(f"  {job.job_id[-6:]}", style="dim")
+        line.no_wrap = True
+        line.overflow = "ellipsis"
         self.update(line)

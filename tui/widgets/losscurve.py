@@ -11,7 +11,7 @@ from engine.training.curve import TrainingCurve
 
 # (series key, label, axis side, colour: a name plotext and rich both know)
 LINES = (("train_loss", "train loss", "left", "cyan"), ("val_loss", "val loss", "left", "magenta"),
-         ("val_metric", "val acc (right axis)", "right", "green"))
+         ("val_metric", "val acc (right)", "right", "green"))
 
 
 def legend() -> Text:
