@@ -81,11 +81,13 @@ def browse(workspace, query: str = "", *, sort: str = "path", offset: int = 0, l
         "           WHERE segment_key = 'whole' AND model_id IN (SELECT model_id FROM model_versions WHERE is_active) "
         "           QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY confidence DESC) = 1) p USING (clip_id) "
     )
+    select = (f"SELECT c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence "
+              f"{source} {where} ORDER BY {SORTS.get(sort, SORTS['path'])}")
     with workspace.db.transaction(read_only=True) as con:
-        total = con.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0]
-        rows = con.execute(
-            f"SELECT c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence "
-            f"{source} {where} ORDER BY {SORTS.get(sort, SORTS['path'])} LIMIT $limit OFFSET $offset",
-            {**params, "limit": limit if limit is not None else total, "offset": offset},
-        ).fetchall()
+        if limit is None:
+            rows = con.execute(f"{select} OFFSET $offset", {**params, "offset": offset}).fetchall()
+            total = offset + len(rows)
+        else:
+            total = con.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0]
+            rows = con.execute(f"{select} LIMIT $limit OFFSET $offset", {**params, "limit": limit, "offset": offset}).fetchall()
     return Page(list(map(ClipRow._make, rows)), total)

@@ -22,6 +22,7 @@ from tui.widgets.cliptable import ClipTable
 from tui.widgets.readiness import ReadinessPanel
 
 PANEL_MIN_WIDTH = 100  # narrower terminals give the table all the room; `p` shows the panel anyway
+FIRST_SCREENFUL = 200  # rows fetched before the whole list when the table is empty
 FILTER_DELAY_S = 0.12  # a filter query starts once typing pauses this long
 FILTER_HELP = "filter: words in the path, label:kick source:808 predicted:snare unlabelled low disagrees"
 
@@ -71,6 +72,12 @@ class LibraryScreen(Screen):
     def load_page(self, query: str, sort: str, generation: int, clip_ids: list[str] | None) -> None:
         if generation != self._generation:
             return  # typing went on while this waited for a thread
+        if not self.page.rows:  # the first screenful first, so a big library is usable at once
+            first = browse(self.app.workspace, query, sort=sort, limit=FIRST_SCREENFUL, clip_ids=clip_ids)
+            if len(first.rows) == first.total:
+                self.app.call_from_thread(self.show_page, first, generation)
+                return
+            self.app.call_from_thread(self.show_page, first, generation, loading=True)
         page = browse(self.app.workspace, query, sort=sort, limit=None, clip_ids=clip_ids)
         self.app.call_from_thread(self.show_page, page, generation)
 
@@ -79,7 +86,7 @@ class LibraryScreen(Screen):
         stats = workspace_stats(self.app.workspace)
         self.app.call_from_thread(self.query_one(ReadinessPanel).show, stats.taxonomies if stats.clips_labelled else [])
 
-    def show_page(self, page: Page, generation: int) -> None:
+    def show_page(self, page: Page, generation: int, loading: bool = False) -> None:
         if generation != self._generation:
             return  # a newer query is on its way
         table = self.query_one(ClipTable)
@@ -87,8 +94,9 @@ class LibraryScreen(Screen):
         table.show_rows(page.rows, keep_clip=current.clip_id if current else None)
         self.page = page
         among = f" of the {len(self.only[0]):,} from {self.only[1]} (escape shows all)" if self.only else ""
-        self.query_one("#library-status", Label).update(f"{page.total:,} clips{among} · sorted by {self.sort}")
-        if not self._counts_requested:
+        shown = f"first {len(page.rows)} of {page.total:,} clips, loading the rest…" if loading else f"{page.total:,} clips"
+        self.query_one("#library-status", Label).update(f"{shown}{among} · sorted by {self.sort}")
+        if not loading and not self._counts_requested:
             self._counts_requested = True
             self.refresh_readiness()
 
