@@ -52,9 +52,12 @@ def save_report(workspace, report: GateReport, *, model_id: int | None = None, p
     return report_id
 
 
-def latest_report(workspace, model_id: int | None = None) -> StoredReport | None:
-    """The newest stored report: of a model version when `model_id` is given, else of any run."""
+def latest_report(workspace, model_id: int | None = None, *, scope: str | None = None) -> StoredReport | None:
+    """The newest stored report: of a model version when `model_id` is given, else of any run
+    (or of the given `scope`: "dataset" for runs without a model)."""
     where, args = ("WHERE model_id = ?", [model_id]) if model_id is not None else ("", [])
+    if scope is not None:
+        where, args = (f"{where} AND scope = ?" if where else "WHERE scope = ?"), [*args, scope]
     with workspace.db.transaction(read_only=True) as con:
         row = con.execute(f"SELECT {COLUMNS} FROM gate_reports {where} ORDER BY report_id DESC LIMIT 1",
                           args).fetchone()

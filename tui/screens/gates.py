@@ -95,11 +95,11 @@ class GatesScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#gates-table", DataTable).add_columns("check", "value", "threshold", "", "detail")
+        self.query_one("#gates-table", DataTable).add_columns("", "check", "value", "threshold", "detail")
         self.query_one("#gates-items", DataTable).add_column("item")
         self.query_one("#gates-progress").display = False
         self.query_one("#gates-table").focus()
-        self.load_report(None, with_versions=True)
+        self.load_report(None, with_versions=True, newest_of_any=True)
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -108,17 +108,28 @@ class GatesScreen(Screen):
         return None if select.is_blank() else str(select.value)
 
     @work(thread=True, group="gates-load", exclusive=True)
-    def load_report(self, model_ref: str | None, with_versions: bool = False) -> None:
+    def load_report(self, model_ref: str | None, with_versions: bool = False, newest_of_any: bool = False) -> None:
+        """The newest report of the chosen version, or of the dataset alone; on opening, the newest
+        of any run (and the version it gated becomes the choice)."""
         versions = list_versions(self.app.workspace) if with_versions else None
-        model_id = None
-        if model_ref:
+        if newest_of_any:
+            stored = latest_report(self.app.workspace)
+        elif model_ref:
             model_id = next((v.model_id for v in versions or list_versions(self.app.workspace) if v.ref == model_ref), None)
-        self.post_message(ReportLoaded(latest_report(self.app.workspace, model_id), versions))
+            stored = latest_report(self.app.workspace, model_id) if model_id is not None else None
+        else:
+            stored = latest_report(self.app.workspace, scope="dataset")
+        self.post_message(ReportLoaded(stored, versions))
 
     def on_report_loaded(self, message: ReportLoaded) -> None:
+        select = self.query_one("#gates-model", Select)
         if message.versions is not None:
             choices = [(f"{v.ref}{' (active)' if v.is_active else ''}", v.ref) for v in message.versions]
-            self.query_one("#gates-model", Select).set_options(choices)
+            select.set_options(choices)
+            gated = message.stored.report.subject.get("model") if message.stored else None
+            if gated in {v.ref for v in message.versions}:
+                with self.prevent(Select.Changed):
+                    select.value = gated
         self.show_report(message.stored)
 
     def show_report(self, stored: StoredReport | None) -> None:
@@ -132,13 +143,12 @@ class GatesScreen(Screen):
             return
         report = stored.report
         for result in report.results:
-            table.add_row(result.gate.split(".", 1)[1], _value(result.value), result.threshold,
-                          STATUS_MARKUP[result.status], result.detail, key=result.gate)
+            table.add_row(STATUS_MARKUP[result.status], result.gate.split(".", 1)[1], _value(result.value),
+                          result.threshold, result.detail, key=result.gate)
         failed = len(report.failures)
         subject = report.subject.get("model") or f"dataset {report.subject.get('taxonomy', '')}".strip()
         verdict.update(f"{STATUS_MARKUP['PASS' if report.passed else 'FAIL']} {subject} · "
-                       f"{failed} of {len(report.results)} failing · report {stored.report_id}, "
-                       f"{stored.created_at:%Y-%m-%d %H:%M}")
+                       f"{failed}/{len(report.results)} failing · {stored.created_at:%Y-%m-%d %H:%M}")
         first_failure = next((n for n, r in enumerate(report.results) if r.passed is False), 0)
         table.move_cursor(row=first_failure)
         self.show_check(self.current_check)
