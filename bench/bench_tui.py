@@ -86,7 +86,7 @@ async def time_to_usable(workspace_root: Path, clip_id: str, size: tuple[int, in
         usable = None
         screen.open_clip(clip_id)
         while True:
-            await pilot.pause(0.005)
+            await pilot.pause(0.02)
             highs = screen.query_one(Waveform).envelope.highs
             opened = screen.state is not None and screen.state.clip.clip_id == clip_id
             if usable is None and opened and highs.size and not np.isnan(highs).all():

@@ -194,3 +194,12 @@ def test_saving_while_another_thread_reads_waits_its_turn(track_workspace):
     for reader in readers:
         reader.join()
     assert failures == [] and user_labels(track_workspace, clip_id) == [("ride", "whole")]
+
+
+def test_a_cancelled_decode_stops_and_says_it_is_not_complete(tmp_path):
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    preview = decode_preview(write_tone(tmp_path / "t.wav", seconds=3.0), cancel=stop)
+    assert not preview.complete and preview.decoded_fraction == 0.0

@@ -8,6 +8,7 @@ in worker threads; the event loop only draws.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -115,6 +116,7 @@ class LabelScreen(Screen):
         self._generation = 0
         self._view_generation = 0
         self._status_message = ""
+        self._decoding = threading.Event()
 
     # -- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -156,26 +158,36 @@ class LabelScreen(Screen):
         if self.clip_id is None:
             self.load_walk_and_first_clip()
 
-    @work(thread=True, group="label-walk", exclusive=True, exit_on_error=False)
+    @work(thread=True, group="label-walk", exit_on_error=False)
     def load_walk_and_first_clip(self) -> None:
         order = library_order(self.app.workspace)
         if order:
-            self.app.call_from_thread(self.open_clip, order[0], ClipWalk(order))
+            self.app.call_from_thread(self.first_clip_found, ClipWalk(order))
+
+    def first_clip_found(self, walk: ClipWalk) -> None:
+        if self.clip_id is None:  # nobody asked for a clip meanwhile (e.g. Enter in the library)
+            self.open_clip(walk.order[0], walk)
 
     def open_clip(self, clip_id: str, walk: ClipWalk | None = None) -> None:
         """Show `clip_id`; `walk` (e.g. the library's filtered list) is what next/previous follow."""
         if walk is not None:
             self.walk = walk
         self.stop_playback()
+        self._decoding.set()  # the previous clip's decode stops; its half preview is not kept
+        self._decoding = threading.Event()
         self._generation += 1
         self.clip_id = clip_id
+        self.preview = None
+        self.query_one(Waveform).clear()
+        self.query_one(Spectrogram).clear()
         self.selection = None
         self.editing = None
         self.set_inputs(None)
-        self.load_clip(clip_id, self._generation)
+        self._status_message = "a class key labels the whole clip · / types a range · ? lists every key"
+        self.load_clip(clip_id, self._generation, self._decoding)
 
-    @work(thread=True, group="label-load", exclusive=True, exit_on_error=False)
-    def load_clip(self, clip_id: str, generation: int) -> None:
+    @work(thread=True, group="label-load", exit_on_error=False)
+    def load_clip(self, clip_id: str, generation: int, cancel: threading.Event) -> None:
         workspace = self.app.workspace
         if not self.taxonomies:
             self.taxonomies = {name: workspace.taxonomies.get(name) for name in workspace.taxonomies.names()}
@@ -185,7 +197,7 @@ class LabelScreen(Screen):
         if cached is not None:
             self.app.call_from_thread(self.preview_started, clip_id, cached, generation)
             return
-        preview = decode_preview(opened.state.clip.path, on_ready=lambda started: self.app.call_from_thread(
+        preview = decode_preview(opened.state.clip.path, cancel=cancel, on_ready=lambda started: self.app.call_from_thread(
             self.preview_started, clip_id, started, generation))
         self.app.call_from_thread(self.preview_finished, clip_id, preview, generation)
 
@@ -225,6 +237,8 @@ class LabelScreen(Screen):
             self._decode_timer.resume()
 
     def preview_finished(self, clip_id: str, preview: Preview, generation: int) -> None:
+        if not preview.complete:
+            return  # cancelled: another clip was opened
         self._previews[clip_id] = preview
         while len(self._previews) > PREVIEWS_KEPT:
             self._previews.popitem(last=False)
@@ -265,7 +279,7 @@ class LabelScreen(Screen):
         state = self.state
         clip = state.clip
         grid = (f"{state.grid.bpm:.1f} bpm {state.grid.beats_per_bar}/4, beats 0–{state.last_beat}"
-                if state.grid else "no beat grid (G detects one)")
+                if state.grid else "no grid: G detects one")
         where = ""
         if self.clip_id in self.walk.order:
             where = f" · {list(self.walk.order).index(self.clip_id) + 1}/{len(self.walk.order)}"
@@ -288,9 +302,10 @@ class LabelScreen(Screen):
         position = f"▼ {clock(self.playhead_s)}"
         if state.grid is not None:
             beat = float(state.grid.beat_at(self.playhead_s))
-            position += f" bar {int(beat // state.grid.beats_per_bar) + 1} beat {beat:.1f}"
-        snap = f"snap {self.snap}" if state.grid else "seconds"
-        self.query_one("#label-snap", Label).update(f"{snap} (g) · [ ] start · {{ }} end")
+            position += (f" bar {int(beat // state.grid.beats_per_bar) + 1} beat {beat:.1f}" if beat >= 0
+                         else " before beat 0")
+        snap = f"snap {self.snap} (g)" if state.grid else "in seconds"
+        self.query_one("#label-snap", Label).update(f"{snap} · [ ] start · {{ }} end")
         editing = f"editing {self.editing.label} — a class key replaces it, esc stops · " if self.editing else ""
         self.query_one("#label-status", Label).update(f"{position} · {editing}{self._status_message}")
 
@@ -303,7 +318,7 @@ class LabelScreen(Screen):
         self.compute_view(self.preview, self.span, waveform.size.width, spectro.size.width, spectro.bands,
                           self._view_generation)
 
-    @work(thread=True, group="label-view", exclusive=True, exit_on_error=False)
+    @work(thread=True, group="label-view", exit_on_error=False)
     def compute_view(self, preview: Preview, span: tuple[float, float], wave_columns: int, spectro_columns: int,
                      bands: int, generation: int) -> None:
         lows, highs = envelope(preview, span[0], span[1], max(2, wave_columns * 2))
@@ -401,7 +416,7 @@ class LabelScreen(Screen):
         self.play_span(self.player, self.state.clip.path, start, end, loop)
         self._playhead_timer.resume()
 
-    @work(thread=True, group="label-play", exclusive=True, exit_on_error=False)
+    @work(thread=True, group="label-play", exit_on_error=False)
     def play_span(self, player: Player, path: str, start: float, end: float, loop: bool) -> None:
         player.play(path, start, end, loop=loop)
 
@@ -629,19 +644,21 @@ class LabelScreen(Screen):
 
     def action_next_unlabelled(self) -> None:
         if self.clip_id is not None:
-            self.walk_to_next("unlabelled", self.clip_id)
+            self.walk_to_next("unlabelled", self.clip_id, self._generation)
 
     def action_next_suspect(self) -> None:
         if self.clip_id is not None:
-            self.walk_to_next("suspect", self.clip_id)
+            self.walk_to_next("suspect", self.clip_id, self._generation)
 
-    @work(thread=True, group="label-walk", exclusive=True, exit_on_error=False)
-    def walk_to_next(self, kind: str, current: str) -> None:
+    @work(thread=True, group="label-walk", exit_on_error=False)
+    def walk_to_next(self, kind: str, current: str, generation: int) -> None:
         wanted = unlabelled_ids(self.app.workspace) if kind == "unlabelled" else suspect_ids(self.app.workspace)
         target = self.walk.next_among(current, wanted)
-        self.app.call_from_thread(self.walked, kind, target)
+        self.app.call_from_thread(self.walked, kind, target, generation)
 
-    def walked(self, kind: str, target: str | None) -> None:
+    def walked(self, kind: str, target: str | None, generation: int) -> None:
+        if generation != self._generation:
+            return  # another clip was opened meanwhile
         if target is None:
             hint = "" if kind == "unlabelled" else " (suspects come from the active model's predictions)"
             self.show_status(f"no {kind} clip left in this list{hint}")
@@ -655,7 +672,7 @@ class LabelScreen(Screen):
             self.show_status("detecting the beat grid…")
             self.detect_grid(self.state.clip.clip_id, self._generation)
 
-    @work(thread=True, group="label-grid", exclusive=True, exit_on_error=False)
+    @work(thread=True, group="label-grid", exit_on_error=False)
     def detect_grid(self, clip_id: str, generation: int) -> None:
         report = detect_grids(self.app.workspace, [clip_id], workers=1)
         message = (f"grid detected: {report.detected[0][1].bpm:.1f} bpm" if report.detected
@@ -663,7 +680,7 @@ class LabelScreen(Screen):
         state = load_clip_state(self.app.workspace, clip_id)
         self.app.call_from_thread(self.state_reloaded, state, generation, message)
 
-    @work(thread=True, group="label-reload", exclusive=True, exit_on_error=False)
+    @work(thread=True, group="label-reload", exit_on_error=False)
     def reload_state(self, clip_id: str, generation: int) -> None:
         state = load_clip_state(self.app.workspace, clip_id)
         self.app.call_from_thread(self.state_reloaded, state, generation, None)

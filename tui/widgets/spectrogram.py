@@ -53,6 +53,10 @@ class Spectrogram(MarkedView):
         """How many frequency bands fit: two per line."""
         return max(2, self.size.height * 2)
 
+    def clear(self) -> None:
+        self.levels = np.zeros((0, 0), dtype=int)
+        self.refresh()
+
     def show_image(self, image: np.ndarray, marks) -> None:
         self.levels = levels_of(image)
         self.show_marks(marks)

@@ -216,6 +216,12 @@ class Waveform(MarkedView, can_focus=True):
         self._lines = braille_rows(envelope.lows, envelope.highs, self.size.height)
         self.show_marks(marks)
 
+    def clear(self) -> None:
+        """Nothing drawn until the next envelope (a new clip is on its way)."""
+        self.envelope = Envelope()
+        self._lines = []
+        self.refresh()
+
     def on_resize(self) -> None:
         self._lines = braille_rows(self.envelope.lows, self.envelope.highs, self.size.height)
 
