@@ -162,6 +162,7 @@ def triage_suspects(
     from engine.gates.dataset import DatasetContext
     from engine.registry import resolve
     from engine.triage import suspects
+    from engine.triage_queue import save_queue
 
     if model and features:
         raise InputError("give --model (its features and task) or --features, not both")
@@ -173,6 +174,7 @@ def triage_suspects(
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         context = DatasetContext(workspace, taxonomy, spec, reporter, cancel, workers=workers)
         found = suspects(context, settings, limit)
+    queue = save_queue(workspace, [s.to_dict() for s in found])
 
     def render() -> None:
         table = Table("#", "kind", "score", "label", "suggested", "path", "detail")
@@ -180,10 +182,12 @@ def triage_suspects(
             table.add_row(str(rank), s.kind, f"{s.score:.3f}", escape(s.label), escape(s.suggested or ""),
                           escape(s.path), escape(s.detail))
         stdout.print(table)
-        stderr.print(f"{len(found)} suspects in {context.taxonomy.name} ({context.spec})")
+        stderr.print(f"{len(found)} suspects in {context.taxonomy.name} ({context.spec}); "
+                     f"the label screen's ! walks them in this order", markup=False)
 
     finish({"taxonomy": context.taxonomy.name, "features": str(context.spec),
-            "model": version.ref if version else None, "suspects": [s.to_dict() for s in found]}, json_out,
+            "model": version.ref if version else None, "suspects": [s.to_dict() for s in found],
+            "queue": str(queue)}, json_out,
            render=render)
 
 

@@ -16,7 +16,8 @@ from engine.library.grids import set_grid
 from engine.library.importer import import_folder
 from engine.library.labels import query_labels
 from engine.library.session import LabelHistory, Selection, load_clip_state, nudge, parse_selection, selection_at
-from engine.library.walk import ClipWalk, library_order, suspect_ids, unlabelled_ids
+from engine.library.walk import ClipWalk, library_order, next_in_queue, suspect_ids, suspect_queue, unlabelled_ids
+from engine.triage_queue import save_queue
 
 
 @pytest.fixture
@@ -136,6 +137,13 @@ def test_walking_finds_next_previous_unlabelled_and_suspect_clips(track_workspac
                          (model_id, track, "kick", 0.4)])
     # second: the model disagrees with its label; track: the model is unsure; first: sure and unlabelled
     assert suspect_ids(track_workspace) == {second, track}
+    assert suspect_queue(track_workspace) == [second, track]
+
+    save_queue(track_workspace, [{"clip_id": track, "kind": "likely_mislabel"}, {"clip_id": first, "kind": "near_duplicate"}])
+    queue = suspect_queue(track_workspace)
+    assert queue == [track, first, second]  # the triage queue first, most suspicious first; then the model's doubts
+    assert next_in_queue(queue, second) is None and next_in_queue(queue, track) == first
+    assert next_in_queue(queue, "not-queued") == track
 
 
 def test_a_preview_fills_part_by_part_and_draws_only_what_is_decoded(tmp_path):

@@ -99,6 +99,9 @@ def test_triage_suspects_command(workspace, template):
     assert planted in [s["clip_id"] for s in answer["suspects"][:3]]
     assert set(answer["suspects"][0]) == {"kind", "score", "clip_id", "path", "label", "source", "segment", "split",
                                           "suggested", "other", "detail"}
+    from engine.library.walk import suspect_queue
+
+    assert suspect_queue(workspace)[:len(answer["suspects"])] == list(dict.fromkeys(s["clip_id"] for s in answer["suspects"]))
     del result
     gc.collect()
     unknown = CliRunner().invoke(app, ["--headless", "--workspace", str(workspace.root), "triage", "suspects",

@@ -42,6 +42,24 @@ def suspect_ids(workspace) -> set[str]:
     return {row[0] for row in rows}
 
 
+def suspect_queue(workspace) -> list[str]:
+    """The clips to audition as suspects, in order: the saved `triage suspects` queue (most
+    suspicious first), then the clips the active model doubts, by path."""
+    from engine.triage_queue import queued_clips
+
+    queue = queued_clips(workspace)
+    doubted = suspect_ids(workspace) - set(queue)
+    return queue + [clip_id for clip_id in library_order(workspace) if clip_id in doubted]
+
+
+def next_in_queue(queue: Sequence[str], current: str) -> str | None:
+    """The clip after `current` in `queue`, or its first when `current` is not queued."""
+    if current not in queue:
+        return queue[0] if queue else None
+    index = queue.index(current) + 1
+    return queue[index] if index < len(queue) else None
+
+
 @dataclass(frozen=True)
 class ClipWalk:
     """An order of clips to walk through; `filter` says where it came from (for the status line)."""

@@ -29,7 +29,7 @@ from engine.errors import InputError, WorkbenchError
 from engine.library.grids import detect_grids
 from engine.library.session import (SNAPS, Change, ClipState, LabelHistory, Selection, load_clip_state, nudge,
                                     parse_selection, seconds_step, selection_at)
-from engine.library.walk import ClipWalk, library_order, suspect_ids, unlabelled_ids
+from engine.library.walk import ClipWalk, library_order, next_in_queue, suspect_queue, unlabelled_ids
 from engine.taxonomy import Taxonomy
 from tui.widgets.legend import KeyLegend, assign_keys
 from tui.widgets.segments import SegmentTable
@@ -652,16 +652,19 @@ class LabelScreen(Screen):
 
     @work(thread=True, group="label-walk", exit_on_error=False)
     def walk_to_next(self, kind: str, current: str, generation: int) -> None:
-        wanted = unlabelled_ids(self.app.workspace) if kind == "unlabelled" else suspect_ids(self.app.workspace)
-        target = self.walk.next_among(current, wanted)
+        if kind == "unlabelled":
+            target = self.walk.next_among(current, unlabelled_ids(self.app.workspace))
+        else:
+            target = next_in_queue(suspect_queue(self.app.workspace), current)
         self.app.call_from_thread(self.walked, kind, target, generation)
 
     def walked(self, kind: str, target: str | None, generation: int) -> None:
         if generation != self._generation:
             return  # another clip was opened meanwhile
         if target is None:
-            hint = "" if kind == "unlabelled" else " (suspects come from the active model's predictions)"
-            self.show_status(f"no {kind} clip left in this list{hint}")
+            hint = "" if kind == "unlabelled" else (" (suspects: the `triage suspects` queue, then clips the "
+                                                    "active model doubts)")
+            self.show_status(f"no {kind} clip left{hint}")
         else:
             self.open_clip(target)
             self.show_status(f"next {kind} clip")
