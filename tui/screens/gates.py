@@ -7,6 +7,7 @@ Enter on a check lists what fails; `o` opens those clips in the library.
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,6 +26,7 @@ from engine.registry import ModelVersion, list_versions
 
 DATASET_ONLY = "dataset only"
 POLL_S = 0.5
+THRESHOLD_WIDTH = 30  # in the table; the detail line under it gives the whole rule
 STATUS_MARKUP = {"PASS": "[b green]PASS[/]", "FAIL": "[b red]FAIL[/]", "SKIP": "[dim]SKIP[/]"}
 
 
@@ -143,8 +145,11 @@ class GatesScreen(Screen):
             return
         report = stored.report
         for result in report.results:
+            threshold = result.threshold
+            if len(threshold) > THRESHOLD_WIDTH:
+                threshold = threshold[:THRESHOLD_WIDTH - 1] + "…"
             table.add_row(STATUS_MARKUP[result.status], result.gate.split(".", 1)[1], _value(result.value),
-                          result.threshold, result.detail, key=result.gate)
+                          threshold, result.detail, key=result.gate)
         failed = len(report.failures)
         subject = report.subject.get("model") or f"dataset {report.subject.get('taxonomy', '')}".strip()
         verdict.update(f"{STATUS_MARKUP['PASS' if report.passed else 'FAIL']} {subject} · "
@@ -168,7 +173,7 @@ class GatesScreen(Screen):
             title.update("")
             return
         behind = f"{len(result.items)} item(s) · o opens their clips in the library" if result.items else "no items"
-        title.update(f"{STATUS_MARKUP[result.status]} {result.title} · {behind}")
+        title.update(f"{STATUS_MARKUP[result.status]} {result.title} ({escape(result.threshold)}) · {behind}")
         for item in result.items:
             items.add_row(_item_text(item))
 
