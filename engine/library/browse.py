@@ -63,6 +63,21 @@ def _conditions(query: str) -> tuple[list[str], dict]:
     return conditions, params
 
 
+LABELS_AND_PREDICTION = (
+    "LEFT JOIN (SELECT clip_id, array_to_string(list_sort(list(DISTINCT label)), ',') AS labels "
+    "           FROM effective_labels GROUP BY clip_id) l USING (clip_id) "
+    "LEFT JOIN (SELECT clip_id, label, confidence FROM predictions "
+    "           WHERE segment_key = 'whole' AND model_id IN (SELECT model_id FROM model_versions WHERE is_active) "
+    "           QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY confidence DESC) = 1) p USING (clip_id)"
+)
+COLUMNS = "c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence"
+
+
+def _clips_table_only(conditions: list[str], order: str) -> bool:
+    """Whether the filter and the order read only the clips table (not labels or predictions)."""
+    return order.startswith("c.") and all(condition.startswith("c.") for condition in conditions)
+
+
 def browse(workspace, query: str = "", *, sort: str = "path", offset: int = 0, limit: int | None = 500,
            clip_ids: list[str] | None = None) -> Page:
     """One page of the clips matching `query` (and among `clip_ids` when given), in `sort` order;
@@ -73,21 +88,21 @@ def browse(workspace, query: str = "", *, sort: str = "path", offset: int = 0, l
         conditions.append("c.clip_id IN (SELECT unnest($clip_ids))")
         params["clip_ids"] = list(clip_ids)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    source = (
-        "FROM clips c "
-        "LEFT JOIN (SELECT clip_id, array_to_string(list_sort(list(DISTINCT label)), ',') AS labels "
-        "           FROM effective_labels GROUP BY clip_id) l USING (clip_id) "
-        "LEFT JOIN (SELECT clip_id, label, confidence FROM predictions "
-        "           WHERE segment_key = 'whole' AND model_id IN (SELECT model_id FROM model_versions WHERE is_active) "
-        "           QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY confidence DESC) = 1) p USING (clip_id) "
-    )
-    select = (f"SELECT c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence "
-              f"{source} {where} ORDER BY {SORTS.get(sort, SORTS['path'])}")
+    order = SORTS.get(sort, SORTS["path"])
+    matching = f"SELECT {COLUMNS} FROM clips c {LABELS_AND_PREDICTION} {where} ORDER BY {order}"
     with workspace.db.transaction(read_only=True) as con:
         if limit is None:
-            rows = con.execute(f"{select} OFFSET $offset", {**params, "offset": offset}).fetchall()
+            rows = con.execute(f"{matching} OFFSET $offset", {**params, "offset": offset}).fetchall()
             total = offset + len(rows)
+        elif _clips_table_only(conditions, order):
+            # the page first, then labels and predictions of its rows alone: a screenful of
+            # 100,000 clips in tens of milliseconds instead of a pass over every label
+            total = con.execute(f"SELECT count(*) FROM clips c {where}", params).fetchone()[0]
+            page = f"(SELECT * FROM clips c {where} ORDER BY {order} LIMIT $limit OFFSET $offset) c"
+            rows = con.execute(f"SELECT {COLUMNS} FROM {page} {LABELS_AND_PREDICTION} ORDER BY {order}",
+                               {**params, "limit": limit, "offset": offset}).fetchall()
         else:
-            total = con.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0]
-            rows = con.execute(f"{select} LIMIT $limit OFFSET $offset", {**params, "limit": limit, "offset": offset}).fetchall()
+            total = con.execute(f"SELECT count(*) FROM clips c {LABELS_AND_PREDICTION} {where}", params).fetchone()[0]
+            rows = con.execute(f"{matching} LIMIT $limit OFFSET $offset",
+                               {**params, "limit": limit, "offset": offset}).fetchall()
     return Page(list(map(ClipRow._make, rows)), total)
