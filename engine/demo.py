@@ -21,6 +21,7 @@ from engine.audio.synth import DRUM_CLASSES, PackTimbre, synthesize_section_trac
 from engine.errors import Cancelled
 from engine.features.service import extract_workspace
 from engine.features.spec import FeatureSpec
+from engine.gates.runner import run_and_store
 from engine.inference import activate_and_infer, predict_files
 from engine.jobs import JobLog, get_job
 from engine.library.grids import set_grid
@@ -107,9 +108,17 @@ def _accuracy(version: ModelVersion) -> str:
     return f"accuracy {test['accuracy']:.0%} (95% CI {low:.0%}–{high:.0%}) on unseen pack(s)"
 
 
+def _gate_summary(run) -> str:
+    counts = {status: sum(r.status == status for r in run.report.results) for status in ("PASS", "FAIL", "SKIP")}
+    failing = ", ".join(f"{r.gate} {r.value:.2f}" if isinstance(r.value, float) else r.gate
+                        for r in run.report.failures)
+    return (f"{counts['PASS']} pass, {counts['FAIL']} fail{': ' + failing if failing else ''}, "
+            f"{counts['SKIP']} skipped; report {run.html_path.name}")
+
+
 def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | None = None,
              reporter: Reporter | None = None, cancel: CancelToken | None = None) -> DemoSummary:
-    """The whole loop: synthesise, import, extract, train (logreg and cnn), evaluate, activate, predict."""
+    """The whole loop: synthesise, import, extract, train (logreg and cnn), evaluate, gate, activate, predict."""
     root = Path(root).expanduser()
     workspace = Workspace.open(root)
     summary = DemoSummary(str(workspace.root))
@@ -155,9 +164,17 @@ def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | No
     best = max((logreg, cnn), key=lambda v: (evaluations[v.ref].evaluation.macro_f1, -v.version))
     step("evaluate on an unseen kit", ", ".join(f"{ref} {e.evaluation.accuracy:.0%}" for ref, e in evaluations.items()))
 
-    _, _, predicted = activate_and_infer(workspace, best.ref, reason="demo: best macro-F1 on the unseen kit",
+    gates = run_and_store(workspace, model=best.ref, test=library / "unseen_kit", workers=workers,
+                          reporter=reporter, cancel=cancel)
+    step(f"gates on the dataset and {best.ref}", _gate_summary(gates))
+
+    reason = "demo: best macro-F1 on the unseen kit"
+    if not gates.report.passed:
+        reason += f"; forced past {len(gates.report.failures)} failed gate(s) of a small synthetic library"
+    _, _, predicted = activate_and_infer(workspace, best.ref, reason=reason, forced=not gates.report.passed,
                                          workers=workers)
-    step(f"activate {best.ref}", f"{predicted} library predictions stored (labels untouched)")
+    step(f"activate {best.ref}", f"{predicted} library predictions stored (labels untouched)"
+                                 + ("" if gates.report.passed else "; forced, the reason is in its history"))
 
     probes = [library / "unseen_kit" / kind / HELD_OUT_KIT.name / f"{HELD_OUT_KIT.name}_{kind}_01.wav"
               for kind in ("kick", "snare", "hihat_open")]
