@@ -58,3 +58,23 @@ def curated_library(root: Path, classes=("kick", "snare", "hihat_closed"), per_p
         for kind in classes:
             write_hits(root / kind / pack.name, kind, per_pack, pack=pack, seed=pack_number)
     return root
+
+
+def track_and_hits(workspace: Workspace, folder: Path) -> Workspace:
+    """Import a 16-second tone `track.wav` on a 120 bpm grid (beats 0–32, 8 bars) and two
+    unlabelled kick hits from `folder`."""
+    from engine.audio.beatgrid import BeatGrid
+    from engine.library.grids import set_grid
+    from engine.library.importer import import_folder
+
+    write_tone(folder / "track.wav", seconds=16.0)
+    write_hits(folder / "hits", "kick", 2)
+    import_folder(workspace, folder, workers=1)
+    set_grid(workspace, "track.wav", BeatGrid.constant(120.0))
+    return workspace
+
+
+def clip_id_of(workspace: Workspace, name: str) -> str:
+    """The id of the clip whose path ends with `name`."""
+    with workspace.db.transaction() as con:
+        return con.execute("SELECT clip_id FROM clips WHERE ends_with(path, ?)", [name]).fetchone()[0]

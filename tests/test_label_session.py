@@ -6,14 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import write_hits, write_tone
-from engine.audio.beatgrid import BeatGrid
+from conftest import clip_id_of, track_and_hits, write_tone
 from engine.audio.playback import Player, Playing, open_player
 from engine.audio.preview import Preview, decode_preview, envelope, spectrogram
 from engine.concepts import Origin
 from engine.errors import InputError, NotFound
-from engine.library.grids import set_grid
-from engine.library.importer import import_folder
 from engine.library.labels import query_labels
 from engine.library.session import LabelHistory, Selection, load_clip_state, nudge, parse_selection, selection_at
 from engine.library.walk import ClipWalk, library_order, next_in_queue, suspect_ids, suspect_queue, unlabelled_ids
@@ -23,16 +20,7 @@ from engine.triage_queue import save_queue
 @pytest.fixture
 def track_workspace(workspace, tmp_path):
     """A 16-second track on a 120 bpm grid (beats 0–32, 8 bars) and two unlabelled hits."""
-    write_tone(tmp_path / "audio" / "track.wav", seconds=16.0)
-    write_hits(tmp_path / "audio" / "hits", "kick", 2)
-    import_folder(workspace, tmp_path / "audio", workers=1)
-    set_grid(workspace, "track.wav", BeatGrid.constant(120.0))
-    return workspace
-
-
-def clip_id_of(workspace, name: str) -> str:
-    with workspace.db.transaction() as con:
-        return con.execute("SELECT clip_id FROM clips WHERE ends_with(path, ?)", [name]).fetchone()[0]
+    return track_and_hits(workspace, tmp_path / "audio")
 
 
 def user_labels(workspace, clip_id: str):

@@ -6,12 +6,9 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Label
 
-from conftest import write_hits, write_tone
-from engine.audio.beatgrid import BeatGrid
+from conftest import clip_id_of, track_and_hits
 from engine.audio.playback import Player
 from engine.concepts import Origin
-from engine.library.grids import set_grid
-from engine.library.importer import import_folder
 from engine.library.labels import query_labels
 from engine.workspace import Workspace
 from test_tui import settle, shown_text
@@ -32,17 +29,7 @@ def no_sound(monkeypatch):
 @pytest.fixture
 def label_workspace(tmp_path) -> Workspace:
     """Two kick hits and a 16-second track on a 120 bpm grid (beats 0–32)."""
-    workspace = Workspace.open(tmp_path / "ws")
-    write_hits(tmp_path / "audio" / "hits", "kick", 2)
-    write_tone(tmp_path / "audio" / "track.wav", seconds=16.0)
-    import_folder(workspace, tmp_path / "audio", workers=1)
-    set_grid(workspace, "track.wav", BeatGrid.constant(120.0))
-    return workspace
-
-
-def clip_id_of(workspace, name: str) -> str:
-    with workspace.db.transaction() as con:
-        return con.execute("SELECT clip_id FROM clips WHERE ends_with(path, ?)", [name]).fetchone()[0]
+    return track_and_hits(Workspace.open(tmp_path / "ws"), tmp_path / "audio")
 
 
 def user_labels(workspace, name: str) -> list[tuple[str, str]]:
