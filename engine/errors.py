@@ -12,6 +12,10 @@ class InputError(WorkbenchError):
     """A file, row or argument given by the user is not acceptable."""
 
 
+class GatesFailed(InputError):
+    """A version whose last gate report failed is activated only when forced (with a reason)."""
+
+
 class NotFound(WorkbenchError):
     """A clip, label, model or file that was asked for does not exist."""
 

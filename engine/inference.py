@@ -252,6 +252,14 @@ def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: 
     return model.version, len(chosen), rejections
 
 
+def _activate(workspace, ref: str, *, reason: str | None, rollback: bool, forced: bool) -> tuple[ModelVersion, int | None]:
+    """Activate a version, or roll its name back: one registry transaction."""
+    from engine.registry import activate, rollback as roll_back
+
+    return (roll_back(workspace, ref, reason=reason) if rollback
+            else activate(workspace, ref, reason=reason, forced=forced))
+
+
 def activate_and_infer(workspace, ref: str, *, reason: str | None = None, rollback: bool = False,
                        infer: bool = True, forced: bool = False, workers: int | None = None,
                        reporter: Reporter | None = None,
@@ -259,11 +267,39 @@ def activate_and_infer(workspace, ref: str, *, reason: str | None = None, rollba
     """Activate a version (or roll its name back) and re-run inference over the library with it.
 
     Returns the active version, the version it replaced and how many predictions were stored."""
-    from engine.registry import activate, rollback as roll_back
-
-    active, previous = (roll_back(workspace, ref, reason=reason) if rollback
-                        else activate(workspace, ref, reason=reason, forced=forced))
+    active, previous = _activate(workspace, ref, reason=reason, rollback=rollback, forced=forced)
     stored = 0
     if infer:
         _, stored, _ = infer_library(workspace, active.ref, workers=workers, reporter=reporter, cancel=cancel)
     return active, previous, stored
+
+
+def run_activation_job(workspace, job, params: dict, cancel: CancelToken) -> None:
+    """An activation job in its own process (the TUI's Models screen starts these, so neither a
+    closed terminal nor the event loop stops it): `params` {ref, reason, forced, rollback}.
+
+    Activates the version (or rolls its name back) in one registry transaction, then re-runs
+    inference over the library, reporting through the job and stopping at its cancel token. The
+    result holds the active ref, the version it replaced and the predictions stored. A cancel
+    before the registry change leaves the registry alone; one after it leaves the new version
+    active with the predictions stored so far (`infer --library` stores them all)."""
+    from engine.errors import Cancelled
+    from engine.jobs import JobReporter
+
+    ref, rollback = params["ref"], bool(params.get("rollback"))
+    job.state("running", f"rolling back {ref}" if rollback else f"activating {ref}")
+    if cancel.cancelled:
+        raise Cancelled(f"cancelled before {'rolling back' if rollback else 'activating'} {ref}; nothing changed")
+    active, previous = _activate(workspace, ref, reason=params.get("reason"), rollback=rollback,
+                                 forced=bool(params.get("forced")))
+    result = {"active": active.ref, "previous_version": previous, "predictions": 0}
+    job.event("activated", dict(result))
+    job.state("running", f"{active.ref} is active; predicting the library")
+    _, stored, rejections = infer_library(workspace, active.ref, reporter=JobReporter(job), cancel=cancel)
+    result.update(predictions=stored, rejected=len(rejections))
+    if cancel.cancelled:
+        job.finish("cancelled", result=result,
+                   error=f"{active.ref} stays active; inference stopped with {stored} predictions stored "
+                         "(`workbench --headless infer --library` stores them all)")
+        return
+    job.finish("completed", result=result)

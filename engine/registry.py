@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.atomic import write_atomically, write_bytes_atomically
-from engine.errors import InputError, NotFound
+from engine.errors import GatesFailed, InputError, NotFound
 from engine.features.spec import FeatureSpec
 from engine.taxonomy import check_name
 
@@ -167,22 +167,40 @@ def _active_version(con, name: str) -> int | None:
     return row[0] if row else None
 
 
+def _gates_refusal(con, target: ModelVersion) -> GatesFailed | None:
+    """The refusal to activate a version whose last gate report failed (inside the caller's transaction)."""
+    from engine.gates.store import report_passed
+
+    if report_passed(con, target.last_gate_report_id) is not False:
+        return None
+    return GatesFailed(f"{target.ref} failed its last gate report ({target.last_gate_report_id}); "
+                       "activate it anyway with --force --reason '...'")
+
+
+def check_activatable(workspace, ref: str) -> ModelVersion:
+    """The version, or GatesFailed when its last gate report failed (activating it then needs
+    `forced` and a reason): asked before an activation job is started, so the person can decide."""
+    target = resolve(workspace, ref)
+    with workspace.db.transaction() as con:
+        refusal = _gates_refusal(con, target)
+    if refusal is not None:
+        raise refusal
+    return target
+
+
 def activate(workspace, ref: str, *, reason: str | None = None, forced: bool = False,
              check_gates: bool = True) -> tuple[ModelVersion, int | None]:
     """Make a version the active one of its name; returns it and the version it replaced.
 
-    A version whose last gate report failed is only activated with `forced`; the history then
-    records forced=True and the reason (rollback skips the check: it returns to a version that was
-    already trusted once)."""
-    from engine.gates.store import report_passed
-
+    A version whose last gate report failed is only activated with `forced` (else GatesFailed);
+    the history then records forced=True and the reason (rollback skips the check: it returns to a
+    version that was already trusted once)."""
     target = resolve(workspace, ref)
     with workspace.db.transaction() as con:
-        failed_gates = check_gates and report_passed(con, target.last_gate_report_id) is False
-        if failed_gates and not forced:
-            raise InputError(f"{target.ref} failed its last gate report ({target.last_gate_report_id}); "
-                             "activate it anyway with --force --reason '...'")
-        forced = bool(failed_gates and forced)
+        refusal = _gates_refusal(con, target) if check_gates else None
+        if refusal is not None and not forced:
+            raise refusal
+        forced = bool(refusal is not None and forced)
         if forced:
             reason = f"{reason or 'no reason given'} (forced past failed gate report {target.last_gate_report_id})"
         previous = _active_version(con, target.name)

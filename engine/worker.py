@@ -34,6 +34,10 @@ def _runner(kind: str):
         from engine.gates.runner import run_gates_job
 
         return run_gates_job
+    if kind == "activate":
+        from engine.inference import run_activation_job
+
+        return run_activation_job
     raise WorkbenchError(f"no worker for jobs of kind {kind!r}")
 
 

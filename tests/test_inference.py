@@ -17,13 +17,15 @@ import soundfile
 from conftest import copy_workspace, curated_library, write_hits
 from engine.audio.beatgrid import BeatGrid
 from engine.audio.synth import DEMO_PACKS, synthesize_section_track
-from engine.inference import SMOOTHING_BARS, _window_starts, predict_files, infer_library, smooth_sections
-from engine.jobs import JobLog
+from engine.errors import Cancelled
+from engine.inference import (SMOOTHING_BARS, _window_starts, infer_library, predict_files, run_activation_job,
+                              smooth_sections)
+from engine.jobs import JobLog, get_job
 from engine.library.editing import add_label
 from engine.library.grids import set_grid
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
-from engine.registry import resolve
+from engine.registry import activation_history, resolve
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
 
@@ -141,6 +143,29 @@ def test_infer_library_stores_one_prediction_per_clip_and_never_touches_labels(d
     with drums_ws.db.transaction() as con:
         truth = dict(con.execute("SELECT clip_id, label FROM labels WHERE segment_key = 'whole'").fetchall())
     assert np.mean([truth[clip] == label for clip, _, label, _, _ in stored]) >= 0.8
+
+
+def test_an_activation_job_activates_then_stores_the_librarys_predictions(drums_ws):
+    params = {"ref": "drums@1", "reason": "first", "forced": False, "rollback": False}
+    job = JobLog(drums_ws, "activate", params, state="pending")
+    run_activation_job(drums_ws, job, params, CancelToken())
+    record = get_job(drums_ws, job.job_id)
+    assert record.state == "completed"
+    assert record.result == {"active": "drums@1", "previous_version": None, "predictions": N_CLIPS, "rejected": 0}
+    assert resolve(drums_ws, "drums").is_active
+    assert len(predictions(drums_ws, resolve(drums_ws, "drums@1").model_id)) == N_CLIPS
+    assert [(e["version"], e["reason"]) for e in activation_history(drums_ws, "drums")] == [(1, "first")]
+
+
+def test_an_activation_job_cancelled_before_it_starts_changes_nothing(drums_ws):
+    params = {"ref": "drums@1", "reason": None, "forced": False, "rollback": False}
+    job = JobLog(drums_ws, "activate", params, state="pending")
+    cancel = CancelToken()
+    cancel.cancel()
+    with pytest.raises(Cancelled, match="nothing changed"):
+        run_activation_job(drums_ws, job, params, cancel)
+    assert not resolve(drums_ws, "drums@1").is_active and activation_history(drums_ws, "drums") == []
+    assert predictions(drums_ws, resolve(drums_ws, "drums@1").model_id) == []
 
 
 # -- section model ----------------------------------------------------------------------------
