@@ -201,7 +201,8 @@ def embeddings_install_aisfx(
     (or `pip download --no-deps aisfx==0.1.2` and pass the wheel as --source)."""
     from engine.embeddings.aisfx import install_aisfx
 
-    path = install_aisfx(open_workspace(ctx), source=source, name=name)
+    # Setting up the embedding can come before the first import (training then uses it by default).
+    path = install_aisfx(open_workspace(ctx, create=True), source=source, name=name)
     finish({"name": name, "path": str(path)}, json_out,
            render=lambda: stdout.print(f"installed {path}; use --features onnx:{name} or hybrid:{name}"))
 

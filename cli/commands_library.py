@@ -38,7 +38,7 @@ def import_command(
     """Import audio files (wav, flac, ogg, mp3, aiff) into the workspace."""
     from engine.library.importer import import_folder
 
-    workspace = open_workspace(ctx)
+    workspace = open_workspace(ctx, create=True)  # importing is how a workspace starts
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         report = import_folder(workspace, path, curated=curated, source=source, taxonomy=taxonomy,
                                workers=workers, reporter=reporter, cancel=cancel)
@@ -75,7 +75,7 @@ def labels_import(
     """Import labels from a file; audio it names that is not in the workspace yet is imported too."""
     from engine.library.importer import import_label_file
 
-    workspace = open_workspace(ctx)
+    workspace = open_workspace(ctx, create=True)  # a manifest can bring in its audio, so it can start one
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         report = import_label_file(workspace, file, taxonomy=taxonomy, audio=audio, hit_length_s=hit_length,
                                    format=format, workers=workers, reporter=reporter, cancel=cancel)

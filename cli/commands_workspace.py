@@ -55,7 +55,7 @@ def taxonomy_create(
     from engine.taxonomy import check_name, load_taxonomy_file, normalise_label, taxonomy_toml
 
     check_name(name, "taxonomy name")
-    workspace = open_workspace(ctx)
+    workspace = open_workspace(ctx, create=True)  # a label set can come before the first import
     path = workspace.taxonomies_dir / f"{name}.toml"
     if path.exists():
         raise InputError(f"{path} already exists; edit it instead")

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from conftest import copy_workspace
 from engine.audio.synth import DEMO_PACKS, synthesize_section_track, write_curated_library
+from engine.workspace import Workspace
 
 CLASSES = ("kick", "snare", "hihat_closed")
 PACKS = DEMO_PACKS[:2]
@@ -193,17 +194,20 @@ def test_workspace_from_the_environment(base_ws, tmp_path):
     assert document(result)["clips"] == N_CURATED + 1
     # --workspace wins over the environment
     other = tmp_path / "other"
+    Workspace.open(other)
     result = runner.invoke(app, ["--headless", "--workspace", str(other), "stats", "--json"],
                            env={"WORKBENCH_WORKSPACE": str(base_ws)})
     expect(result, 0)
     assert document(result)["clips"] == 0
 
 
-def test_a_folder_that_is_not_a_workspace_is_refused(tmp_path):
+def test_a_folder_that_is_not_a_workspace_is_refused(library, tmp_path):
     folder = tmp_path / "not_a_workspace"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     doc = failed(["stats"], folder)
+    assert f"no workspace at {folder}" in doc["error"]["message"]
+    doc = failed(["import", library / "curated", "--curated"], folder)  # not even to start one
     assert "not empty" in doc["error"]["message"]
     assert (folder / "notes.txt").read_text() == "mine"
     assert not (folder / "workbench.duckdb").exists()
