@@ -16,6 +16,7 @@ import typer
 from cli import (commands_features, commands_gates, commands_library, commands_models, commands_triage,
                  commands_workspace)
 from cli.context import AppState
+from cli.output import JsonUsageErrorsGroup
 
 HELP = """A workbench for turning your own labelled audio into classifiers you trust.
 
@@ -25,8 +26,8 @@ The workspace is --workspace, else $WORKBENCH_WORKSPACE, else ~/.local/share/wor
 Exit codes: 0 ok, 1 failed, 2 usage, 3 partial (some inputs rejected), 130 cancelled.
 """
 
-app = typer.Typer(help=HELP, no_args_is_help=False, add_completion=False, rich_markup_mode=None,
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(cls=JsonUsageErrorsGroup, help=HELP, no_args_is_help=False, add_completion=False,
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
 
 
 @app.callback(invoke_without_command=True)

@@ -9,14 +9,21 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from contextlib import contextmanager
 from enum import IntEnum
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from engine.errors import Cancelled, WorkbenchError, WorkspaceBusy
+
+try:  # newer typer parses with its own copy of click, whose errors are not click's
+    from typer._click.exceptions import UsageError
+except ImportError:
+    from click.exceptions import UsageError
 
 
 class ExitCode(IntEnum):
@@ -34,6 +41,12 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_error_json(code: int, error_type: str, message: str, *, busy: bool = False) -> None:
+    """The JSON document of a failed command (with --json): the same shape for every error."""
+    print_json({"ok": False, "exit_code": int(code),
+                "error": {"type": error_type, "message": message, "busy": busy}})
 
 
 def finish(document: dict, json_out: bool, *, partial: bool = False, cancelled: bool = False,
@@ -62,13 +75,37 @@ def handles_errors(command: Callable) -> Callable:
             message = "cancelled" if isinstance(error, KeyboardInterrupt) else str(error)
             code = ExitCode.CANCELLED if cancelled else ExitCode.FAILED
             if json_out:
-                print_json({"ok": False, "exit_code": int(code),
-                            "error": {"type": type(error).__name__, "message": message,
-                                      "busy": isinstance(error, WorkspaceBusy)}})
+                print_error_json(code, type(error).__name__, message, busy=isinstance(error, WorkspaceBusy))
             stderr.print(f"[bold red]error:[/] {escape(message)}" if not cancelled else f"[yellow]{escape(message)}[/]")
             raise typer.Exit(int(code)) from None
 
     return wrapper
+
+
+@contextmanager
+def usage_errors_as_json(json_out: bool) -> Iterator[None]:
+    """With --json, a usage error also prints the JSON error document on stdout; click then says it
+    on stderr and exits 2 as usual."""
+    try:
+        yield
+    except UsageError as error:
+        if json_out:
+            print_error_json(error.exit_code, type(error).__name__, error.format_message())  # 2
+        raise
+
+
+class JsonUsageErrorsGroup(TyperGroup):
+    """The root command: a usage error, found while parsing any command's arguments or raised by the
+    command itself, honours --json anywhere on the command line."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta["json_out"] = "--json" in args  # meta is shared with every subcommand's context
+        with usage_errors_as_json(ctx.meta["json_out"]):
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        with usage_errors_as_json(ctx.meta.get("json_out", False)):
+            return super().invoke(ctx)
 
 
 def render_rejections(rejections: list, limit: int = 20) -> None:

@@ -92,11 +92,16 @@ def failed(args: list[str], ws: Path | None = None, code: int = 1, **kwargs) -> 
     return doc
 
 
-def usage_error(args: list[str], ws: Path | None = None, **kwargs):
-    result = invoke(args, ws, **kwargs)
+def usage_error(args: list[str], ws: Path | None = None, *, json_out: bool = True, **kwargs):
+    """A usage error: exit 2 and click's message on stderr; with --json also the JSON error document."""
+    result = invoke(args, ws, json_out=json_out, **kwargs)
     expect(result, 2)
-    assert result.stdout == "", "a usage error must not print on stdout"
-    assert "Usage" in result.stderr or "Error" in result.stderr
+    if json_out:
+        doc = document(result)
+        assert doc["ok"] is False and doc["error"]["message"]
+    else:
+        assert result.stdout == "", "a usage error without --json must not print on stdout"
+    assert "Usage" in result.stderr and "Error" in result.stderr
     return result
 
 
@@ -175,6 +180,7 @@ def test_headless_without_a_command_exits_2():
 
 def test_unknown_command_is_a_usage_error(tmp_path):
     usage_error(["no-such-command"], tmp_path / "ws")
+    usage_error(["no-such-command"], tmp_path / "ws", json_out=False)
 
 
 @pytest.mark.parametrize("command", [

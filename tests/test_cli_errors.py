@@ -4,6 +4,8 @@
   naming the path and how to start a workspace there), and nothing is created at that path; only the
   commands that bring content in from nothing (import, labels import, taxonomy create, embeddings
   install-aisfx) start one.
+- A usage error (click's) exits 2; with --json it
+  also prints the one JSON error document on stdout that every other error prints.
 """
 
 from __future__ import annotations
@@ -153,3 +155,38 @@ def test_a_starting_command_still_refuses_a_folder_of_other_files(tmp_path):
     error = error_document(invoke(["taxonomy", "create", "fx", "--labels", "a,b"], folder), 1)
     assert "not empty" in error["message"]
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+# -- usage errors -------------------------------------------------------------------------------
+
+CLICK_USAGE_ERRORS = [
+    (["stats", "--bogus"], "NoSuchOption", "No such option: --bogus"),
+    (["labels", "add", "a.wav"], "MissingParameter", "Missing option '--label'"),
+    (["import"], "MissingParameter", "Missing argument"),
+    (["labels", "add", "a.wav", "-l", "kick", "--confidence", "2"], "BadParameter", "--confidence"),
+    (["jobs", "list", "--limit", "0"], "BadParameter", "--limit"),
+    (["no-such-command"], "UsageError", "No such command 'no-such-command'"),
+]
+
+
+@pytest.mark.parametrize("args,kind,message", CLICK_USAGE_ERRORS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_a_usage_error_with_json_prints_one_json_document_and_exits_2(workspace, args, kind, message):
+    result = invoke(args, workspace.root)
+    error = error_document(result, 2)
+    assert error["type"] == kind and message in error["message"]
+    assert "Usage:" in result.stderr and message in result.stderr  # people still get click's message
+
+
+def test_json_before_the_command_is_itself_the_usage_error(workspace):
+    # --json belongs to each command, not to `workbench`; said as JSON all the same
+    result = runner.invoke(app, ["--headless", "--workspace", str(workspace.root), "--json", "stats", "--bogus"])
+    error = error_document(result, 2)
+    assert error == {"type": "NoSuchOption", "message": "No such option: --json", "busy": False}
+
+
+@pytest.mark.parametrize("args,kind,message", CLICK_USAGE_ERRORS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_a_usage_error_without_json_says_it_on_stderr_only(workspace, args, kind, message):
+    result = invoke(args, workspace.root, json_out=False)
+    exits(result, 2)
+    assert result.stdout == ""
+    assert "Usage:" in result.stderr and "Error: " in result.stderr and message in result.stderr

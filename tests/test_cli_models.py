@@ -373,6 +373,9 @@ def test_train_usage_errors_exit_2(ws):
     for args in (["train"], ["train", "--name", "x", "--epochs", "0"], ["train", "--name", "x", "--val", "2"]):
         result = run(args, ws)
         exits(result, 2)
+        assert one_document(result)["ok"] is False and "Usage" in result.stderr
+        result = run(args, ws, json_out=False)
+        exits(result, 2)
         assert result.stdout == "" and "Usage" in result.stderr
 
 
