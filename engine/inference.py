@@ -287,19 +287,19 @@ def run_activation_job(workspace, job, params: dict, cancel: CancelToken) -> Non
     from engine.jobs import JobReporter
 
     ref, rollback = params["ref"], bool(params.get("rollback"))
-    job.state("running", f"rolling back {ref}" if rollback else f"activating {ref}")
+    job.state("running", "changing the registry")
     if cancel.cancelled:
         raise Cancelled(f"cancelled before {'rolling back' if rollback else 'activating'} {ref}; nothing changed")
     active, previous = _activate(workspace, ref, reason=params.get("reason"), rollback=rollback,
                                  forced=bool(params.get("forced")))
     result = {"active": active.ref, "previous_version": previous, "predictions": 0}
     job.event("activated", dict(result))
-    job.state("running", f"{active.ref} is active; predicting the library")
+    job.state("running", "now active; predicting the library")
     _, stored, rejections = infer_library(workspace, active.ref, reporter=JobReporter(job), cancel=cancel)
     result.update(predictions=stored, rejected=len(rejections))
     if cancel.cancelled:
         job.finish("cancelled", result=result,
-                   error=f"{active.ref} stays active; inference stopped with {stored} predictions stored "
-                         "(`workbench --headless infer --library` stores them all)")
+                   error=f"{active.ref} stays active with {stored} predictions stored; "
+                         "`workbench --headless infer --library` finishes them")
         return
     job.finish("completed", result=result)

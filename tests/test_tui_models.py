@@ -1,6 +1,6 @@
-"""The Models screen, driven as a person would: activate and roll back, delete (asked first; never
-the active version), compare two versions, export to ONNX (and lgbm's refusal). Every test checks
-the registry afterwards.
+"""The Models screen, driven as a person would: activate and roll back (each an activation job in
+a process of its own, which `c` cancels), delete (asked first; never the active version), compare
+two versions, export to ONNX (and lgbm's refusal). Every test checks the registry afterwards.
 
 Three versions are trained in-process once per module (drums@1 and drums@2: logreg with different
 C; gbm@1: lgbm) into a template workspace that each test copies.
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 from textual.widgets import DataTable, Label
 
 from conftest import copy_workspace, curated_library
-from engine.jobs import JobLog
+from engine.jobs import JobLog, list_jobs
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
 from engine.registry import activate, activation_history, list_versions, resolve
@@ -79,6 +81,22 @@ async def wait_idle(pilot, screen, what: str) -> str:
     return status(screen)
 
 
+def activation_jobs(ws: Workspace) -> list:
+    """The activation jobs, oldest first."""
+    return [job for job in reversed(list_jobs(ws)) if job.kind == "activate"]
+
+
+def stored_predictions(ws: Workspace, ref: str) -> int:
+    with ws.db.transaction() as con:
+        return con.execute("SELECT count(*) FROM predictions WHERE model_id = ?",
+                           [resolve(ws, ref).model_id]).fetchone()[0]
+
+
+def clip_count(ws: Workspace) -> int:
+    with ws.db.transaction() as con:
+        return con.execute("SELECT count(*) FROM clips").fetchone()[0]
+
+
 async def test_activate_and_roll_back(ws):
     app = make_app(ws.root)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -98,6 +116,13 @@ async def test_activate_and_roll_back(ws):
         assert "drums@1 is active (was v2)" in await wait_idle(pilot, screen, "rolling back")
     assert active_versions(ws) == {"drums@1"}
     assert [entry["version"] for entry in activation_history(ws, "drums")] == [1, 2, 1]
+    jobs = activation_jobs(ws)
+    assert [(job.state, job.params["ref"], job.params["rollback"]) for job in jobs] == [
+        ("completed", "drums@1", False), ("completed", "drums@2", False), ("completed", "drums", True)]
+    assert [(job.result["active"], job.result["previous_version"]) for job in jobs] == [
+        ("drums@1", None), ("drums@2", 1), ("drums@1", 2)]
+    assert stored_predictions(ws, "drums@1") == stored_predictions(ws, "drums@2") == clip_count(ws)
+    assert all(job.result["predictions"] == clip_count(ws) for job in jobs)
 
 
 async def test_rolling_back_without_an_earlier_version_says_why(ws):
@@ -198,7 +223,7 @@ async def test_a_version_that_failed_its_gates_is_activated_only_when_forced_wit
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the offer to force")
         assert "failed its last gate report" in shown_text(app.screen.query_one(Label))
         await pilot.press("n")
-        assert active_versions(ws) == set()
+        assert active_versions(ws) == set() and activation_jobs(ws) == []  # refused before any job started
 
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the offer to force, again")
@@ -211,3 +236,40 @@ async def test_a_version_that_failed_its_gates_is_activated_only_when_forced_wit
     assert active_versions(ws) == {"drums@2"}
     (entry,) = activation_history(ws, "drums")
     assert entry["forced"] is True and entry["reason"].startswith("known noisy pack")
+    (job,) = activation_jobs(ws)
+    assert job.state == "completed" and job.params["forced"] is True
+    assert stored_predictions(ws, "drums@2") == clip_count(ws)
+
+
+def add_unfeaturised_clips(ws: Workspace, folder: Path, count: int) -> None:
+    """Short noise bursts whose features are not cached yet: inference over them takes seconds."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    decay = np.exp(-np.arange(11025) / 3000)
+    for index in range(count):
+        soundfile.write(folder / f"noise_{index:04d}.wav", (0.3 * rng.standard_normal(11025) * decay).astype(np.float32),
+                        22050)
+    import_folder(ws, folder, workers=1)
+
+
+async def test_c_cancels_an_activation_job_the_new_version_stays_active_with_what_was_stored(ws, tmp_path):
+    add_unfeaturised_clips(ws, tmp_path / "noise", 1200)
+    total = clip_count(ws)
+    app = make_app(ws.root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_models(app, pilot)
+        await go_to(pilot, screen, "drums@1")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: "Extracting" in status(screen), "the job's progress in the status line")
+        assert "activating drums@1" in status(screen) and "c cancels" in status(screen)
+        assert active_versions(ws) == {"drums@1"}  # the registry changed before inference began
+        await pilot.press("c")
+        text = await wait_idle(pilot, screen, "the cancelled activation")
+    (job,) = activation_jobs(ws)
+    assert job.state == "cancelled", job.error
+    stored = stored_predictions(ws, "drums@1")
+    assert job.result == {"active": "drums@1", "previous_version": None, "predictions": stored, "rejected": 0}
+    assert stored < total  # it stopped before the whole library was predicted
+    assert f"cancelled: drums@1 stays active with {stored} predictions stored" in text and "infer --library" in text
+    assert active_versions(ws) == {"drums@1"}
+

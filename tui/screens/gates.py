@@ -14,18 +14,17 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Select
+from textual.widgets import DataTable, Footer, Header, Label, Select
 
 from engine.errors import WorkbenchError
 from engine.gates.core import GateResult
 from engine.gates.items import clips_behind
 from engine.gates.store import StoredReport, latest_report
-from engine.jobs import FINAL_STATES, get_job, request_cancel, spawn_job
+from engine.jobs import spawn_job
 from engine.registry import ModelVersion, list_versions
+from tui.widgets.jobline import JobLine
 
 DATASET_ONLY = "dataset only"
-POLL_S = 0.5
 THRESHOLD_WIDTH = 30  # in the table; the detail line under it gives the whole rule
 STATUS_MARKUP = {"PASS": "[b green]PASS[/]", "FAIL": "[b red]FAIL[/]", "SKIP": "[dim]SKIP[/]"}
 
@@ -61,12 +60,6 @@ class ReportLoaded(Message):
         self.stored, self.versions = stored, versions
 
 
-class RunFollowed(Message):
-    def __init__(self, state: str, progress: float, message: str | None, error: str | None) -> None:
-        super().__init__()
-        self.state, self.progress, self.message, self.error = state, progress, message, error
-
-
 class GatesScreen(Screen):
     BINDINGS = [
         Binding("r", "run", "Run gates"),
@@ -79,8 +72,6 @@ class GatesScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.stored: StoredReport | None = None
-        self.job_id: str | None = None
-        self._poll: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -91,15 +82,12 @@ class GatesScreen(Screen):
         with Vertical(id="gates-detail"):
             yield Label("", id="gates-detail-title")
             yield DataTable(id="gates-items", cursor_type="row", show_header=False)
-        with Horizontal(id="gates-status"):
-            yield Label("", id="gates-message")
-            yield ProgressBar(id="gates-progress", show_eta=False)
+        yield JobLine(id="gates-status", message_id="gates-message", progress_id="gates-progress")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#gates-table", DataTable).add_columns("", "check", "value", "threshold", "detail")
         self.query_one("#gates-items", DataTable).add_column("item")
-        self.query_one("#gates-progress").display = False
         self.query_one("#gates-table").focus()
         self.load_report(None, with_versions=True, newest_of_any=True)
 
@@ -186,7 +174,7 @@ class GatesScreen(Screen):
 
     # -- running ----------------------------------------------------------------------------
     def action_run(self) -> None:
-        if self.job_id is not None:
+        if self.query_one(JobLine).job_id is not None:
             self.notify("a gate run is already going; c cancels it", severity="warning")
             return
         self.start_run(self.model_ref)
@@ -199,52 +187,20 @@ class GatesScreen(Screen):
         except WorkbenchError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error")
             return
-        self.app.call_from_thread(self._follow, job_id)
+        self.app.call_from_thread(self.query_one(JobLine).follow, job_id, f"running gates ({job_id})")
 
-    def _follow(self, job_id: str) -> None:
-        self.job_id = job_id
-        bar = self.query_one("#gates-progress", ProgressBar)
-        bar.display = True
-        bar.update(total=1.0, progress=0)
-        self.query_one("#gates-message", Label).update(f"running gates ({job_id}) · c cancels")
-        self._poll = self.set_interval(POLL_S, self.poll_run)
-
-    def poll_run(self) -> None:
-        if self.job_id is not None:
-            self.read_run(self.job_id)
-
-    @work(thread=True, group="gates-poll", exclusive=True)
-    def read_run(self, job_id: str) -> None:
-        job = get_job(self.app.workspace, job_id)
-        self.post_message(RunFollowed(job.state, job.progress, job.message, job.error))
-
-    def on_run_followed(self, message: RunFollowed) -> None:
-        if self.job_id is None:
-            return
-        self.query_one("#gates-progress", ProgressBar).update(progress=message.progress)
-        if message.state not in FINAL_STATES:
-            self.query_one("#gates-message", Label).update(f"{message.message or message.state} · c cancels")
-            return
-        if self._poll is not None:
-            self._poll.stop()
-        self.job_id = None
-        self.query_one("#gates-progress").display = False
-        outcome = "finished" if message.state == "completed" else f"{message.state}: {message.error or ''}"
-        self.query_one("#gates-message", Label).update(f"gate run {outcome}")
-        if message.state == "completed":
+    def on_job_line_ended(self, message: JobLine.Ended) -> None:
+        job = message.job
+        outcome = "finished" if job.state == "completed" else f"{job.state}: {job.error or ''}"
+        message.line.say(f"gate run {outcome}")
+        if job.state == "completed":
             self.load_report(self.model_ref)
         else:
-            self.notify(f"gate run {outcome}", severity="error" if message.state == "failed" else "warning")
+            self.notify(f"gate run {outcome}", severity="error" if job.state == "failed" else "warning")
 
     def action_cancel_run(self) -> None:
-        if self.job_id is None:
+        if not self.query_one(JobLine).cancel():
             self.notify("no gate run is going")
-            return
-        self.cancel_run(self.job_id)
-
-    @work(thread=True, group="gates-cancel")
-    def cancel_run(self, job_id: str) -> None:
-        request_cancel(self.app.workspace, job_id)
 
     # -- going to the clips -----------------------------------------------------------------
     def action_open_check(self) -> None:

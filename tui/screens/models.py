@@ -1,8 +1,10 @@
 """Models: every version of every model; activate (with inference over the library), roll back,
 delete, compare two versions side by side, export to ONNX.
 
-Registry reads and changes run in worker threads; what they find comes back as messages, and an
-engine error becomes a notification.
+Activating and rolling back run as an activation job in a process of its own (it goes on when the
+terminal closes; `c` cancels it), followed in the status line. Other registry reads and changes
+run in worker threads; what they find comes back as messages, and an engine error becomes a
+notification.
 """
 
 from __future__ import annotations
@@ -12,17 +14,18 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, ProgressBar
+from textual.widgets import Footer, Header
 
 from engine.comparison import compare_versions
-from engine.errors import InputError, WorkbenchError
+from engine.errors import GatesFailed, WorkbenchError
 from engine.evaluation import Evaluation
+from engine.jobs import ACTIVE_STATES, JobRecord
 from engine.registry import ModelVersion, check_deletable
-from tui.reporting import MessageReporter, WorkProgress
 from tui.widgets.confirm import ConfirmDialog
+from tui.widgets.jobline import JobLine
 from tui.widgets.metrics import MetricsView
 from tui.widgets.prompt import PromptDialog
 from tui.widgets.versions import VersionsTable
@@ -65,6 +68,7 @@ class ModelsScreen(Screen):
         Binding("m", "mark", "Mark to compare"),
         Binding("escape", "unmark", "Clear mark", show=False),
         Binding("e", "export", "Export"),
+        Binding("c", "cancel_activation", "Cancel activation"),
     ]
 
     def __init__(self) -> None:
@@ -77,15 +81,13 @@ class ModelsScreen(Screen):
         yield VersionsTable(id="models-table")
         with VerticalScroll(id="models-detail"):
             yield MetricsView(id="models-metrics")
-        with Horizontal(id="models-status"):
-            yield Label("", id="models-message")
-            yield ProgressBar(id="models-progress", show_eta=False)
+        yield JobLine(id="models-status", message_id="models-message", progress_id="models-progress")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#models-progress").display = False
         self.query_one(VersionsTable).focus()
         self.reload()
+        self.find_running_activation()
 
     def on_screen_resume(self) -> None:
         self.reload()  # a job may have registered a version meanwhile
@@ -102,23 +104,45 @@ class ModelsScreen(Screen):
 
     @work(thread=True, group="models-change")
     def activate_version(self, ref: str, *, rollback: bool = False, forced: bool = False,
-                         reason: str | None = None, gated: bool = False) -> None:
-        from engine.inference import activate_and_infer
+                         reason: str | None = None) -> None:
+        """Start an activation job; a version whose last gate report failed is refused first (so the
+        person may force it with a reason) and no job starts."""
+        from engine.jobs import spawn_job
+        from engine.registry import check_activatable
 
         try:
-            active, previous, stored = activate_and_infer(self.app.workspace, ref, rollback=rollback, reason=reason,
-                                                          forced=forced, reporter=MessageReporter(self, min_step=16))
-        except InputError as error:
-            if gated and not rollback and not forced:  # a version with a gate report: refused for failed gates
-                self.post_message(ActivationRefused(ref, str(error)))
-            else:
-                self.post_message(Done(str(error), error=True))
+            if not rollback and not forced:
+                check_activatable(self.app.workspace, ref)
+            job_id = spawn_job(self.app.workspace, "activate",
+                               {"ref": ref, "reason": reason, "forced": forced, "rollback": rollback})
+        except GatesFailed as error:
+            self.post_message(ActivationRefused(ref, str(error)))
             return
         except WorkbenchError as error:
             self.post_message(Done(str(error), error=True))
             return
-        was = "its first activation" if previous is None else f"was v{previous}"
-        self.post_message(Done(f"{active.ref} is active ({was}); {stored} predictions stored"))
+        self.app.call_from_thread(self._follow, job_id)
+
+    def _follow(self, job_id: str) -> None:
+        self.query_one(JobLine).follow(job_id, self.busy or "activation")
+
+    @work(thread=True, group="models-find")
+    def find_running_activation(self) -> None:
+        """An activation job still running (started before this screen opened) is followed again."""
+        from engine.jobs import list_jobs
+
+        try:
+            running = [job for job in list_jobs(self.app.workspace, limit=20)
+                       if job.kind == "activate" and job.state in ACTIVE_STATES]
+        except WorkbenchError:
+            return  # nothing to follow that can be read now; the versions' reload says why
+        if running:
+            self.app.call_from_thread(self._follow_running, running[0])
+
+    def _follow_running(self, job: JobRecord) -> None:
+        if self.busy is None:
+            self.busy = f"{'rolling back' if job.params.get('rollback') else 'activating'} {job.params.get('ref')}"
+            self.query_one(JobLine).follow(job.job_id, self.busy)
 
     @work(thread=True, group="models-change")
     def delete_version(self, ref: str) -> None:
@@ -151,27 +175,31 @@ class ModelsScreen(Screen):
     def on_versions_table_highlighted(self, message: VersionsTable.Highlighted) -> None:
         self.show_detail()
 
-    def on_work_progress(self, message: WorkProgress) -> None:
-        bar = self.query_one("#models-progress", ProgressBar)
-        bar.display = True
-        bar.update(total=message.total, progress=message.completed)
-        self.query_one("#models-message", Label).update(f"{self.busy or ''}: {message.task}")
+    def on_job_line_ended(self, message: JobLine.Ended) -> None:
+        job = message.job
+        result = job.result or {}
+        if job.state == "completed":
+            previous = result.get("previous_version")
+            was = "its first activation" if previous is None else f"was v{previous}"
+            self.post_message(Done(f"{result['active']} is active ({was}); {result['predictions']} predictions stored"))
+        elif job.state == "cancelled":
+            self.post_message(Done(f"cancelled: {job.error or 'nothing changed'}"))
+        else:
+            self.post_message(Done(job.error or f"{self.busy or 'activation'} {job.state}", error=True))
 
     def on_done(self, message: Done) -> None:
         self.busy = None
-        self.query_one("#models-progress").display = False
         self.tell(message.text, error=message.error)
         self.reload()
 
     def tell(self, text: str, *, error: bool = False) -> None:
         """In the status line, and as a notification."""
-        self.query_one("#models-message", Label).update(text)
+        self.query_one(JobLine).say(text)
         self.notify(text, severity="error" if error else "information", timeout=8 if error else 5)
 
     def on_activation_refused(self, message: ActivationRefused) -> None:
         self.busy = None
-        self.query_one("#models-progress").display = False
-        self.query_one("#models-message", Label).update(message.reason)
+        self.query_one(JobLine).say(message.reason)
 
         def with_reason(reason: str | None) -> None:
             if reason:
@@ -209,7 +237,7 @@ class ModelsScreen(Screen):
             self.notify(f"Wait: {self.busy} is still running.", severity="warning")
             return False
         self.busy = what
-        self.query_one("#models-message", Label).update(f"{what}…")
+        self.query_one(JobLine).say(f"{what}…")
         run()
         return True
 
@@ -226,8 +254,7 @@ class ModelsScreen(Screen):
         if version.is_active:
             self.notify(f"{version.ref} is already active.")
             return
-        self.start(f"activating {version.ref}",
-                   lambda: self.activate_version(version.ref, gated=version.last_gate_report_id is not None))
+        self.start(f"activating {version.ref}", lambda: self.activate_version(version.ref))
 
     def action_rollback(self) -> None:
         version = self._highlighted()
@@ -278,3 +305,7 @@ class ModelsScreen(Screen):
 
         default = str(Path.cwd() / f"{version.name}-v{version.version}.onnx")
         self.app.push_screen(PromptDialog(f"Export {version.ref} as ONNX to:", default), chosen)
+
+    def action_cancel_activation(self) -> None:
+        if not self.query_one(JobLine).cancel():
+            self.notify("No activation is running.")
