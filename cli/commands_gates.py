@@ -10,9 +10,8 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import ExitCode, finish, handles_errors, print_json, stderr, stdout
+from cli.output import BadArguments, ExitCode, finish, handles_errors, print_json, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
-from engine.errors import InputError
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Gate thresholds (TOML) over the defaults; see `gates list`.")]
 FeaturesOption = Annotated[str, typer.Option("--features", "-f", help="Features for duplicates and mislabels (dsp, onnx:NAME, hybrid:NAME).")]
@@ -165,7 +164,7 @@ def triage_suspects(
     from engine.triage_queue import save_queue
 
     if model and features:
-        raise InputError("give --model (its features and task) or --features, not both")
+        raise BadArguments("give --model (its features and task) or --features, not both")
     settings = load_settings(config)
     workspace = open_workspace(ctx)
     version = resolve(workspace, model) if model else None

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import finish, handles_errors, render_rejections, stderr, stdout
+from cli.output import BadArguments, finish, handles_errors, render_rejections, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.concepts import Origin, Segment
 from engine.errors import InputError
@@ -108,7 +108,7 @@ def labels_add(
     from engine.library.editing import add_label
 
     if (start is not None or end is not None) and (start_beat is not None or end_beat is not None):
-        raise InputError("give either seconds (--start/--end) or beats (--start-beat/--end-beat), not both")
+        raise BadArguments("give either seconds (--start/--end) or beats (--start-beat/--end-beat), not both")
     workspace = open_workspace(ctx)
     added = add_label(workspace, clip, label, taxonomy=taxonomy, start_s=start, end_s=end, start_beat=start_beat,
                       end_beat=end_beat, snap=snap, origin=origin, confidence=confidence)
@@ -192,7 +192,7 @@ def beats_set(
     from engine.library.grids import set_grid
 
     if (bpm is None) == (beat_times is None):
-        raise InputError("give either --bpm (with --offset) or --beat-times")
+        raise BadArguments("give either --bpm (with --offset) or --beat-times")
     try:
         if bpm is not None:
             grid = BeatGrid.constant(bpm, offset, beats_per_bar)
@@ -223,7 +223,7 @@ def beats_detect(
     from engine.library.grids import detect_grids
 
     if not clips and not all_clips:
-        raise InputError("name clips to detect, or use --all")
+        raise BadArguments("name clips to detect, or use --all")
     workspace = open_workspace(ctx)
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         report = detect_grids(workspace, None if all_clips else clips, beats_per_bar=beats_per_bar,

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import finish, handles_errors, print_json, render_rejections, stderr, stdout
+from cli.output import BadArguments, finish, handles_errors, print_json, render_rejections, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.errors import InputError
 
@@ -208,10 +208,10 @@ def models_activate(
 ) -> None:
     """Make a version active and re-run inference over the library (labels are never overwritten).
     A version whose last gate report failed needs --force; the reason is kept in its history."""
-    workspace = open_workspace(ctx)
     ref = name if version is None else f"{name}@{version}"
     if "@" not in ref:
-        raise InputError("say which version to activate: `models activate NAME VERSION` or NAME@VERSION")
+        raise BadArguments("say which version to activate: `models activate NAME VERSION` or NAME@VERSION")
+    workspace = open_workspace(ctx)
     active, previous, predicted = _activate(workspace, ref, reason, False, no_inference, workers, forced=force)
     finish({"active": active.ref, "previous_version": previous, "predictions": predicted}, json_out,
            render=lambda: stdout.print(f"{active.ref} is active ({_was(previous)}); {predicted} predictions stored"))
@@ -258,7 +258,10 @@ def models_delete(
     """Delete a version and its files (never the active one)."""
     from engine.registry import delete
 
-    removed = delete(open_workspace(ctx), name if version is None else f"{name}@{version}")
+    ref = name if version is None else f"{name}@{version}"
+    if "@" not in ref:
+        raise BadArguments("say which version to delete: `models delete NAME VERSION` or NAME@VERSION")
+    removed = delete(open_workspace(ctx), ref)
     finish({"deleted": removed.ref}, json_out, render=lambda: stdout.print(f"deleted {removed.ref}"))
 
 
@@ -324,7 +327,7 @@ def infer_command(
     from engine.registry import list_versions
 
     if not library:
-        raise InputError("say what to run over: --library (for files, use `predict`)")
+        raise BadArguments("say what to run over: --library (for files, use `predict`)")
     workspace = open_workspace(ctx)
     refs = [model] if model else [v.ref for v in list_versions(workspace) if v.is_active]
     if not refs:

@@ -82,6 +82,11 @@ def handles_errors(command: Callable) -> Callable:
     return wrapper
 
 
+class BadArguments(UsageError):
+    """Options or arguments that are each valid but not together, or one a command cannot do without
+    that click cannot require by itself: a usage error (exit 2, click's usage line on stderr)."""
+
+
 @contextmanager
 def usage_errors_as_json(json_out: bool) -> Iterator[None]:
     """With --json, a usage error also prints the JSON error document on stdout; click then says it

@@ -350,11 +350,17 @@ def test_labels_add_beats_on_a_clip_without_a_grid_names_the_problem(ws):
     (["--start", 0.3, "--end", 0.1], "must be before end"),
     (["--start", 0.0, "--end", 99.0], "past the end of the clip"),
     (["--start", 0.0], "needs both a start and an end"),
-    (["--start", 0.0, "--end", 0.1, "--start-beat", 0, "--end-beat", 1], "not both"),
 ])
 def test_labels_add_rejects_a_bad_seconds_range(ws, args, message):
     doc = failed(["labels", "add", f"{PACKS[0].name}_kick_01.wav", "--label", "kick", *args], ws)
     assert message in doc["error"]["message"]
+
+
+def test_labels_add_with_seconds_and_beats_is_a_usage_error(ws):
+    result = usage_error(["labels", "add", f"{PACKS[0].name}_kick_01.wav", "--label", "kick",
+                          "--start", 0.0, "--end", 0.1, "--start-beat", 0, "--end-beat", 1], ws)
+    assert "not both" in document(result)["error"]["message"] and "not both" in result.stderr
+    assert ok(["labels", "list", f"{PACKS[0].name}_kick_01.wav"], ws)["count"] == 1  # only the imported one
 
 
 def test_labels_add_errors(ws):
@@ -446,8 +452,8 @@ def test_beats_set_and_show(ws):
 
 
 def test_beats_set_errors(ws):
-    doc = failed(["beats", "set", "track.wav"], ws)
-    assert "--bpm" in doc["error"]["message"]
+    result = usage_error(["beats", "set", "track.wav"], ws)
+    assert "--bpm" in document(result)["error"]["message"]
     doc = failed(["beats", "set", "track.wav", "--bpm", BPM, "--offset", 99], ws)
     assert "past the end" in doc["error"]["message"]
     doc = failed(["beats", "set", "track.wav", "--beat-times", "1.0,0.5"], ws)
@@ -484,8 +490,8 @@ def test_beats_detect_skips_one_shots(ws):
 
 
 def test_beats_detect_needs_clips_or_all(ws):
-    doc = failed(["beats", "detect"], ws)
-    assert "--all" in doc["error"]["message"]
+    result = usage_error(["beats", "detect"], ws)
+    assert "--all" in document(result)["error"]["message"]
 
 
 # -- stats and clips --------------------------------------------------------------------------

@@ -4,7 +4,7 @@
   naming the path and how to start a workspace there), and nothing is created at that path; only the
   commands that bring content in from nothing (import, labels import, taxonomy create, embeddings
   install-aisfx) start one.
-- A usage error (click's) exits 2; with --json it
+- A usage error (click's, or options that are each fine but not together) exits 2; with --json it
   also prints the one JSON error document on stdout that every other error prints.
 """
 
@@ -190,3 +190,28 @@ def test_a_usage_error_without_json_says_it_on_stderr_only(workspace, args, kind
     exits(result, 2)
     assert result.stdout == ""
     assert "Usage:" in result.stderr and "Error: " in result.stderr and message in result.stderr
+
+
+BAD_COMBINATIONS = [
+    (["beats", "set", "track.wav"], "give either --bpm (with --offset) or --beat-times"),
+    (["beats", "set", "track.wav", "--bpm", "120", "--beat-times", "0,0.5,1"], "give either --bpm"),
+    (["labels", "add", "track.wav", "-l", "drop", "--start", "0", "--end", "1", "--start-beat", "0", "--end-beat", "4"],
+     "give either seconds (--start/--end) or beats (--start-beat/--end-beat), not both"),
+    (["label", "add", "track.wav", "-l", "drop", "--start", "0", "--end-beat", "4"], "not both"),
+    (["beats", "detect"], "name clips to detect, or use --all"),
+    (["infer"], "say what to run over: --library"),
+    (["models", "activate", "drums"], "say which version to activate"),
+    (["models", "delete", "drums"], "say which version to delete"),
+    (["triage", "suspects", "--model", "drums", "--features", "dsp"], "give --model (its features and task) or --features"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_COMBINATIONS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_options_that_do_not_go_together_are_a_usage_error(workspace, args, message):
+    result = invoke(args, workspace.root)
+    error = error_document(result, 2)
+    assert error["type"] == "BadArguments" and message in error["message"]
+    assert "Usage:" in result.stderr and message in result.stderr
+    result = invoke(args, workspace.root, json_out=False)
+    exits(result, 2)
+    assert result.stdout == "" and "Error: " in result.stderr and message in result.stderr

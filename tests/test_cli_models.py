@@ -329,7 +329,9 @@ def test_predict_with_a_file_that_is_not_audio_exits_3(ws, library, tmp_path):
 
 def test_infer_library_stores_predictions_for_active_models(ws):
     assert "no active model" in fails(["infer", "--library"], ws, kind="InputError")
-    assert "--library" in fails(["infer"], ws, kind="InputError")
+    result = run(["infer"], ws)
+    exits(result, 2)
+    assert "--library" in one_document(result)["error"]["message"]
     document = ok(["infer", "--library", "--model", "drums@2", "--workers", 1], ws)
     assert document["results"] == [{"model": "drums@2", "predictions": N_CLIPS}] and document["rejections"] == []
     ok(["models", "activate", "gbm", "1", "--no-inference"], ws)
@@ -386,8 +388,13 @@ def test_an_unknown_model_name_exits_1_listing_the_models(ws, library):
         assert message == "no model named 'snares' (models: drums, gbm)"
 
 
-def test_activate_without_a_version_exits_1_with_a_clear_message(ws):
-    message = fails(["models", "activate", "drums"], ws, kind="InputError")
-    assert message == "say which version to activate: `models activate NAME VERSION` or NAME@VERSION"
-    assert "say which version to delete" in fails(["models", "delete", "drums"], ws, kind="InputError")
-    assert ok(["models", "show", "drums"], ws)["activations"] == []
+def test_activate_or_delete_without_a_version_is_a_usage_error_with_a_clear_message(ws):
+    for verb in ("activate", "delete"):
+        result = run(["models", verb, "drums"], ws)
+        exits(result, 2)
+        error = one_document(result)["error"]
+        assert error["type"] == "BadArguments"
+        assert error["message"] == f"say which version to {verb}: `models {verb} NAME VERSION` or NAME@VERSION"
+        assert error["message"] in result.stderr
+    show = ok(["models", "show", "drums"], ws)
+    assert show["activations"] == [] and len(ok(["models", "list", "drums"], ws)["models"]) == 2  # none deleted
