@@ -1,6 +1,7 @@
 """The Train screen, driven as a person would: fill in the form and start a job, watch its curve,
 see the new version in Models; open the app while a detached headless job runs and find it, with
-its curve, selected; cancel it with a key.
+its curve, selected (over a newer finished one); cancel it with a key; with nothing running, open
+on the newest training job's result.
 
 A small curated library (3 classes x 3 packs x 4 clips) is imported once per module with its dsp
 features cached; every test works in its own copy. Jobs run in real worker processes.
@@ -18,10 +19,13 @@ from textual.widgets import ContentSwitcher, DataTable, Input, Label, Select
 
 from conftest import copy_workspace, curated_library
 from engine.features.spec import FeatureSpec
-from engine.jobs import FINAL_STATES, get_job, list_jobs
+from engine.inference import run_activation_job
+from engine.jobs import FINAL_STATES, JobLog, get_job, list_jobs
 from engine.library.importer import import_folder
+from engine.progress import CancelToken
 from engine.registry import list_versions
 from engine.training.data import training_data
+from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
 from tui.app import make_app
 from tui.screens.models import ModelsScreen
@@ -135,8 +139,46 @@ def start_detached(ws: Workspace) -> str:
     return json.loads(done.stdout)["job_id"]
 
 
+def train_here(ws: Workspace, name: str, **hyperparams) -> str:
+    """A logreg version trained in this process (a finished job of kind train); its job id."""
+    params = TrainRequest(name=name, model="logreg", min_class_samples=2, split_by="clip",
+                          hyperparams=hyperparams).__dict__
+    job = JobLog(ws, "train", params, state="pending")
+    run_training(ws, job, params, CancelToken())
+    assert get_job(ws, job.job_id).state == "completed"
+    return job.job_id
+
+
+async def test_with_nothing_running_the_screen_opens_on_the_newest_training_jobs_result(ws):
+    train_here(ws, "kit")
+    newest = train_here(ws, "kit", C=0.1)
+    params = {"ref": "kit@2", "reason": None, "forced": False, "rollback": False}
+    activation = JobLog(ws, "activate", params, state="pending")  # newer, but not a training job
+    run_activation_job(ws, activation, params, CancelToken())
+    app = make_app(ws.root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_train_screen(app, pilot)
+        await wait_for(pilot, lambda: screen.selected == newest, "the newest training job to be selected")
+        await wait_for(pilot, lambda: screen.query_one(ContentSwitcher).current == "train-result-box",
+                       "its metrics")
+        result = shown_text(screen.query_one(MetricsView))
+        assert "kit@2 · logreg on dsp" in result and "macro-F1" in result
+        assert all(name in result for name in ("hihat_closed", "kick", "snare", "confusion"))
+        status = shown_text(screen.query_one("#train-status"))
+        assert "completed" in status and "kit@2" in status and not status.startswith("No job selected")
+
+        jobs = screen.query_one(JobsTable)
+        assert list(jobs.rows)[0].value == activation.job_id  # listed, newest first
+        jobs.focus()
+        jobs.move_cursor(row=0)
+        await wait_for(pilot, lambda: "activate job completed" in shown_text(screen.query_one(MetricsView)),
+                       "what an activation job left")
+    assert get_job(ws, activation.job_id).result["active"] == "kit@2"
+
+
 async def test_the_app_reattaches_to_a_detached_job_and_x_cancels_it(ws):
     job_id = start_detached(ws)
+    train_here(ws, "finished")  # newer than the running job, which still wins
     try:
         app = make_app(ws.root)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -161,4 +203,4 @@ async def test_the_app_reattaches_to_a_detached_job_and_x_cancels_it(ws):
 
             request_cancel(ws, job_id)
     assert get_job(ws, job_id).state == "cancelled"
-    assert list_versions(ws) == []
+    assert [v.ref for v in list_versions(ws)] == ["finished@1"]  # the cancelled job registered nothing

@@ -74,10 +74,21 @@ def form_options(workspace) -> dict:
             "default_kind": DEFAULT_MODEL}
 
 
+def job_to_open(jobs: list[JobRecord]) -> JobRecord | None:
+    """The job the screen opens on (jobs newest first): a running training job, else the newest
+    training job, whose result then shows; other kinds of job (gates, activation …) are only listed."""
+    training = [job for job in jobs if job.kind == "train"]
+    running = [job for job in training if job.state in ACTIVE_STATES]
+    return (running or training or [None])[0]
+
+
 def job_result(workspace, job: JobRecord) -> JobResult:
     """What a finished job left: its registered version's test metrics, or why there is none."""
     from engine.registry import resolve
 
+    if job.kind != "train":
+        return JobResult(job.job_id, f"{job.kind} job {job.state}{': ' + job.error if job.error else ''} "
+                                     "(no training result)", None, [])
     if job.state != "completed":
         return JobResult(job.job_id, f"{job.state}: {job.error or 'no version was registered'}", None, [])
     result = job.result or {}
@@ -202,9 +213,9 @@ class TrainScreen(Screen):
             return
         self.query_one(JobsTable).show(message.jobs)
         if self.selected is None:
-            if message.jobs:
-                running = [job for job in message.jobs if job.state in ACTIVE_STATES]
-                self.select_job((running or message.jobs)[0].job_id)
+            opening = job_to_open(message.jobs)
+            if opening is not None:
+                self.select_job(opening.job_id)
             return
         if message.generation != self._generation:
             return  # polled for a job that is no longer selected
