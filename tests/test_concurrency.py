@@ -24,6 +24,7 @@ import pytest
 import soundfile
 
 from conftest import copy_workspace
+from engine.workspace import Workspace
 
 # Enough short clips that `features extract --extractor mel --workers 1` runs for a few seconds
 # (about 3.5 ms a clip here, plus the start of the process).
@@ -206,6 +207,7 @@ con.close()
 
 @pytest.mark.parametrize("mode", ["rw", "ro"])
 def test_a_held_workspace_gives_a_clear_busy_error(ws, mode, tmp_path):
+    Workspace.open(tmp_path / "free_ws")
     started = time.monotonic()
     assert wb(tmp_path / "free_ws", "stats", "--json", busy_timeout=1).returncode == 0
     startup = time.monotonic() - started  # starting the CLI on this machine, now, without any wait
