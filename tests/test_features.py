@@ -158,3 +158,18 @@ def test_cache_stats_and_clear(library):
     assert by_extractor == {"dsp": 18, "mel": 18}
     removed = library.cache.clear(keep=lambda prefix: not prefix.startswith("mel:"))
     assert removed == 18 and {s.extractor for s in library.cache.stats()} == {"dsp"}
+
+
+def test_one_cache_path_opened_twice_in_a_process_is_shared(tmp_path):
+    """LMDB refuses a second open of one file in a process; two workspaces objects on one folder
+    (a CLI command after another, in one test process) must both work."""
+    from engine.features.cache import FeatureCache
+
+    first, second = FeatureCache(tmp_path / "cache.lmdb"), FeatureCache(tmp_path / "cache.lmdb")
+    first.put_many({"dsp:x:1|clip|whole": np.arange(3.0)})
+    first.close()
+    assert np.array_equal(second.get_many(["dsp:x:1|clip|whole"])["dsp:x:1|clip|whole"], np.arange(3.0))
+    second.close()
+    third = FeatureCache(tmp_path / "cache.lmdb")
+    assert third.missing(["dsp:x:1|clip|whole", "other|clip|whole"]) == ["other|clip|whole"]
+    third.close()

@@ -8,6 +8,8 @@ killed writer leaves the last committed transaction intact.
 from __future__ import annotations
 
 import io
+import os
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -41,15 +43,44 @@ class PrefixStats:
     bytes: int
 
 
+# LMDB allows one open environment per file and process, so every FeatureCache of one path in one
+# process shares it (a forked child, with another pid, opens its own); the last close() closes it.
+_OPEN: dict[tuple[int, str], list] = {}  # (pid, real path) -> [environment, users]
+_OPEN_LOCK = threading.Lock()
+
+
+def _acquire(path: Path) -> tuple[tuple[int, str], lmdb.Environment]:
+    key = (os.getpid(), os.path.realpath(path))
+    with _OPEN_LOCK:
+        if key not in _OPEN:
+            _OPEN[key] = [lmdb.open(str(path), map_size=INITIAL_MAP_SIZE, subdir=True, readahead=False,
+                                    max_readers=256), 0]
+        _OPEN[key][1] += 1
+        return key, _OPEN[key][0]
+
+
+def _release(key: tuple[int, str]) -> None:
+    with _OPEN_LOCK:
+        entry = _OPEN.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _OPEN[key]
+            entry[0].close()
+
+
 class FeatureCache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(self.path), map_size=INITIAL_MAP_SIZE, subdir=True, readahead=False,
-                              max_readers=256)
+        self._key, self._env = _acquire(self.path)
+        self._closed = False
 
     def close(self) -> None:
-        self._env.close()
+        if not self._closed:
+            self._closed = True
+            _release(self._key)
 
     def missing(self, keys: Iterable[str]) -> list[str]:
         """The keys that have no entry (checked without reading the values)."""
