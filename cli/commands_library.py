@@ -38,6 +38,8 @@ def import_command(
     """Import audio files (wav, flac, ogg, mp3, aiff) into the workspace."""
     from engine.library.importer import import_folder
 
+    if not path.expanduser().exists():  # before the workspace: a typo must not leave an empty one behind
+        raise InputError(f"{path}: no such file or folder")
     workspace = open_workspace(ctx, create=True)  # importing is how a workspace starts
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         report = import_folder(workspace, path, curated=curated, source=source, taxonomy=taxonomy,

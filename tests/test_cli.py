@@ -280,6 +280,7 @@ def test_import_with_a_rejected_file_exits_3(library, tmp_path):
 def test_import_of_a_missing_folder_fails(tmp_path):
     doc = failed(["import", tmp_path / "does-not-exist"], tmp_path / "ws")
     assert "no such file or folder" in doc["error"]["message"]
+    assert not (tmp_path / "ws").exists()  # and no empty workspace is left behind
 
 
 def test_import_needs_a_path(tmp_path):
