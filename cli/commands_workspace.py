@@ -173,7 +173,9 @@ def demo_command(
         for step in summary.steps:
             table.add_row(step.name, step.result, f"{step.seconds:.1f}")
         stdout.print(table)
-        stdout.print(f"Next: workbench --headless --workspace {summary.workspace} stats")
+        stdout.print(f"Next: workbench --workspace {summary.workspace}   (the terminal UI on it)\n"
+                     f"      workbench --headless --workspace {summary.workspace} gates run --model drums",
+                     markup=False, soft_wrap=True)
 
     finish(summary.to_dict(), json_out, cancelled=summary.cancelled, render=render)
 
