@@ -101,3 +101,20 @@ async def test_at_80_columns_the_table_gets_the_room_and_p_shows_the_counts(libr
         assert app.screen.query_one(ClipTable).size.width == 80
         await pilot.press("p")
         assert panel.display
+
+
+async def test_a_busy_workspace_in_a_worker_is_a_notification_not_a_crash(library_workspace, monkeypatch):
+    from engine.errors import WorkspaceBusy
+
+    def busy(*args, **kwargs):
+        raise WorkspaceBusy("workspace busy: another process holds it")
+
+    app = make_app(library_workspace.root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        monkeypatch.setattr("tui.screens.library.browse", busy)
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert app.is_running and isinstance(app.screen, LibraryScreen)
+        assert any("workspace busy" in n.message for n in app._notifications)
+        assert app.screen.query_one(ClipTable).row_count == 18  # what was shown stays

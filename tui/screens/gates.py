@@ -8,7 +8,6 @@ Enter on a check lists what fails; `o` opens those clips in the library.
 from __future__ import annotations
 
 from rich.markup import escape
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -23,6 +22,7 @@ from engine.gates.store import StoredReport, latest_report
 from engine.jobs import spawn_job
 from engine.registry import ModelVersion, list_versions
 from tui.widgets.jobline import JobLine
+from tui.workers import ReportsWorkerErrors, in_thread
 
 DATASET_ONLY = "dataset only"
 THRESHOLD_WIDTH = 30  # in the table; the detail line under it gives the whole rule
@@ -60,7 +60,7 @@ class ReportLoaded(Message):
         self.stored, self.versions = stored, versions
 
 
-class GatesScreen(Screen):
+class GatesScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("r", "run", "Run gates"),
         Binding("c", "cancel_run", "Cancel run"),
@@ -97,7 +97,7 @@ class GatesScreen(Screen):
         select = self.query_one("#gates-model", Select)
         return None if select.is_blank() else str(select.value)
 
-    @work(thread=True, group="gates-load", exclusive=True)
+    @in_thread("gates-load", exclusive=True)
     def load_report(self, model_ref: str | None, with_versions: bool = False, newest_of_any: bool = False) -> None:
         """The newest report of the chosen version, or of the dataset alone; on opening, the newest
         of any run (and the version it gated becomes the choice)."""
@@ -179,7 +179,7 @@ class GatesScreen(Screen):
             return
         self.start_run(self.model_ref)
 
-    @work(thread=True, group="gates-run")
+    @in_thread("gates-run")
     def start_run(self, model_ref: str | None) -> None:
         params = {"model": model_ref} if model_ref else {}
         try:
@@ -216,7 +216,7 @@ class GatesScreen(Screen):
             return
         self.find_clips(result)
 
-    @work(thread=True, group="gates-clips", exclusive=True)
+    @in_thread("gates-clips", exclusive=True)
     def find_clips(self, result: GateResult) -> None:
         clip_ids = clips_behind(self.app.workspace, result)
         self.app.call_from_thread(self._show_in_library, clip_ids, result)

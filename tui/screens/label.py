@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -25,7 +25,7 @@ from textual.worker import Worker, WorkerState
 from engine.audio.playback import Player, open_player
 from engine.audio.preview import Preview, decode_preview, envelope, spectrogram
 from engine.concepts import Label as ClipLabel
-from engine.errors import InputError, WorkbenchError
+from engine.errors import InputError
 from engine.library.grids import detect_grids
 from engine.library.session import (SNAPS, Change, ClipState, LabelHistory, Selection, load_clip_state, nudge,
                                     parse_selection, seconds_step, selection_at)
@@ -35,6 +35,7 @@ from tui.widgets.legend import KeyLegend, assign_keys
 from tui.widgets.segments import SegmentTable
 from tui.widgets.spectrogram import Spectrogram
 from tui.widgets.waveform import Band, Envelope, Marks, SegmentLane, TimeRuler, Waveform
+from tui.workers import failure_text, in_thread, raise_if_strict
 
 PREVIEWS_KEPT = 4
 MIN_SPAN_S = 0.05
@@ -158,7 +159,7 @@ class LabelScreen(Screen):
         if self.clip_id is None:
             self.load_walk_and_first_clip()
 
-    @work(thread=True, group="label-walk", exit_on_error=False)
+    @in_thread("label-walk")
     def load_walk_and_first_clip(self) -> None:
         order = library_order(self.app.workspace)
         if order:
@@ -186,7 +187,7 @@ class LabelScreen(Screen):
         self._status_message = "a class key labels the whole clip · / types a range · ? lists every key"
         self.load_clip(clip_id, self._generation, self._decoding)
 
-    @work(thread=True, group="label-load", exit_on_error=False)
+    @in_thread("label-load")
     def load_clip(self, clip_id: str, generation: int, cancel: threading.Event) -> None:
         workspace = self.app.workspace
         if not self.taxonomies:
@@ -318,7 +319,7 @@ class LabelScreen(Screen):
         self.compute_view(self.preview, self.span, waveform.size.width, spectro.size.width, spectro.bands,
                           self._view_generation)
 
-    @work(thread=True, group="label-view", exit_on_error=False)
+    @in_thread("label-view")
     def compute_view(self, preview: Preview, span: tuple[float, float], wave_columns: int, spectro_columns: int,
                      bands: int, generation: int) -> None:
         lows, highs = envelope(preview, span[0], span[1], max(2, wave_columns * 2))
@@ -380,7 +381,7 @@ class LabelScreen(Screen):
             self.move_playhead(0.0 if where == 0 else self.state.clip.duration_s)
 
     # -- playback ----------------------------------------------------------------------------------------
-    @work(thread=True, group="label-player", exit_on_error=False)
+    @in_thread("label-player")
     def open_player_in_background(self) -> None:
         player = open_player()
         self.app.call_from_thread(self.player_ready, player)
@@ -416,7 +417,7 @@ class LabelScreen(Screen):
         self.play_span(self.player, self.state.clip.path, start, end, loop)
         self._playhead_timer.resume()
 
-    @work(thread=True, group="label-play", exit_on_error=False)
+    @in_thread("label-play")
     def play_span(self, player: Player, path: str, start: float, end: float, loop: bool) -> None:
         player.play(path, start, end, loop=loop)
 
@@ -560,7 +561,7 @@ class LabelScreen(Screen):
         self.show_status(f"saving {name}…")
         self.save_label(self.state, name, self.taxonomy_name, selection, self.editing, self._generation)
 
-    @work(thread=True, group="label-write", exit_on_error=False)
+    @in_thread("label-write")
     def save_label(self, state: ClipState, name: str, taxonomy: str, selection: Selection | None,
                    replacing: ClipLabel | None, generation: int) -> None:
         change = self.history.label(state, name, taxonomy=taxonomy, selection=selection, replacing=replacing)
@@ -586,7 +587,7 @@ class LabelScreen(Screen):
             return
         self.undo_change(self._generation)
 
-    @work(thread=True, group="label-write", exit_on_error=False)
+    @in_thread("label-write")
     def undo_change(self, generation: int) -> None:
         self.after_change(self.history.undo(), "undone", generation)
 
@@ -600,7 +601,7 @@ class LabelScreen(Screen):
             return
         self.delete_label(label, self._generation)
 
-    @work(thread=True, group="label-write", exit_on_error=False)
+    @in_thread("label-write")
     def delete_label(self, label: ClipLabel, generation: int) -> None:
         self.after_change(self.history.delete(label), "deleted", generation)
 
@@ -650,7 +651,7 @@ class LabelScreen(Screen):
         if self.clip_id is not None:
             self.walk_to_next("suspect", self.clip_id, self._generation)
 
-    @work(thread=True, group="label-walk", exit_on_error=False)
+    @in_thread("label-walk")
     def walk_to_next(self, kind: str, current: str, generation: int) -> None:
         if kind == "unlabelled":
             target = self.walk.next_among(current, unlabelled_ids(self.app.workspace))
@@ -675,7 +676,7 @@ class LabelScreen(Screen):
             self.show_status("detecting the beat grid…")
             self.detect_grid(self.state.clip.clip_id, self._generation)
 
-    @work(thread=True, group="label-grid", exit_on_error=False)
+    @in_thread("label-grid")
     def detect_grid(self, clip_id: str, generation: int) -> None:
         report = detect_grids(self.app.workspace, [clip_id], workers=1)
         message = (f"grid detected: {report.detected[0][1].bpm:.1f} bpm" if report.detected
@@ -683,7 +684,7 @@ class LabelScreen(Screen):
         state = load_clip_state(self.app.workspace, clip_id)
         self.app.call_from_thread(self.state_reloaded, state, generation, message)
 
-    @work(thread=True, group="label-reload", exit_on_error=False)
+    @in_thread("label-reload")
     def reload_state(self, clip_id: str, generation: int) -> None:
         state = load_clip_state(self.app.workspace, clip_id)
         self.app.call_from_thread(self.state_reloaded, state, generation, None)
@@ -700,7 +701,7 @@ class LabelScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR:
             return
-        error = event.worker.error
-        text = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
+        raise_if_strict(event.worker.error)
+        text = failure_text(event.worker.error)
         self.show_status(f"✗ {text}")
         self.notify(text, title="label screen", severity="error", timeout=8)

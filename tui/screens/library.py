@@ -7,7 +7,6 @@ outdated list. The table holds every matching row and draws only those on screen
 
 from __future__ import annotations
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -20,6 +19,7 @@ from engine.library.walk import ClipWalk
 from engine.stats import workspace_stats
 from tui.widgets.cliptable import ClipTable
 from tui.widgets.readiness import ReadinessPanel
+from tui.workers import ReportsWorkerErrors, in_thread
 
 PANEL_MIN_WIDTH = 100  # narrower terminals give the table all the room; `p` shows the panel anyway
 FIRST_SCREENFUL = 200  # rows fetched before the whole list when the table is empty
@@ -27,7 +27,7 @@ FILTER_DELAY_S = 0.12  # a filter query starts once typing pauses this long
 FILTER_HELP = "filter: words in the path, label:kick source:808 predicted:snare unlabelled low disagrees"
 
 
-class LibraryScreen(Screen):
+class LibraryScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter"),
@@ -68,7 +68,7 @@ class LibraryScreen(Screen):
         self._generation += 1
         self.load_page(self.query_one(Input).value, self.sort, self._generation, self.only[0] if self.only else None)
 
-    @work(thread=True, group="library-page")
+    @in_thread("library-page")
     def load_page(self, query: str, sort: str, generation: int, clip_ids: list[str] | None) -> None:
         if generation != self._generation:
             return  # typing went on while this waited for a thread
@@ -81,7 +81,7 @@ class LibraryScreen(Screen):
         page = browse(self.app.workspace, query, sort=sort, limit=None, clip_ids=clip_ids)
         self.app.call_from_thread(self.show_page, page, generation)
 
-    @work(thread=True, group="library-readiness", exclusive=True)
+    @in_thread("library-readiness", exclusive=True)
     def refresh_readiness(self) -> None:
         stats = workspace_stats(self.app.workspace)
         self.app.call_from_thread(self.query_one(ReadinessPanel).show, stats.taxonomies if stats.clips_labelled else [])

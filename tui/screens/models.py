@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -29,6 +28,7 @@ from tui.widgets.jobline import JobLine
 from tui.widgets.metrics import MetricsView
 from tui.widgets.prompt import PromptDialog
 from tui.widgets.versions import VersionsTable
+from tui.workers import ReportsWorkerErrors, in_thread
 
 
 class VersionsLoaded(Message):
@@ -60,7 +60,7 @@ def version_title(version: ModelVersion) -> str:
     return f"{version.ref} · {version.kind} on {version.spec} · task {version.task}{active} · test split"
 
 
-class ModelsScreen(Screen):
+class ModelsScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("a", "activate", "Activate"),
         Binding("r", "rollback", "Roll back"),
@@ -93,7 +93,7 @@ class ModelsScreen(Screen):
         self.reload()  # a job may have registered a version meanwhile
 
     # -- worker threads ------------------------------------------------------------------------
-    @work(thread=True, group="models-load", exclusive=True)
+    @in_thread("models-load", exclusive=True)
     def reload(self) -> None:
         from engine.registry import list_versions
 
@@ -102,7 +102,7 @@ class ModelsScreen(Screen):
         except WorkbenchError as error:
             self.post_message(Done(str(error), error=True))
 
-    @work(thread=True, group="models-change")
+    @in_thread("models-change")
     def activate_version(self, ref: str, *, rollback: bool = False, forced: bool = False,
                          reason: str | None = None) -> None:
         """Start an activation job; a version whose last gate report failed is refused first (so the
@@ -126,7 +126,7 @@ class ModelsScreen(Screen):
     def _follow(self, job_id: str) -> None:
         self.query_one(JobLine).follow(job_id, self.busy or "activation")
 
-    @work(thread=True, group="models-find")
+    @in_thread("models-find")
     def find_running_activation(self) -> None:
         """An activation job still running (started before this screen opened) is followed again."""
         from engine.jobs import list_jobs
@@ -144,7 +144,7 @@ class ModelsScreen(Screen):
             self.busy = f"{'rolling back' if job.params.get('rollback') else 'activating'} {job.params.get('ref')}"
             self.query_one(JobLine).follow(job.job_id, self.busy)
 
-    @work(thread=True, group="models-change")
+    @in_thread("models-change")
     def delete_version(self, ref: str) -> None:
         from engine.registry import delete
 
@@ -153,7 +153,7 @@ class ModelsScreen(Screen):
         except WorkbenchError as error:
             self.post_message(Done(str(error), error=True))
 
-    @work(thread=True, group="models-change")
+    @in_thread("models-change")
     def export_version(self, ref: str, path: str) -> None:
         from engine.registry import export
 

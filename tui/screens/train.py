@@ -8,7 +8,6 @@ followed the same way as one started here.
 
 from __future__ import annotations
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -27,6 +26,7 @@ from tui.widgets.jobstatus import JobStatus
 from tui.widgets.losscurve import LossCurve, legend
 from tui.widgets.metrics import MetricsView
 from tui.widgets.trainform import TrainForm
+from tui.workers import ReportsWorkerErrors, in_thread
 
 POLL_S = 0.5
 JOB_ROWS = 50
@@ -106,7 +106,7 @@ def job_result(workspace, job: JobRecord) -> JobResult:
     return JobResult(job.job_id, title, Evaluation.from_dict(test) if test else None, version.meta.get("notes", []))
 
 
-class TrainScreen(Screen):
+class TrainScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("s", "start", "Start"),
         Binding("x", "cancel_job", "Cancel job"),
@@ -155,7 +155,7 @@ class TrainScreen(Screen):
         self.poll()
 
     # -- reading the workspace (worker threads) ------------------------------------------------
-    @work(thread=True, group="train-form")
+    @in_thread("train-form")
     def load_form_options(self) -> None:
         self.post_message(FormOptions(form_options(self.app.workspace)))
 
@@ -164,7 +164,7 @@ class TrainScreen(Screen):
             return
         self._poller = self.poll_jobs(self._generation, self.selected, self.curve.seen if self.curve else 0)
 
-    @work(thread=True, group="train-poll")
+    @in_thread("train-poll")
     def poll_jobs(self, generation: int, job_id: str | None, after: int) -> None:
         try:
             jobs = list_jobs(self.app.workspace, limit=JOB_ROWS)
@@ -174,14 +174,14 @@ class TrainScreen(Screen):
             return
         self.post_message(JobsPolled(generation, jobs, events))
 
-    @work(thread=True, group="train-result", exclusive=True)
+    @in_thread("train-result", exclusive=True)
     def load_result(self, job: JobRecord) -> None:
         try:
             self.post_message(job_result(self.app.workspace, job))
         except WorkbenchError as error:
             self.post_message(JobResult(job.job_id, str(error), None, []))
 
-    @work(thread=True, group="train-start")
+    @in_thread("train-start")
     def start_job(self, request) -> None:
         from engine.training.launch import start_training
 
@@ -190,7 +190,7 @@ class TrainScreen(Screen):
         except WorkbenchError as error:
             self.post_message(JobStarted(None, str(error)))
 
-    @work(thread=True, group="train-cancel")
+    @in_thread("train-cancel")
     def cancel_job(self, job_id: str) -> None:
         try:
             record = request_cancel(self.app.workspace, job_id)

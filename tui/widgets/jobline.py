@@ -9,7 +9,6 @@ screens; the screen's stylesheet styles the line by the ids it gives.
 
 from __future__ import annotations
 
-from textual import work
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.timer import Timer
@@ -17,11 +16,12 @@ from textual.widgets import Label, ProgressBar
 
 from engine.errors import WorkbenchError
 from engine.jobs import FINAL_STATES, JobRecord, get_job, request_cancel
+from tui.workers import ReportsWorkerErrors, in_thread
 
 POLL_S = 0.5
 
 
-class JobLine(Horizontal):
+class JobLine(ReportsWorkerErrors, Horizontal):
     class Ended(Message):
         """The followed job reached a final state (completed, failed, cancelled, interrupted)."""
 
@@ -88,14 +88,14 @@ class JobLine(Horizontal):
         if self.job_id is not None:
             self._read(self.job_id)
 
-    @work(thread=True, group="job-line-read", exclusive=True)
+    @in_thread("job-line-read", exclusive=True)
     def _read(self, job_id: str) -> None:
         try:
             self.post_message(self.Polled(job_id, get_job(self.app.workspace, job_id), None))
         except WorkbenchError as error:
             self.post_message(self.Polled(job_id, None, str(error)))
 
-    @work(thread=True, group="job-line-cancel")
+    @in_thread("job-line-cancel")
     def _request_cancel(self, job_id: str) -> None:
         try:
             request_cancel(self.app.workspace, job_id)

@@ -1,0 +1,40 @@
+"""Background work in the TUI: thread workers whose failures become notifications instead of
+ending the app (a busy workspace or a bad file must never close the screen someone labels in)."""
+
+from __future__ import annotations
+
+import os
+
+from textual import work
+from textual.worker import Worker, WorkerState
+
+from engine.errors import WorkbenchError
+
+# The test suite sets this, so a bug (anything but a WorkbenchError) in a worker still fails the
+# test that met it instead of becoming a notification nobody reads.
+STRICT_ENV = "WORKBENCH_TUI_STRICT"
+
+
+def in_thread(group: str, *, exclusive: bool = False):
+    """`@work` in a thread, in `group`, reporting failures through `ReportsWorkerErrors`."""
+    return work(thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+
+
+def failure_text(error: BaseException | None) -> str:
+    """A failure as a person reads it: the engine's own message, or the type and message of a bug."""
+    return str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
+
+
+class ReportsWorkerErrors:
+    """Mixed into a screen or widget that starts workers: a failed worker is shown as an error
+    notification (worker messages do not bubble, so each node that starts workers says so)."""
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            raise_if_strict(event.worker.error)
+            self.notify(failure_text(event.worker.error), title=type(self).__name__, severity="error", timeout=8)
+
+
+def raise_if_strict(error: BaseException | None) -> None:
+    if os.environ.get(STRICT_ENV) == "1" and error is not None and not isinstance(error, WorkbenchError):
+        raise error
