@@ -44,7 +44,6 @@ DEMO_TRACKS = {f"track_{n + 1}": (TEMPOS[n], round(0.03 * n, 2), ARRANGEMENTS[n 
 HELD_OUT_TRACK = "track_7"
 HELD_OUT_KIT = PackTimbre("unseen_kit", 44100, "wav", "PCM_16", pitch=1.07, decay=1.15, brightness=1.25, drive=0.15,
                           gain_db=-5.0)
-SECTION_WINDOW_S = 4.0
 
 
 @dataclass
@@ -183,10 +182,9 @@ def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | No
                                             for p in predictions))
 
     sections_model = _train(workspace, summary, cancel, name="sections", model="logreg", taxonomy="sections",
-                            window_s=SECTION_WINDOW_S, feature_params=["region_s=none"], min_class_samples=3,
-                            split_by="clip")
+                            min_class_samples=3, split_by="clip")  # windows: the sections taxonomy's window_s
     activate(workspace, sections_model.ref, reason="demo")
-    step(f"train {sections_model.ref} (windows of {SECTION_WINDOW_S:g} s)", _accuracy(sections_model).replace(
+    step(f"train {sections_model.ref} (windows of {sections_model.meta['window_s']:g} s)", _accuracy(sections_model).replace(
         "unseen pack(s)", "held-out windows"))
     _, (track,), _ = predict_files(workspace, sections_model.ref, [library / "new_tracks" / f"{HELD_OUT_TRACK}.flac"])
     timeline = " | ".join(f"{s['label']} {s['start_s']:.0f}–{s['end_s']:.0f}s" for s in track.sections or [])

@@ -40,6 +40,7 @@ class Taxonomy:
     labels: tuple[LabelSpec, ...]
     description: str = ""
     path: Path | None = None
+    window_s: float | None = None  # long segments (sections) train and predict on windows this long
     _lookup: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,7 @@ class Taxonomy:
         return {
             "name": self.name,
             "description": self.description,
+            "window_s": self.window_s,
             "labels": [
                 {"name": s.name, "colour": s.colour, "min_count": s.min_count,
                  "description": s.description, "aliases": list(s.aliases)}
@@ -108,7 +110,11 @@ def parse_taxonomy(data: dict, origin: str) -> Taxonomy:
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
             raise InputError(f"{origin}: label {label_name}: aliases must be a list of strings")
         specs.append(LabelSpec(label_name, str(colour), min_count, str(entry.get("description", "")), tuple(aliases)))
-    return Taxonomy(name=name, labels=tuple(specs), description=str(data.get("description", "")))
+    window_s = data.get("window_s")
+    if window_s is not None and (isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or window_s <= 0):
+        raise InputError(f"{origin}: window_s must be a positive number of seconds, got {window_s!r}")
+    return Taxonomy(name=name, labels=tuple(specs), description=str(data.get("description", "")),
+                    window_s=float(window_s) if window_s is not None else None)
 
 
 def load_taxonomy_file(path: Path) -> Taxonomy:
@@ -120,7 +126,7 @@ def load_taxonomy_file(path: Path) -> Taxonomy:
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{path}: not valid TOML ({error})") from error
     taxonomy = parse_taxonomy(data, str(path))
-    return Taxonomy(taxonomy.name, taxonomy.labels, taxonomy.description, path=path)
+    return Taxonomy(taxonomy.name, taxonomy.labels, taxonomy.description, path=path, window_s=taxonomy.window_s)
 
 
 def taxonomy_toml(name: str, labels: list[str], min_count: int, description: str = "") -> str:

@@ -184,8 +184,8 @@ def sections_ws(tmp_path_factory) -> tuple[Workspace, Path]:
         for section in layout:
             add_label(ws, name, section["label"], taxonomy="sections", start_beat=section["start_beat"],
                       end_beat=section["end_beat"])
-    train(ws, name="sections", taxonomy="sections", window_s=WINDOW_S, features="dsp",
-          feature_params=["region_s=none"], min_class_samples=3)
+    # no window or region given: the sections taxonomy's window_s (4 s) and whole-window dsp are the defaults
+    train(ws, name="sections", taxonomy="sections", features="dsp", min_class_samples=3)
     return ws, root
 
 

@@ -361,3 +361,27 @@ def test_train_detach_returns_at_once_and_the_job_outlives_the_cli(ws):
     assert record.state == "completed", worker_log(ws, job_id)
     assert resolve(ws, "drums").job_id == job_id
     assert resolve(ws, "drums@1").kind == "lgbm" and events_of(ws, job_id, "epoch")
+
+
+def test_a_section_taxonomy_brings_its_window_and_whole_window_features(workspace):
+    from engine.training.run import TrainRequest
+
+    sections = TrainRequest(name="s", model="logreg", features="dsp", taxonomy="sections").with_task_defaults(workspace)
+    assert sections.window_s == workspace.taxonomy("sections").window_s == 4.0
+    assert sections.feature_params == ["region_s=none"]
+    hybrid = TrainRequest(name="s", model="logreg", features="hybrid:x", taxonomy="sections")
+    assert hybrid.with_task_defaults(workspace).feature_params == ["dsp.region_s=none"]
+    chosen = TrainRequest(name="s", model="logreg", features="dsp", taxonomy="sections", window_s=2.0,
+                          feature_params=["region_s=1.0"]).with_task_defaults(workspace)
+    assert (chosen.window_s, chosen.feature_params) == (2.0, ["region_s=1.0"])  # what you ask for wins
+    drums = TrainRequest(name="d", model="logreg", features="dsp", taxonomy="drums").with_task_defaults(workspace)
+    assert (drums.window_s, drums.feature_params) == (None, [])
+
+
+def test_a_taxonomy_window_must_be_a_positive_number(tmp_path):
+    from engine.taxonomy import load_taxonomy_file
+
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\nwindow_s = -1\n[labels.a]\n[labels.b]\n')
+    with pytest.raises(InputError, match="window_s must be a positive number"):
+        load_taxonomy_file(path)

@@ -79,10 +79,10 @@ class ModelContext:
             raise InputError(f"{self.version.ref} has no training job to reproduce its test split from; "
                              "pass a labelled folder (--test DIR)")
         request = TrainRequest(**get_job(self.workspace, self.version.job_id).params)
-        data = training_data(
-            self.workspace, request.spec(self.workspace) if (request.features or not request.dataset) else None,
+        data = training_data(  # the features and window the version was trained with, as registered
+            self.workspace, self.version.spec if (request.features or not request.dataset) else None,
             dataset=Path(request.dataset) if request.dataset else None, taxonomy=request.taxonomy,
-            window_s=request.window_s, min_class_samples=request.min_class_samples,
+            window_s=self.version.meta.get("window_s"), min_class_samples=request.min_class_samples,
             min_confidence=request.min_confidence, split_by=request.split_by, val=request.val, test=request.test,
             seed=request.seed, augment=request.augment, workers=self.workers, reporter=self.reporter,
             cancel=self.cancel)

@@ -8,7 +8,7 @@ succeeded, so a failed, cancelled or killed job never leaves a registered versio
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,20 @@ class TrainRequest:
         return FeatureSpec.parse(self.features or default_features(workspace, self.model),
                                  parse_params(self.feature_params))
 
+    def with_task_defaults(self, workspace) -> TrainRequest:
+        """The request with what its taxonomy implies filled in: a section taxonomy's window
+        (`window_s` in its TOML) unless one was given, and for windows, dsp statistics over the
+        whole window instead of its first 1.5 s."""
+        if self.dataset is not None:
+            return self
+        window_s = self.window_s if self.window_s is not None else workspace.taxonomy(self.taxonomy).window_s
+        params = list(self.feature_params)
+        if window_s is not None and not any(p.split("=", 1)[0].endswith("region_s") for p in params):
+            kind = self.spec(workspace).kind
+            if kind in ("dsp", "hybrid"):
+                params.append("region_s=none" if kind == "dsp" else "dsp.region_s=none")
+        return replace(self, window_s=window_s, feature_params=params)
+
 
 class _JobCallback:
     """Turns epochs into job events; training stops when the job's cancel token says so."""
@@ -100,7 +114,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     from engine.models.kinds import make_model, save_model
     from engine.registry import register
 
-    request = TrainRequest(**params)
+    request = TrainRequest(**params).with_task_defaults(workspace)
     job.state("preparing", "extracting features")
     data = training_data(
         workspace, request.spec(workspace) if (request.features or not request.dataset) else None,
