@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engine.atomic import write_atomically, write_bytes_atomically
+from engine.atomic import write_atomically
 from engine.errors import GatesFailed, InputError, NotFound
 from engine.features.spec import FeatureSpec
+from engine.jsonfiles import write_json_atomically
 from engine.taxonomy import check_name
 
 VERSION_COLUMNS = ("model_id, name, version, task, kind, artifact_dir, feature_spec, label_set, label_counts, "
@@ -268,5 +269,5 @@ def export(workspace, ref: str, out: Path, fmt: str = "onnx") -> Path:
     write_atomically(out, load_classifier(version).export_onnx)
     sidecar = {"model": version.ref, "kind": version.kind, "classes": version.label_set,
                "features": version.feature_spec, "meta": version.meta}
-    write_bytes_atomically(out.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
+    write_json_atomically(out.with_suffix(".json"), sidecar)
     return out

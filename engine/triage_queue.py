@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.atomic import write_bytes_atomically
+from engine.jsonfiles import write_json_atomically
 
 QUEUE_NAME = "triage-queue.json"
 
@@ -19,7 +19,7 @@ def queue_path(workspace) -> Path:
 def save_queue(workspace, suspects: Sequence[dict]) -> Path:
     """Keep `suspects` (dicts with at least `clip_id`, in the order to audition them)."""
     document = {"suspects": [dict(s) for s in suspects]}
-    return write_bytes_atomically(queue_path(workspace), (json.dumps(document, indent=1, default=str) + "\n").encode())
+    return write_json_atomically(queue_path(workspace), document, default=str)
 
 
 def queued_clips(workspace) -> list[str]:

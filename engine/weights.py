@@ -11,16 +11,15 @@ Groups: `source` is the clip's pack; `session` is the folder the clip's file lie
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import write_bytes_atomically
 from engine.concepts import Split
 from engine.datasets.export import workspace_items
 from engine.errors import InputError
+from engine.jsonfiles import read_json_file, write_json_atomically
 
 FORMAT = "workbench-weights"
 GROUPINGS = ("source", "session")
@@ -70,17 +69,12 @@ def derive_weights(workspace, *, grouping: str = "source", clamp: tuple[float, f
 
 
 def write_weights(document: dict, out: Path) -> Path:
-    return write_bytes_atomically(Path(out).expanduser(), (json.dumps(document, indent=2) + "\n").encode())
+    return write_json_atomically(out, document)
 
 
 def read_weights(path: Path) -> dict:
     path = Path(path).expanduser()
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: weights file not found") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: not a readable weights file ({error})") from None
+    document = read_json_file(path, "weights file")
     if not isinstance(document, dict) or document.get("format") != FORMAT or document.get("group") not in GROUPINGS:
         raise InputError(f"{path}: not a workbench weights file (write one with `weights derive`)")
     return document

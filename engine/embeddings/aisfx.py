@@ -28,15 +28,15 @@ Outputs: `embedding` [1, 512], the mean of the block vectors, and `block_embeddi
 from __future__ import annotations
 
 import io
-import json
 import re
 import zipfile
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import write_atomically, write_bytes_atomically
+from engine.atomic import write_atomically
 from engine.errors import InputError, NotFound
+from engine.jsonfiles import write_json_atomically
 
 SAMPLE_RATE = 44100
 N_FFT = 2048
@@ -293,8 +293,9 @@ def build_model(weights: dict[str, Any]):
 
 def export_onnx(model, path: Path) -> None:
     """Write `model` to `path` as ONNX (opset 17) with a dynamic sample axis."""
-    import torch
     import warnings
+
+    import torch
 
     example = torch.zeros(1, 2 * SAMPLE_RATE)
     with torch.no_grad(), warnings.catch_warnings():
@@ -322,6 +323,6 @@ def install_aisfx(workspace, *, source: Path | None = None, name: str = "aisfx")
     onnx_path = folder / f"{name}.onnx"
     sidecar = {"sample_rate": SAMPLE_RATE, "source": SOURCE_NOTE, "dim": DIM}
     # No input_seconds: the model takes any length (it cuts 2.3 s blocks itself).
-    write_bytes_atomically(onnx_path.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
+    write_json_atomically(onnx_path.with_suffix(".json"), sidecar)
     write_atomically(onnx_path, lambda temporary: export_onnx(model, temporary))
     return onnx_path

@@ -13,6 +13,7 @@ from pathlib import Path
 from engine.atomic import write_bytes_atomically
 from engine.errors import InputError
 from engine.gates.core import GateReport, GateResult
+from engine.jsonfiles import read_json_file, write_json_atomically
 
 HTML_ITEM_ROWS = 50
 STATUS_COLOURS = {"PASS": "#15803d", "FAIL": "#b91c1c", "SKIP": "#6b7280"}
@@ -27,8 +28,7 @@ def report_stem(report: GateReport) -> str:
 
 
 def write_json(report: GateReport, path: Path) -> Path:
-    return write_bytes_atomically(Path(path).expanduser(),
-                                  (json.dumps(report.to_dict(), indent=2, default=str) + "\n").encode())
+    return write_json_atomically(path, report.to_dict(), default=str)
 
 
 def write_html(report: GateReport, path: Path) -> Path:
@@ -43,12 +43,7 @@ def write_to_workspace(workspace, report: GateReport) -> tuple[Path, Path]:
 
 def load_report(path: Path) -> GateReport:
     path = Path(path).expanduser()
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: gate report not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: not a JSON gate report ({error})") from None
+    data = read_json_file(path, "gate report")
     if not isinstance(data, dict):
         raise InputError(f"{path}: not a workbench gate report (a JSON object with gating_results)")
     return GateReport.from_dict(data, str(path))
