@@ -13,6 +13,7 @@ from engine.library.importer import import_folder
 from engine.workspace import Workspace
 from tui.app import make_app
 from tui.screens.help import HelpScreen
+import tui.screens.library as screen_module
 from tui.screens.library import FILTER_DELAY_S, LibraryScreen
 from tui.widgets.cliptable import ClipTable
 from tui.widgets.readiness import ReadinessPanel
@@ -118,3 +119,26 @@ async def test_a_busy_workspace_in_a_worker_is_a_notification_not_a_crash(librar
         assert app.is_running and isinstance(app.screen, LibraryScreen)
         assert any("workspace busy" in n.message for n in app._notifications)
         assert app.screen.query_one(ClipTable).row_count == 18  # what was shown stays
+
+
+async def test_the_library_reloads_on_return_only_when_the_workspace_changed(library_workspace, monkeypatch):
+    from engine.library.editing import add_label
+
+    app = make_app(library_workspace.root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        queries = []
+        real_browse = screen_module.browse
+        monkeypatch.setattr(screen_module, "browse", lambda *a, **k: queries.append(a[1]) or real_browse(*a, **k))
+        await pilot.press("question_mark")
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert queries == []  # closing the help changes nothing: no query
+        clip = screen.query_one(ClipTable).rows[0]
+        relabelled = "snare" if clip.labels == "kick" else "kick"
+        add_label(library_workspace, clip.clip_id, relabelled, taxonomy="drums")
+        await pilot.press("question_mark")
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert queries and screen.query_one(ClipTable).rows[0].labels == relabelled  # the user's label shows

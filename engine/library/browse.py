@@ -73,6 +73,17 @@ LABELS_AND_PREDICTION = (
 COLUMNS = "c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence"
 
 
+def library_stamp(workspace) -> tuple:
+    """A few milliseconds' summary of what the list shows: it changes with any import, move, label
+    edit, activation or inference, so a screen can tell whether its rows are stale."""
+    with workspace.db.transaction(read_only=True) as con:
+        return con.execute(
+            "SELECT (SELECT count(*) FROM clips), (SELECT max(seen_at) FROM clip_files), "
+            "(SELECT count(*) FROM labels), (SELECT max(label_id) FROM labels), (SELECT max(updated_at) FROM labels), "
+            "(SELECT list(model_id ORDER BY model_id) FROM model_versions WHERE is_active), "
+            "(SELECT count(*) FROM predictions), (SELECT max(created_at) FROM predictions)").fetchone()
+
+
 def _clips_table_only(conditions: list[str], order: str) -> bool:
     """Whether the filter and the order read only the clips table (not labels or predictions)."""
     return order.startswith("c.") and all(condition.startswith("c.") for condition in conditions)

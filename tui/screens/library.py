@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Label
 
-from engine.library.browse import SORTS, Page, browse
+from engine.library.browse import SORTS, Page, browse, library_stamp
 from engine.library.walk import ClipWalk
 from engine.stats import workspace_stats
 from tui.widgets.cliptable import ClipTable
@@ -43,6 +43,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
         self._generation = 0
         self._filter_timer: Timer | None = None
         self._counts_requested = False
+        self._stamp: tuple | None = None  # library_stamp of the rows shown
         self.only: tuple[list[str], str] | None = None  # clip ids another screen asked to show, and why
 
     def compose(self) -> ComposeResult:
@@ -60,8 +61,13 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
         self.refresh_page()  # the counts panel follows once the rows are on screen
 
     def on_screen_resume(self) -> None:
-        if self.page.total:
-            self.action_reload()  # labels may have changed on another screen
+        if self._stamp is not None:  # else the first load is still on its way
+            self.reload_if_changed()  # labels may have changed on another screen (not after a dialog)
+
+    @in_thread("library-stamp")
+    def reload_if_changed(self) -> None:
+        if library_stamp(self.app.workspace) != self._stamp:
+            self.app.call_from_thread(self.action_reload)
 
     # -- loading ----------------------------------------------------------------------------
     def refresh_page(self) -> None:
@@ -72,23 +78,26 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
     def load_page(self, query: str, sort: str, generation: int, clip_ids: list[str] | None) -> None:
         if generation != self._generation:
             return  # typing went on while this waited for a thread
+        stamp = library_stamp(self.app.workspace)  # taken first: a change while reading shows as stale
         if not self.page.rows:  # the first screenful first, so a big library is usable at once
             first = browse(self.app.workspace, query, sort=sort, limit=FIRST_SCREENFUL, clip_ids=clip_ids)
             if len(first.rows) == first.total:
-                self.app.call_from_thread(self.show_page, first, generation)
+                self.app.call_from_thread(self.show_page, first, generation, stamp=stamp)
                 return
             self.app.call_from_thread(self.show_page, first, generation, loading=True)
         page = browse(self.app.workspace, query, sort=sort, limit=None, clip_ids=clip_ids)
-        self.app.call_from_thread(self.show_page, page, generation)
+        self.app.call_from_thread(self.show_page, page, generation, stamp=stamp)
 
     @in_thread("library-readiness", exclusive=True)
     def refresh_readiness(self) -> None:
         stats = workspace_stats(self.app.workspace)
         self.app.call_from_thread(self.query_one(ReadinessPanel).show, stats.taxonomies if stats.clips_labelled else [])
 
-    def show_page(self, page: Page, generation: int, loading: bool = False) -> None:
+    def show_page(self, page: Page, generation: int, loading: bool = False, stamp: tuple | None = None) -> None:
         if generation != self._generation:
             return  # a newer query is on its way
+        if stamp is not None:
+            self._stamp = stamp
         table = self.query_one(ClipTable)
         current = table.current
         table.show_rows(page.rows, keep_clip=current.clip_id if current else None)
