@@ -132,17 +132,22 @@ def window_items(items: list[Item], window_s: float | None) -> list[Item]:
     return windowed
 
 
+def split_items(items: list[Item], *, split_by: str, val: float, test: float, seed: int) -> list[Split]:
+    """Each item's split, stratified by label, keeping each clip (or each source with
+    split_by="group") in one split; an item's fixed split (from a manifest) is kept."""
+    if split_by not in ("clip", "group"):
+        raise InputError(f"--split must be 'group' (by source) or 'clip', not {split_by!r}")
+    return assign_splits([i.label for i in items], [i.source if split_by == "group" else i.target.clip_id for i in items],
+                         [i.split for i in items], val=val, test=test, seed=seed)
+
+
 def assemble(workspace, items: list[Item], spec: FeatureSpec, *, split_by: str = "clip", val: float = 0.15,
              test: float = 0.15, seed: int = 0, augment: int = 0, workers: int | None = None,
              reporter: Reporter | None = None, cancel: CancelToken | None = None) -> Assembled:
     """Split the items (each clip, or each source with split_by="group", kept in one split), add
     `augment` augmented copies of each training item, and featurise everything through the cache."""
-    if split_by not in ("clip", "group"):
-        raise InputError(f"--split must be 'group' (by source) or 'clip', not {split_by!r}")
+    splits = split_items(items, split_by=split_by, val=val, test=test, seed=seed)
     extractors = spec.extractors(workspace.embeddings_dir)
-    splits = assign_splits([i.label for i in items],
-                           [i.source if split_by == "group" else i.target.clip_id for i in items],
-                           [i.split for i in items], val=val, test=test, seed=seed)
     rng = np.random.default_rng(seed)
     augmented = [Item(Target(i.target.clip_id, i.target.path, i.target.size_bytes, i.target.start_s,
                              i.target.end_s, random_augmentation(rng)), i.source, i.label, i.segment_key, Split.TRAIN)

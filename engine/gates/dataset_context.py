@@ -16,17 +16,16 @@ import numpy as np
 
 from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Clip, Split
-from engine.datasets.export import Item, fingerprint, workspace_items
+from engine.datasets.export import Item, fingerprint, split_items, workspace_items
 from engine.datasets.mislabels import Mislabels, OutOfFold, confident_learning, out_of_fold_probabilities
 from engine.datasets.similarity import NearDuplicates, near_duplicate_pairs
-from engine.datasets.splits import assign_splits
 from engine.errors import Cancelled, InputError
 from engine.features.extract import extract_features, load_features
 from engine.features.spec import FeatureSpec
 from engine.library.clips import clips_by_ids
 from engine.library.grids import grids_by_clip
 from engine.progress import CancelToken, Reporter
-from engine.training.data import MIN_GROUPS_FOR_GROUP_SPLIT, _keep_frequent
+from engine.training.data import training_items
 
 
 @dataclass(frozen=True)
@@ -129,20 +128,20 @@ class DatasetContext:
 
     # -- the split train would use -------------------------------------------------------------
     @cached_property
+    def _training(self) -> tuple[list[Item], str]:
+        """The items `train` keeps under its defaults, and whether it splits them by 'group' or 'clip'."""
+        kept, _, split_by = training_items(self.items, self.plan.min_class_samples, self.plan.split_by)
+        return kept, split_by
+
+    @property
     def split_by(self) -> str:
-        """'group' (by source) unless fewer than 3 sources remain, as in `train`."""
-        kept, _ = _keep_frequent(self.items, self.plan.min_class_samples)
-        if self.plan.split_by == "group" and len({i.source for i in kept}) < MIN_GROUPS_FOR_GROUP_SPLIT:
-            return "clip"
-        return self.plan.split_by
+        return self._training[1]
 
     @cached_property
     def splits(self) -> list[Split | None]:
         """Each item's split under `train`'s defaults; None for items of classes it leaves out."""
-        kept, _ = _keep_frequent(self.items, self.plan.min_class_samples)
-        assigned = assign_splits([i.label for i in kept],
-                                 [i.source if self.split_by == "group" else i.target.clip_id for i in kept],
-                                 [i.split for i in kept], val=self.plan.val, test=self.plan.test, seed=self.plan.seed)
+        kept, split_by = self._training
+        assigned = split_items(kept, split_by=split_by, val=self.plan.val, test=self.plan.test, seed=self.plan.seed)
         split_of = {id(item): split for item, split in zip(kept, assigned)}
         return [split_of.get(id(item)) for item in self.items]
 

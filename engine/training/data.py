@@ -55,22 +55,28 @@ def _rare_classes(labels: list[str], min_class_samples: int) -> dict[str, int]:
     return {label: n for label, n in sorted(Counter(labels).items()) if n < min_class_samples}
 
 
-def _keep_frequent(items: list[Item], min_class_samples: int) -> tuple[list[Item], dict[str, int]]:
+def training_items(items: list[Item], min_class_samples: int, split_by: str) -> tuple[list[Item], dict[str, int], str]:
+    """What `train` does with labelled items before splitting: the items it keeps, the classes it
+    leaves out (fewer than `min_class_samples`, with their counts), and how it splits them
+    (by source needs MIN_GROUPS_FOR_GROUP_SPLIT sources, else by clip)."""
     left_out = _rare_classes([item.label for item in items], min_class_samples)
-    return [item for item in items if item.label not in left_out], left_out
+    kept = [item for item in items if item.label not in left_out]
+    if split_by == "group" and len({item.source for item in kept}) < MIN_GROUPS_FOR_GROUP_SPLIT:
+        split_by = "clip"
+    return kept, left_out, split_by
 
 
 def _from_items(workspace, items: list[Item], spec: FeatureSpec, task: str, *, min_class_samples: int, split_by: str,
                 val: float, test: float, seed: int, augment: int, workers, reporter, cancel,
                 rejections: list[Rejection]) -> TrainingData:
-    items, left_out = _keep_frequent(items, min_class_samples)
+    items, left_out, chosen_split = training_items(items, min_class_samples, split_by)
     notes = [f"left out {label} ({n} < {min_class_samples} examples)" for label, n in left_out.items()]
     if len({item.label for item in items}) < 2:
         raise InputError(f"need at least 2 classes with {min_class_samples}+ examples to train; "
                          f"have {dict(Counter(item.label for item in items))} (lower --min-class-samples?)")
-    if split_by == "group" and len({item.source for item in items}) < MIN_GROUPS_FOR_GROUP_SPLIT:
+    if chosen_split != split_by:
         notes.append(f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources: split by clip instead of by source")
-        split_by = "clip"
+        split_by = chosen_split
     assembled = assemble(workspace, items, spec, split_by=split_by, val=val, test=test, seed=seed, augment=augment,
                          workers=workers, reporter=reporter, cancel=cancel)
     rejections = rejections + assembled.rejections
