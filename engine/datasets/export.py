@@ -137,8 +137,8 @@ def split_items(items: list[Item], *, split_by: str, val: float, test: float, se
     split_by="group") in one split; an item's fixed split (from a manifest) is kept."""
     if split_by not in ("clip", "group"):
         raise InputError(f"--split must be 'group' (by source) or 'clip', not {split_by!r}")
-    return assign_splits([i.label for i in items], [i.source if split_by == "group" else i.target.clip_id for i in items],
-                         [i.split for i in items], val=val, test=test, seed=seed)
+    groups = [i.source if split_by == "group" else i.target.clip_id for i in items]
+    return assign_splits([i.label for i in items], groups, [i.split for i in items], val=val, test=test, seed=seed)
 
 
 def assemble(workspace, items: list[Item], spec: FeatureSpec, *, split_by: str = "clip", val: float = 0.15,
