@@ -21,17 +21,11 @@ gates_app = typer.Typer(help="Readiness gates of the dataset and of a model vers
 triage_app = typer.Typer(help="Lists of segments to audition first (likely mislabels, duplicates).", no_args_is_help=True)
 
 
-def _value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "—" if value is None or isinstance(value, (dict, list)) else str(value)
-
-
 def render_results(report) -> None:
     table = Table("value", "threshold", "", "detail")
     table.columns.insert(0, Column("check", no_wrap=True))
     for result in report.results:
-        table.add_row(escape(result.gate), _value(result.value), escape(result.threshold),
+        table.add_row(escape(result.gate), result.value_text, escape(result.threshold),
                       f"[{STATUS_STYLE[result.status]}]{result.status}[/]", escape(result.detail[:100]))
     stdout.print(table)
     summary = ", ".join(f"{sum(r.status == s for r in report.results)} {s}" for s in ("PASS", "FAIL", "SKIP"))

@@ -44,6 +44,13 @@ class GateResult:
     def status(self) -> str:
         return {True: "PASS", False: "FAIL", None: "SKIP"}[self.passed]
 
+    @property
+    def value_text(self) -> str:
+        """The value for a table cell: 4 significant digits, a dash for none or a structure."""
+        if isinstance(self.value, float):
+            return f"{self.value:.4g}"
+        return "—" if self.value is None or isinstance(self.value, (dict, list)) else str(self.value)
+
     def to_dict(self) -> dict:
         return {**asdict(self), "status": self.status}
 

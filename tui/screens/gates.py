@@ -29,13 +29,6 @@ THRESHOLD_WIDTH = 30  # in the table; the detail line under it gives the whole r
 STATUS_MARKUP = {"PASS": "[b green]PASS[/]", "FAIL": "[b red]FAIL[/]", "SKIP": "[dim]SKIP[/]"}
 
 
-
-def _value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "—" if value is None or isinstance(value, (dict, list)) else str(value)
-
-
 def _item_text(item: dict) -> str:
     """One line for a failing item: file names rather than full paths and clip hashes, then the
     measurements."""
@@ -48,7 +41,7 @@ def _item_text(item: dict) -> str:
             return value[:10]
         if isinstance(value, list):
             return f"[{len(value)}]" if len(value) > 4 else ", ".join(map(str, value))
-        return _value(value)
+        return f"{value:.4g}" if isinstance(value, float) else "—" if value is None else str(value)
     lead = [short("path", item["path"])] if "path" in item else []
     rest = [f"{key}={short(key, value)}" for key, value in item.items() if key not in ("path", "clip_id") or not lead]
     return "  ".join(lead + rest)
@@ -136,7 +129,7 @@ class GatesScreen(ReportsWorkerErrors, Screen):
             threshold = result.threshold
             if len(threshold) > THRESHOLD_WIDTH:
                 threshold = threshold[:THRESHOLD_WIDTH - 1] + "…"
-            table.add_row(STATUS_MARKUP[result.status], result.gate.split(".", 1)[1], _value(result.value),
+            table.add_row(STATUS_MARKUP[result.status], result.gate.split(".", 1)[1], result.value_text,
                           threshold, result.detail, key=result.gate)
         failed = len(report.failures)
         subject = report.subject.get("model") or f"dataset {report.subject.get('taxonomy', '')}".strip()
