@@ -11,7 +11,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 
-def _bindings(node) -> Iterable[Binding]:
+def bindings_of(node) -> Iterable[Binding]:
+    """A screen's, widget's or app's own BINDINGS, each as a Binding (they may be written as tuples)."""
     for binding in getattr(node, "BINDINGS", []):
         yield binding if isinstance(binding, Binding) else Binding(*binding)
 
@@ -23,7 +24,7 @@ def binding_commands(screen: Screen, app) -> Iterable[SystemCommand]:
     for node, where in sources:
         if node is None:
             continue
-        for binding in _bindings(node):
+        for binding in bindings_of(node):
             if not binding.description or binding.description in seen or binding.action == "command_palette":
                 continue
             seen.add(binding.description)

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Label
 
+from tui.commands import bindings_of
+
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
@@ -25,9 +27,8 @@ class HelpScreen(ModalScreen[None]):
         table = self.query_one(DataTable)
         table.add_columns("key", "does", "where")
         seen = set()
-        for where, bindings in (("this screen", self.under.BINDINGS), ("everywhere", self.app.BINDINGS)):
-            for binding in bindings:
-                binding = binding if isinstance(binding, Binding) else Binding(*binding)
+        for where, node in (("this screen", self.under), ("everywhere", self.app)):
+            for binding in bindings_of(node):
                 if binding.key in seen:
                     continue
                 seen.add(binding.key)
