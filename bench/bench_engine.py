@@ -28,7 +28,7 @@ from engine.audio.synth import DEMO_PACKS, DRUM_CLASSES, synthesize_hit, write_c
 from engine.features.service import extract_workspace  # noqa: E402
 from engine.features.spec import FeatureSpec  # noqa: E402
 from engine.library.importer import import_folder  # noqa: E402
-from engine.stats import workspace_stats  # noqa: E402
+from engine.library.stats import workspace_stats  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Bootstrap CI benchmark: the vectorised `engine.evaluation.bootstrap_ci` against a naive loop.
+"""Bootstrap CI benchmark: the vectorised `engine.evaluation.metrics.bootstrap_ci` against a naive loop.
 
     python bench/bench_evaluation.py [--n 10000] [--classes 9] [--resamples 1000] [--naive 100]
 
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.evaluation import bootstrap_ci  # noqa: E402
+from engine.evaluation.metrics import bootstrap_ci  # noqa: E402
 
 
 def synthetic(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

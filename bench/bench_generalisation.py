@@ -25,7 +25,7 @@ measured on a pack the model never heard:
 (c) Synthetic -> real: train on all 5 synthetic packs, test on each real package (does the demo
     library teach anything about real drums?). Only when (b) runs.
 
-Model kinds come from `engine.models.kinds.make_model`, metrics from `engine.evaluation.evaluate`
+Model kinds come from `engine.models.kinds.make_model`, metrics from `engine.evaluation.metrics.evaluate`
 (accuracy and macro-F1 with the present-or-predicted rule), features from the engine's extractors
 through ONE workspace's feature cache (`<work>/ws`), so every clip is featurised once per extractor
 and a second run of this script decodes nothing. `onnx:aisfx` / `hybrid:aisfx` need the aiSFX
@@ -99,7 +99,7 @@ from engine.audio.synth import DEMO_PACKS, DRUM_CLASSES, write_curated_library  
 from engine.datasets.export import Item  # noqa: E402
 from engine.datasets.splits import assign_splits  # noqa: E402
 from engine.datasets.source import curated_items  # noqa: E402
-from engine.evaluation import evaluate  # noqa: E402
+from engine.evaluation.metrics import evaluate  # noqa: E402
 from engine.features.extract import Target, extract_features, load_features  # noqa: E402
 from engine.features.spec import FeatureSpec  # noqa: E402
 from engine.models.kinds import make_model  # noqa: E402

@@ -44,7 +44,7 @@ from engine.library.grids import set_grid  # noqa: E402
 from engine.library.importer import import_folder, import_label_file  # noqa: E402
 from engine.models.base import TrainingCallback  # noqa: E402
 from engine.models.kinds import make_model, save_model  # noqa: E402
-from engine.registry import register  # noqa: E402
+from engine.models.registry import register  # noqa: E402
 from engine.training.data import TrainingData, training_data  # noqa: E402
 from engine.training.evaluate import evaluate_on_dataset  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402

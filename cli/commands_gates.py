@@ -153,9 +153,9 @@ def triage_suspects(
     """Likely mislabels (confident learning, out of fold) and near-duplicate pairs, most suspicious first."""
     from engine.gates.core import load_settings
     from engine.gates.dataset import DatasetContext
-    from engine.registry import resolve
-    from engine.triage import suspects
-    from engine.triage_queue import save_queue
+    from engine.models.registry import resolve
+    from engine.triage.suspects import suspects
+    from engine.triage.queue import save_queue
 
     if model and features:
         raise BadArguments("give --model (its features and task) or --features, not both")

@@ -272,7 +272,7 @@ def beats_show(
 @handles_errors
 def stats_command(ctx: typer.Context, taxonomy: TaxonomyOption = None, json_out: JsonOption = False) -> None:
     """Counts per label and source, coverage, and whether the label set is ready to train."""
-    from engine.stats import workspace_stats
+    from engine.library.stats import workspace_stats
 
     stats = workspace_stats(open_workspace(ctx), taxonomy)
 

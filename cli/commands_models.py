@@ -21,7 +21,7 @@ def _percent(value) -> str:
 
 
 def _with_ci(metrics: dict | None, key: str) -> str:
-    from engine.evaluation import format_with_ci
+    from engine.evaluation.metrics import format_with_ci
 
     return format_with_ci(metrics, key)
 
@@ -59,7 +59,7 @@ def train_command(
 ) -> None:
     """Train a model version in a job of its own process; follow its loss curve (Ctrl-C cancels it)."""
     from cli.follow import follow
-    from engine.jobs import request_cancel
+    from engine.jobs.log import request_cancel
     from engine.training.launch import split_hyperparams, start_training
     from engine.training.run import TrainRequest
 
@@ -76,7 +76,7 @@ def train_command(
                            weights=str(weights.expanduser().resolve()) if weights else None)
     workspace = open_workspace(ctx)
     if weights:
-        from engine.weights import read_weights
+        from engine.triage.weights import read_weights
 
         read_weights(weights)  # a bad weights file fails here, before a job starts
     job_id = start_training(workspace, request)  # a bad name, kind or --features fails here, before a job starts
@@ -125,7 +125,7 @@ def eval_command(
     json_out: JsonOption = False,
 ) -> None:
     """Evaluate a model version on any curated folder or export (accuracy, macro-F1 with 95% CIs, ECE …)."""
-    from engine.evaluation import format_evaluation
+    from engine.evaluation.metrics import format_evaluation
     from engine.training.evaluate import evaluate_on_dataset
 
     workspace = open_workspace(ctx)
@@ -153,7 +153,7 @@ models_app = typer.Typer(help="Model versions: list, show, activate, roll back, 
 def models_list(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None,
                 json_out: JsonOption = False) -> None:
     """Every version (or one model's), with its test accuracy and macro-F1 (95% CI)."""
-    from engine.registry import list_versions
+    from engine.models.registry import list_versions
 
     versions = list_versions(open_workspace(ctx), name)
 
@@ -173,8 +173,8 @@ def models_list(ctx: typer.Context, name: Annotated[str | None, typer.Argument()
 def models_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
                 json_out: JsonOption = False) -> None:
     """A version's details, metrics and activation history."""
-    from engine.evaluation import Evaluation, format_evaluation
-    from engine.registry import activation_history, resolve
+    from engine.evaluation.metrics import Evaluation, format_evaluation
+    from engine.models.registry import activation_history, resolve
 
     workspace = open_workspace(ctx)
     version = resolve(workspace, ref)
@@ -256,7 +256,7 @@ def models_delete(
     json_out: JsonOption = False,
 ) -> None:
     """Delete a version and its files (never the active one)."""
-    from engine.registry import delete
+    from engine.models.registry import delete
 
     ref = name if version is None else f"{name}@{version}"
     if "@" not in ref:
@@ -275,7 +275,7 @@ def models_export(
     json_out: JsonOption = False,
 ) -> None:
     """Export a version (ONNX: input 'features', output 'probabilities'; a .json sidecar names the classes)."""
-    from engine.registry import export
+    from engine.models.registry import export
 
     path = export(open_workspace(ctx), ref, out, format)
     finish({"path": str(path), "sidecar": str(path.with_suffix(".json"))}, json_out,
@@ -324,7 +324,7 @@ def infer_command(
 ) -> None:
     """Store predictions for every clip of the library (never touching labels)."""
     from engine.inference import infer_library
-    from engine.registry import list_versions
+    from engine.models.registry import list_versions
 
     if not library:
         raise BadArguments("say what to run over: --library (for files, use `predict`)")

@@ -30,7 +30,7 @@ def hard_negatives_command(
     json_out: JsonOption = False,
 ) -> None:
     """Clips the model predicts confidently as a label a person gave them otherwise, most confident first."""
-    from engine.hardnegatives import hard_negatives, write_jsonl
+    from engine.triage.hard_negatives import hard_negatives, write_jsonl
 
     workspace = open_workspace(ctx)
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
@@ -66,7 +66,7 @@ def weights_derive(
     json_out: JsonOption = False,
 ) -> None:
     """Per-group weights within each class: inverse group frequency, rarest group = 1, clamped to [LO, HI]."""
-    from engine.weights import derive_weights, write_weights
+    from engine.triage.weights import derive_weights, write_weights
 
     document = derive_weights(open_workspace(ctx), grouping=group, clamp=clamp, taxonomy=taxonomy,
                               min_confidence=min_confidence)

@@ -90,7 +90,7 @@ jobs_app = typer.Typer(help="Long work recorded in the workspace.", no_args_is_h
 def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
               json_out: JsonOption = False) -> None:
     """Recent jobs and their state (a job whose process died shows as interrupted)."""
-    from engine.jobs import list_jobs
+    from engine.jobs.log import list_jobs
 
     jobs = list_jobs(open_workspace(ctx), limit)
 
@@ -110,7 +110,7 @@ def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", 
 def jobs_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="Job id (or its last 6+ characters).")],
               json_out: JsonOption = False) -> None:
     """One job's record and its events."""
-    from engine.jobs import get_job, job_events
+    from engine.jobs.log import get_job, job_events
 
     workspace = open_workspace(ctx)
     job = get_job(workspace, job_id)
@@ -142,7 +142,7 @@ def jobs_follow(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="
 def jobs_cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="Job id (or its last 6+ characters).")],
                 json_out: JsonOption = False) -> None:
     """Ask a running job to stop; it stops within seconds and registers nothing."""
-    from engine.jobs import request_cancel
+    from engine.jobs.log import request_cancel
 
     job = request_cancel(open_workspace(ctx), job_id)
     finish({"job": job.to_dict()}, json_out, render=lambda: stdout.print(f"{job.job_id}: cancel requested ({job.state})"))
@@ -159,7 +159,7 @@ def demo_command(
     """Synthesise a labelled drum library and DJ tracks, import them into a demo workspace, extract features."""
     from cli.context import AppState
     from cli.progress import cancel_on_ctrl_c, progress_bar
-    from engine.demo import run_demo
+    from engine.services.demo import run_demo
     from engine.workspace import default_demo_path
 
     state: AppState = ctx.find_root().obj

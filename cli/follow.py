@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.output import stderr
-from engine.jobs import FINAL_STATES, get_job, job_events
+from engine.jobs.log import FINAL_STATES, get_job, job_events
 from engine.training.curve import SERIES, TrainingCurve, format_duration
 
 SPARK = "▁▂▃▄▅▆▇█"

@@ -18,9 +18,9 @@ from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Rejection
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
-from engine.openset import UNKNOWN_LABEL
+from engine.evaluation.openset import UNKNOWN_LABEL
 from engine.progress import CancelToken, Reporter
-from engine.registry import ModelVersion, load_classifier, resolve
+from engine.models.registry import ModelVersion, load_classifier, resolve
 
 SMOOTHING_BARS = 2  # each bar's probabilities are averaged with this many bars either side
 
@@ -52,7 +52,7 @@ class LoadedModel:
 
     def unknown(self, workspace, target: Target, probabilities: np.ndarray) -> bool:
         """Whether the version's stored open-set reject threshold calls this one-shot "unknown"."""
-        from engine.openset import is_unknown
+        from engine.evaluation.openset import is_unknown
 
         open_set = self.version.meta.get("open_set")
         if self.version.reject_threshold is None or not open_set:
@@ -254,7 +254,7 @@ def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: 
 
 def _activate(workspace, ref: str, *, reason: str | None, rollback: bool, forced: bool) -> tuple[ModelVersion, int | None]:
     """Activate a version, or roll its name back: one registry transaction."""
-    from engine.registry import activate, rollback as roll_back
+    from engine.models.registry import activate, rollback as roll_back
 
     return (roll_back(workspace, ref, reason=reason) if rollback
             else activate(workspace, ref, reason=reason, forced=forced))
@@ -284,7 +284,7 @@ def run_activation_job(workspace, job, params: dict, cancel: CancelToken) -> Non
     before the registry change leaves the registry alone; one after it leaves the new version
     active with the predictions stored so far (`infer --library` stores them all)."""
     from engine.errors import Cancelled
-    from engine.jobs import JobReporter
+    from engine.jobs.log import JobReporter
 
     ref, rollback = params["ref"], bool(params.get("rollback"))
     job.state("running", "changing the registry")

@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 from cli.main import app
 from conftest import copy_workspace, curated_library, write_hits
 from engine.audio.synth import DEMO_PACKS
-from engine.jobs import FINAL_STATES, JobLog, get_job
+from engine.jobs.log import FINAL_STATES, JobLog, get_job
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
-from engine.registry import list_versions, register
+from engine.models.registry import list_versions, register
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
 

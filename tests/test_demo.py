@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.demo import run_demo
+from engine.services.demo import run_demo
 from engine.gates.store import latest_report
-from engine.registry import list_versions
+from engine.models.registry import list_versions
 from engine.workspace import Workspace
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-import engine.evaluation as evaluation_module
+import engine.evaluation.metrics as evaluation_module
 from engine.errors import InputError
-from engine.evaluation import (
+from engine.evaluation.metrics import (
     ClassMetrics,
     Evaluation,
     bootstrap_ci,
@@ -275,7 +275,7 @@ def test_ece_rejects_bad_input():
 
 
 def test_engine_evaluation_imports_numpy_only():
-    code = "import engine.evaluation, sys; print('\\n'.join(sys.modules))"
+    code = "import engine.evaluation.metrics, sys; print('\\n'.join(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).parents[1]).stdout.split()
     assert not {"sklearn", "scipy", "torch"} & {name.split(".")[0] for name in loaded}

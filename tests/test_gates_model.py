@@ -16,18 +16,18 @@ from conftest import copy_workspace
 from engine.audio.alignment import channel_lags
 from engine.audio.beatgrid import BeatGrid
 from engine.audio.synth import synthesize_section_track
-from engine.boundaries import matched
-from engine.evaluation import evaluate
+from engine.evaluation.boundaries import matched
+from engine.evaluation.metrics import evaluate
 from engine.gates.core import all_gates, default_settings, load_settings, run_gates
 from engine.gates.model import ModelContext
 from engine.inference import predict_files
-from engine.jobs import JobLog
+from engine.jobs.log import JobLog
 from engine.library.editing import add_label
 from engine.library.grids import set_grid
 from engine.library.importer import import_folder
-from engine.openset import auroc, threshold_at_tpr
+from engine.evaluation.openset import auroc, threshold_at_tpr
 from engine.progress import CancelToken
-from engine.registry import resolve
+from engine.models.registry import resolve
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
 from tonelib import RATE, TONE_CLASSES, noise, noise_folder, tone, tone_folder, tone_library, write

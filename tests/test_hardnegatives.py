@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from conftest import copy_workspace
 from engine.errors import InputError
-from engine.hardnegatives import HardNegative, hard_negatives, rank_hard_negatives, write_jsonl
-from engine.jobs import JobLog
+from engine.triage.hard_negatives import HardNegative, hard_negatives, rank_hard_negatives, write_jsonl
+from engine.jobs.log import JobLog
 from engine.progress import CancelToken
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace

@@ -116,7 +116,7 @@ def test_curated_folders_label_clips_through_aliases_and_reject_unknown_classes(
 
 def test_parallel_probe_matches_in_process_probe(tmp_path):
     from engine.library.scan import probe_file
-    from engine.parallel import parallel_map
+    from engine.jobs.parallel import parallel_map
 
     paths = [str(p) for p in write_hits(tmp_path, "clap", 20)]
     inline = dict(parallel_map(probe_file, paths, workers=1))

@@ -27,7 +27,7 @@ from engine.inference import infer_library
 from engine.library.importer import import_folder
 from engine.models.base import NotSupported
 from engine.models.kinds import make_model, save_model
-from engine.registry import (activate, activation_history, delete, export, list_versions, load_classifier, register,
+from engine.models.registry import (activate, activation_history, delete, export, list_versions, load_classifier, register,
                              resolve, rollback)
 from engine.training.data import training_data
 from engine.workspace import Workspace

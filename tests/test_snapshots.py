@@ -21,7 +21,7 @@ from conftest import curated_library
 from engine.audio.beatgrid import BeatGrid
 from engine.audio.synth import synthesize_section_track
 from engine.gates.runner import run_and_store
-from engine.jobs import JobLog
+from engine.jobs.log import JobLog
 from engine.library.editing import add_label
 from engine.library.grids import set_grid
 from engine.library.importer import import_folder

@@ -25,10 +25,10 @@ from engine.audio.synth import DEMO_PACKS
 from engine.datasets.export import export_dataset
 from engine.errors import InputError
 from engine.features.spec import FeatureSpec
-from engine.jobs import FINAL_STATES, JobLog, get_job, job_events, list_jobs, request_cancel, spawn_job
+from engine.jobs.log import FINAL_STATES, JobLog, get_job, job_events, list_jobs, request_cancel, spawn_job
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
-from engine.registry import list_versions, load_classifier, resolve
+from engine.models.registry import list_versions, load_classifier, resolve
 from engine.training.data import training_data
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace

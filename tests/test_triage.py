@@ -16,7 +16,7 @@ from conftest import copy_workspace
 from engine.datasets.mislabels import confident_learning, out_of_fold_probabilities
 from engine.datasets.similarity import near_duplicate_pairs, unit_rows
 from engine.gates.dataset import DatasetContext
-from engine.triage import KINDS, suspects
+from engine.triage.suspects import KINDS, suspects
 from engine.workspace import Workspace
 from gates_library import PACKS, build, clip_of, copy_at_gain, import_files, library_files, relabel
 

@@ -16,10 +16,10 @@ import soundfile
 from textual.widgets import DataTable, Label
 
 from conftest import copy_workspace, curated_library
-from engine.jobs import JobLog, list_jobs
+from engine.jobs.log import JobLog, list_jobs
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
-from engine.registry import activate, activation_history, list_versions, resolve
+from engine.models.registry import activate, activation_history, list_versions, resolve
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
 from tui.app import make_app

@@ -20,10 +20,10 @@ from textual.widgets import ContentSwitcher, DataTable, Input, Label, Select
 from conftest import copy_workspace, curated_library
 from engine.features.spec import FeatureSpec
 from engine.inference import run_activation_job
-from engine.jobs import FINAL_STATES, JobLog, get_job, list_jobs
+from engine.jobs.log import FINAL_STATES, JobLog, get_job, list_jobs
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
-from engine.registry import list_versions
+from engine.models.registry import list_versions
 from engine.training.data import training_data
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
@@ -199,7 +199,7 @@ async def test_the_app_reattaches_to_a_detached_job_and_x_cancels_it(ws):
             await wait_for(pilot, lambda: screen.job.state == "cancelled", "the screen to show it cancelled")
     finally:
         if get_job(ws, job_id).state not in FINAL_STATES:
-            from engine.jobs import request_cancel
+            from engine.jobs.log import request_cancel
 
             request_cancel(ws, job_id)
     assert get_job(ws, job_id).state == "cancelled"

@@ -13,13 +13,13 @@ from cli.main import app
 from conftest import write_hits
 from engine.audio.synth import DEMO_PACKS
 from engine.errors import InputError
-from engine.jobs import JobLog
+from engine.jobs.log import JobLog
 from engine.library.importer import import_folder
 from engine.models.kinds import make_model
 from engine.progress import CancelToken
-from engine.registry import load_classifier, resolve
+from engine.models.registry import load_classifier, resolve
 from engine.training.run import TrainRequest, run_training
-from engine.weights import derive_weights, group_weights, read_weights, write_weights
+from engine.triage.weights import derive_weights, group_weights, read_weights, write_weights
 from engine.workspace import Workspace
 
 

@@ -34,9 +34,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import write_atomically
+from engine.io import write_atomically, write_json_atomically
 from engine.errors import InputError, NotFound
-from engine.jsonfiles import write_json_atomically
 
 SAMPLE_RATE = 44100
 N_FFT = 2048

@@ -23,7 +23,7 @@ from engine.concepts import WHOLE_CLIP_KEY, Reason, Rejection
 from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
 from engine.features.spec import FeatureSpec
-from engine.parallel import parallel_map
+from engine.jobs.parallel import parallel_map
 from engine.progress import CancelToken, Reporter
 
 WRITE_EVERY_S = 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.errors import Cancelled
 from engine.features.extract import ExtractReport, Target, extract_features
 from engine.features.spec import FeatureSpec
-from engine.jobs import JobLog
+from engine.jobs.log import JobLog
 from engine.progress import CancelToken, Reporter
 
 

@@ -17,10 +17,10 @@ import numpy as np
 
 from engine.concepts import Split
 from engine.errors import InputError
-from engine.evaluation import Evaluation, evaluate
+from engine.evaluation.metrics import Evaluation, evaluate
 from engine.features.extract import Target
 from engine.gates.core import GateResult, gate
-from engine.registry import ModelVersion
+from engine.models.registry import ModelVersion
 
 CI_RESAMPLES = 1000
 
@@ -62,7 +62,7 @@ class ModelContext:
     @cached_property
     def model(self):
         from engine.inference import LoadedModel
-        from engine.registry import load_classifier
+        from engine.models.registry import load_classifier
 
         return LoadedModel(self.version, load_classifier(self.version),
                            self.version.spec.extractors(self.workspace.embeddings_dir))
@@ -71,7 +71,7 @@ class ModelContext:
     def training(self):
         """The version's training data, reproduced from its job's parameters (same labels, seed and
         split method give the same splits); a note says when the data changed since."""
-        from engine.jobs import get_job
+        from engine.jobs.log import get_job
         from engine.training.data import training_data
         from engine.training.run import TrainRequest
 
@@ -170,13 +170,13 @@ class ModelContext:
 
     @cached_property
     def centroids(self):
-        from engine.openset import Centroids
+        from engine.evaluation.openset import Centroids
 
         features, y = self.training.part(Split.TRAIN)
         return Centroids.fit(features, y, len(self.classes))
 
     def store_open_set(self, record: dict) -> None:
-        from engine.registry import record_open_set
+        from engine.models.registry import record_open_set
 
         self.version = record_open_set(self.workspace, self.version, record)
 
@@ -256,7 +256,7 @@ def open_set_gate(context: ModelContext, settings: dict) -> GateResult:
     of the standardised training features). With `store_threshold` the threshold is stored with the
     version (reject_threshold, meta["open_set"]) and `predict` answers "unknown" below it.
     Skipped without an unknown-class set. items = every method's AUROC and FPR, for comparison."""
-    from engine.openset import METHODS, known_scores, separate
+    from engine.evaluation.openset import METHODS, known_scores, separate
 
     gate_id, title = "model.open_set", "Open-set rejection"
     if settings["method"] not in METHODS:
@@ -305,7 +305,7 @@ def boundaries_gate(context: ModelContext, settings: dict) -> GateResult:
     on a track without a grid). Macro recall over the labels the boundaries open must be at least
     `min_recall` (0.95). `tracks` = "test" (the tracks of the held-out split) or "all" (every track
     labelled in the model's taxonomy). items = the missed boundaries. Skipped for one-shot models."""
-    from engine.boundaries import labelled_tracks, score_boundaries
+    from engine.evaluation.boundaries import labelled_tracks, score_boundaries
     from engine.inference import track_sections
 
     gate_id, title = "model.boundaries", "Streaming section boundaries"

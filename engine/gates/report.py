@@ -10,10 +10,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.atomic import write_bytes_atomically
+from engine.io import read_json_file, write_bytes_atomically, write_json_atomically
 from engine.errors import InputError
 from engine.gates.core import GateReport, GateResult
-from engine.jsonfiles import read_json_file, write_json_atomically
 
 HTML_ITEM_ROWS = 50
 STATUS_COLOURS = {"PASS": "#15803d", "FAIL": "#b91c1c", "SKIP": "#6b7280"}

@@ -27,7 +27,7 @@ def run_and_store(workspace, *, config: Path | None = None, taxonomy: str | None
     from engine.gates.model import ModelContext
     from engine.gates.report import write_to_workspace
     from engine.gates.store import save_report
-    from engine.registry import resolve
+    from engine.models.registry import resolve
 
     if (test or ood) and not model:
         raise InputError("--test and --ood score a model; give --model NAME@N too")
@@ -53,7 +53,7 @@ def run_and_store(workspace, *, config: Path | None = None, taxonomy: str | None
 
 def run_gates_job(workspace, job, params: dict, cancel) -> None:
     """A gates job in its own process (the TUI starts these, so its event loop never computes)."""
-    from engine.jobs import JobReporter
+    from engine.jobs.log import JobReporter
 
     job.state("running", "checking the dataset")
     run = run_and_store(workspace, config=params.get("config"), taxonomy=params.get("taxonomy"),

@@ -15,7 +15,7 @@ from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Clip, Reason, Rejection
 from engine.errors import InputError
 from engine.library.clips import all_clips, resolve_clip
-from engine.parallel import parallel_map
+from engine.jobs.parallel import parallel_map
 from engine.progress import CancelToken, Reporter
 
 MIN_DETECT_SECONDS = 4.0

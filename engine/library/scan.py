@@ -20,7 +20,7 @@ import soundfile
 
 from engine.audio.decode import AUDIO_EXTENSIONS, MAX_CHANNELS, looks_like_audio
 from engine.concepts import Reason, Rejection
-from engine.parallel import parallel_map
+from engine.jobs.parallel import parallel_map
 from engine.progress import CancelToken, Reporter
 
 BLOCK_FRAMES = 1 << 17

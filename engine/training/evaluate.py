@@ -14,9 +14,9 @@ import numpy as np
 from engine.concepts import Rejection
 from engine.datasets.source import LabelledFeatures, open_dataset
 from engine.errors import InputError
-from engine.evaluation import Evaluation, evaluate
+from engine.evaluation.metrics import Evaluation, evaluate
 from engine.progress import CancelToken, Reporter
-from engine.registry import ModelVersion, load_classifier, resolve
+from engine.models.registry import ModelVersion, load_classifier, resolve
 
 
 @dataclass

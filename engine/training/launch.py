@@ -5,7 +5,7 @@ process is spawned. The headless `train` and the TUI's Train screen start jobs t
 from __future__ import annotations
 
 from engine.errors import InputError
-from engine.jobs import spawn_job
+from engine.jobs.log import spawn_job
 from engine.training.run import TrainRequest
 
 DEVICES = ("auto", "cpu", "cuda")

@@ -16,7 +16,7 @@ import numpy as np
 from engine.concepts import Split
 from engine.errors import Cancelled, InputError
 from engine.features.spec import FeatureSpec, parse_params
-from engine.jobs import JobLog
+from engine.jobs.log import JobLog
 from engine.progress import CancelToken
 from engine.training.data import TrainingData, training_data
 
@@ -102,7 +102,7 @@ def _check_fit(model_kind: str, spec: FeatureSpec, data: TrainingData, input_ran
 
 
 def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict | None:
-    from engine.evaluation import evaluate
+    from engine.evaluation.metrics import evaluate
 
     features, labels = data.part(split)
     if len(labels) == 0:
@@ -112,7 +112,7 @@ def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict 
 
 def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
     from engine.models.kinds import make_model, save_model
-    from engine.registry import register
+    from engine.models.registry import register
 
     request = TrainRequest(**params).with_task_defaults(workspace)
     job.state("preparing", "extracting features")
@@ -135,7 +135,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     callback = _JobCallback(job, cancel)
     sample_weight = None
     if request.weights:
-        from engine.weights import training_row_weights
+        from engine.triage.weights import training_row_weights
 
         sample_weight, weight_notes = training_row_weights(Path(request.weights), data)
         data.notes.extend(weight_notes)

@@ -19,8 +19,8 @@ from engine.errors import WorkbenchError
 from engine.gates.core import GateResult
 from engine.gates.items import clips_behind
 from engine.gates.store import StoredReport, latest_report
-from engine.jobs import spawn_job
-from engine.registry import ModelVersion, list_versions
+from engine.jobs.log import spawn_job
+from engine.models.registry import ModelVersion, list_versions
 from tui.widgets.jobline import JobLine
 from tui.workers import ReportsWorkerErrors, in_thread
 

@@ -16,7 +16,7 @@ from textual.widgets import Footer, Header, Input, Label
 
 from engine.library.browse import SORTS, Page, browse, library_stamp
 from engine.library.walk import ClipWalk
-from engine.stats import workspace_stats
+from engine.library.stats import workspace_stats
 from tui.widgets.cliptable import ClipTable
 from tui.widgets.readiness import ReadinessPanel
 from tui.workers import ReportsWorkerErrors, in_thread

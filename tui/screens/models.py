@@ -18,11 +18,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from engine.comparison import compare_versions
+from engine.evaluation.comparison import compare_versions
 from engine.errors import GatesFailed, WorkbenchError
-from engine.evaluation import Evaluation
-from engine.jobs import ACTIVE_STATES, JobRecord
-from engine.registry import ModelVersion, check_deletable
+from engine.evaluation.metrics import Evaluation
+from engine.jobs.log import ACTIVE_STATES, JobRecord
+from engine.models.registry import ModelVersion, check_deletable
 from tui.widgets.confirm import ConfirmDialog
 from tui.widgets.jobline import JobLine
 from tui.widgets.metrics import MetricsView
@@ -95,7 +95,7 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
     # -- worker threads ------------------------------------------------------------------------
     @in_thread("models-load", exclusive=True)
     def reload(self) -> None:
-        from engine.registry import list_versions
+        from engine.models.registry import list_versions
 
         try:
             self.post_message(VersionsLoaded(list_versions(self.app.workspace)))
@@ -107,8 +107,8 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
                          reason: str | None = None) -> None:
         """Start an activation job; a version whose last gate report failed is refused first (so the
         person may force it with a reason) and no job starts."""
-        from engine.jobs import spawn_job
-        from engine.registry import check_activatable
+        from engine.jobs.log import spawn_job
+        from engine.models.registry import check_activatable
 
         try:
             if not rollback and not forced:
@@ -129,7 +129,7 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
     @in_thread("models-find")
     def find_running_activation(self) -> None:
         """An activation job still running (started before this screen opened) is followed again."""
-        from engine.jobs import list_jobs
+        from engine.jobs.log import list_jobs
 
         try:
             running = [job for job in list_jobs(self.app.workspace, limit=20)
@@ -146,7 +146,7 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
 
     @in_thread("models-change")
     def delete_version(self, ref: str) -> None:
-        from engine.registry import delete
+        from engine.models.registry import delete
 
         try:
             self.post_message(Done(f"deleted {delete(self.app.workspace, ref).ref}"))
@@ -155,7 +155,7 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
 
     @in_thread("models-change")
     def export_version(self, ref: str, path: str) -> None:
-        from engine.registry import export
+        from engine.models.registry import export
 
         try:
             written = export(self.app.workspace, ref, Path(path))

@@ -17,8 +17,8 @@ from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import Worker
 
 from engine.errors import NotFound, WorkbenchError
-from engine.evaluation import Evaluation, format_with_ci
-from engine.jobs import ACTIVE_STATES, FINAL_STATES, JobRecord, job_events, list_jobs, request_cancel
+from engine.evaluation.metrics import Evaluation, format_with_ci
+from engine.jobs.log import ACTIVE_STATES, FINAL_STATES, JobRecord, job_events, list_jobs, request_cancel
 from engine.training.curve import TrainingCurve
 from tui.widgets.confirm import ConfirmDialog
 from tui.widgets.jobs import JobsTable
@@ -84,7 +84,7 @@ def job_to_open(jobs: list[JobRecord]) -> JobRecord | None:
 
 def job_result(workspace, job: JobRecord) -> JobResult:
     """What a finished job left: its registered version's test metrics, or why there is none."""
-    from engine.registry import resolve
+    from engine.models.registry import resolve
 
     if job.kind != "train":
         return JobResult(job.job_id, f"{job.kind} job {job.state}{': ' + job.error if job.error else ''} "

@@ -15,7 +15,7 @@ from textual.timer import Timer
 from textual.widgets import Label, ProgressBar
 
 from engine.errors import WorkbenchError
-from engine.jobs import FINAL_STATES, JobRecord, get_job, request_cancel
+from engine.jobs.log import FINAL_STATES, JobRecord, get_job, request_cancel
 from tui.workers import ReportsWorkerErrors, in_thread
 
 POLL_S = 0.5

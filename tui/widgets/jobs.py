@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from engine.jobs import ACTIVE_STATES, JobRecord
+from engine.jobs.log import ACTIVE_STATES, JobRecord
 
 COLUMNS = (("started", 11), ("model", 14), ("state", 10), ("done", 4))
 STATE_STYLES = {"completed": "green", "failed": "red", "interrupted": "red", "cancelled": "yellow"}

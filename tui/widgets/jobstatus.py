@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.jobs import ACTIVE_STATES, JobRecord
+from engine.jobs.log import ACTIVE_STATES, JobRecord
 from engine.training.curve import TrainingCurve, format_duration
 
 BAR_WIDTH = 12

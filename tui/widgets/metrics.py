@@ -8,8 +8,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.comparison import Comparison
-from engine.evaluation import Evaluation
+from engine.evaluation.comparison import Comparison
+from engine.evaluation.metrics import Evaluation
 
 
 def _pct(value: float | None) -> str:

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.stats import TaxonomyStats
+from engine.library.stats import TaxonomyStats
 
 
 class ReadinessPanel(Static):

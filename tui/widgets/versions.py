@@ -7,8 +7,8 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from engine.evaluation import format_with_ci
-from engine.registry import ModelVersion
+from engine.evaluation.metrics import format_with_ci
+from engine.models.registry import ModelVersion
 
 COLUMNS = (("", 2), ("version", 12), ("kind", 6), ("features", 9), ("accuracy", 13), ("macro-F1", 13),
            ("created", 11))

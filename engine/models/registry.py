@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engine.atomic import write_atomically
+from engine.io import write_atomically, write_json_atomically
 from engine.errors import GatesFailed, InputError, NotFound
 from engine.features.spec import FeatureSpec
-from engine.jsonfiles import write_json_atomically
 from engine.taxonomy import check_name
 
 VERSION_COLUMNS = ("model_id, name, version, task, kind, artifact_dir, feature_spec, label_set, label_counts, "

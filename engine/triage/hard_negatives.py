@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import write_bytes_atomically
+from engine.io import write_bytes_atomically
 from engine.concepts import Rejection
 from engine.datasets.export import Item, window_items, workspace_items
 from engine.errors import InputError
 from engine.features.extract import Target
 from engine.progress import CancelToken, Reporter
-from engine.registry import ModelVersion
+from engine.models.registry import ModelVersion
 
 
 @dataclass(frozen=True)

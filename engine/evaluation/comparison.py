@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.registry import ModelVersion
+from engine.models.registry import ModelVersion
 
 HEADLINE = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("ece", "ECE"), ("n", "test examples"))
 

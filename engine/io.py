@@ -1,15 +1,36 @@
-"""JSON documents on disk: written atomically (temp file + rename), read back with an error that
-names the file and says what it should have been."""
+"""Files on disk: atomic writes (a temp file in the target's folder, then a rename over the target),
+and JSON documents written that way and read back with an error that names the file."""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import write_bytes_atomically
 from engine.errors import InputError
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(temporary_path)`, then move the result onto `path`; on any failure the target is
+    untouched and the temporary file is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> Path:
+    return write_atomically(path, lambda temporary: temporary.write_bytes(data))
 
 
 def write_json_atomically(path: Path, document: Any, *, default: Callable[[Any], Any] | None = None) -> Path:

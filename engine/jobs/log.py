@@ -235,7 +235,7 @@ def spawn_job(workspace, kind: str, params: dict) -> str:
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "worker.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.worker", str(workspace.root), job.job_id],
+            [sys.executable, "-m", "engine.services.worker", str(workspace.root), job.job_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             cwd=str(Path(__file__).resolve().parents[1]),
         )

@@ -1,4 +1,4 @@
-"""A job's own process: `python -m engine.worker WORKSPACE JOB_ID`.
+"""A job's own process: `python -m engine.services.worker WORKSPACE JOB_ID`.
 
 Started detached by `spawn_job`; survives the terminal that started it. SIGTERM (from `jobs
 cancel`) asks the work to stop at its next check; every outcome is written to the job's record.
@@ -21,7 +21,7 @@ import sys
 import traceback
 
 from engine.errors import Cancelled, WorkbenchError
-from engine.jobs import JobCancelToken, JobLog, get_job
+from engine.jobs.log import JobCancelToken, JobLog, get_job
 from engine.workspace import Workspace
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.jsonfiles import write_json_atomically
+from engine.io import write_json_atomically
 
 QUEUE_NAME = "triage-queue.json"
 

@@ -19,7 +19,7 @@ import numpy as np
 from engine.concepts import Split
 from engine.datasets.export import workspace_items
 from engine.errors import InputError
-from engine.jsonfiles import read_json_file, write_json_atomically
+from engine.io import read_json_file, write_json_atomically
 
 FORMAT = "workbench-weights"
 GROUPINGS = ("source", "session")
