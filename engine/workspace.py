@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.errors import InputError
 from engine.store.database import Database
+from engine.store.settings import get_setting, set_setting
 from engine.taxonomy import BUILTIN_TAXONOMY_DIR, DEFAULT_TAXONOMY, Taxonomy, TaxonomyRegistry
 
 DATABASE_FILE = "workbench.duckdb"
@@ -98,15 +99,12 @@ class Workspace:
     # -- settings ------------------------------------------------------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
         with self.db.transaction() as con:
-            row = con.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
-        return row[0] if row else default
+            value = get_setting(con, key)
+        return default if value is None else value
 
     def set_setting(self, key: str, value: str) -> None:
         with self.db.transaction() as con:
-            con.execute(
-                "INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )
+            set_setting(con, key, value)
 
     # -- taxonomies ----------------------------------------------------------------------
     @cached_property
