@@ -30,9 +30,9 @@ from engine.features.cache import cache_key  # noqa: E402
 from engine.features.spec import FeatureSpec  # noqa: E402
 from engine.gates.core import default_settings, run_gates  # noqa: E402
 from engine.gates.dataset import DatasetContext  # noqa: E402
-from engine.library.clips import insert_clips, record_files  # noqa: E402
 from engine.library.labels import LabelWrite, remember_taxonomy, upsert_labels  # noqa: E402
 from engine.library.scan import ProbedFile  # noqa: E402
+from engine.store.clips import insert_clips, record_files  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 PACKS = 20
@@ -61,8 +61,8 @@ def synthetic_workspace(root: Path, count: int, seed: int = 0) -> Workspace:
                         clipped_fraction=0.0) for n in range(count)]
     taxonomy = workspace.taxonomy("drums")
     with workspace.db.transaction() as con:
-        insert_clips(con, files, [f"pack{p:02d}" for p in packs])
-        record_files(con, files)
+        insert_clips(con, [f.to_clip(f"pack{p:02d}") for f, p in zip(files, packs)])
+        record_files(con, [f.to_clip_file() for f in files])
         remember_taxonomy(con, taxonomy)
         upsert_labels(con, [LabelWrite(f.clip_id, "drums", label, Origin.IMPORT, 1.0, Segment.whole())
                             for f, label in zip(files, labels)])

@@ -252,7 +252,7 @@ def beats_show(
 ) -> None:
     """Show a clip's beat grid and its first bars."""
     from engine.library.clips import resolve_clip
-    from engine.library.grids import get_grid
+    from engine.store.grids import get_grid
 
     workspace = open_workspace(ctx)
     with workspace.db.transaction(read_only=True) as con:

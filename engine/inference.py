@@ -142,7 +142,8 @@ class FilePrediction:
 
 def _grid_for(workspace, clip_id: str, path: str, duration_s: float) -> BeatGrid | None:
     """The clip's stored grid, else one detected now (long clips only), else none."""
-    from engine.library.grids import MIN_DETECT_SECONDS, get_grid
+    from engine.library.grids import MIN_DETECT_SECONDS
+    from engine.store.grids import get_grid
 
     with workspace.db.transaction() as con:
         grid = get_grid(con, clip_id)

@@ -13,9 +13,9 @@ from conftest import copy_workspace, write_tone
 from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Segment
 from engine.gates.dataset import DatasetContext
-from engine.library.clips import get_clip
 from engine.library.grids import set_grid
 from engine.library.labels import make_segment
+from engine.store.clips import get_clip
 from engine.workspace import Workspace
 from gates_library import (PACKS, build, clip_of, copy_at_gain, import_files, library_files, more_hits, relabel,
                            run, settings)
@@ -159,7 +159,7 @@ def _track(workspace: Workspace, tmp_path: Path) -> str:
 def _beat_label(workspace: Workspace, clip_id: str, label: str, start: float, end: float) -> None:
     with workspace.db.transaction(read_only=True) as con:
         clip = get_clip(con, clip_id)
-        from engine.library.grids import get_grid
+        from engine.store.grids import get_grid
 
         segment = make_segment(clip, get_grid(con, clip_id), start_beat=start, end_beat=end)
     relabel(workspace, clip_id, label, taxonomy="sections", segment=segment)

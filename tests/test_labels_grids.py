@@ -9,9 +9,10 @@ from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Origin, Reason
 from engine.errors import InputError, NotFound
 from engine.library.editing import add_label
-from engine.library.grids import get_grid, set_grid
+from engine.library.grids import set_grid
 from engine.library.importer import import_folder, import_label_file
 from engine.library.labels import query_labels
+from engine.store.grids import get_grid
 
 
 @pytest.fixture

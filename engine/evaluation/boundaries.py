@@ -35,7 +35,7 @@ class LabelledTrack:
 
 def labelled_tracks(workspace, taxonomy: str, clip_ids: set[str] | None = None) -> list[LabelledTrack]:
     """Clips with at least two range labels (seconds or beats) in `taxonomy`, optionally only some clips."""
-    from engine.library.grids import grids_by_clip
+    from engine.store.grids import grids_by_clip
 
     with workspace.db.transaction(read_only=True) as con:
         rows = con.execute(

@@ -22,9 +22,9 @@ from engine.datasets.similarity import NearDuplicates, near_duplicate_pairs
 from engine.errors import Cancelled, InputError
 from engine.features.extract import extract_features, load_features
 from engine.features.spec import FeatureSpec
-from engine.library.clips import clips_by_ids
-from engine.library.grids import grids_by_clip
 from engine.progress import CancelToken, Reporter
+from engine.store.clips import clips_by_ids
+from engine.store.grids import grids_by_clip
 from engine.training.data import training_items
 
 

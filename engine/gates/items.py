@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.gates.core import GateResult
+from engine.store.clips import known_files
 
 
 def _walk(value, key: str) -> Iterable[str]:
@@ -26,7 +27,6 @@ def clips_behind(workspace, result: GateResult) -> list[str]:
     paths = list(dict.fromkeys(_walk(result.items, "path")))
     if paths:
         with workspace.db.transaction(read_only=True) as con:
-            found = dict(con.execute("SELECT path, clip_id FROM clip_files WHERE path IN (SELECT unnest($paths))",
-                                     {"paths": paths}).fetchall())
-        ids += [found[path] for path in paths if path in found]
+            found = known_files(con, paths)
+        ids += [found[path].clip_id for path in paths if path in found]
     return list(dict.fromkeys(ids))

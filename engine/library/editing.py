@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from engine.concepts import Label, Origin
 from engine.library.clips import resolve_clip
-from engine.library.grids import get_grid
 from engine.library.labels import (LabelWrite, make_segment, query_labels, remember_taxonomy, resolve_label_name,
                                    upsert_labels)
+from engine.store.grids import get_grid
 
 
 def add_label(workspace, clip_ref: str, label: str, *, taxonomy: str | None = None, start_s: float | None = None,

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from engine.concepts import Clip, LabelRecord, Origin, Reason, Rejection, Segment
 from engine.errors import InputError
-from engine.library.clips import clips_by_ids, insert_clips, is_unchanged, known_files, record_files
-from engine.library.grids import get_grid
+from engine.library.clips import is_unchanged
 from engine.library.labels import LabelWrite, make_segment, remember_taxonomy, upsert_labels
 from engine.library.scan import ProbedFile, find_audio_files, folder_roles, probe_files
 from engine.progress import CancelToken, Reporter
+from engine.store.clips import clips_by_ids, insert_clips, known_files, move_clip, record_files
+from engine.store.grids import get_grid
 from engine.taxonomy import Taxonomy
 
 
@@ -94,15 +95,13 @@ def _store_probed(con, probed: Sequence[ProbedFile], sources: dict[str, str], ex
             report.unchanged += clip is not None
             report.duplicates += clip is None
         elif not os.path.exists(clip.path):
-            con.execute("UPDATE clips SET path = ? WHERE clip_id = ?", [file.path, file.clip_id])
-            if explicit_source:
-                con.execute("UPDATE clips SET source = ? WHERE clip_id = ?", [sources[file.path], file.clip_id])
-            con.execute("DELETE FROM clip_files WHERE path = ?", [clip.path])
+            move_clip(con, file.clip_id, file.path, old_path=clip.path,
+                      source=sources[file.path] if explicit_source else None)
             report.moved += 1
         else:
             report.duplicates += 1
-    insert_clips(con, new_files, [sources[f.path] for f in new_files])
-    record_files(con, probed)
+    insert_clips(con, [f.to_clip(sources[f.path]) for f in new_files])
+    record_files(con, [f.to_clip_file() for f in probed])
     report.added += len(new_files)
 
 
@@ -121,7 +120,7 @@ def import_folder(workspace, root: Path, *, curated: bool = False, source: str |
     by_path = {c.path: c for c in candidates}
     with workspace.db.transaction(read_only=True) as con:
         known = known_files(con, list(by_path))
-    unchanged_ids = {path: known[path][0] for path in by_path if is_unchanged(path, known.get(path))}
+    unchanged_ids = {path: known[path].clip_id for path in by_path if is_unchanged(path, known.get(path))}
     report.unchanged += len(unchanged_ids)
     to_probe = [path for path in by_path if path not in unchanged_ids]
     probed, rejected = probe_files(to_probe, workers=workers, reporter=reporter, cancel=cancel)
@@ -189,7 +188,7 @@ def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, aud
     to_probe = [p for p in audio_paths if p not in missing and not is_unchanged(p, known.get(p))]
     probed, rejected = probe_files(to_probe, workers=workers, reporter=reporter, cancel=cancel)
     report.rejections.extend(rejected)
-    clip_of = {p: known[p][0] for p in audio_paths if p in known and p not in probed}
+    clip_of = {p: known[p].clip_id for p in audio_paths if p in known and p not in probed}
     clip_of.update({p: f.clip_id for p, f in probed.items()})
     sources = {}
     for record in parsed.records:

@@ -19,9 +19,10 @@ import numpy as np
 import soundfile
 
 from engine.audio.decode import AUDIO_EXTENSIONS, MAX_CHANNELS, looks_like_audio
-from engine.concepts import Reason, Rejection
+from engine.concepts import Clip, Reason, Rejection
 from engine.jobs.parallel import parallel_map
 from engine.progress import CancelToken, Reporter
+from engine.store.clips import ClipFile
 
 BLOCK_FRAMES = 1 << 17
 CLIPPED_LEVEL = 0.999
@@ -41,6 +42,14 @@ class ProbedFile:
     peak: float
     rms_db: float
     clipped_fraction: float
+
+    def to_clip(self, source: str) -> Clip:
+        """The clip these bytes are, at this file, from `source`."""
+        return Clip(self.clip_id, self.path, source, self.format, self.duration_s, self.sample_rate, self.channels,
+                    self.frames, self.size_bytes, self.peak, self.rms_db, self.clipped_fraction)
+
+    def to_clip_file(self) -> ClipFile:
+        return ClipFile(self.path, self.clip_id, self.size_bytes, self.mtime_ns)
 
 
 def is_hidden(name: str) -> bool:

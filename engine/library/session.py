@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Clip, Label, Origin
 from engine.errors import InputError, NotFound
-from engine.library.clips import get_clip
-from engine.library.grids import get_grid
 from engine.library.labels import (LABEL_COLUMNS, LabelWrite, delete_label, label_from_row, make_segment,
                                    query_labels, remember_taxonomy, resolve_label_name, upsert_labels)
+from engine.store.clips import get_clip
+from engine.store.grids import get_grid
 
 SNAPS = ("beat", "bar")
 
