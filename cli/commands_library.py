@@ -311,23 +311,13 @@ def clips_list(
     json_out: JsonOption = False,
 ) -> None:
     """List clips with their id, source, length and labels."""
+    from engine.store.library_view import list_clips
+
     workspace = open_workspace(ctx)
-    conditions = []
-    if source:
-        conditions.append("c.source = $source")
-    if unlabelled:
-        conditions.append("c.clip_id NOT IN (SELECT clip_id FROM labels)")
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     with workspace.db.transaction(read_only=True) as con:
-        total = con.execute(f"SELECT count(*) FROM clips c {where}", {"source": source} if source else {}).fetchone()[0]
-        rows = con.execute(
-            "SELECT c.clip_id, c.path, c.source, c.duration_s, c.sample_rate, c.channels, "
-            "coalesce(string_agg(DISTINCT l.label, ','), '') FROM clips c LEFT JOIN effective_labels l USING (clip_id) "
-            f"{where} GROUP BY ALL ORDER BY c.path LIMIT $limit",
-            {"limit": limit, **({"source": source} if source else {})},
-        ).fetchall()
-    clips = [{"clip_id": r[0], "path": r[1], "source": r[2], "duration_s": r[3], "sample_rate": r[4],
-              "channels": r[5], "labels": [x for x in r[6].split(",") if x]} for r in rows]
+        listing = list_clips(con, source=source, unlabelled=unlabelled, limit=limit)
+    clips = [{"clip_id": c.clip_id, "path": c.path, "source": c.source, "duration_s": c.duration_s,
+              "sample_rate": c.sample_rate, "channels": c.channels, "labels": list(c.labels)} for c in listing.clips]
 
     def render() -> None:
         table = Table("id", "source", "seconds", "labels", "path")
@@ -335,10 +325,10 @@ def clips_list(
             table.add_row(clip["clip_id"][:12], clip["source"], f"{clip['duration_s']:.2f}", ",".join(clip["labels"]),
                           clip["path"])
         stdout.print(table)
-        if total > len(clips):
-            stdout.print(f"… {total - len(clips)} more (raise --limit)")
+        if listing.total > len(clips):
+            stdout.print(f"… {listing.total - len(clips)} more (raise --limit)")
 
-    finish({"total": total, "clips": clips}, json_out, render=render)
+    finish({"total": listing.total, "clips": clips}, json_out, render=render)
 
 
 def register(app: typer.Typer) -> None:

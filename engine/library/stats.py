@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.store.library_view import library_counts
 from engine.taxonomy import Taxonomy
 
 
@@ -74,36 +75,26 @@ def readiness(taxonomy: Taxonomy, counts: dict[str, int]) -> tuple[bool, list[st
 
 def workspace_stats(workspace, taxonomy: str | None = None) -> WorkspaceStats:
     with workspace.db.transaction(read_only=True) as con:
-        clips, duration = con.execute("SELECT count(*), coalesce(sum(duration_s), 0) FROM clips").fetchone()
-        labelled, label_total = con.execute(
-            "SELECT count(DISTINCT clip_id), count(*) FROM effective_labels").fetchone()
-        source_rows = con.execute(
-            "SELECT c.source, count(DISTINCT c.clip_id), count(l.label_id) FROM clips c "
-            "LEFT JOIN effective_labels l USING (clip_id) GROUP BY c.source ORDER BY c.source").fetchall()
-        origins = dict(con.execute("SELECT origin, count(*) FROM labels GROUP BY origin ORDER BY origin").fetchall())
-        grids = con.execute("SELECT count(*) FROM beat_grids").fetchone()[0]
-        per_label = con.execute(
-            "SELECT taxonomy, label, count(*), count(DISTINCT clip_id) FROM effective_labels "
-            "GROUP BY taxonomy, label ORDER BY taxonomy, label").fetchall()
-        per_taxonomy = dict(((t, (n, c)) for t, n, c in con.execute(
-            "SELECT taxonomy, count(*), count(DISTINCT clip_id) FROM effective_labels GROUP BY taxonomy").fetchall()))
+        counts = library_counts(con)
     stats = WorkspaceStats(
-        clips=clips, total_duration_s=duration, clips_labelled=labelled,
-        labels_per_clip=label_total / labelled if labelled else 0.0,
-        sources={source: {"clips": n_clips, "labels": n_labels} for source, n_clips, n_labels in source_rows},
-        origins=origins, beat_grids=grids,
+        clips=counts.clips, total_duration_s=counts.total_duration_s, clips_labelled=counts.clips_labelled,
+        labels_per_clip=counts.labels / counts.clips_labelled if counts.clips_labelled else 0.0,
+        sources={row.source: {"clips": row.clips, "labels": row.labels} for row in counts.sources},
+        origins=counts.origins, beat_grids=counts.beat_grids,
     )
+    per_taxonomy = {row.taxonomy: row for row in counts.per_taxonomy}
     names = [taxonomy] if taxonomy else sorted(per_taxonomy) or [workspace.default_taxonomy_name]
     for name in names:
         tax = workspace.taxonomy(name)
-        counts = {label: n for t, label, n, _ in per_label if t == name}
-        known = {label: n for label, n in counts.items() if label in tax.names}
+        label_counts = {row.label: row.segments for row in counts.per_label if row.taxonomy == name}
+        known = {label: n for label, n in label_counts.items() if label in tax.names}
         ready, reasons = readiness(tax, known)
+        covered = per_taxonomy.get(name)
         stats.taxonomies.append(TaxonomyStats(
             taxonomy=name,
             labels=[LabelCount(label, n, tax.min_count(label), tax.spec(label).colour) for label, n in known.items()],
-            missing=[label for label in tax.names if label not in counts],
-            segments=per_taxonomy.get(name, (0, 0))[0], clips_covered=per_taxonomy.get(name, (0, 0))[1],
+            missing=[label for label in tax.names if label not in label_counts],
+            segments=covered.segments if covered else 0, clips_covered=covered.clips if covered else 0,
             ready=ready, reasons=reasons,
         ))
     return stats

@@ -10,36 +10,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.library.browse import LOW_CONFIDENCE
+from engine.store.clips import clip_ids_by_path
+from engine.store.library_view import doubted_clip_ids, unlabelled_clip_ids
 
 
 def library_order(workspace) -> list[str]:
     """Every clip id, in the library's default order (by path)."""
     with workspace.db.transaction() as con:
-        return [row[0] for row in con.execute("SELECT clip_id FROM clips ORDER BY path").fetchall()]
+        return clip_ids_by_path(con)
 
 
 def unlabelled_ids(workspace) -> set[str]:
     with workspace.db.transaction() as con:
-        rows = con.execute(
-            "SELECT clip_id FROM clips WHERE clip_id NOT IN (SELECT clip_id FROM effective_labels)").fetchall()
-    return {row[0] for row in rows}
+        return unlabelled_clip_ids(con)
 
 
 def suspect_ids(workspace) -> set[str]:
     """Clips the active model doubts: it predicts another label than the clip's own (in the model's
     taxonomy), or it is less than LOW_CONFIDENCE sure."""
     with workspace.db.transaction() as con:
-        rows = con.execute(
-            "SELECT p.clip_id FROM predictions p JOIN model_versions m ON m.model_id = p.model_id AND m.is_active "
-            "LEFT JOIN (SELECT clip_id, taxonomy, list(DISTINCT label) AS labels FROM effective_labels "
-            "           WHERE segment_key = 'whole' GROUP BY clip_id, taxonomy) l "
-            "       ON l.clip_id = p.clip_id AND l.taxonomy = m.task "
-            "WHERE p.segment_key = 'whole' AND (p.confidence < $low "
-            "      OR (l.labels IS NOT NULL AND NOT list_contains(l.labels, p.label)))",
-            {"low": LOW_CONFIDENCE},
-        ).fetchall()
-    return {row[0] for row in rows}
+        return doubted_clip_ids(con)
 
 
 def suspect_queue(workspace) -> list[str]:
