@@ -10,7 +10,7 @@ from __future__ import annotations
 from engine.store import library_view
 from engine.store.library_view import ClipRow, Page
 
-SORTS = tuple(library_view.SORTS)  # the orders a page can come in
+SORTS = tuple(library_view.SORT_ORDERS)  # the orders a page can come in
 __all__ = ["SORTS", "ClipRow", "Page", "browse", "library_stamp"]
 
 

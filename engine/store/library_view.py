@@ -14,8 +14,9 @@ from typing import NamedTuple
 import duckdb
 
 LOW_CONFIDENCE = 0.6
-SORTS = {"path": "c.path", "source": "c.source, c.path", "duration": "c.duration_s DESC, c.path",
-         "confidence": "p.confidence NULLS LAST, c.path", "label": "labels NULLS LAST, c.path"}
+SORT_ORDERS = {  # a page's sort name → its ORDER BY
+    "path": "c.path", "source": "c.source, c.path", "duration": "c.duration_s DESC, c.path",
+    "confidence": "p.confidence NULLS LAST, c.path", "label": "labels NULLS LAST, c.path"}
 
 
 class ClipRow(NamedTuple):  # a tuple, so 100,000 of them are built in a blink
@@ -65,14 +66,14 @@ def _conditions(query: str) -> tuple[list[str], dict]:
     return conditions, params
 
 
-LABELS_AND_PREDICTION = (
+_LABELS_AND_PREDICTION = (
     "LEFT JOIN (SELECT clip_id, array_to_string(list_sort(list(DISTINCT label)), ',') AS labels "
     "           FROM effective_labels GROUP BY clip_id) l USING (clip_id) "
     "LEFT JOIN (SELECT clip_id, label, confidence FROM predictions "
     "           WHERE segment_key = 'whole' AND model_id IN (SELECT model_id FROM model_versions WHERE is_active) "
     "           QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY confidence DESC) = 1) p USING (clip_id)"
 )
-COLUMNS = "c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence"
+_COLUMNS = "c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence"
 
 
 def _clips_table_only(conditions: list[str], order: str) -> bool:
@@ -83,14 +84,14 @@ def _clips_table_only(conditions: list[str], order: str) -> bool:
 def browse_page(con: duckdb.DuckDBPyConnection, query: str = "", *, sort: str = "path", offset: int = 0,
                 limit: int | None = 500, clip_ids: list[str] | None = None) -> Page:
     """One page of the clips matching the filter `query` (and among `clip_ids` when given), in
-    `sort` order (one of SORTS; by path when unknown); `limit=None` gives them all."""
+    `sort` order (one of SORT_ORDERS; by path when unknown); `limit=None` gives them all."""
     conditions, params = _conditions(query)
     if clip_ids is not None:
         conditions.append("c.clip_id IN (SELECT unnest($clip_ids))")
         params["clip_ids"] = list(clip_ids)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    order = SORTS.get(sort, SORTS["path"])
-    matching = f"SELECT {COLUMNS} FROM clips c {LABELS_AND_PREDICTION} {where} ORDER BY {order}"
+    order = SORT_ORDERS.get(sort, SORT_ORDERS["path"])
+    matching = f"SELECT {_COLUMNS} FROM clips c {_LABELS_AND_PREDICTION} {where} ORDER BY {order}"
     if limit is None:
         rows = con.execute(f"{matching} OFFSET $offset", {**params, "offset": offset}).fetchall()
         total = offset + len(rows)
@@ -99,10 +100,10 @@ def browse_page(con: duckdb.DuckDBPyConnection, query: str = "", *, sort: str = 
         # 100,000 clips in tens of milliseconds instead of a pass over every label
         total = con.execute(f"SELECT count(*) FROM clips c {where}", params).fetchone()[0]
         page = f"(SELECT * FROM clips c {where} ORDER BY {order} LIMIT $limit OFFSET $offset) c"
-        rows = con.execute(f"SELECT {COLUMNS} FROM {page} {LABELS_AND_PREDICTION} ORDER BY {order}",
+        rows = con.execute(f"SELECT {_COLUMNS} FROM {page} {_LABELS_AND_PREDICTION} ORDER BY {order}",
                            {**params, "limit": limit, "offset": offset}).fetchall()
     else:
-        total = con.execute(f"SELECT count(*) FROM clips c {LABELS_AND_PREDICTION} {where}", params).fetchone()[0]
+        total = con.execute(f"SELECT count(*) FROM clips c {_LABELS_AND_PREDICTION} {where}", params).fetchone()[0]
         rows = con.execute(f"{matching} LIMIT $limit OFFSET $offset",
                            {**params, "limit": limit, "offset": offset}).fetchall()
     return Page(list(map(ClipRow._make, rows)), total)
