@@ -223,7 +223,7 @@ def _was(previous: int | None) -> str:
 
 def _activate(workspace, ref: str, reason: str | None, rollback: bool, no_inference: bool, workers, *,
               forced: bool = False):
-    from engine.inference import activate_and_infer
+    from engine.services.activation import activate_and_infer
 
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         return activate_and_infer(workspace, ref, reason=reason, rollback=rollback, infer=not no_inference,

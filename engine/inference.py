@@ -8,19 +8,19 @@ smoothed across time, and consecutive bars with the same label become one sectio
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from engine.audio.beatgrid import BeatGrid
-from engine.concepts import Rejection
+from engine.concepts import Rejection, Segment
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.evaluation.openset import UNKNOWN_LABEL
 from engine.progress import CancelToken, Reporter
 from engine.models.registry import ModelVersion, load_classifier, resolve
+from engine.store.predictions import Prediction, replace_predictions
 
 SMOOTHING_BARS = 2  # each bar's probabilities are averaged with this many bars either side
 
@@ -217,6 +217,10 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
     return model.version, results, rejections
 
 
+def _segment(target: Target) -> Segment:
+    return Segment.whole() if target.start_s is None else Segment.seconds(target.start_s, target.end_s)
+
+
 def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: Reporter | None = None,
                   cancel: CancelToken | None = None) -> tuple[ModelVersion, int, list[Rejection]]:
     """Store the version's prediction for every clip (whole clips; the windows of long clips for a
@@ -237,70 +241,9 @@ def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: 
     classes = model.version.label_set
     chosen = [targets[k] for k in kept]
     best = probabilities.argmax(axis=1) if len(kept) else np.zeros(0, dtype=int)
+    stored = [Prediction(model.version.model_id, t.clip_id, _segment(t), classes[i], float(probabilities[n, i]),
+                         dict(zip(classes, np.round(probabilities[n], 6).tolist())))
+              for n, (t, i) in enumerate(zip(chosen, best))]
     with workspace.db.transaction() as con:
-        con.execute("DELETE FROM predictions WHERE model_id = ?", [model.version.model_id])
-        if chosen:
-            con.execute(
-                "INSERT INTO predictions (model_id, clip_id, segment_key, start_s, end_s, label, confidence, probabilities) "
-                "SELECT $model, unnest($clip), unnest($key), unnest($start::DOUBLE[]), unnest($end::DOUBLE[]), "
-                "unnest($label), unnest($confidence), unnest($probabilities)",
-                {"model": model.version.model_id, "clip": [t.clip_id for t in chosen],
-                 "key": [t.region_key for t in chosen], "start": [t.start_s for t in chosen],
-                 "end": [t.end_s for t in chosen], "label": [classes[i] for i in best],
-                 "confidence": [float(probabilities[n, i]) for n, i in enumerate(best)],
-                 "probabilities": [json.dumps(dict(zip(classes, np.round(row, 6).tolist()))) for row in probabilities]},
-            )
+        replace_predictions(con, model.version.model_id, stored)
     return model.version, len(chosen), rejections
-
-
-def _activate(workspace, ref: str, *, reason: str | None, rollback: bool, forced: bool) -> tuple[ModelVersion, int | None]:
-    """Activate a version, or roll its name back: one registry transaction."""
-    from engine.models.registry import activate, rollback as roll_back
-
-    return (roll_back(workspace, ref, reason=reason) if rollback
-            else activate(workspace, ref, reason=reason, forced=forced))
-
-
-def activate_and_infer(workspace, ref: str, *, reason: str | None = None, rollback: bool = False,
-                       infer: bool = True, forced: bool = False, workers: int | None = None,
-                       reporter: Reporter | None = None,
-                       cancel: CancelToken | None = None) -> tuple[ModelVersion, int | None, int]:
-    """Activate a version (or roll its name back) and re-run inference over the library with it.
-
-    Returns the active version, the version it replaced and how many predictions were stored."""
-    active, previous = _activate(workspace, ref, reason=reason, rollback=rollback, forced=forced)
-    stored = 0
-    if infer:
-        _, stored, _ = infer_library(workspace, active.ref, workers=workers, reporter=reporter, cancel=cancel)
-    return active, previous, stored
-
-
-def run_activation_job(workspace, job, params: dict, cancel: CancelToken) -> None:
-    """An activation job in its own process (the TUI's Models screen starts these, so neither a
-    closed terminal nor the event loop stops it): `params` {ref, reason, forced, rollback}.
-
-    Activates the version (or rolls its name back) in one registry transaction, then re-runs
-    inference over the library, reporting through the job and stopping at its cancel token. The
-    result holds the active ref, the version it replaced and the predictions stored. A cancel
-    before the registry change leaves the registry alone; one after it leaves the new version
-    active with the predictions stored so far (`infer --library` stores them all)."""
-    from engine.errors import Cancelled
-    from engine.jobs.log import JobReporter
-
-    ref, rollback = params["ref"], bool(params.get("rollback"))
-    job.state("running", "changing the registry")
-    if cancel.cancelled:
-        raise Cancelled(f"cancelled before {'rolling back' if rollback else 'activating'} {ref}; nothing changed")
-    active, previous = _activate(workspace, ref, reason=params.get("reason"), rollback=rollback,
-                                 forced=bool(params.get("forced")))
-    result = {"active": active.ref, "previous_version": previous, "predictions": 0}
-    job.event("activated", dict(result))
-    job.state("running", "now active; predicting the library")
-    _, stored, rejections = infer_library(workspace, active.ref, reporter=JobReporter(job), cancel=cancel)
-    result.update(predictions=stored, rejected=len(rejections))
-    if cancel.cancelled:
-        job.finish("cancelled", result=result,
-                   error=f"{active.ref} stays active with {stored} predictions stored; "
-                         "`workbench --headless infer --library` finishes them")
-        return
-    job.finish("completed", result=result)

@@ -18,7 +18,8 @@ from engine.features.spec import FeatureSpec
 from engine.gates.core import GateReport, GateResult, all_gates
 from engine.gates.report import compare_reports, confusion_svg, load_report, render_html
 from engine.gates.store import latest_report, save_report
-from engine.models.registry import activate, activation_history, register, resolve
+from engine.models.registry import activation_history, register, resolve
+from engine.services.activation import activate
 from engine.workspace import Workspace
 from gates_library import build
 

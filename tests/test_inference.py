@@ -18,14 +18,14 @@ from conftest import copy_workspace, curated_library, write_hits
 from engine.audio.beatgrid import BeatGrid
 from engine.audio.synth import DEMO_PACKS, synthesize_section_track
 from engine.errors import Cancelled
-from engine.inference import (SMOOTHING_BARS, _window_starts, infer_library, predict_files, run_activation_job,
-                              smooth_sections)
+from engine.inference import SMOOTHING_BARS, _window_starts, infer_library, predict_files, smooth_sections
 from engine.jobs.log import JobLog, get_job
 from engine.library.editing import add_label
 from engine.library.grids import set_grid
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
 from engine.models.registry import activation_history, resolve
+from engine.services.activation import run_activation_job
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
 

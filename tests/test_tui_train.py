@@ -19,11 +19,11 @@ from textual.widgets import ContentSwitcher, DataTable, Input, Label, Select
 
 from conftest import copy_workspace, curated_library
 from engine.features.spec import FeatureSpec
-from engine.inference import run_activation_job
 from engine.jobs.log import FINAL_STATES, JobLog, get_job, list_jobs
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
 from engine.models.registry import list_versions
+from engine.services.activation import run_activation_job
 from engine.training.data import training_data
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace

@@ -5,52 +5,29 @@ safetensors). A version is registered by moving its finished folder into place a
 row in one transaction, so a killed training never leaves a registered half-model. One version of
 a name is active; every activation is kept in a history (when, from which version, why), which is
 what `rollback` follows.
+
+The registry is a plain store of versions: it knows nothing of gates. The rule that a version whose
+last gate report failed is only activated when forced lives in `engine.services.activation`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from engine.io import write_atomically, write_json_atomically
-from engine.errors import GatesFailed, InputError, NotFound
+from engine.errors import InputError, NotFound
 from engine.features.spec import FeatureSpec
+from engine.store import predictions, versions
+from engine.store.versions import StoredVersion
 from engine.taxonomy import check_name
-
-VERSION_COLUMNS = ("model_id, name, version, task, kind, artifact_dir, feature_spec, label_set, label_counts, "
-                   "hyperparams, metrics, dataset_fingerprint, job_id, is_active, created_at, meta, "
-                   "last_gate_report_id, reject_threshold")
-JSON_FIELDS = ("feature_spec", "label_set", "label_counts", "hyperparams", "metrics", "meta")
 
 
 @dataclass(frozen=True)
-class ModelVersion:
-    model_id: int
-    name: str
-    version: int
-    task: str
-    kind: str
-    artifact_dir: str
-    feature_spec: dict
-    label_set: list[str]
-    label_counts: dict
-    hyperparams: dict
-    metrics: dict
-    dataset_fingerprint: str | None
-    job_id: str | None
-    is_active: bool
-    created_at: datetime
-    meta: dict
-    last_gate_report_id: int | None
-    reject_threshold: float | None = None  # open-set: `predict` answers "unknown" below it (meta["open_set"])
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
+class ModelVersion(StoredVersion):
+    """A registered version as the engine uses it: its artifact folder is an absolute path."""
 
     @property
     def spec(self) -> FeatureSpec:
@@ -75,14 +52,10 @@ class ModelVersion:
                 "last_gate_report_id": self.last_gate_report_id, "reject_threshold": self.reject_threshold}
 
 
-def _version_from_row(row, root: Path) -> ModelVersion:
-    """A version as stored; its artifact folder is kept relative to the workspace (so a moved or
-    copied workspace keeps working) and given back as an absolute path."""
-    values = dict(zip([c.strip() for c in VERSION_COLUMNS.split(",")], row))
-    for key in JSON_FIELDS:
-        values[key] = json.loads(values[key]) if values[key] else ({} if key != "label_set" else [])
-    values["artifact_dir"] = str(root / values["artifact_dir"])
-    return ModelVersion(**values)
+def _version(stored: StoredVersion, root: Path) -> ModelVersion:
+    """A version as stored, its artifact folder (kept relative to the workspace, so a moved or
+    copied workspace keeps working) given back as an absolute path."""
+    return ModelVersion(**{**vars(stored), "artifact_dir": str(root / stored.artifact_dir)})
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -95,26 +68,23 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 def list_versions(workspace, name: str | None = None) -> list[ModelVersion]:
     with workspace.db.transaction() as con:
-        rows = con.execute(
-            f"SELECT {VERSION_COLUMNS} FROM model_versions {'WHERE name = ?' if name else ''} ORDER BY name, version",
-            [name] if name else [],
-        ).fetchall()
-    return [_version_from_row(row, workspace.root) for row in rows]
+        stored = versions.list_versions(con, name)
+    return [_version(version, workspace.root) for version in stored]
 
 
 def resolve(workspace, ref: str) -> ModelVersion:
     """NAME@N, or NAME for its active version (else its newest)."""
     name, version = parse_ref(ref)
-    versions = list_versions(workspace, name)
-    if not versions:
+    candidates = list_versions(workspace, name)
+    if not candidates:
         known = sorted({v.name for v in list_versions(workspace)})
         raise NotFound(f"no model named {name!r} (models: {', '.join(known) or 'none yet; train one'})")
     if version is None:
-        return next((v for v in versions if v.is_active), versions[-1])
-    for candidate in versions:
+        return next((v for v in candidates if v.is_active), candidates[-1])
+    for candidate in candidates:
         if candidate.version == version:
             return candidate
-    raise NotFound(f"{name} has no version {version} (versions: {', '.join(str(v.version) for v in versions)})")
+    raise NotFound(f"{name} has no version {version} (versions: {', '.join(str(v.version) for v in candidates)})")
 
 
 def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, feature_spec: FeatureSpec,
@@ -124,28 +94,18 @@ def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, 
     check_name(name, "model name")
     home = workspace.models_dir / name
     home.mkdir(parents=True, exist_ok=True)
-    counter = f"last_model_version:{name}"  # version numbers are never reused, even after a delete
     with workspace.db.transaction() as con:
-        last = con.execute("SELECT max(v) FROM (SELECT max(version) AS v FROM model_versions WHERE name = ? "
-                           "UNION ALL SELECT CAST(value AS INTEGER) FROM settings WHERE key = ?)",
-                           [name, counter]).fetchone()[0]
-        version = (last or 0) + 1
+        version = versions.next_version_number(con, name)
         destination = home / f"v{version}"
         if destination.exists():  # left by a registration whose transaction did not commit
             shutil.rmtree(destination)
         os.replace(artifact_dir, destination)
         try:
-            con.execute(
-                "INSERT INTO model_versions (name, version, task, kind, artifact_dir, feature_spec, label_set, "
-                "label_counts, hyperparams, metrics, dataset_fingerprint, job_id, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [name, version, task, kind, str(destination.relative_to(workspace.root)),
-                 json.dumps(feature_spec.to_dict()), json.dumps(classes),
-                 json.dumps(label_counts), json.dumps(hyperparams, default=str), json.dumps(metrics, default=str),
-                 dataset_fingerprint, job_id, json.dumps(meta or {}, default=str)],
-            )
-            con.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        [counter, str(version)])
+            versions.insert_version(con, name=name, version=version, task=task, kind=kind,
+                                    artifact_dir=str(destination.relative_to(workspace.root)),
+                                    feature_spec=feature_spec.to_dict(), label_set=classes, label_counts=label_counts,
+                                    hyperparams=hyperparams, metrics=metrics, dataset_fingerprint=dataset_fingerprint,
+                                    job_id=job_id, meta=meta or {})
         except BaseException:
             os.replace(destination, artifact_dir)
             raise
@@ -157,72 +117,31 @@ def record_open_set(workspace, version: ModelVersion, open_set: dict) -> ModelVe
     score method, threshold and how it was chosen), in one transaction."""
     meta = {**version.meta, "open_set": open_set}
     with workspace.db.transaction() as con:
-        con.execute("UPDATE model_versions SET reject_threshold = ?, meta = ? WHERE model_id = ?",
-                    [float(open_set["threshold"]), json.dumps(meta, default=str), version.model_id])
+        versions.set_open_set(con, version.model_id, float(open_set["threshold"]), meta)
     return resolve(workspace, version.ref)
 
 
-def _active_version(con, name: str) -> int | None:
-    row = con.execute("SELECT version FROM model_versions WHERE name = ? AND is_active", [name]).fetchone()
-    return row[0] if row else None
-
-
-def _gates_refusal(con, target: ModelVersion) -> GatesFailed | None:
-    """The refusal to activate a version whose last gate report failed (inside the caller's transaction)."""
-    from engine.gates.store import report_passed
-
-    if report_passed(con, target.last_gate_report_id) is not False:
-        return None
-    return GatesFailed(f"{target.ref} failed its last gate report ({target.last_gate_report_id}); "
-                       "activate it anyway with --force --reason '...'")
-
-
-def check_activatable(workspace, ref: str) -> ModelVersion:
-    """The version, or GatesFailed when its last gate report failed (activating it then needs
-    `forced` and a reason): asked before an activation job is started, so the person can decide."""
+def activate(workspace, ref: str, *, reason: str | None = None,
+             forced: bool = False) -> tuple[ModelVersion, int | None]:
+    """Make a version the active one of its name; returns it and the version it replaced. The history
+    keeps the reason and whether it was `forced` past a failed gate report (the activation service,
+    `engine.services.activation`, decides that)."""
     target = resolve(workspace, ref)
     with workspace.db.transaction() as con:
-        refusal = _gates_refusal(con, target)
-    if refusal is not None:
-        raise refusal
-    return target
-
-
-def activate(workspace, ref: str, *, reason: str | None = None, forced: bool = False,
-             check_gates: bool = True) -> tuple[ModelVersion, int | None]:
-    """Make a version the active one of its name; returns it and the version it replaced.
-
-    A version whose last gate report failed is only activated with `forced` (else GatesFailed);
-    the history then records forced=True and the reason (rollback skips the check: it returns to a
-    version that was already trusted once)."""
-    target = resolve(workspace, ref)
-    with workspace.db.transaction() as con:
-        refusal = _gates_refusal(con, target) if check_gates else None
-        if refusal is not None and not forced:
-            raise refusal
-        forced = bool(refusal is not None and forced)
-        if forced:
-            reason = f"{reason or 'no reason given'} (forced past failed gate report {target.last_gate_report_id})"
-        previous = _active_version(con, target.name)
-        con.execute("UPDATE model_versions SET is_active = (version = ?) WHERE name = ?", [target.version, target.name])
-        con.execute("INSERT INTO activations (name, version, previous_version, reason, forced) VALUES (?, ?, ?, ?, ?)",
-                    [target.name, target.version, previous, reason, forced])
+        previous = versions.activate_version(con, target.name, target.version, reason=reason, forced=forced)
     return resolve(workspace, target.ref), previous
 
 
 def rollback(workspace, name: str, *, reason: str | None = None) -> tuple[ModelVersion, int | None]:
     """Activate the version that was active before the current one."""
     with workspace.db.transaction() as con:
-        current = _active_version(con, name)
+        current = versions.active_version(con, name)
         if current is None:
             raise InputError(f"{name} has no active version to roll back from")
-        rows = con.execute(
-            "SELECT previous_version FROM activations WHERE name = ? AND version = ? AND previous_version IS NOT NULL "
-            "AND previous_version != ? AND previous_version IN (SELECT version FROM model_versions WHERE name = ?) "
-            "ORDER BY activation_id DESC LIMIT 1", [name, current, current, name]).fetchall()
-    if not rows:
+        before = versions.version_before(con, name, current)
+    if before is None:
         raise InputError(f"{name}@{current} has no earlier active version to roll back to")
-    return activate(workspace, f"{name}@{rows[0][0]}", reason=reason or f"rollback from {current}", check_gates=False)
+    return activate(workspace, f"{name}@{before}", reason=reason or f"rollback from {current}")
 
 
 def check_deletable(version: ModelVersion) -> None:
@@ -238,18 +157,16 @@ def delete(workspace, ref: str) -> ModelVersion:
         raise InputError(f"say which version to delete, e.g. {target.name}@{target.version}")
     check_deletable(target)
     with workspace.db.transaction() as con:
-        con.execute("DELETE FROM predictions WHERE model_id = ?", [target.model_id])
-        con.execute("DELETE FROM model_versions WHERE model_id = ?", [target.model_id])
+        predictions.delete_predictions(con, target.model_id)
+        versions.delete_version(con, target.model_id)
     shutil.rmtree(target.artifact_dir, ignore_errors=True)
     return target
 
 
 def activation_history(workspace, name: str) -> list[dict]:
     with workspace.db.transaction() as con:
-        rows = con.execute("SELECT version, previous_version, reason, forced, activated_at FROM activations "
-                           "WHERE name = ? ORDER BY activation_id", [name]).fetchall()
-    return [{"version": v, "previous_version": p, "reason": r, "forced": f, "at": a.isoformat()}
-            for v, p, r, f, a in rows]
+        history = versions.activation_history(con, name)
+    return [activation.to_dict() for activation in history]
 
 
 def load_classifier(version: ModelVersion):

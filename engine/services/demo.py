@@ -22,12 +22,13 @@ from engine.errors import Cancelled
 from engine.features.service import extract_workspace
 from engine.features.spec import FeatureSpec
 from engine.gates.runner import run_and_store
-from engine.inference import activate_and_infer, predict_files
+from engine.inference import predict_files
 from engine.jobs.log import JobLog, get_job
 from engine.library.grids import set_grid
 from engine.library.importer import import_folder, import_label_file
 from engine.progress import CancelToken, Reporter
-from engine.models.registry import ModelVersion, activate, resolve
+from engine.models.registry import ModelVersion, resolve
+from engine.services.activation import activate, activate_and_infer
 from engine.library.stats import workspace_stats
 from engine.training.evaluate import evaluate_on_dataset
 from engine.workspace import Workspace

@@ -35,7 +35,7 @@ def _runner(kind: str):
 
         return run_gates_job
     if kind == "activate":
-        from engine.inference import run_activation_job
+        from engine.services.activation import run_activation_job
 
         return run_activation_job
     raise WorkbenchError(f"no worker for jobs of kind {kind!r}")

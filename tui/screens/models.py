@@ -108,7 +108,7 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
         """Start an activation job; a version whose last gate report failed is refused first (so the
         person may force it with a reason) and no job starts."""
         from engine.jobs.log import spawn_job
-        from engine.models.registry import check_activatable
+        from engine.services.activation import check_activatable
 
         try:
             if not rollback and not forced:
