@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio.beatgrid import BeatGrid
-from engine.concepts import Rejection
+from engine.concepts import JobState, Rejection
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.evaluation.openset import UNKNOWN_LABEL
+from engine.jobs.kinds import job_kind
 from engine.progress import CancelToken, Reporter
 from engine.models.registry import ModelVersion, load_classifier, resolve
 
@@ -274,6 +275,7 @@ def activate_and_infer(workspace, ref: str, *, reason: str | None = None, rollba
     return active, previous, stored
 
 
+@job_kind("activate")
 def run_activation_job(workspace, job, params: dict, cancel: CancelToken) -> None:
     """An activation job in its own process (the TUI's Models screen starts these, so neither a
     closed terminal nor the event loop stops it): `params` {ref, reason, forced, rollback}.
@@ -287,19 +289,19 @@ def run_activation_job(workspace, job, params: dict, cancel: CancelToken) -> Non
     from engine.jobs.log import JobReporter
 
     ref, rollback = params["ref"], bool(params.get("rollback"))
-    job.state("running", "changing the registry")
+    job.state(JobState.RUNNING, "changing the registry")
     if cancel.cancelled:
         raise Cancelled(f"cancelled before {'rolling back' if rollback else 'activating'} {ref}; nothing changed")
     active, previous = _activate(workspace, ref, reason=params.get("reason"), rollback=rollback,
                                  forced=bool(params.get("forced")))
     result = {"active": active.ref, "previous_version": previous, "predictions": 0}
     job.event("activated", dict(result))
-    job.state("running", "now active; predicting the library")
+    job.state(JobState.RUNNING, "now active; predicting the library")
     _, stored, rejections = infer_library(workspace, active.ref, reporter=JobReporter(job), cancel=cancel)
     result.update(predictions=stored, rejected=len(rejections))
     if cancel.cancelled:
-        job.finish("cancelled", result=result,
+        job.finish(JobState.CANCELLED, result=result,
                    error=f"{active.ref} stays active with {stored} predictions stored; "
                          "`workbench --headless infer --library` finishes them")
         return
-    job.finish("completed", result=result)
+    job.finish(JobState.COMPLETED, result=result)
