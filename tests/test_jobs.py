@@ -6,6 +6,9 @@ import os
 import time
 
 import pytest
+from textual.app import App
+from textual.message import Message
+from textual.widgets import Label
 
 from conftest import curated_library
 from engine.concepts import JobState
@@ -18,6 +21,8 @@ from engine.jobs.kinds import job_kind, runner_for
 from engine.jobs.log import JobLog, get_job, spawn_job
 from engine.library.importer import import_folder
 from engine.store.jobs import JobEvent
+from tui.widgets.jobline import JobLine
+from tui_pilot import shown_text, wait_for
 
 
 def test_states_are_stored_and_printed_as_their_values_and_know_whether_the_job_ended(workspace):
@@ -86,3 +91,48 @@ def test_an_extract_job_runs_in_a_worker_process(workspace, tmp_path):
     assert record.result["extracted"] == len(targets) > 0
     _, kept = load_features(workspace.cache, targets, spec.extractors(workspace.embeddings_dir))
     assert len(kept) == len(targets)
+
+
+class LineApp(App):
+    """One JobLine on a screen, reading the given workspace; keeps the messages it posts."""
+
+    def __init__(self, workspace) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.seen: list[Message] = []
+
+    def compose(self):
+        yield JobLine(message_id="line-message", progress_id="line-progress")
+
+    def on_job_line_updated(self, message: JobLine.Updated) -> None:
+        self.seen.append(message)
+
+    def on_job_line_ended(self, message: JobLine.Ended) -> None:
+        self.seen.append(message)
+
+
+async def test_the_job_line_follows_a_job_reads_nothing_while_paused_and_says_when_it_ended(workspace):
+    job = JobLog(workspace, "gates", {})
+    app = LineApp(workspace)
+    async with app.run_test() as pilot:
+        line = app.query_one(JobLine)
+        message = app.query_one("#line-message", Label)
+        line.follow(job.job_id, "checking")
+        job.progress(0.5, "halfway", force=True)
+        await wait_for(pilot, lambda: "checking: halfway · c cancels" in shown_text(message), "the job's message")
+        assert line.bar.display and line.bar.progress == 0.5
+
+        line.pause()
+        job.event("epoch", {"epoch": 1, "total_epochs": 2})
+        await pilot.pause(0.5 + 0.3)
+        assert line.curve.epochs == []  # not read while paused
+        line.resume()
+        await wait_for(pilot, lambda: line.curve.epochs, "the epoch written while paused")
+
+        job.finish(JobState.FAILED, error="no data")
+        await wait_for(pilot, lambda: any(isinstance(m, JobLine.Ended) for m in app.seen), "the end of the job")
+        ended = app.seen[-1]
+        assert isinstance(ended, JobLine.Ended) and ended.job.state == JobState.FAILED and ended.job.error == "no data"
+        assert line.job_id is None and not line.bar.display
+        updates = [m for m in app.seen if isinstance(m, JobLine.Updated)]
+        assert sum(m.new_events for m in updates) == 2  # the progress, then the epoch
