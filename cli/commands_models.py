@@ -59,6 +59,7 @@ def train_command(
 ) -> None:
     """Train a model version in a job of its own process; follow its loss curve (Ctrl-C cancels it)."""
     from cli.follow import follow
+    from engine.concepts import JobState
     from engine.jobs.log import request_cancel
     from engine.training.launch import split_hyperparams, start_training
     from engine.training.run import TrainRequest
@@ -81,7 +82,7 @@ def train_command(
         read_weights(weights)  # a bad weights file fails here, before a job starts
     job_id = start_training(workspace, request)  # a bad name, kind or --features fails here, before a job starts
     if detach:
-        finish({"job_id": job_id, "state": "pending"}, json_out,
+        finish({"job_id": job_id, "state": JobState.PENDING}, json_out,
                render=lambda: stdout.print(f"started {job_id}; follow it with `workbench --headless jobs follow {job_id}`"))
     record = follow(workspace, job_id, json_lines=False,
                     on_interrupt=lambda: (stderr.print("[yellow]cancelling…[/]"), request_cancel(workspace, job_id)))
@@ -89,11 +90,14 @@ def train_command(
 
 
 def _finish_job(record: dict, json_out: bool) -> None:
+    from cli.follow import exit_code
+    from engine.concepts import JobState
+
     state = record["state"]
     result = record.get("result") or {}
 
     def render() -> None:
-        if state == "completed":
+        if state == JobState.COMPLETED:
             test = result.get("test") or {}
             stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "
                          f"macro-F1 {_with_ci(test, 'macro_f1')} on {test.get('n', '?')} test examples")
@@ -102,15 +106,15 @@ def _finish_job(record: dict, json_out: bool) -> None:
         else:
             stderr.print(f"job {record['job_id']} {state}" + (f": {record['error']}" if record.get("error") else ""))
 
-    if state == "completed":
+    if state == JobState.COMPLETED:
         finish({"job": record}, json_out, render=render)
     if json_out:
-        error = {"type": "JobCancelled" if state == "cancelled" else "JobFailed",
+        error = {"type": "JobCancelled" if state == JobState.CANCELLED else "JobFailed",
                  "message": record.get("error") or f"job {record['job_id']} {state}"}
-        print_json({"ok": False, "exit_code": 130 if state == "cancelled" else 1, "error": error, "job": record})
+        print_json({"ok": False, "exit_code": exit_code(state), "error": error, "job": record})
     else:
         render()
-    raise typer.Exit(130 if state == "cancelled" else 1)
+    raise typer.Exit(exit_code(state))
 
 
 # -- eval ---------------------------------------------------------------------------------------

@@ -129,12 +129,12 @@ def jobs_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="Jo
 def jobs_follow(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="Job id (or its last 6+ characters).")],
                 json_out: Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout.")] = False) -> None:
     """Watch a job's live loss curve until it ends (Ctrl-C stops watching; the job goes on)."""
-    from cli.follow import follow
+    from cli.follow import exit_code, follow
 
     record = follow(open_workspace(ctx), job_id, json_lines=json_out)
     if not json_out:
         stdout.print(f"{record['job_id']}: {record['state']}" + (f" ({record['error']})" if record.get("error") else ""))
-    raise typer.Exit(0 if record["state"] == "completed" else 130 if record["state"] == "cancelled" else 1)
+    raise typer.Exit(exit_code(record["state"]))
 
 
 @jobs_app.command("cancel")

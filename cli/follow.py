@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from cli.output import stderr
-from engine.jobs.log import FINAL_STATES, get_job, job_events
+from engine.concepts import JobState
+from engine.jobs.follow import follow_job
+from engine.jobs.log import get_job
 from engine.training.curve import SERIES, TrainingCurve, format_duration
 
 SPARK = "▁▂▃▄▅▆▇█"
-POLL_S = 0.5
+
+
+def exit_code(state: JobState) -> int:
+    """How a command that followed a job exits: 0 when it completed, 130 when cancelled (as after
+    Ctrl-C), 1 when it failed or was interrupted."""
+    return 0 if state == JobState.COMPLETED else 130 if state == JobState.CANCELLED else 1
 
 
 def sparkline(values: list[float], width: int = 40) -> str:
@@ -50,25 +56,23 @@ def follow(workspace, job_id: str, *, json_lines: bool = False, on_interrupt=Non
     on Ctrl-C (e.g. to ask the job to cancel) and following goes on until the job ends."""
     job = get_job(workspace, job_id)
     curve = Curve()
-    seen = 0
     live = None if json_lines else Live(curve.render(job.job_id), console=stderr, refresh_per_second=4)
     if live is not None:
         live.start()
     try:
         while True:
             try:
-                for seq, kind, data in job_events(workspace, job.job_id, seen):
-                    seen = seq
-                    curve.add(kind, data)
+                for update in follow_job(workspace, job.job_id, after_seq=curve.seen):
+                    job = update.job
+                    curve.extend(update.events)
                     if json_lines:
-                        sys.stdout.write(json.dumps({"job_id": job.job_id, "seq": seq, "kind": kind, **data}) + "\n")
+                        for seq, kind, data in update.events:
+                            line = {"job_id": job.job_id, "seq": seq, "kind": kind, **data}
+                            sys.stdout.write(json.dumps(line) + "\n")
                         sys.stdout.flush()
-                if live is not None:
-                    live.update(curve.render(job.job_id))
-                job = get_job(workspace, job.job_id)
-                if job.state in FINAL_STATES:
-                    return job.to_dict()
-                time.sleep(POLL_S)
+                    if live is not None:
+                        live.update(curve.render(job.job_id))
+                return job.to_dict()
             except KeyboardInterrupt:
                 if on_interrupt is None:
                     raise

@@ -30,6 +30,30 @@ class Split(StrEnum):
     TEST = "test"
 
 
+class JobState(StrEnum):
+    """Where a job stands; stored and printed as its value."""
+
+    PENDING = "pending"
+    PREPARING = "preparing"
+    RUNNING = "running"
+    TRAINING = "training"
+    EVALUATING = "evaluating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # its process ended without finishing it
+
+    @property
+    def is_final(self) -> bool:
+        """The job has ended and its state changes no more."""
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED)
+
+    @property
+    def is_live(self) -> bool:
+        """The job is still waiting or working."""
+        return not self.is_final
+
+
 WHOLE_CLIP_KEY = "whole"
 
 

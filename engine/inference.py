@@ -20,6 +20,7 @@ from engine.features.extract import Target, extract_features, load_features
 from engine.evaluation.openset import UNKNOWN_LABEL
 from engine.progress import CancelToken, Reporter
 from engine.models.registry import ModelVersion, load_classifier, resolve
+from engine.store.clips import all_clips
 from engine.store.predictions import Prediction, replace_predictions
 
 SMOOTHING_BARS = 2  # each bar's probabilities are averaged with this many bars either side
@@ -228,14 +229,14 @@ def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: 
     model = load(workspace, ref)
     window = model.window_s
     with workspace.db.transaction() as con:
-        clips = con.execute("SELECT clip_id, path, size_bytes, duration_s FROM clips ORDER BY path").fetchall()
+        clips = all_clips(con)
     targets = []
-    for clip_id, path, size, duration in clips:
-        if window and duration >= 1.5 * window:
-            targets += [Target(clip_id, path, size, round(s, 4), round(s + window, 4))
-                        for s in np.arange(0.0, duration - window + 1e-9, window)]
+    for clip in clips:
+        if window and clip.duration_s >= 1.5 * window:
+            targets += [Target(clip.clip_id, clip.path, clip.size_bytes, round(s, 4), round(s + window, 4))
+                        for s in np.arange(0.0, clip.duration_s - window + 1e-9, window)]
         else:
-            targets.append(Target(clip_id, path, size))
+            targets.append(Target(clip.clip_id, clip.path, clip.size_bytes))
     probabilities, kept, rejections = model.probabilities(workspace, targets, workers=workers, reporter=reporter,
                                                           cancel=cancel)
     classes = model.version.label_set

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from engine.concepts import JobState
 from engine.errors import Cancelled
 from engine.features.extract import ExtractReport, Target, extract_features
 from engine.features.spec import FeatureSpec
+from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobLog
 from engine.progress import CancelToken, Reporter
 
@@ -36,10 +38,26 @@ def extract_workspace(workspace, spec: FeatureSpec, *, labelled_only: bool = Fal
     targets = workspace_targets(workspace, labelled_only=labelled_only, taxonomy=taxonomy)
     job = JobLog(workspace, "extract", {"spec": spec.to_dict(), "labelled_only": labelled_only, "taxonomy": taxonomy})
     try:
-        report = extract_features(workspace.cache, targets, spec, extractors, workers=workers, reporter=reporter,
-                                  cancel=cancel, on_progress=lambda fraction: job.progress(fraction))
+        return _extract(workspace, job, spec, extractors, targets, workers=workers, reporter=reporter, cancel=cancel)
     except BaseException as error:
-        job.finish("cancelled" if isinstance(error, (KeyboardInterrupt, Cancelled)) else "failed", error=str(error))
+        stopped = isinstance(error, (KeyboardInterrupt, Cancelled))
+        job.finish(JobState.CANCELLED if stopped else JobState.FAILED, error=str(error))
         raise
-    job.finish("cancelled" if report.cancelled else "completed", result=report.to_dict())
+
+
+@job_kind("extract")
+def run_extract_job(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
+    """An extract job in a worker process, with the params `extract_workspace` records."""
+    spec = FeatureSpec(**params["spec"])
+    targets = workspace_targets(workspace, labelled_only=params["labelled_only"], taxonomy=params["taxonomy"])
+    _extract(workspace, job, spec, spec.extractors(workspace.embeddings_dir), targets, cancel=cancel)
+
+
+def _extract(workspace, job: JobLog, spec: FeatureSpec, extractors, targets: list[Target], *,
+             workers: int | None = None, reporter: Reporter | None = None,
+             cancel: CancelToken | None = None) -> ExtractReport:
+    """Fill the cache for the targets, with the job's progress as clips finish, and record how it ended."""
+    report = extract_features(workspace.cache, targets, spec, extractors, workers=workers, reporter=reporter,
+                              cancel=cancel, on_progress=lambda fraction: job.progress(fraction))
+    job.finish(JobState.CANCELLED if report.cancelled else JobState.COMPLETED, result=report.to_dict())
     return report

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.concepts import JobState
 from engine.errors import InputError
 from engine.gates.core import GateReport, load_settings, merge_reports, run_gates
+from engine.jobs.kinds import job_kind
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,14 @@ def run_and_store(workspace, *, config: Path | None = None, taxonomy: str | None
     return GateRun(report, report_id, json_path, html_path)
 
 
+@job_kind("gates")
 def run_gates_job(workspace, job, params: dict, cancel) -> None:
     """A gates job in its own process (the TUI starts these, so its event loop never computes)."""
     from engine.jobs.log import JobReporter
 
-    job.state("running", "checking the dataset")
+    job.state(JobState.RUNNING, "checking the dataset")
     run = run_and_store(workspace, config=params.get("config"), taxonomy=params.get("taxonomy"),
                         model=params.get("model"), test=params.get("test"), ood=params.get("ood"),
                         features=params.get("features", "dsp"), reporter=JobReporter(job), cancel=cancel)
-    job.finish("completed", result={"report_id": run.report_id, "passed": run.report.passed,
+    job.finish(JobState.COMPLETED, result={"report_id": run.report_id, "passed": run.report.passed,
                                     "json": str(run.json_path), "html": str(run.html_path)})

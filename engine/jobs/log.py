@@ -7,7 +7,6 @@ interrupted rather than running forever.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -15,46 +14,14 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from dataclasses import dataclass
-from datetime import datetime
 
+from engine.concepts import JobState
 from engine.errors import NotFound
 from engine.progress import CancelToken
+from engine.store import jobs as store
+from engine.store.jobs import JobEvent, JobRecord
 
-ACTIVE_STATES = ("pending", "preparing", "running", "training", "evaluating")
-FINAL_STATES = ("completed", "failed", "cancelled", "interrupted")
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    job_id: str
-    kind: str
-    state: str
-    progress: float
-    message: str | None
-    pid: int | None
-    host: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    error: str | None
-    params: dict
-    result: dict | None
-
-    def to_dict(self) -> dict:
-        return {
-            "job_id": self.job_id, "kind": self.kind, "state": self.state, "progress": self.progress,
-            "message": self.message, "pid": self.pid, "host": self.host,
-            "created_at": self.created_at.isoformat(), "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "error": self.error, "params": self.params, "result": self.result,
-        }
-
-
-JOB_COLUMNS = "job_id, kind, state, progress, message, pid, host, created_at, finished_at, error, params, result"
-
-
-def _job_from_row(row) -> JobRecord:
-    *head, params, result = row
-    return JobRecord(*head, json.loads(params) if params else {}, json.loads(result) if result else None)
+FINAL_STATES = frozenset(state for state in JobState if state.is_final)
 
 
 def new_job_id(kind: str) -> str:
@@ -81,8 +48,8 @@ def _process_alive(pid: int | None, host: str | None) -> bool:
 class JobLog:
     """Writes one job's state, progress and events; rate-limits progress writes."""
 
-    def __init__(self, workspace, kind: str, params: dict, min_interval_s: float = 1.0, *, state: str = "running",
-                 job_id: str | None = None) -> None:
+    def __init__(self, workspace, kind: str, params: dict, min_interval_s: float = 1.0, *,
+                 state: JobState = JobState.RUNNING, job_id: str | None = None) -> None:
         """Record a new job, or with `job_id` take over one created earlier (a spawned worker does)."""
         self.workspace = workspace
         self.min_interval_s = min_interval_s
@@ -90,39 +57,30 @@ class JobLog:
         with workspace.db.transaction() as con:
             if job_id is None:
                 self.job_id = new_job_id(kind)
-                con.execute(
-                    "INSERT INTO jobs (job_id, kind, state, params, pid, host, started_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
-                    [self.job_id, kind, state, json.dumps(params, default=str), os.getpid(), socket.gethostname()],
-                )
+                store.insert_job(con, self.job_id, kind, state, params, os.getpid(), socket.gethostname())
                 self._seq = 0
             else:
                 self.job_id = job_id
-                con.execute("UPDATE jobs SET pid = ?, host = ?, started_at = current_timestamp WHERE job_id = ?",
-                            [os.getpid(), socket.gethostname(), job_id])
-                self._seq = con.execute("SELECT coalesce(max(seq), 0) FROM job_events WHERE job_id = ?",
-                                        [job_id]).fetchone()[0]
+                store.claim_job(con, job_id, os.getpid(), socket.gethostname())
+                self._seq = store.last_event_seq(con, job_id)
 
     def event(self, kind: str, data: dict, *, progress: float | None = None, message: str | None = None) -> None:
         """An event every follower sees (epoch, metric, log, state), with the job's progress and
         message updated in the same transaction when given."""
         self._seq += 1
         with self.workspace.db.transaction() as con:
-            con.execute("INSERT INTO job_events (job_id, seq, kind, data) VALUES (?, ?, ?, ?)",
-                        [self.job_id, self._seq, kind, json.dumps(data, default=str)])
+            store.insert_event(con, self.job_id, self._seq, kind, data)
             if progress is not None:
-                con.execute("UPDATE jobs SET progress = ?, message = ? WHERE job_id = ?",
-                            [progress, message, self.job_id])
+                store.set_progress(con, self.job_id, progress, message)
 
-    def state(self, state: str, message: str | None = None) -> None:
+    def state(self, state: JobState, message: str | None = None) -> None:
         with self.workspace.db.transaction() as con:
-            con.execute("UPDATE jobs SET state = ?, message = ? WHERE job_id = ?", [state, message, self.job_id])
+            store.set_state(con, self.job_id, state, message)
         self.event("state", {"state": state, "message": message})
 
     def cancel_requested(self) -> bool:
         with self.workspace.db.transaction() as con:
-            row = con.execute("SELECT cancel_requested FROM jobs WHERE job_id = ?", [self.job_id]).fetchone()
-        return bool(row and row[0])
+            return store.cancel_requested(con, self.job_id)
 
     def progress(self, fraction: float, message: str | None = None, force: bool = False) -> None:
         now = time.monotonic()
@@ -131,13 +89,9 @@ class JobLog:
         self._last_write = now
         self.event("progress", {"progress": fraction, "message": message}, progress=fraction, message=message)
 
-    def finish(self, state: str, result: dict | None = None, error: str | None = None) -> None:
+    def finish(self, state: JobState, result: dict | None = None, error: str | None = None) -> None:
         with self.workspace.db.transaction() as con:
-            con.execute(
-                "UPDATE jobs SET state = ?, finished_at = now(), result = ?, error = ?, "
-                "progress = CASE WHEN ? = 'completed' THEN 1.0 ELSE progress END WHERE job_id = ?",
-                [state, json.dumps(result, default=str) if result is not None else None, error, state, self.job_id],
-            )
+            store.finish_job(con, self.job_id, state, result, error)
 
 
 class JobReporter:
@@ -163,48 +117,42 @@ class JobReporter:
         self.job.event("log", {"message": message})
 
 
-def _jobs_where(workspace, condition: str, params: list, limit: int) -> list[JobRecord]:
-    """Jobs matching a condition, newest first; one whose process died is marked interrupted first."""
-    query = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {condition} ORDER BY created_at DESC LIMIT ?"
+def _read_jobs(workspace, read) -> list[JobRecord]:
+    """The jobs `read(con)` finds; one whose process died is marked interrupted first."""
     with workspace.db.transaction() as con:
-        dead = [job.job_id for job in map(_job_from_row, con.execute(query, [*params, limit]).fetchall())
-                if job.state in ACTIVE_STATES and not _process_alive(job.pid, job.host)]
+        dead = [job.job_id for job in read(con) if job.state.is_live and not _process_alive(job.pid, job.host)]
         if dead:
-            con.execute("UPDATE jobs SET state = 'interrupted', finished_at = now(), "
-                        "error = 'its process ended without finishing' WHERE job_id IN (SELECT unnest(?))", [dead])
-        return [_job_from_row(row) for row in con.execute(query, [*params, limit]).fetchall()]
+            store.mark_interrupted(con, dead, "its process ended without finishing")
+        return read(con)
 
 
 def list_jobs(workspace, limit: int = 50) -> list[JobRecord]:
     """Recent jobs, newest first; a job whose process died is marked interrupted on the way."""
-    return _jobs_where(workspace, "true", [], limit)
+    return _read_jobs(workspace, lambda con: store.recent_jobs(con, limit))
 
 
 def get_job(workspace, job_id: str) -> JobRecord:
     """A job by its id, or by the last 6 or more characters of it."""
-    condition = "job_id = ? OR (length(?) >= 6 AND ends_with(job_id, ?))"
-    found = _jobs_where(workspace, condition, [job_id, job_id, job_id], 2)
+    found = _read_jobs(workspace, lambda con: store.jobs_by_id(con, job_id, 2))
     if len(found) != 1:
         raise NotFound(f"no job {job_id!r} (see `jobs list`)" if not found else
                        f"{job_id!r} matches more than one job; give more of its id")
     return found[0]
 
 
-def job_events(workspace, job_id: str, after_seq: int = 0) -> list[tuple[int, str, dict]]:
-    """(seq, kind, data) of a job's events after `after_seq`, oldest first."""
+def job_events(workspace, job_id: str, after_seq: int = 0) -> list[JobEvent]:
+    """A job's events after `after_seq`, oldest first."""
     with workspace.db.transaction() as con:
-        rows = con.execute("SELECT seq, kind, data FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq",
-                           [job_id, after_seq]).fetchall()
-    return [(seq, kind, json.loads(data) if data else {}) for seq, kind, data in rows]
+        return store.events_after(con, job_id, after_seq)
 
 
 def request_cancel(workspace, job_id: str) -> JobRecord:
     """Ask a job to stop. No signal is sent (a worker still starting up would die of it): the
     worker's cancel token reads this flag, between files while preparing and between epochs."""
     job = get_job(workspace, job_id)
-    if job.state in ACTIVE_STATES:
+    if job.state.is_live:
         with workspace.db.transaction() as con:
-            con.execute("UPDATE jobs SET cancel_requested = true WHERE job_id = ?", [job.job_id])
+            store.request_cancel(con, job.job_id)
     return get_job(workspace, job.job_id)
 
 
@@ -230,7 +178,7 @@ class JobCancelToken(CancelToken):
 def spawn_job(workspace, kind: str, params: dict) -> str:
     """Record a pending job and start a worker process for it, detached from this terminal: it
     keeps running when the terminal or SSH session that started it goes away."""
-    job = JobLog(workspace, kind, params, state="pending")
+    job = JobLog(workspace, kind, params, state=JobState.PENDING)
     log_dir = workspace.runs_dir / job.job_id
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "worker.log", "ab") as log:
@@ -240,5 +188,5 @@ def spawn_job(workspace, kind: str, params: dict) -> str:
             cwd=str(Path(__file__).resolve().parents[1]),
         )
     with workspace.db.transaction() as con:
-        con.execute("UPDATE jobs SET pid = ? WHERE job_id = ? AND state = 'pending'", [process.pid, job.job_id])
+        store.set_pending_pid(con, job.job_id, process.pid)
     return job.job_id

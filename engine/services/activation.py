@@ -6,8 +6,10 @@ worker's activation jobs all come here.
 
 from __future__ import annotations
 
+from engine.concepts import JobState
 from engine.errors import Cancelled, GatesFailed
 from engine.inference import infer_library
+from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobReporter
 from engine.models import registry
 from engine.models.registry import ModelVersion, resolve
@@ -72,6 +74,7 @@ def activate_and_infer(workspace, ref: str, *, reason: str | None = None, rollba
     return active, previous, stored
 
 
+@job_kind("activate")
 def run_activation_job(workspace, job, params: dict, cancel: CancelToken) -> None:
     """An activation job in its own process (the TUI's Models screen starts these, so neither a
     closed terminal nor the event loop stops it): `params` {ref, reason, forced, rollback}.
@@ -82,19 +85,19 @@ def run_activation_job(workspace, job, params: dict, cancel: CancelToken) -> Non
     before the registry change leaves the registry alone; one after it leaves the new version
     active with the predictions stored so far (`infer --library` stores them all)."""
     ref, rollback = params["ref"], bool(params.get("rollback"))
-    job.state("running", "changing the registry")
+    job.state(JobState.RUNNING, "changing the registry")
     if cancel.cancelled:
         raise Cancelled(f"cancelled before {'rolling back' if rollback else 'activating'} {ref}; nothing changed")
     active, previous = _activate(workspace, ref, reason=params.get("reason"), rollback=rollback,
                                  forced=bool(params.get("forced")))
     result = {"active": active.ref, "previous_version": previous, "predictions": 0}
     job.event("activated", dict(result))
-    job.state("running", "now active; predicting the library")
+    job.state(JobState.RUNNING, "now active; predicting the library")
     _, stored, rejections = infer_library(workspace, active.ref, reporter=JobReporter(job), cancel=cancel)
     result.update(predictions=stored, rejected=len(rejections))
     if cancel.cancelled:
-        job.finish("cancelled", result=result,
+        job.finish(JobState.CANCELLED, result=result,
                    error=f"{active.ref} stays active with {stored} predictions stored; "
                          "`workbench --headless infer --library` finishes them")
         return
-    job.finish("completed", result=result)
+    job.finish(JobState.COMPLETED, result=result)

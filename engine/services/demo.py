@@ -18,6 +18,7 @@ import soundfile
 
 from engine.audio.beatgrid import BeatGrid
 from engine.audio.synth import DRUM_CLASSES, PackTimbre, synthesize_section_track, write_curated_library
+from engine.concepts import JobState
 from engine.errors import Cancelled
 from engine.features.service import extract_workspace
 from engine.features.spec import FeatureSpec
@@ -92,11 +93,11 @@ def _train(workspace, summary: DemoSummary, cancel: CancelToken | None, **reques
     from engine.training.run import TrainRequest, run_training
 
     params = TrainRequest(**request).__dict__
-    job = JobLog(workspace, "train", params, state="pending")
+    job = JobLog(workspace, "train", params, state=JobState.PENDING)
     try:
         run_training(workspace, job, params, cancel or CancelToken())
     except Cancelled:
-        job.finish("cancelled")
+        job.finish(JobState.CANCELLED)
         summary.cancelled = True
         raise
     return resolve(workspace, get_job(workspace, job.job_id).result["model"])

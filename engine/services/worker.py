@@ -20,25 +20,15 @@ signal.signal(signal.SIGTERM, lambda signum, frame: _early_stop.append(signum))
 import sys
 import traceback
 
+import engine.features.service  # noqa: F401  (each registers its kind of job)
+import engine.gates.runner  # noqa: F401
+import engine.services.activation  # noqa: F401
+import engine.training.run  # noqa: F401
+from engine.concepts import JobState
 from engine.errors import Cancelled, WorkbenchError
+from engine.jobs.kinds import runner_for
 from engine.jobs.log import JobCancelToken, JobLog, get_job
 from engine.workspace import Workspace
-
-
-def _runner(kind: str):
-    if kind == "train":
-        from engine.training.run import run_training
-
-        return run_training
-    if kind == "gates":
-        from engine.gates.runner import run_gates_job
-
-        return run_gates_job
-    if kind == "activate":
-        from engine.services.activation import run_activation_job
-
-        return run_activation_job
-    raise WorkbenchError(f"no worker for jobs of kind {kind!r}")
 
 
 def main(argv: list[str]) -> int:
@@ -54,15 +44,15 @@ def main(argv: list[str]) -> int:
     try:
         if cancel.cancelled:
             raise Cancelled("cancelled before it started")
-        _runner(record.kind)(workspace, job, record.params, cancel)
+        runner_for(record.kind)(workspace, job, record.params, cancel)
     except Cancelled as error:
-        job.finish("cancelled", error=str(error) or None)
+        job.finish(JobState.CANCELLED, error=str(error) or None)
     except WorkbenchError as error:
-        job.finish("failed", error=str(error))
+        job.finish(JobState.FAILED, error=str(error))
         return 1
     except BaseException as error:
         traceback.print_exc()
-        job.finish("failed", error=f"{type(error).__name__}: {error}")
+        job.finish(JobState.FAILED, error=f"{type(error).__name__}: {error}")
         return 1
     return 0
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.store.settings import set_setting
+
 COLUMNS = ("model_id, name, version, task, kind, artifact_dir, feature_spec, label_set, label_counts, "
            "hyperparams, metrics, dataset_fingerprint, job_id, is_active, created_at, meta, "
            "last_gate_report_id, reject_threshold")
@@ -99,8 +101,7 @@ def insert_version(con, *, name: str, version: int, task: str, kind: str, artifa
          json.dumps(label_counts), json.dumps(hyperparams, default=str), json.dumps(metrics, default=str),
          dataset_fingerprint, job_id, json.dumps(meta, default=str)],
     )
-    con.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [_counter(name), str(version)])
+    set_setting(con, _counter(name), str(version))
 
 
 def set_open_set(con, model_id: int, threshold: float, meta: dict) -> None:

@@ -6,6 +6,8 @@ and draw it their own way.
 
 from __future__ import annotations
 
+from engine.concepts import JobState
+
 SERIES = (("train_loss", "train loss"), ("val_loss", "val loss"), ("val_metric", "val acc"))
 
 
@@ -15,7 +17,7 @@ class TrainingCurve:
 
     def __init__(self) -> None:
         self.epochs: list[dict] = []
-        self.state = "pending"
+        self.state = JobState.PENDING
         self.message = ""
         self.seen = 0  # the last event sequence number folded in
 
@@ -23,7 +25,7 @@ class TrainingCurve:
         if kind == "epoch":
             self.epochs.append(data)
         elif kind == "state":
-            self.state, self.message = data.get("state", self.state), data.get("message") or ""
+            self.state, self.message = JobState(data.get("state", self.state)), data.get("message") or ""
 
     def extend(self, events: list[tuple[int, str, dict]]) -> bool:
         """Fold in (seq, kind, data) events newer than those seen; whether any was new."""

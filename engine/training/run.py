@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.concepts import Split
+from engine.concepts import JobState, Split
 from engine.errors import Cancelled, InputError
 from engine.features.spec import FeatureSpec, parse_params
+from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobLog
 from engine.progress import CancelToken
 from engine.training.data import TrainingData, training_data
@@ -110,12 +111,13 @@ def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict 
     return evaluate(labels, model.predict_proba(features), data.classes, seed=seed).to_dict()
 
 
+@job_kind("train")
 def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
     from engine.models.kinds import make_model, save_model
     from engine.models.registry import register
 
     request = TrainRequest(**params).with_task_defaults(workspace)
-    job.state("preparing", "extracting features")
+    job.state(JobState.PREPARING, "extracting features")
     data = training_data(
         workspace, request.spec(workspace) if (request.features or not request.dataset) else None,
         dataset=Path(request.dataset) if request.dataset else None, taxonomy=request.taxonomy,
@@ -131,7 +133,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     _check_fit(request.model, data.spec, data, model.input_rank)
     train_x, train_y = data.part(Split.TRAIN)
     val_x, val_y = data.part(Split.VAL)
-    job.state("training", f"{request.model} on {len(train_y)} examples")
+    job.state(JobState.TRAINING, f"{request.model} on {len(train_y)} examples")
     callback = _JobCallback(job, cancel)
     sample_weight = None
     if request.weights:
@@ -143,7 +145,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
               n_classes=len(data.classes), callback=callback, sample_weight=sample_weight)
     if cancel.cancelled:
         raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
-    job.state("evaluating")
+    job.state(JobState.EVALUATING)
     metrics = {"val": _evaluate_split(model, data, Split.VAL, request.seed),
                "test": _evaluate_split(model, data, Split.TEST, request.seed),
                "train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
@@ -161,4 +163,4 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
               "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights},
     )
-    job.finish("completed", result={"model": version.ref, "test": version.headline(), "notes": data.notes})
+    job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes})

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Select
 
+from engine.concepts import JobState
 from engine.errors import WorkbenchError
 from engine.gates.core import GateResult
 from engine.gates.items import clips_behind
@@ -184,12 +185,12 @@ class GatesScreen(ReportsWorkerErrors, Screen):
 
     def on_job_line_ended(self, message: JobLine.Ended) -> None:
         job = message.job
-        outcome = "finished" if job.state == "completed" else f"{job.state}: {job.error or ''}"
+        outcome = "finished" if job.state == JobState.COMPLETED else f"{job.state}: {job.error or ''}"
         message.line.say(f"gate run {outcome}")
-        if job.state == "completed":
+        if job.state == JobState.COMPLETED:
             self.load_report(self.model_ref)
         else:
-            self.notify(f"gate run {outcome}", severity="error" if job.state == "failed" else "warning")
+            self.notify(f"gate run {outcome}", severity="error" if job.state == JobState.FAILED else "warning")
 
     def action_cancel_run(self) -> None:
         if not self.query_one(JobLine).cancel():

@@ -21,7 +21,8 @@ from textual.widgets import Footer, Header
 from engine.evaluation.comparison import compare_versions
 from engine.errors import GatesFailed, WorkbenchError
 from engine.evaluation.metrics import Evaluation
-from engine.jobs.log import ACTIVE_STATES, JobRecord
+from engine.concepts import JobState
+from engine.store.jobs import JobRecord
 from engine.models.registry import ModelVersion, check_deletable
 from tui.widgets.confirm import ConfirmDialog
 from tui.widgets.jobline import JobLine
@@ -133,7 +134,7 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
 
         try:
             running = [job for job in list_jobs(self.app.workspace, limit=20)
-                       if job.kind == "activate" and job.state in ACTIVE_STATES]
+                       if job.kind == "activate" and job.state.is_live]
         except WorkbenchError:
             return  # nothing to follow that can be read now; the versions' reload says why
         if running:
@@ -178,11 +179,11 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
     def on_job_line_ended(self, message: JobLine.Ended) -> None:
         job = message.job
         result = job.result or {}
-        if job.state == "completed":
+        if job.state == JobState.COMPLETED:
             previous = result.get("previous_version")
             was = "its first activation" if previous is None else f"was v{previous}"
             self.post_message(Done(f"{result['active']} is active ({was}); {result['predictions']} predictions stored"))
-        elif job.state == "cancelled":
+        elif job.state == JobState.CANCELLED:
             self.post_message(Done(f"cancelled: {job.error or 'nothing changed'}"))
         else:
             self.post_message(Done(job.error or f"{self.busy or 'activation'} {job.state}", error=True))

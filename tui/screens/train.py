@@ -1,13 +1,14 @@
 """Train: a form that starts a training job (a process of its own), the selected job's live loss
 curve, progress and ETA, the list of jobs, and a finished job's metrics.
 
-Every database read runs in a worker thread and comes back as a message; a timer polls the
-selected job's new events, so a job started by `train --detach` or by an earlier session is
-followed the same way as one started here.
+Every database read runs in a worker thread and comes back as a message: a timer polls the list
+of jobs, and the status line follows the selected job (`JobLine`), so a job started by `train
+--detach` or by an earlier session is followed the same way as one started here.
 """
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -16,13 +17,15 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import Worker
 
+from engine.concepts import JobState
 from engine.errors import NotFound, WorkbenchError
 from engine.evaluation.metrics import Evaluation, format_with_ci
-from engine.jobs.log import ACTIVE_STATES, FINAL_STATES, JobRecord, job_events, list_jobs, request_cancel
-from engine.training.curve import TrainingCurve
+from engine.jobs.log import list_jobs, request_cancel
+from engine.store.jobs import JobRecord
+from engine.training.curve import TrainingCurve, format_duration
 from tui.widgets.confirm import ConfirmDialog
+from tui.widgets.jobline import JobLine
 from tui.widgets.jobs import JobsTable
-from tui.widgets.jobstatus import JobStatus
 from tui.widgets.losscurve import LossCurve, legend
 from tui.widgets.metrics import MetricsView
 from tui.widgets.trainform import TrainForm
@@ -39,11 +42,9 @@ class FormOptions(Message):
 
 
 class JobsPolled(Message):
-    def __init__(self, generation: int, jobs: list[JobRecord], events: list, error: str | None = None) -> None:
+    def __init__(self, jobs: list[JobRecord], error: str | None = None) -> None:
         super().__init__()
-        self.generation = generation
         self.jobs = jobs
-        self.events = events
         self.error = error
 
 
@@ -74,11 +75,35 @@ def form_options(workspace) -> dict:
             "default_kind": DEFAULT_MODEL}
 
 
+def job_line(job: JobRecord, curve: TrainingCurve) -> Text:
+    """The selected job on one line: model, state, epoch and ETA (or why it ended), then its id; the
+    most useful parts come first, so a narrow terminal cuts only the least useful."""
+    params = job.params or {}
+    line = Text.assemble((f"{params.get('name', job.kind)} ", "bold"), f"{params.get('model', '')}  ")
+    if job.state.is_live:
+        last = curve.last
+        line.append(job.state, style="bold cyan")
+        line.append(f"  epoch {last['epoch']}/{last['total_epochs']}" if last else f"  {job.message or ''}")
+        eta = curve.eta_s()
+        if eta is not None:
+            line.append(f"  ETA {format_duration(eta)}")
+    elif job.state == JobState.COMPLETED:
+        line.append(job.state, style="green")
+        line.append(f"  {(job.result or {}).get('model', '')}")
+    else:
+        line.append(job.state, style="yellow" if job.state == JobState.CANCELLED else "red")
+        line.append(f"  {job.error or ''}")
+    line.append(f"  {job.job_id[-6:]}", style="dim")
+    line.no_wrap = True
+    line.overflow = "ellipsis"
+    return line
+
+
 def job_to_open(jobs: list[JobRecord]) -> JobRecord | None:
     """The job the screen opens on (jobs newest first): a running training job, else the newest
     training job, whose result then shows; other kinds of job (gates, activation …) are only listed."""
     training = [job for job in jobs if job.kind == "train"]
-    running = [job for job in training if job.state in ACTIVE_STATES]
+    running = [job for job in training if job.state.is_live]
     return (running or training or [None])[0]
 
 
@@ -89,7 +114,7 @@ def job_result(workspace, job: JobRecord) -> JobResult:
     if job.kind != "train":
         return JobResult(job.job_id, f"{job.kind} job {job.state}{': ' + job.error if job.error else ''} "
                                      "(no training result)", None, [])
-    if job.state != "completed":
+    if job.state != JobState.COMPLETED:
         return JobResult(job.job_id, f"{job.state}: {job.error or 'no version was registered'}", None, [])
     result = job.result or {}
     ref = result.get("model", "?")
@@ -118,18 +143,16 @@ class TrainScreen(ReportsWorkerErrors, Screen):
     def __init__(self) -> None:
         super().__init__()
         self.selected: str | None = None
-        self.curve: TrainingCurve | None = None
         self.job: JobRecord | None = None
-        self._generation = 0
         self._poller: Worker | None = None
-        self._result_for: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
             yield VerticalScroll(id="train-form-box")
             with Vertical(id="train-main"):
-                yield JobStatus(id="train-status")
+                yield JobLine(id="train-line", message_id="train-status", progress_id="train-progress",
+                              describe=job_line)
                 with ContentSwitcher(initial="train-curve-box", id="train-view"):
                     with Vertical(id="train-curve-box"):
                         yield Static(legend(), id="train-legend")
@@ -140,7 +163,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(JobStatus).show(None, None)
+        self.query_one(JobLine).say(Text("No job selected. Fill in the form and press s to train.", style="dim"))
         self.query_one(LossCurve).show(None)
         self.query_one(JobsTable).focus()
         self.load_form_options()
@@ -149,10 +172,12 @@ class TrainScreen(ReportsWorkerErrors, Screen):
 
     def on_screen_suspend(self) -> None:
         self._timer.pause()
+        self.query_one(JobLine).pause()
 
     def on_screen_resume(self) -> None:
         self._timer.resume()
         self.poll()
+        self.query_one(JobLine).resume()
 
     # -- reading the workspace (worker threads) ------------------------------------------------
     @in_thread("train-form")
@@ -162,17 +187,14 @@ class TrainScreen(ReportsWorkerErrors, Screen):
     def poll(self) -> None:
         if self._poller is not None and not self._poller.is_finished:
             return
-        self._poller = self.poll_jobs(self._generation, self.selected, self.curve.seen if self.curve else 0)
+        self._poller = self.poll_jobs()
 
     @in_thread("train-poll")
-    def poll_jobs(self, generation: int, job_id: str | None, after: int) -> None:
+    def poll_jobs(self) -> None:
         try:
-            jobs = list_jobs(self.app.workspace, limit=JOB_ROWS)
-            events = job_events(self.app.workspace, job_id, after) if job_id else []
+            self.post_message(JobsPolled(list_jobs(self.app.workspace, limit=JOB_ROWS)))
         except WorkbenchError as error:
-            self.post_message(JobsPolled(generation, [], [], str(error)))
-            return
-        self.post_message(JobsPolled(generation, jobs, events))
+            self.post_message(JobsPolled([], str(error)))
 
     @in_thread("train-result", exclusive=True)
     def load_result(self, job: JobRecord) -> None:
@@ -197,7 +219,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         except WorkbenchError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error")
             return
-        note = "cancel requested; the job stops at its next check" if record.state in ACTIVE_STATES else \
+        note = "cancel requested; the job stops at its next check" if record.state.is_live else \
             f"the job had already ended ({record.state})"
         self.app.call_from_thread(self.notify, note)
 
@@ -209,23 +231,24 @@ class TrainScreen(ReportsWorkerErrors, Screen):
 
     def on_jobs_polled(self, message: JobsPolled) -> None:
         if message.error:
-            self.query_one(JobStatus).update(message.error)
+            self.query_one(JobLine).say(message.error)
             return
         self.query_one(JobsTable).show(message.jobs)
         if self.selected is None:
             opening = job_to_open(message.jobs)
             if opening is not None:
                 self.select_job(opening.job_id)
-            return
-        if message.generation != self._generation:
-            return  # polled for a job that is no longer selected
-        self.job = next((job for job in message.jobs if job.job_id == self.selected), self.job)
-        if self.curve.extend(message.events):
-            self.query_one(LossCurve).show(self.curve)
-        self.query_one(JobStatus).show(self.job, self.curve)
-        if self.job is not None and self.job.state in FINAL_STATES and self._result_for != self.job.job_id:
-            self._result_for = self.job.job_id
-            self.load_result(self.job)
+
+    def on_job_line_updated(self, message: JobLine.Updated) -> None:
+        if message.job.job_id != self.selected:
+            return  # read before another job was selected
+        self.job = message.job
+        if message.new_events:
+            self.query_one(LossCurve).show(message.line.curve)
+
+    def on_job_line_ended(self, message: JobLine.Ended) -> None:
+        if message.job.job_id == self.selected:
+            self.load_result(message.job)
 
     def on_job_result(self, message: JobResult) -> None:
         if message.job_id != self.selected:
@@ -256,16 +279,14 @@ class TrainScreen(ReportsWorkerErrors, Screen):
     def select_job(self, job_id: str) -> None:
         if job_id == self.selected:
             return
-        self._generation += 1
         self.selected = job_id
-        self.curve = TrainingCurve()
         self.job = None
-        self._result_for = None
+        line = self.query_one(JobLine)
+        line.follow(job_id)
         self.query_one(JobsTable).select(job_id)
-        self.query_one(LossCurve).show(self.curve)
+        self.query_one(LossCurve).show(line.curve)
         self.query_one(MetricsView).show_text("")
         self.query_one(ContentSwitcher).current = "train-curve-box"
-        self.poll()
 
     # -- actions -----------------------------------------------------------------------------------
     def action_start(self) -> None:
@@ -275,7 +296,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
 
     def action_cancel_job(self) -> None:
         job = self.job
-        if job is None or job.state not in ACTIVE_STATES:
+        if job is None or not job.state.is_live:
             self.notify("The selected job is not running.", severity="warning")
             return
         name = (job.params or {}).get("name", job.kind)

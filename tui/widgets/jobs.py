@@ -6,10 +6,12 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from engine.jobs.log import ACTIVE_STATES, JobRecord
+from engine.concepts import JobState
+from engine.store.jobs import JobRecord
 
 COLUMNS = (("started", 11), ("model", 14), ("state", 10), ("done", 4))
-STATE_STYLES = {"completed": "green", "failed": "red", "interrupted": "red", "cancelled": "yellow"}
+STATE_STYLES = {JobState.COMPLETED: "green", JobState.FAILED: "red", JobState.INTERRUPTED: "red",
+                JobState.CANCELLED: "yellow"}
 
 
 def _model(job: JobRecord) -> str:
@@ -18,7 +20,7 @@ def _model(job: JobRecord) -> str:
 
 
 def _row(job: JobRecord) -> tuple:
-    style = STATE_STYLES.get(job.state, "bold cyan" if job.state in ACTIVE_STATES else "")
+    style = STATE_STYLES.get(job.state, "bold cyan")
     return (job.created_at.strftime("%m-%d %H:%M"), _model(job), Text(job.state, style=style),
             f"{job.progress:.0%}")
 
