@@ -5,6 +5,9 @@ nudged with [ ] { }. Every edit is saved at once through the engine and can be u
 coordinates: the range editor owns the fields, the playback controller plays and keeps the
 playhead, the clip loader reads and decodes in exclusive worker groups, and edits are saved in
 worker threads; the event loop only draws.
+
+An edit is shown on its own clip: one that finishes after the screen has moved on to another clip
+stays where it was saved. Only undo goes back to the clip it changes.
 """
 
 from __future__ import annotations
@@ -398,20 +401,27 @@ class LabelScreen(Screen):
     @in_thread("label-write")
     def undo_change(self) -> None:
         change = self.history.undo()
-        self.app.call_from_thread(self.show_change, change, "undone", self.state_after(change))
+        self.app.call_from_thread(self.show_undone, change, self.state_after(change))
 
     def state_after(self, change: Change) -> ClipState:
         """(In a worker) the state of the clip `change` was made on, read after it."""
         return load_clip_state(self.app.workspace, change.clip_id)
 
     def show_change(self, change: Change, verb: str, state: ClipState) -> None:
-        self.editing = None
-        if state.clip.clip_id != self.clip_id:
-            self.open_clip(state.clip.clip_id)
-        else:
+        """A saved edit, shown on its clip when that clip is open; never a reason to go anywhere."""
+        if change.clip_id == self.clip_id:
+            self.editing = None
             self.set_state(state)
             self.show_state()
         self.show_status(f"{verb}: {change.description} · u undoes")
+
+    def show_undone(self, change: Change, state: ClipState) -> None:
+        """An undone edit: its clip is opened again when the screen has moved on from it."""
+        if change.clip_id == self.clip_id:
+            self.show_change(change, "undone", state)
+            return
+        self.open_clip(change.clip_id)
+        self.show_status(f"undone: {change.description} · u undoes")
 
     def action_undo(self) -> None:
         if self.history is None or not self.history.can_undo:
