@@ -15,6 +15,7 @@ from engine.library.labels import query_labels
 from engine.library.session import LabelHistory
 from engine.workspace import Workspace
 from test_tui import settle, shown_text
+from tui import loaders
 from tui.app import make_app
 from tui.screens.help import HelpScreen
 from tui.screens.label import LabelScreen
@@ -216,6 +217,31 @@ async def test_a_save_that_finishes_after_next_stays_on_its_clip_and_the_screen_
         await settle(app, pilot)
         assert screen.state.clip.path.endswith("kick_0_00.wav")
         assert user_labels(label_workspace, "kick_0_00.wav") == []
+
+
+async def test_opening_another_clip_cancels_the_decode_of_the_one_before(label_workspace, monkeypatch):
+    decoding, cancelled = threading.Event(), []
+    decode = loaders.decode_preview
+
+    def slow_decode(path, *, cancel, on_ready):
+        def ready(preview):
+            on_ready(preview)
+            if str(path).endswith("track.wav"):  # a long decode, until the next clip cancels it
+                decoding.set()
+                cancelled.append(cancel.wait(timeout=60))
+        return decode(path, cancel=cancel, on_ready=ready)
+
+    monkeypatch.setattr(loaders, "decode_preview", slow_decode)
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "kick_0_00.wav")
+        screen.open_clip(clip_id_of(label_workspace, "track.wav"))
+        await wait_for(pilot, decoding.is_set, "the track's decode to start")
+        screen.open_clip(clip_id_of(label_workspace, "kick_0_01.wav"))
+        await settle(app, pilot)
+        assert cancelled == [True]
+        assert screen.state.clip.path.endswith("kick_0_01.wav")
+        assert screen.preview.complete and screen.preview.duration_s == pytest.approx(screen.state.clip.duration_s)
 
 
 async def test_enter_in_the_library_opens_the_clip_and_next_walks_the_filtered_list(label_workspace):
