@@ -6,7 +6,8 @@ Opening a clip, detecting a grid, reading a state again and finding the next cli
 exclusive worker group on the host screen, so a newer load of a kind cancels the older one (an
 opened clip's decode stops where it is). A cancelled load's thread may still finish: what it found
 is dropped on the event loop, never shown. Views of the span are asked for often (while a preview
-fills, on every scroll) and are quick, so they are not cancelled: each one finishes and only the
+fills, on every scroll) and are quick, so they are not cancelled (a cancelled worker also fails
+whoever awaits `app.workers.wait_for_complete()`, as tests do): each one finishes and only the
 newest is drawn. Which clip a result belongs to is the screen's to check.
 """
 
