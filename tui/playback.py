@@ -122,7 +122,7 @@ class Playback:
         target = (whole + steps) * size
         self.move_to(float(state.grid.seconds_at(max(0.0, target))))
 
-    def to_end(self, end: int) -> None:
+    def to_edge(self, edge: int) -> None:
         """The playhead to the clip's start (0) or end (1)."""
         if self.state is not None:
-            self.move_to(0.0 if end == 0 else self.state.clip.duration_s)
+            self.move_to(0.0 if edge == 0 else self.state.clip.duration_s)

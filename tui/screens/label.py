@@ -320,7 +320,7 @@ class LabelScreen(Screen):
         self.playback.step(steps, unit)
 
     def action_playhead_to(self, where: int) -> None:
-        self.playback.to_end(where)
+        self.playback.to_edge(where)
 
     # -- playback ----------------------------------------------------------------------------------------
     def show_sound(self, player: Player) -> None:
