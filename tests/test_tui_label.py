@@ -3,6 +3,8 @@ workspace afterwards. Sound is off in every test (WORKBENCH_SOUND=off, or a reco
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from textual.widgets import Input, Label
 
@@ -10,8 +12,10 @@ from conftest import clip_id_of, track_and_hits
 from engine.audio.playback import Player
 from engine.concepts import Origin
 from engine.library.labels import query_labels
+from engine.library.session import LabelHistory
 from engine.workspace import Workspace
 from test_tui import settle, shown_text
+from tui import loaders
 from tui.app import make_app
 from tui.screens.help import HelpScreen
 from tui.screens.label import LabelScreen
@@ -19,6 +23,7 @@ from tui.widgets.cliptable import ClipTable
 from tui.widgets.segments import SegmentTable
 from tui.widgets.spectrogram import Spectrogram
 from tui.widgets.waveform import Waveform
+from tui_pilot import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -181,6 +186,62 @@ async def test_next_previous_and_next_unlabelled(label_workspace):
         assert screen.state.clip.path.endswith("track.wav")  # the only clip left without a label
         await pilot.press("n")
         assert "last clip" in text_of(screen, "#label-status")
+
+
+async def test_a_save_that_finishes_after_next_stays_on_its_clip_and_the_screen_on_the_next(label_workspace,
+                                                                                           monkeypatch):
+    saving, release = threading.Event(), threading.Event()
+    save = LabelHistory.label
+
+    def slow_save(history, *args, **kwargs):
+        saving.set()
+        assert release.wait(timeout=60), "the test never let the save finish"
+        return save(history, *args, **kwargs)
+
+    monkeypatch.setattr(LabelHistory, "label", slow_save)
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "kick_0_00.wav")
+        await pilot.press("k")
+        await wait_for(pilot, saving.is_set, "the save to start")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: screen.state.clip.path.endswith("kick_0_01.wav"), "the next clip")
+        release.set()
+        await settle(app, pilot)
+        assert "saved: kick on whole clip" in text_of(screen, "#label-status")
+        assert screen.clip_id == clip_id_of(label_workspace, "kick_0_01.wav")
+        assert screen.state.clip.path.endswith("kick_0_01.wav") and screen.state.labels == []
+        assert user_labels(label_workspace, "kick_0_00.wav") == [("kick", "whole")]
+        assert user_labels(label_workspace, "kick_0_01.wav") == []
+        await pilot.press("u")  # undo goes back to the clip it changes
+        await settle(app, pilot)
+        assert screen.state.clip.path.endswith("kick_0_00.wav")
+        assert user_labels(label_workspace, "kick_0_00.wav") == []
+
+
+async def test_opening_another_clip_cancels_the_decode_of_the_one_before(label_workspace, monkeypatch):
+    decoding, cancelled = threading.Event(), []
+    decode = loaders.decode_preview
+
+    def slow_decode(path, *, cancel, on_ready):
+        def ready(preview):
+            on_ready(preview)
+            if str(path).endswith("track.wav"):  # a long decode, until the next clip cancels it
+                decoding.set()
+                cancelled.append(cancel.wait(timeout=60))
+        return decode(path, cancel=cancel, on_ready=ready)
+
+    monkeypatch.setattr(loaders, "decode_preview", slow_decode)
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "kick_0_00.wav")
+        screen.open_clip(clip_id_of(label_workspace, "track.wav"))
+        await wait_for(pilot, decoding.is_set, "the track's decode to start")
+        screen.open_clip(clip_id_of(label_workspace, "kick_0_01.wav"))
+        await settle(app, pilot)
+        assert cancelled == [True]
+        assert screen.state.clip.path.endswith("kick_0_01.wav")
+        assert screen.preview.complete and screen.preview.duration_s == pytest.approx(screen.state.clip.duration_s)
 
 
 async def test_enter_in_the_library_opens_the_clip_and_next_walks_the_filtered_list(label_workspace):

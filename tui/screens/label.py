@@ -1,17 +1,18 @@
 """Audition & label: a clip's waveform, spectrogram, beat grid and labelled segments.
 
 One key per class labels the whole clip, or the selection typed into the start/end fields or
-nudged with [ ] { }. Every edit is saved at once through the engine and can be undone. Decoding,
-the envelope and spectrogram of the visible span, database reads and writes, and playback all run
-in worker threads; the event loop only draws.
+nudged with [ ] { }. Every edit is saved at once through the engine and can be undone. The screen
+coordinates: the range editor owns the fields, the playback controller plays and keeps the
+playhead, the clip loader reads and decodes in exclusive worker groups, and edits are saved in
+worker threads; the event loop only draws.
+
+An edit is shown on its own clip: one that finishes after the screen has moved on to another clip
+stays where it was saved. Only undo goes back to the clip it changes.
 """
 
 from __future__ import annotations
 
-import threading
 import zlib
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 from textual import on
@@ -23,24 +24,23 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import Worker, WorkerState
 
 from engine.audio.playback import Player, open_player
-from engine.audio.preview import Preview, decode_preview, envelope, spectrogram
+from engine.audio.preview import Preview
 from engine.concepts import Label as ClipLabel
 from engine.errors import InputError
-from engine.library.grids import detect_grids
-from engine.library.session import (SNAPS, Change, ClipState, LabelHistory, Selection, load_clip_state, nudge,
-                                    parse_selection, seconds_step, selection_at)
-from engine.library.walk import ClipWalk, library_order, next_in_queue, suspect_queue, unlabelled_ids
+from engine.library.session import Change, ClipState, LabelHistory, Selection, load_clip_state
+from engine.library.walk import ClipWalk
 from engine.taxonomy import Taxonomy
+from tui.loaders import ClipLoader, Opened
+from tui.playback import Playback, clock
 from tui.widgets.legend import KeyLegend, assign_keys
+from tui.widgets.range_editor import RangeChanged, RangeEditor, segment_selection
 from tui.widgets.segments import SegmentTable
 from tui.widgets.spectrogram import Spectrogram
 from tui.widgets.waveform import Band, Envelope, Marks, SegmentLane, TimeRuler, Waveform
 from tui.workers import failure_text, in_thread, raise_if_strict
 
-PREVIEWS_KEPT = 4
 MIN_SPAN_S = 0.05
 DECODE_REDRAW_S = 0.1
-PLAYHEAD_TICK_S = 0.05
 PALETTE = ("#ef4444", "#f97316", "#eab308", "#84cc16", "#14b8a6", "#3b82f6", "#6366f1", "#a855f7", "#ec4899")
 # Letters the screen's own keys use: never handed out as class keys.
 RESERVED_KEYS = set("lunpNgGteqx")
@@ -48,20 +48,6 @@ RESERVED_KEYS = set("lunpNgGteqx")
 
 def stable_colour(name: str) -> str:
     return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
-
-
-def clock(seconds: float) -> str:
-    minutes, rest = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes)}:{rest:04.1f}"
-
-
-@dataclass(frozen=True)
-class Opened:
-    """What a clip's worker found: its state and the taxonomies its keys may label with."""
-
-    state: ClipState
-    taxonomies: dict[str, Taxonomy]
-    default_taxonomy: str
 
 
 class LabelScreen(Screen):
@@ -100,7 +86,8 @@ class LabelScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.history: LabelHistory | None = None
-        self.player: Player | None = None
+        self.playback = Playback(self, moved=self.playhead_moved)
+        self.loader = ClipLoader(self)
         self.walk = ClipWalk(())
         self.clip_id: str | None = None
         self.state: ClipState | None = None
@@ -108,16 +95,9 @@ class LabelScreen(Screen):
         self.taxonomy_name: str | None = None
         self.keys: dict[str, str] = {}
         self.preview: Preview | None = None
-        self._previews: OrderedDict[str, Preview] = OrderedDict()
         self.span = (0.0, 1.0)
-        self.playhead_s = 0.0
-        self.snap = SNAPS[0]
-        self.selection: Selection | None = None
         self.editing: ClipLabel | None = None
-        self._generation = 0
-        self._view_generation = 0
         self._status_message = ""
-        self._decoding = threading.Event()
 
     # -- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -129,13 +109,7 @@ class LabelScreen(Screen):
         yield SegmentLane(id="label-lane")
         yield Waveform(id="label-waveform")
         yield Spectrogram(id="label-spectrogram")
-        with Horizontal(id="label-range"):
-            yield Label("start beat", id="label-start-title")
-            yield Input(id="label-start", placeholder="whole")
-            yield Label("end beat", id="label-end-title")
-            yield Input(id="label-end", placeholder="clip")
-            yield Label("", id="label-snap")
-        yield Label("", id="label-range-message")
+        yield RangeEditor(id="label-range-editor")
         with Horizontal(id="label-bottom"):
             yield SegmentTable(id="label-segments")
             yield KeyLegend(id="label-legend")
@@ -144,11 +118,18 @@ class LabelScreen(Screen):
 
     def on_mount(self) -> None:
         self.history = LabelHistory(self.app.workspace)
-        self._decode_timer = self.set_interval(DECODE_REDRAW_S, self.redraw_while_decoding, pause=True)
-        self._playhead_timer = self.set_interval(PLAYHEAD_TICK_S, self.follow_playback, pause=True)
+        self._decode_timer = self.set_interval(DECODE_REDRAW_S, self.refresh_view, pause=True)
         self.query_one(Waveform).focus()
-        self.open_player_in_background()
+        self.playback.open_player(open_player, self.show_sound)
         self.call_after_refresh(self.open_first_clip)
+
+    @property
+    def range_editor(self) -> RangeEditor:
+        return self.query_one(RangeEditor)
+
+    @property
+    def playhead_s(self) -> float:
+        return self.playback.playhead_s
 
     def help_rows(self) -> list[tuple[str, str]]:
         """The class keys of the current taxonomy, for the help screen."""
@@ -157,13 +138,7 @@ class LabelScreen(Screen):
     # -- opening clips -----------------------------------------------------------------------------------
     def open_first_clip(self) -> None:
         if self.clip_id is None:
-            self.load_walk_and_first_clip()
-
-    @in_thread("label-walk")
-    def load_walk_and_first_clip(self) -> None:
-        order = library_order(self.app.workspace)
-        if order:
-            self.app.call_from_thread(self.first_clip_found, ClipWalk(order))
+            self.loader.library(self.first_clip_found)
 
     def first_clip_found(self, walk: ClipWalk) -> None:
         if self.clip_id is None:  # nobody asked for a clip meanwhile (e.g. Enter in the library)
@@ -173,45 +148,30 @@ class LabelScreen(Screen):
         """Show `clip_id`; `walk` (e.g. the library's filtered list) is what next/previous follow."""
         if walk is not None:
             self.walk = walk
-        self.stop_playback()
-        self._decoding.set()  # the previous clip's decode stops; its half preview is not kept
-        self._decoding = threading.Event()
-        self._generation += 1
+        self.playback.stop()
         self.clip_id = clip_id
         self.preview = None
         self.query_one(Waveform).clear()
         self.query_one(Spectrogram).clear()
-        self.selection = None
         self.editing = None
-        self.set_inputs(None)
+        self.range_editor.clear()
         self._status_message = "a class key labels the whole clip · / types a range · ? lists every key"
-        self.load_clip(clip_id, self._generation, self._decoding)
+        self.loader.open(clip_id, opened=self.show_opened, preview=self.show_preview)
 
-    @in_thread("label-load")
-    def load_clip(self, clip_id: str, generation: int, cancel: threading.Event) -> None:
-        workspace = self.app.workspace
-        if not self.taxonomies:
-            self.taxonomies = {name: workspace.taxonomies.get(name) for name in workspace.taxonomies.names()}
-        opened = Opened(load_clip_state(workspace, clip_id), self.taxonomies, workspace.default_taxonomy_name)
-        self.app.call_from_thread(self.show_opened, opened, generation)
-        cached = self._previews.get(clip_id)
-        if cached is not None:
-            self.app.call_from_thread(self.preview_started, clip_id, cached, generation)
-            return
-        preview = decode_preview(opened.state.clip.path, cancel=cancel, on_ready=lambda started: self.app.call_from_thread(
-            self.preview_started, clip_id, started, generation))
-        self.app.call_from_thread(self.preview_finished, clip_id, preview, generation)
-
-    def show_opened(self, opened: Opened, generation: int) -> None:
-        if generation != self._generation:
-            return
+    def show_opened(self, opened: Opened) -> None:
         first_time = self.state is None or self.state.clip.clip_id != opened.state.clip.clip_id
-        self.state = opened.state
+        self.taxonomies = opened.taxonomies
+        self.set_state(opened.state, rewind=first_time)
         if first_time:
             self.span = (0.0, opened.state.clip.duration_s)
-            self.playhead_s = 0.0
             self.choose_taxonomy(opened)
         self.show_state()
+
+    def set_state(self, state: ClipState, *, rewind: bool = False) -> None:
+        """The open clip's state, new or read again, handed to the parts that work on it."""
+        self.state = state
+        self.playback.show_clip(state, rewind=rewind)
+        self.range_editor.show_clip(state)
 
     def choose_taxonomy(self, opened: Opened) -> None:
         """The taxonomy the clip is labelled in; else the one used last; else the workspace's default."""
@@ -228,27 +188,29 @@ class LabelScreen(Screen):
         self.keys = assign_keys(taxonomy.names, RESERVED_KEYS)
         self.query_one(KeyLegend).show_keys(name, self.keys, {spec.name: spec.colour for spec in taxonomy.labels})
 
-    def preview_started(self, clip_id: str, preview: Preview, generation: int) -> None:
-        if generation != self._generation:
-            return
+    def show_preview(self, preview: Preview) -> None:
+        """The clip's audio, still decoding (redrawn as it fills) or complete."""
         self.preview = preview
         if preview.complete:
-            self.refresh_view()
+            self._decode_timer.pause()
         else:
             self._decode_timer.resume()
-
-    def preview_finished(self, clip_id: str, preview: Preview, generation: int) -> None:
-        if not preview.complete:
-            return  # cancelled: another clip was opened
-        self._previews[clip_id] = preview
-        while len(self._previews) > PREVIEWS_KEPT:
-            self._previews.popitem(last=False)
-        if generation == self._generation:
-            self._decode_timer.pause()
-            self.refresh_view()
-
-    def redraw_while_decoding(self) -> None:
         self.refresh_view()
+
+    def state_reloaded(self, state: ClipState, message: str | None = None) -> None:
+        if state.clip.clip_id != self.clip_id:
+            return  # another clip was opened meanwhile
+        self.set_state(state)
+        self.show_state()
+        if message:
+            self.show_status(message)
+
+    def on_screen_suspend(self) -> None:
+        self.playback.stop()
+
+    def on_screen_resume(self) -> None:
+        if self.clip_id is not None and self.state is not None:
+            self.loader.reload(self.clip_id, self.state_reloaded)  # labels may have changed elsewhere
 
     # -- drawing -----------------------------------------------------------------------------------------
     def colour_of(self, label: ClipLabel) -> str:
@@ -264,8 +226,9 @@ class LabelScreen(Screen):
                  label.segment.end_s if not label.segment.is_whole else state.clip.duration_s,
                  self.colour_of(label), label.label)
             for label in state.labels)
-        selection = self.selection.seconds(state.grid) if self.selection else None
-        return Marks(self.span[0], self.span[1], state.clip.duration_s, bands, selection, self.playhead_s, state.grid)
+        selection = self.range_editor.selection
+        selected = selection.seconds(state.grid) if selection else None
+        return Marks(self.span[0], self.span[1], state.clip.duration_s, bands, selected, self.playhead_s, state.grid)
 
     def redraw_marks(self) -> None:
         if self.state is None:
@@ -287,9 +250,6 @@ class LabelScreen(Screen):
             where += f" of '{self.walk.filter}'" if self.walk.filter else ""
         self.query_one("#label-info", Label).update(
             f"{clip.path.rsplit('/', 1)[-1]} · {clock(clip.duration_s)} · {grid}{where}")
-        unit = "beat" if state.grid else "s"
-        self.query_one("#label-start-title", Label).update(f"start {unit}")
-        self.query_one("#label-end-title", Label).update(f"end {unit}")
         self.query_one(SegmentTable).show_labels(state.labels, self.colour_of)
         self.redraw_marks()
 
@@ -305,8 +265,6 @@ class LabelScreen(Screen):
             beat = float(state.grid.beat_at(self.playhead_s))
             position += (f" bar {int(beat // state.grid.beats_per_bar) + 1} beat {beat:.1f}" if beat >= 0
                          else " before beat 0")
-        snap = f"snap {self.snap} (g)" if state.grid else "in seconds"
-        self.query_one("#label-snap", Label).update(f"{snap} · [ ] start · {{ }} end")
         editing = f"editing {self.editing.label} — a class key replaces it, esc stops · " if self.editing else ""
         self.query_one("#label-status", Label).update(f"{position} · {editing}{self._status_message}")
 
@@ -315,19 +273,11 @@ class LabelScreen(Screen):
         if self.preview is None or self.state is None:
             return
         waveform, spectro = self.query_one(Waveform), self.query_one(Spectrogram)
-        self._view_generation += 1
-        self.compute_view(self.preview, self.span, waveform.size.width, spectro.size.width, spectro.bands,
-                          self._view_generation)
+        self.loader.view(self.preview, self.span, waveform.size.width, spectro.size.width, spectro.bands,
+                         self.show_view)
 
-    @in_thread("label-view")
-    def compute_view(self, preview: Preview, span: tuple[float, float], wave_columns: int, spectro_columns: int,
-                     bands: int, generation: int) -> None:
-        lows, highs = envelope(preview, span[0], span[1], max(2, wave_columns * 2))
-        image = spectrogram(preview, span[0], span[1], max(1, spectro_columns), bands)
-        self.app.call_from_thread(self.show_view, Envelope(lows, highs), image, generation)
-
-    def show_view(self, waves: Envelope, image: np.ndarray, generation: int) -> None:
-        if generation != self._view_generation or self.state is None:
+    def show_view(self, waves: Envelope, image: np.ndarray) -> None:
+        if self.state is None:
             return
         marks = self.marks()
         self.query_one(Waveform).show_envelope(waves, marks)
@@ -351,43 +301,29 @@ class LabelScreen(Screen):
         self.refresh_view()
         self.redraw_marks()
 
+    def show_time(self, seconds: float) -> None:
+        """Scroll the view so that it shows `seconds`, when it does not already."""
+        width = self.span[1] - self.span[0]
+        if not self.span[0] <= seconds < self.span[1]:
+            self.set_span(seconds - width / 8, width)
+
     def action_scroll_view(self, fraction: float) -> None:
         if self.state is not None:
             width = self.span[1] - self.span[0]
             self.set_span(self.span[0] + fraction * width, width)
 
-    def move_playhead(self, seconds: float) -> None:
-        self.playhead_s = min(max(0.0, seconds), self.state.clip.duration_s)
-        width = self.span[1] - self.span[0]
-        if not self.span[0] <= self.playhead_s < self.span[1]:
-            self.set_span(self.playhead_s - width / 8, width)
+    def playhead_moved(self, seconds: float) -> None:
+        self.show_time(seconds)
         self.redraw_marks()
 
     def action_step_playhead(self, steps: int, unit: str) -> None:
-        state = self.state
-        if state is None:
-            return
-        if state.grid is None:
-            step = seconds_step(state.clip.duration_s) * (10 if unit == "bar" else 1)
-            self.move_playhead(self.playhead_s + steps * step)
-            return
-        size = 1.0 if unit == "beat" else float(state.grid.beats_per_bar)
-        beat = float(state.grid.beat_at(self.playhead_s))
-        target = (np.floor(beat / size + 1e-6) + steps) * size if steps > 0 else (np.ceil(beat / size - 1e-6) + steps) * size
-        self.move_playhead(float(state.grid.seconds_at(max(0.0, target))))
+        self.playback.step(steps, unit)
 
     def action_playhead_to(self, where: int) -> None:
-        if self.state is not None:
-            self.move_playhead(0.0 if where == 0 else self.state.clip.duration_s)
+        self.playback.to_edge(where)
 
     # -- playback ----------------------------------------------------------------------------------------
-    @in_thread("label-player")
-    def open_player_in_background(self) -> None:
-        player = open_player()
-        self.app.call_from_thread(self.player_ready, player)
-
-    def player_ready(self, player: Player) -> None:
-        self.player = player
+    def show_sound(self, player: Player) -> None:
         sound = self.query_one("#label-sound", Label)
         sound.update(player.status)
         sound.set_class(not player.available, "unavailable")
@@ -399,149 +335,39 @@ class LabelScreen(Screen):
         self.start_playback(loop=True)
 
     def start_playback(self, *, loop: bool) -> None:
-        if self.state is None or self.player is None:
-            return
-        if self.player.is_playing:
-            self.stop_playback()
-            self.show_status("stopped")
-            return
-        if self.selection is not None:
-            start, end = self.selection.seconds(self.state.grid)
-            start = start if loop or not start < self.playhead_s < end else self.playhead_s
-        else:
-            start, end = (0.0 if loop else self.playhead_s), self.state.clip.duration_s
-        if end - start <= 0.01:
-            start = 0.0
-        sound = "" if self.player.available else f" (silent: {self.player.unavailable})"
-        self.show_status(f"{'looping' if loop else 'playing'} {clock(start)}–{clock(end)}{sound}")
-        self.play_span(self.player, self.state.clip.path, start, end, loop)
-        self._playhead_timer.resume()
-
-    @in_thread("label-play")
-    def play_span(self, player: Player, path: str, start: float, end: float, loop: bool) -> None:
-        player.play(path, start, end, loop=loop)
-
-    def follow_playback(self) -> None:
-        position = self.player.position() if self.player else None
-        if position is None:
-            if self.player is not None and not self.player.is_playing:
-                self._playhead_timer.pause()
-            return
-        self.move_playhead(position)
-
-    def stop_playback(self) -> None:
-        if self.player is not None and self.player.is_playing:
-            self.player.stop()
-        if hasattr(self, "_playhead_timer"):
-            self._playhead_timer.pause()
-
-    def on_screen_suspend(self) -> None:
-        self.stop_playback()
-
-    def on_screen_resume(self) -> None:
-        if self.clip_id is not None and self.state is not None:
-            self.reload_state(self.clip_id, self._generation)  # labels may have changed elsewhere
+        said = self.playback.toggle(self.range_editor.selection, loop=loop)
+        if said is not None:
+            self.show_status(said)
 
     # -- the selection -----------------------------------------------------------------------------------
-    def set_inputs(self, selection: Selection | None) -> None:
-        start, end = self.query_one("#label-start", Input), self.query_one("#label-end", Input)
-        with self.prevent(Input.Changed):
-            start.value = "" if selection is None else f"{selection.start:g}"
-            end.value = "" if selection is None else f"{selection.end:g}"
-        self.query_one("#label-range-message", Label).update("")
-
-    def read_selection(self) -> Selection | None:
-        """The selection in the start/end fields (None = the whole clip); InputError when it is bad."""
-        start, end = self.query_one("#label-start", Input).value, self.query_one("#label-end", Input).value
-        return parse_selection(self.state, start, end, self.snap)
-
-    def show_range_error(self, error: InputError) -> None:
-        self.query_one("#label-range-message", Label).update(f"✗ {error}")
-        self.query_one("#label-range-message", Label).set_class(True, "error")
-        self.show_status("nothing saved: fix the range, or clear it with esc to label the whole clip")
-
-    def take_selection(self, selection: Selection | None, *, rewrite: bool) -> None:
-        self.selection = selection
-        if rewrite:
-            self.set_inputs(selection)
-        message = self.query_one("#label-range-message", Label)
-        message.set_class(False, "error")
-        message.update("" if selection is None else f"selection: {selection.describe()} — a class key labels it")
-        if selection is not None:
-            start, _ = selection.seconds(self.state.grid)
-            if not self.span[0] <= start < self.span[1]:
-                self.set_span(start - (self.span[1] - self.span[0]) / 8, self.span[1] - self.span[0])
+    @on(RangeChanged)
+    def range_changed(self, event: RangeChanged) -> None:
+        if self.state is None:
+            return
+        if event.error is not None:
+            self.show_status("nothing saved: fix the range, or clear it with esc to label the whole clip")
+        elif event.selection is not None:
+            self.show_time(event.selection.seconds(self.state.grid)[0])
+        if event.submitted:
+            self.query_one(Waveform).focus()
         self.redraw_marks()
 
-    def half_typed(self) -> Input | None:
-        """The empty field when only one of start and end holds something."""
-        start, end = self.query_one("#label-start", Input), self.query_one("#label-end", Input)
-        if bool(start.value.strip()) == bool(end.value.strip()):
-            return None
-        return end if start.value.strip() else start
-
-    @on(Input.Changed, "#label-range Input")
-    def range_typed(self) -> None:
-        if self.state is None:
-            return
-        missing = self.half_typed()
-        if missing is not None:
-            self.selection = None
-            self.query_one("#label-range-message", Label).set_class(False, "error")
-            self.query_one("#label-range-message", Label).update(
-                f"now the {'end' if missing.id == 'label-end' else 'start'} (enter moves there)")
-            self.redraw_marks()
-            return
-        try:
-            self.take_selection(self.read_selection(), rewrite=False)
-        except InputError as error:
-            self.selection = None
-            self.show_range_error(error)
-            self.redraw_marks()
-
-    @on(Input.Submitted, "#label-range Input")
-    def range_submitted(self, event: Input.Submitted) -> None:
-        if self.state is None:
-            return
-        missing = self.half_typed()
-        if missing is not None:
-            missing.focus()
-            return
-        try:
-            selection = self.read_selection()
-        except InputError as error:
-            self.show_range_error(error)
-            return
-        self.take_selection(selection, rewrite=True)  # shows the snapped values
-        self.query_one(Waveform).focus()
-
     def action_focus_range(self) -> None:
-        self.query_one("#label-start", Input).focus()
+        self.range_editor.focus_start()
 
     def action_escape(self) -> None:
         if isinstance(self.focused, Input):
             self.query_one(Waveform).focus()
             return
         self.editing = None
-        self.take_selection(None, rewrite=True)
+        self.range_editor.select(None)
         self.show_status("selection cleared: class keys label the whole clip")
 
     def action_toggle_snap(self) -> None:
-        self.snap = SNAPS[(SNAPS.index(self.snap) + 1) % len(SNAPS)]
-        self.show_status(f"nudges and typed ranges snap to {self.snap}s")
+        self.show_status(f"nudges and typed ranges snap to {self.range_editor.toggle_snap()}s")
 
     def action_nudge(self, edge: str, steps: int) -> None:
-        if self.state is None:
-            return
-        try:
-            if self.selection is None:
-                selection = selection_at(self.state, self.playhead_s, self.snap)
-            else:
-                selection = nudge(self.state, self.selection, edge, steps, self.snap)
-        except InputError as error:
-            self.show_range_error(error)
-            return
-        self.take_selection(selection, rewrite=True)
+        self.range_editor.nudge(edge, steps, self.playhead_s)
 
     # -- labelling ---------------------------------------------------------------------------------------
     def on_key(self, event) -> None:
@@ -554,42 +380,54 @@ class LabelScreen(Screen):
 
     def label_with(self, name: str) -> None:
         try:
-            selection = self.read_selection()
+            selection = self.range_editor.read()
         except InputError as error:
-            self.show_range_error(error)
+            self.range_editor.refuse(error)
             return
         self.show_status(f"saving {name}…")
-        self.save_label(self.state, name, self.taxonomy_name, selection, self.editing, self._generation)
+        self.save_label(self.state, name, self.taxonomy_name, selection, self.editing)
 
     @in_thread("label-write")
     def save_label(self, state: ClipState, name: str, taxonomy: str, selection: Selection | None,
-                   replacing: ClipLabel | None, generation: int) -> None:
+                   replacing: ClipLabel | None) -> None:
         change = self.history.label(state, name, taxonomy=taxonomy, selection=selection, replacing=replacing)
-        self.after_change(change, "saved", generation)
+        self.app.call_from_thread(self.show_change, change, "saved", self.state_after(change))
 
-    def after_change(self, change: Change, verb: str, generation: int) -> None:
-        """(In a worker) reload the clip the change was on and say what happened."""
-        state = load_clip_state(self.app.workspace, change.clip_id)
-        self.app.call_from_thread(self.show_change, change, verb, state, generation)
+    @in_thread("label-write")
+    def delete_label(self, label: ClipLabel) -> None:
+        change = self.history.delete(label)
+        self.app.call_from_thread(self.show_change, change, "deleted", self.state_after(change))
 
-    def show_change(self, change: Change, verb: str, state: ClipState, generation: int) -> None:
-        self.editing = None
-        if state.clip.clip_id != self.clip_id:
-            self.open_clip(state.clip.clip_id)
-        elif generation == self._generation:
-            self.state = state
+    @in_thread("label-write")
+    def undo_change(self) -> None:
+        change = self.history.undo()
+        self.app.call_from_thread(self.show_undone, change, self.state_after(change))
+
+    def state_after(self, change: Change) -> ClipState:
+        """(In a worker) the state of the clip `change` was made on, read after it."""
+        return load_clip_state(self.app.workspace, change.clip_id)
+
+    def show_change(self, change: Change, verb: str, state: ClipState) -> None:
+        """A saved edit, shown on its clip when that clip is open; never a reason to go anywhere."""
+        if change.clip_id == self.clip_id:
+            self.editing = None
+            self.set_state(state)
             self.show_state()
         self.show_status(f"{verb}: {change.description} · u undoes")
+
+    def show_undone(self, change: Change, state: ClipState) -> None:
+        """An undone edit: its clip is opened again when the screen has moved on from it."""
+        if change.clip_id == self.clip_id:
+            self.show_change(change, "undone", state)
+            return
+        self.open_clip(change.clip_id)
+        self.show_status(f"undone: {change.description} · u undoes")
 
     def action_undo(self) -> None:
         if self.history is None or not self.history.can_undo:
             self.show_status("nothing to undo")
             return
-        self.undo_change(self._generation)
-
-    @in_thread("label-write")
-    def undo_change(self, generation: int) -> None:
-        self.after_change(self.history.undo(), "undone", generation)
+        self.undo_change()
 
     def selected_segment(self) -> ClipLabel | None:
         return self.query_one(SegmentTable).current
@@ -599,11 +437,7 @@ class LabelScreen(Screen):
         if label is None:
             self.show_status("no segment to delete")
             return
-        self.delete_label(label, self._generation)
-
-    @in_thread("label-write")
-    def delete_label(self, label: ClipLabel, generation: int) -> None:
-        self.after_change(self.history.delete(label), "deleted", generation)
+        self.delete_label(label)
 
     @on(DataTable.RowSelected, "#label-segments")
     def segment_chosen(self) -> None:
@@ -616,14 +450,7 @@ class LabelScreen(Screen):
         if label is None or self.state is None:
             return
         self.editing = label
-        segment = label.segment
-        if segment.is_whole:
-            selection = None
-        elif segment.is_beat_range:
-            selection = Selection(segment.start_beat, segment.end_beat, in_beats=True)
-        else:
-            selection = Selection(segment.start_s, segment.end_s, in_beats=False)
-        self.take_selection(selection, rewrite=True)
+        self.range_editor.select(segment_selection(label.segment))
         self.query_one(Waveform).focus()
         self.show_status()
 
@@ -645,22 +472,14 @@ class LabelScreen(Screen):
 
     def action_next_unlabelled(self) -> None:
         if self.clip_id is not None:
-            self.walk_to_next("unlabelled", self.clip_id, self._generation)
+            self.loader.next_clip("unlabelled", self.walk, self.clip_id, self.walked)
 
     def action_next_suspect(self) -> None:
         if self.clip_id is not None:
-            self.walk_to_next("suspect", self.clip_id, self._generation)
+            self.loader.next_clip("suspect", self.walk, self.clip_id, self.walked)
 
-    @in_thread("label-walk")
-    def walk_to_next(self, kind: str, current: str, generation: int) -> None:
-        if kind == "unlabelled":
-            target = self.walk.next_among(current, unlabelled_ids(self.app.workspace))
-        else:
-            target = next_in_queue(suspect_queue(self.app.workspace), current)
-        self.app.call_from_thread(self.walked, kind, target, generation)
-
-    def walked(self, kind: str, target: str | None, generation: int) -> None:
-        if generation != self._generation:
+    def walked(self, kind: str, current: str, target: str | None) -> None:
+        if current != self.clip_id:
             return  # another clip was opened meanwhile
         if target is None:
             hint = "" if kind == "unlabelled" else (" (suspects: the `triage suspects` queue, then clips the "
@@ -674,28 +493,7 @@ class LabelScreen(Screen):
     def action_detect_grid(self) -> None:
         if self.state is not None:
             self.show_status("detecting the beat grid…")
-            self.detect_grid(self.state.clip.clip_id, self._generation)
-
-    @in_thread("label-grid")
-    def detect_grid(self, clip_id: str, generation: int) -> None:
-        report = detect_grids(self.app.workspace, [clip_id], workers=1)
-        message = (f"grid detected: {report.detected[0][1].bpm:.1f} bpm" if report.detected
-                   else f"no grid: {report.skipped[0].detail}" if report.skipped else "no grid detected")
-        state = load_clip_state(self.app.workspace, clip_id)
-        self.app.call_from_thread(self.state_reloaded, state, generation, message)
-
-    @in_thread("label-reload")
-    def reload_state(self, clip_id: str, generation: int) -> None:
-        state = load_clip_state(self.app.workspace, clip_id)
-        self.app.call_from_thread(self.state_reloaded, state, generation, None)
-
-    def state_reloaded(self, state: ClipState, generation: int, message: str | None) -> None:
-        if generation != self._generation:
-            return
-        self.state = state
-        self.show_state()
-        if message:
-            self.show_status(message)
+            self.loader.detect_grid(self.state.clip.clip_id, self.state_reloaded)
 
     # -- failures ----------------------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
