@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from mir_eval.util import match_events
 
+from engine.datasets.similarity import near_duplicate_pairs, unit_rows
 from engine.evaluation.boundaries import matched
 
 # -- 17. boundary matching: a maximum matching, as mir_eval's ---------------------------------------
@@ -44,3 +45,38 @@ def test_of_the_maximum_matchings_the_closest_in_total_is_chosen():
     found = matched(np.array([10.0, 11.0, 12.0]), np.array([10.4, 11.9]), np.full(3, 1.0))
     assert found.tolist() == [True, False, True]
     assert matched(np.array([10.0, 11.5]), np.array([10.9]), np.full(2, 1.0)).tolist() == [False, True]
+
+
+# -- 18. near duplicates past the pair limit --------------------------------------------------------
+
+def planted(rng: np.random.Generator) -> np.ndarray:
+    """200 random rows and 40 near copies of the first 40, each at its own distance (in no order)."""
+    features = rng.normal(size=(240, 16))
+    noise = rng.permutation(np.linspace(1e-4, 2e-2, 40))[:, None] * rng.normal(size=(40, 16))
+    features[200:] = features[:40] + noise
+    return features
+
+
+def test_past_the_pair_limit_the_most_similar_pairs_are_kept_and_all_are_counted():
+    features = planted(np.random.default_rng(0))
+    unit = unit_rows(features)
+    full = unit @ unit.T
+    everything = [(full[i, j], i, j) for i, j in zip(*np.nonzero(full >= 0.999)) if i < j]
+    assert len(everything) >= 20  # enough pairs to pass a limit of 7
+    best = sorted(everything, key=lambda pair: (-pair[0], pair[1], pair[2]))[:7]
+    found = near_duplicate_pairs(features, 0.999, block_rows=32, limit=7)
+    assert [(int(a), int(b)) for a, b in zip(found.first, found.second)] == [(i, j) for _, i, j in best]
+    assert found.total_pairs == len(everything)
+    assert set(np.flatnonzero(found.involved)) == {x for _, i, j in everything for x in (i, j)}
+
+
+def test_pairs_within_one_group_are_neither_kept_nor_counted():
+    features = planted(np.random.default_rng(1))
+    groups = np.array([f"clip{n}" for n in range(240)], dtype=object)
+    groups[200:220] = groups[:20]  # the first 20 copies are regions of their originals' clips
+    found = near_duplicate_pairs(features, 0.999, groups=groups, block_rows=32, limit=5)
+    everything = near_duplicate_pairs(features, 0.999, block_rows=32)
+    apart = [(i, j) for i, j in zip(everything.first, everything.second) if groups[i] != groups[j]]
+    assert found.total_pairs == len(apart) < everything.total_pairs
+    assert [(int(a), int(b)) for a, b in zip(found.first, found.second)] == [(int(i), int(j)) for i, j in apart[:5]]
+    assert set(np.flatnonzero(found.involved)) == {int(x) for pair in apart for x in pair}
