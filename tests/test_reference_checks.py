@@ -6,8 +6,12 @@ standardised Euclidean distance."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import soundfile
 from mir_eval.util import match_events
+from scipy.signal import correlate, correlation_lags
 
+from engine.audio.alignment import channel_lags, lag_seconds
 from engine.datasets.similarity import near_duplicate_pairs, unit_rows
 from engine.evaluation.boundaries import matched
 
@@ -80,3 +84,51 @@ def test_pairs_within_one_group_are_neither_kept_nor_counted():
     assert found.total_pairs == len(apart) < everything.total_pairs
     assert [(int(a), int(b)) for a, b in zip(found.first, found.second)] == [(int(i), int(j)) for i, j in apart[:5]]
     assert set(np.flatnonzero(found.involved)) == {int(x) for pair in apart for x in pair}
+
+
+# -- 19. alignment ---------------------------------------------------------------------------------
+
+RATE = 8000
+
+
+def delayed(source: np.ndarray, lag: int) -> np.ndarray:
+    """`source` heard `lag` samples later (earlier when negative), padded with silence."""
+    return np.roll(source, lag) * (np.arange(len(source)) >= lag) * (np.arange(len(source)) < len(source) + lag)
+
+
+def scipy_lag(reference: np.ndarray, other: np.ndarray, reach: int) -> int:
+    correlation = correlate(other, reference, mode="full")
+    lags = correlation_lags(len(other), len(reference), mode="full")
+    within = np.abs(lags) <= reach
+    return int(lags[within][np.argmax(np.abs(correlation[within]))])
+
+
+def test_an_inverted_channel_reports_its_true_lag():
+    rng = np.random.default_rng(5)
+    source = rng.standard_normal(RATE)
+    assert lag_seconds(source, -delayed(source, 5), RATE, 0.05) * RATE == pytest.approx(5, abs=0.05)
+
+
+def test_lags_agree_with_scipy_on_random_channels_of_either_polarity():
+    rng = np.random.default_rng(19)
+    reach = int(0.01 * RATE)
+    for _ in range(200):
+        source = np.convolve(rng.standard_normal(2000), rng.uniform(0, 1, 8), mode="same")  # coloured noise
+        lag, polarity = int(rng.integers(-reach, reach + 1)), rng.choice([-1.0, 1.0])
+        other = polarity * rng.uniform(0.2, 2.0) * delayed(source, lag) + 0.3 * rng.standard_normal(2000)
+        measured = lag_seconds(source, other, RATE, 0.01) * RATE
+        assert round(measured) == scipy_lag(source, other, reach) == lag
+
+
+def test_a_silent_channel_has_no_lag(tmp_path):
+    rng = np.random.default_rng(6)
+    source = 0.5 * rng.standard_normal(RATE)
+    noise_floor = 1e-4 * rng.standard_normal(RATE)  # -80 dBFS: a dead microphone's hiss
+    path = tmp_path / "four.wav"
+    soundfile.write(path, np.stack([source, delayed(source, 16), np.zeros(RATE), noise_floor], axis=1), RATE,
+                    subtype="FLOAT")
+    channels, lags = channel_lags(path)
+    assert channels == 4 and lags[0] * RATE == pytest.approx(16, abs=0.05) and lags[1:] == [None, None]
+    silent_first = tmp_path / "silent_first.wav"
+    soundfile.write(silent_first, np.stack([np.zeros(RATE), source], axis=1), RATE, subtype="FLOAT")
+    assert channel_lags(silent_first) == (2, [None])
