@@ -10,10 +10,12 @@ import pytest
 import soundfile
 from mir_eval.util import match_events
 from scipy.signal import correlate, correlation_lags
+from scipy.spatial.distance import cdist
 
 from engine.audio.alignment import channel_lags, lag_seconds
 from engine.datasets.similarity import near_duplicate_pairs, unit_rows
 from engine.evaluation.boundaries import matched
+from engine.evaluation.openset import Centroids
 
 # -- 17. boundary matching: a maximum matching, as mir_eval's ---------------------------------------
 
@@ -132,3 +134,24 @@ def test_a_silent_channel_has_no_lag(tmp_path):
     silent_first = tmp_path / "silent_first.wav"
     soundfile.write(silent_first, np.stack([np.zeros(RATE), source], axis=1), RATE, subtype="FLOAT")
     assert channel_lags(silent_first) == (2, [None])
+
+
+# -- 20. open-set distance -------------------------------------------------------------------------
+
+def test_open_set_distance_leaves_out_features_constant_in_training_and_agrees_with_scipy():
+    rng = np.random.default_rng(20)
+    y = np.repeat(np.arange(3), 30)
+    train = rng.normal(size=(90, 5)) + 3 * y[:, None]
+    train[:, 2] = 0.25  # a feature that never varies in training
+    centroids = Centroids.fit(train, y, 3)
+    test = rng.normal(size=(20, 5)) + 3
+    test[:, 2] = 0.25 + rng.uniform(-0.1, 0.1, 20)
+    varies = [0, 1, 3, 4]
+    means = np.stack([train[y == k][:, varies].mean(axis=0) for k in range(3)])
+    reference = cdist(test[:, varies], means, "seuclidean", V=train[:, varies].var(axis=0)).min(axis=1)
+    assert centroids.nearest_distance(test) == pytest.approx(reference, rel=1e-9)
+    assert centroids.nearest_distance(test).max() < 20  # a 0.1 deviation over a 1e-6 floor scored 1e5
+
+    saved = centroids.to_dict()  # a record saved before kept the constant feature at a scale of 1e-6
+    saved["scale"][2] = 1e-6
+    assert Centroids.from_dict(saved).nearest_distance(test) == pytest.approx(reference, rel=1e-9)
