@@ -48,8 +48,9 @@ class NearDuplicates:
         return len(self.first)
 
 
-def near_duplicate_pairs(features: np.ndarray, threshold: float = DEFAULT_SIMILARITY, *, groups=None,
-                         block_rows: int = BLOCK_ROWS, limit: int = PAIR_LIMIT) -> NearDuplicates:
+def near_duplicate_pairs(features: np.ndarray, threshold: float = DEFAULT_SIMILARITY, *,
+                         groups: list | np.ndarray | None = None, block_rows: int = BLOCK_ROWS,
+                         limit: int = PAIR_LIMIT) -> NearDuplicates:
     """Every pair of rows with cosine similarity >= `threshold` in standardised feature space, but
     for rows of one group when `groups` (one value per row) is given; the `limit` most similar are
     kept. Runs on one BLAS thread: twice as fast as two on a busy 2-core box."""
