@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # OpenMP threads (torch, LightGBM) that spin while waiting make training 10–25× slower on a busy
 # 2-core box; let them sleep. Must be set before either library is imported.
@@ -16,17 +19,44 @@ import typer
 from cli import (commands_features, commands_gates, commands_library, commands_models, commands_triage,
                  commands_workspace)
 from cli.context import AppState
-from cli.output import JsonUsageErrorsGroup
+from cli.output import ExitCode, JsonUsageErrorsGroup
 
 HELP = """A workbench for turning your own labelled audio into classifiers you trust.
 
 Run `workbench` for the terminal UI (library browser for now), or `workbench --headless COMMAND`
 for scripts and cron.
 The workspace is --workspace, else $WORKBENCH_WORKSPACE, else ~/.local/share/workbench/workspace.
-Exit codes: 0 ok, 1 failed, 2 usage, 3 partial (some inputs rejected), 130 cancelled.
+Exit codes: 0 ok, 1 failed, 2 usage, 3 partial (some inputs rejected), 130 cancelled, 141 output
+cut off (its reader closed the pipe, as `| head` does).
 """
 
-app = typer.Typer(cls=JsonUsageErrorsGroup, help=HELP, no_args_is_help=False, add_completion=False,
+
+@contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """End quietly when stdout's reader goes away (`workbench --headless stats | head -2`), as
+    Python's documentation advises: stdout is pointed at /dev/null so the flush at exit cannot
+    fail again, and the command exits with ExitCode.CUT_OFF."""
+    try:
+        yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(int(ExitCode.CUT_OFF)) from None
+
+
+class WorkbenchGroup(JsonUsageErrorsGroup):
+    """The root command, which ends quietly when its output is cut off, whether that is a
+    command's output or --help (printed while the arguments are parsed)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        with reader_may_leave():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context):
+        with reader_may_leave():
+            return super().invoke(ctx)
+
+
+app = typer.Typer(cls=WorkbenchGroup, help=HELP, no_args_is_help=False, add_completion=False,
                   rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
 
 

@@ -32,10 +32,20 @@ class ExitCode(IntEnum):
     USAGE = 2
     PARTIAL = 3  # the command worked, but some inputs were rejected
     CANCELLED = 130  # stopped by Ctrl-C; finished work was kept
+    CUT_OFF = 141  # stdout's reader left early (`| head`); 128 + SIGPIPE, as a shell reports it
 
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+class _Console(Console):
+    """Rich's console, except that a closed pipe raises BrokenPipeError, so that the root command
+    ends the same way whoever wrote (rich's own handling exits 1, as if the command failed)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("stdout was closed by its reader")
+
+
+stdout = _Console(highlight=False, soft_wrap=True)
+stderr = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(document: Any) -> None:

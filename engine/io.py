@@ -1,11 +1,16 @@
 """Files on disk: atomic writes (a temp file in the target's folder, then a rename over the target),
-and JSON documents written that way and read back with an error that names the file."""
+and JSON documents written that way and read back with an error that names the file.
+
+The temp file is created the way `open(path, "w")` creates a file, so the result has the mode a
+plain write would give: a new file gets 0666 less the umask (and any default ACL of the folder),
+an existing file keeps its mode."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,15 +23,32 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     untouched and the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    temporary = create_beside(path)
     try:
-        write(Path(temporary))
+        write(temporary)
+        if path.exists():
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def create_beside(path: Path, *, folder: bool = False) -> Path:
+    """A new empty file (or folder) with a fresh hidden name in `path`'s folder, created with the
+    mode `open(..., "w")` (or `mkdir`) gives, for a write that is then renamed onto `path`."""
+    path = Path(path)
+    while True:
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            if folder:
+                candidate.mkdir()
+            else:
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import soundfile
 from conftest import copy_workspace, write_tone
 from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Segment
+from engine.datasets.similarity import near_duplicate_pairs
+from engine.gates import dataset_context
 from engine.gates.dataset import DatasetContext
 from engine.library.grids import set_grid
 from engine.library.labels import make_segment
@@ -116,6 +119,21 @@ def test_near_duplicates_within_a_split_fail_the_rate_but_not_leakage(workspace,
     pairs = {frozenset((item["a"]["clip_id"], item["b"]["clip_id"])) for item in near.items}
     assert frozenset((clip_of(workspace, originals[0]), clip_of(workspace, tmp_path / "planted" / "snare" / PACKS[1].name / "quiet0.wav"))) in pairs
     assert results["dataset.split_leakage"].passed is True
+
+
+def test_past_the_pair_limit_the_most_similar_pairs_are_listed_and_every_pair_counts(workspace, template, tmp_path,
+                                                                                       monkeypatch):
+    originals = library_files(template.parent, "snare", PACKS[1])[:2]
+    for n, original in enumerate(originals):
+        copy_at_gain(original, tmp_path / "planted" / "snare" / PACKS[1].name / f"quiet{n}.wav")
+    import_files(workspace, tmp_path, {})
+    chosen = settings(dataset__near_duplicates={"max_rate": 0.05})
+    whole = run(workspace, chosen)["dataset.near_duplicates"]
+    monkeypatch.setattr(dataset_context, "near_duplicate_pairs", functools.partial(near_duplicate_pairs, limit=1))
+    capped = run(workspace, chosen)["dataset.near_duplicates"]
+    assert capped.value == whole.value == pytest.approx(4 / 56, abs=1e-3)
+    assert len(whole.items) == 2 and capped.items == whole.items[:1]
+    assert capped.detail.startswith("2 pairs (the 1 most similar kept)")
 
 
 def test_a_near_duplicate_planted_in_another_pack_leaks_across_splits(workspace, template, tmp_path):

@@ -200,6 +200,22 @@ def test_alignment_fails_on_a_planted_lag_and_skips_without_multichannel_clips(t
     assert check(ModelContext(tones_ws, version, test_folder=tmp_path / "lagged", workers=1), "model.alignment",
                  tolerance_ms=6.0).passed is True
 
+
+def test_a_silent_channel_is_reported_as_silent_not_as_misaligned(tones_ws, tmp_path):
+    rng = np.random.default_rng(3)
+    version = resolve(tones_ws, "tones")
+    takes = tmp_path / "takes" / "mid"
+    aligned = two_channel(takes / "aligned.wav", 0.0, rng)
+    source = soundfile.read(aligned, dtype="float32")[0][:, 0]
+    dead = write(takes / "dead.wav", np.stack([source, np.zeros_like(source)], axis=1))
+    result = check(ModelContext(tones_ws, version, test_folder=tmp_path / "takes", workers=1), "model.alignment")
+    assert result.passed is True and result.value <= 0.1 and "1 with a silent channel" in result.detail
+    assert result.items == [{"path": str(dead), "lags_ms": ["silent"]}]
+    aligned.unlink()
+    unmeasured = check(ModelContext(tones_ws, version, test_folder=tmp_path / "takes", workers=1), "model.alignment")
+    assert unmeasured.passed is None and unmeasured.detail.startswith("no lag to measure")
+    assert unmeasured.items == result.items
+
     mono = check(ModelContext(tones_ws, version, workers=1), "model.alignment")
     assert mono.passed is None and "multi-channel" in mono.detail
 

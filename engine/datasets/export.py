@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from engine.datasets.splits import SPLITS, assign_splits
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.features.spec import FeatureSpec
+from engine.io import create_beside
 from engine.progress import CancelToken, Reporter
 
 FORMAT = "workbench-dataset"
@@ -78,7 +78,7 @@ def _write_atomically(out: Path, files: dict[str, bytes | np.ndarray]) -> None:
     """Write every file into a fresh folder beside `out`, then swap it into place."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = create_beside(out, folder=True)
     try:
         for name, content in files.items():
             if isinstance(content, np.ndarray):

@@ -58,19 +58,19 @@ def change_points(sections: list[dict]) -> np.ndarray:
 
 
 def matched(truth: np.ndarray, predicted: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
-    """Per true boundary, whether a predicted change lies within its tolerance; closest pairs are
-    matched first and each predicted change matches at most one boundary."""
+    """Per true boundary, whether a predicted change lies within its tolerance, each predicted change
+    matching at most one boundary. The matching pairs as many boundaries as can be paired (a maximum
+    matching, as `mir_eval.util.match_events` finds), and of such matchings the closest in total:
+    pairs within tolerance cost their gap, any other pair more than all those gaps together."""
+    from scipy.optimize import linear_sum_assignment
+
     found = np.zeros(len(truth), dtype=bool)
-    if not len(truth) or not len(predicted):
-        return found
     gaps = np.abs(truth[:, None] - predicted[None, :])
-    used = np.zeros(len(predicted), dtype=bool)
-    for flat in np.argsort(gaps, axis=None):
-        i, j = divmod(int(flat), len(predicted))
-        if gaps[i, j] > tolerance[i]:
-            break
-        if not found[i] and not used[j]:
-            found[i] = used[j] = True
+    within = gaps <= tolerance[:, None]
+    if not within.any():
+        return found
+    rows, columns = linear_sum_assignment(np.where(within, gaps, gaps[within].sum() + 1))
+    found[rows[within[rows, columns]]] = True
     return found
 
 

@@ -7,7 +7,8 @@ Every score is higher for inputs that look known:
 * ``energy``: logsumexp of the logits (the negative free energy); a model kind without logits
   would give log-probabilities, whose logsumexp is 0 for every row, so energy refuses such a model;
 * ``distance``: minus the Euclidean distance to the nearest class centroid of the training
-  features, standardised by the training mean and spread.
+  features, standardised by the training mean and spread; a feature constant in training (spread
+  at most SCALE_FLOOR) is left out, as it has no spread to measure a deviation by.
 
 The reject threshold is the score at the chosen true-positive rate on known inputs (by default 95%
 of known inputs score at or above it); `predict` answers "unknown" below it.
@@ -24,7 +25,7 @@ from engine.errors import InputError
 
 METHODS = ("max_softmax", "energy", "distance")
 UNKNOWN_LABEL = "unknown"
-SCALE_FLOOR = 1e-6
+SCALE_FLOOR = 1e-6  # a training spread at or below this is no spread: the feature is constant
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,8 @@ class Centroids:
     @classmethod
     def fit(cls, features: np.ndarray, y: np.ndarray, n_classes: int) -> Centroids:
         flat = _flat(features)
-        mean = flat.mean(axis=0)
-        scale = np.maximum(flat.std(axis=0), SCALE_FLOOR)
-        standard = (flat - mean) / scale
+        mean, scale = flat.mean(axis=0), flat.std(axis=0)
+        standard = _standardise(flat, mean, scale)
         counts = np.bincount(y, minlength=n_classes).astype(np.float64)
         sums = np.zeros((n_classes, flat.shape[1]))
         np.add.at(sums, y, standard)
@@ -58,7 +58,7 @@ class Centroids:
         return cls(np.asarray(data["mean"], dtype=np.float64), np.asarray(data["scale"], dtype=np.float64), centroids)
 
     def nearest_distance(self, features: np.ndarray) -> np.ndarray:
-        standard = (_flat(features) - self.mean) / self.scale
+        standard = _standardise(_flat(features), self.mean, self.scale)
         present = self.centroids[~np.isnan(self.centroids).any(axis=1)]
         squared = ((standard[:, None, :] - present[None, :, :]) ** 2).sum(axis=2)
         return np.sqrt(squared.min(axis=1))
@@ -67,6 +67,13 @@ class Centroids:
 def _flat(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=np.float64)
     return features.reshape(len(features), -1)
+
+
+def _standardise(flat: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Features in units of their training spread; 0 for features constant in training, which
+    leaves them out of every distance (records saved before kept them at a scale of SCALE_FLOOR)."""
+    varies = scale > SCALE_FLOOR
+    return np.where(varies, (flat - mean) / np.where(varies, scale, 1.0), 0.0)
 
 
 def known_scores(method: str, classifier, features: np.ndarray, *, centroids: Centroids | None = None,

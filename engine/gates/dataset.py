@@ -223,20 +223,16 @@ def near_duplicates(context: DatasetContext, settings: dict) -> GateResult:
     gate_id, title = "dataset.near_duplicates", "Near duplicates"
     threshold = f"rate <= {settings['max_rate']:g} (cosine >= {settings['similarity']:g})"
     features, rows = context.featurised
-    pairs = context.near_duplicates(settings["similarity"])
-    clip_ids = np.array([context.items[n].target.clip_id for n in rows])
-    other_clip = clip_ids[pairs.first] != clip_ids[pairs.second] if len(pairs) else np.zeros(0, dtype=bool)
-    involved = np.zeros(len(rows), dtype=bool)
-    involved[pairs.first[other_clip]] = True
-    involved[pairs.second[other_clip]] = True
-    rate = _rate(int(involved.sum()), len(rows))
+    pairs = context.near_duplicates(settings["similarity"])  # every pair counts, past the pair limit too
+    involved = int(pairs.involved.sum())
+    rate = _rate(involved, len(rows))
     passed = rate <= settings["max_rate"]
     labels = np.array([context.items[n].label for n in rows])
-    conflicting = int((labels[pairs.first[other_clip]] != labels[pairs.second[other_clip]]).sum())
-    truncated = f" (first {len(pairs)} of {pairs.total_pairs} pairs)" if pairs.total_pairs > len(pairs) else ""
+    conflicting = int((labels[pairs.first] != labels[pairs.second]).sum())
+    kept = f" (the {len(pairs)} most similar kept)" if pairs.total_pairs > len(pairs) else ""
     return _result(gate_id, title, passed, rate, threshold,
-                   f"{int(other_clip.sum())} pairs{truncated}, {conflicting} with different labels, "
-                   f"{int(involved.sum())} of {len(rows)} segments", _pair_items(context, pairs, rows, other_clip))
+                   f"{pairs.total_pairs} pairs{kept}, {conflicting} with different labels, "
+                   f"{involved} of {len(rows)} segments", _pair_items(context, pairs, rows, np.ones(len(pairs), bool)))
 
 
 @gate("dataset.split_leakage", "No duplicate across train/val/test", similarity=DEFAULT_SIMILARITY, max_pairs=0)

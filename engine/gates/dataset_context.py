@@ -163,9 +163,12 @@ class DatasetContext:
         return features.reshape(len(kept), -1), self.known[np.asarray(kept, dtype=np.int64)]
 
     def near_duplicates(self, threshold: float) -> NearDuplicates:
-        """Near-duplicate pairs over the featurised rows (row indices into `featurised`)."""
+        """Near-duplicate pairs of segments of different clips (two regions of one clip, e.g. repeated
+        sections, are not duplicates) over the featurised rows (row indices into `featurised`)."""
         if threshold not in self._near:
-            self._near[threshold] = near_duplicate_pairs(self.featurised[0], threshold)
+            features, rows = self.featurised
+            clips = [self.items[n].target.clip_id for n in rows]
+            self._near[threshold] = near_duplicate_pairs(features, threshold, groups=clips)
         return self._near[threshold]
 
     def mislabels(self, folds: int, group_by: str, seed: int = 0) -> MislabelSearch:

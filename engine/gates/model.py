@@ -375,22 +375,34 @@ def _audio_in_set(context: ModelContext) -> list[tuple[str, int]]:
 def alignment_gate(context: ModelContext, settings: dict) -> GateResult:
     """For every multi-channel clip in the set, each channel's lag behind the first (FFT
     cross-correlation, searched within ±`max_lag_ms`, 50 ms) must be within `tolerance_ms` (1 ms):
-    a model trained on aligned takes hears a smeared sound from misaligned ones. items = the
-    misaligned clips with their lags. Skipped when the set has no multi-channel clip."""
-    from engine.audio.alignment import channel_lags
+    a model trained on aligned takes hears a smeared sound from misaligned ones. A silent channel
+    (a dead microphone) has no lag: it is reported as "silent", not as misaligned. items = the
+    misaligned clips and those with a silent channel, with their lags. Skipped when the set has no
+    multi-channel clip, or no channel with a lag to measure."""
+    from engine.audio.alignment import SILENCE_DB, channel_lags
 
     gate_id, title = "model.alignment", "Multi-mic alignment"
     threshold = f"|lag| <= {settings['tolerance_ms']} ms"
     multi = [path for path, channels in _audio_in_set(context) if channels > 1]
     if not multi:
         return GateResult(gate_id, title, None, None, threshold, detail="no multi-channel clips in the set")
-    misaligned, worst = [], 0.0
+    flagged, misaligned, silent, measured = [], 0, 0, []
     for path in multi:
         _, lags = channel_lags(path, float(settings["max_lag_ms"]) / 1000)
-        lags_ms = [round(lag * 1000, 3) for lag in lags]
-        worst = max(worst, *(abs(lag) for lag in lags_ms))
-        if any(abs(lag) > settings["tolerance_ms"] for lag in lags_ms):
-            misaligned.append({"path": path, "lags_ms": lags_ms})
+        lags_ms = ["silent" if lag is None else round(lag * 1000, 3) for lag in lags]
+        found = [abs(lag) for lag in lags_ms if lag != "silent"]
+        measured += found
+        late = any(lag > settings["tolerance_ms"] for lag in found)
+        dead = len(found) < len(lags)  # a channel, or channel 0, is silent
+        misaligned += late
+        silent += dead
+        if late or dead:
+            flagged.append({"path": path, "lags_ms": lags_ms})
+    quiet = f"{silent} with a silent channel (peak below {SILENCE_DB:g} dBFS)"
+    if not measured:
+        return GateResult(gate_id, title, None, None, threshold, detail=f"no lag to measure: {quiet}", items=flagged)
+    worst = max(measured)
     return GateResult(gate_id, title, not misaligned, round(worst, 3), threshold,
-                      detail=f"{len(misaligned)} of {len(multi)} multi-channel clips misaligned; worst lag {worst:.3f} ms",
-                      items=misaligned)
+                      detail=f"{misaligned} of {len(multi)} multi-channel clips misaligned"
+                             f"{f', {quiet}' if silent else ''}; worst lag {worst:.3f} ms",
+                      items=flagged)

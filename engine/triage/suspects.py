@@ -47,9 +47,7 @@ def _pair_suspects(context: DatasetContext, similarity: float) -> list[Suspect]:
     pairs = context.near_duplicates(similarity)
     found = []
     for first, second, score in zip(pairs.first, pairs.second, pairs.similarity):
-        a, b = context.describe(int(rows[first])), context.describe(int(rows[second]))
-        if a["clip_id"] == b["clip_id"]:
-            continue  # two regions of one clip (e.g. repeated sections) are not duplicates
+        a, b = context.describe(int(rows[first])), context.describe(int(rows[second]))  # of two clips
         if a["label"] != b["label"]:
             kind, suggested = "conflicting_duplicate", b["label"]
         elif a["split"] and b["split"] and a["split"] != b["split"]:
