@@ -79,6 +79,12 @@ class Segment:
     def seconds(cls, start_s: float, end_s: float) -> Segment:
         return cls(start_s=float(start_s), end_s=float(end_s))
 
+    @classmethod
+    def window(cls, start_s: float, length_s: float) -> Segment:
+        """A window of `length_s` seconds from `start_s`, its edges rounded to 0.1 ms (as training and
+        inference slide windows along a track)."""
+        return cls.seconds(round(float(start_s), 4), round(float(start_s) + length_s, 4))
+
     @property
     def is_whole(self) -> bool:
         return self.start_s is None
@@ -201,3 +207,18 @@ class Label:
     confidence: float
     segment: Segment = field(default_factory=Segment)
     split: Split | None = None
+
+
+@dataclass(frozen=True)
+class LabelledSegment:
+    """A segment of a clip with its label: one row of what training, the gates, exports and the
+    boundary check read. Carries the clip's file (path and size, to featurise it) and its source
+    (to split by)."""
+
+    clip_id: str
+    path: str
+    size_bytes: int
+    source: str
+    segment: Segment
+    label: str | None  # None for a clip of an OOD folder: a sound outside every label set
+    split: Split | None = None  # a fixed split from a manifest

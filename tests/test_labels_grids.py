@@ -11,7 +11,7 @@ from engine.errors import InputError, NotFound
 from engine.library.editing import add_label
 from engine.library.grids import get_grid, set_grid
 from engine.library.importer import import_folder, import_label_file
-from engine.library.labels import query_labels
+from engine.store.labels import query_labels
 
 
 @pytest.fixture
