@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio.beatgrid import BeatGrid
-from engine.concepts import Rejection
+from engine.concepts import Rejection, Segment
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.evaluation.openset import UNKNOWN_LABEL
@@ -174,7 +174,7 @@ def track_sections(workspace, model: LoadedModel, clip_id: str, path: str, size_
     window = window_s or model.window_s
     grid = _grid_for(workspace, clip_id, path, duration_s)
     starts, beats = _window_starts(duration_s, window, grid, hop_bars)
-    targets = [Target(clip_id, path, size_bytes, round(float(s), 4), round(float(s) + window, 4)) for s in starts]
+    targets = [Target(clip_id, path, size_bytes, Segment.window(s, window)) for s in starts]
     probabilities, kept, failed = model.probabilities(workspace, targets, workers=workers, cancel=cancel)
     sections = smooth_sections(starts[kept], window, probabilities, model.version.label_set, duration_s, grid, beats)
     return TrackSections(sections, grid, probabilities, failed)
@@ -227,7 +227,7 @@ def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: 
     targets = []
     for clip_id, path, size, duration in clips:
         if window and duration >= 1.5 * window:
-            targets += [Target(clip_id, path, size, round(s, 4), round(s + window, 4))
+            targets += [Target(clip_id, path, size, Segment.window(s, window))
                         for s in np.arange(0.0, duration - window + 1e-9, window)]
         else:
             targets.append(Target(clip_id, path, size))

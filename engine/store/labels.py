@@ -8,6 +8,7 @@ schema ranks them, so no write ever has to overwrite another origin's label.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -145,6 +146,17 @@ def labelled_segments(con: duckdb.DuckDBPyConnection, taxonomy: str | None = Non
                             Segment(start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat),
                             label, Split(split) if split else None)
             for clip_id, path, size, source, start_s, end_s, start_beat, end_beat, label, split in rows]
+
+
+def labelled_clip_paths(con: duckdb.DuckDBPyConnection, taxonomy: str) -> dict[str, list[str]]:
+    """Every path the bytes of each clip labelled in `taxonomy` were seen at, by clip."""
+    rows = con.execute(
+        "SELECT f.clip_id, f.path FROM clip_files f WHERE f.clip_id IN "
+        "(SELECT DISTINCT clip_id FROM effective_labels WHERE taxonomy = ?) ORDER BY f.path", [taxonomy]).fetchall()
+    paths: dict[str, list[str]] = defaultdict(list)
+    for clip_id, path in rows:
+        paths[clip_id].append(path)
+    return dict(paths)
 
 
 def labelled_clip_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
