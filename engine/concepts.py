@@ -14,14 +14,12 @@ from pathlib import Path
 
 
 class Origin(StrEnum):
+    """Who put a label on a segment. A segment keeps one label per origin, and the one that counts is
+    the user's, else the imported one, else the model's (the store's `effective_labels` view)."""
+
     USER = "user"
     IMPORT = "import"
     MODEL = "model"
-
-    @property
-    def priority(self) -> int:
-        """Lower wins: a user label beats an imported one, which beats a model's."""
-        return {Origin.USER: 0, Origin.IMPORT: 1, Origin.MODEL: 2}[self]
 
 
 class Split(StrEnum):
