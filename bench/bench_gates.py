@@ -30,9 +30,9 @@ from engine.features.cache import cache_key  # noqa: E402
 from engine.features.spec import FeatureSpec  # noqa: E402
 from engine.gates.core import default_settings, run_gates  # noqa: E402
 from engine.gates.dataset import DatasetContext  # noqa: E402
-from engine.library.labels import LabelWrite, remember_taxonomy, upsert_labels  # noqa: E402
 from engine.library.scan import ProbedFile  # noqa: E402
 from engine.store.clips import insert_clips, record_files  # noqa: E402
+from engine.store.labels import LabelWrite, remember_taxonomy, upsert_labels  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 PACKS = 20

@@ -96,7 +96,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.audio.augment import random_augmentation  # noqa: E402
 from engine.audio.synth import DEMO_PACKS, DRUM_CLASSES, write_curated_library  # noqa: E402
-from engine.datasets.export import Item  # noqa: E402
+from engine.concepts import LabelledSegment  # noqa: E402
 from engine.datasets.splits import assign_splits  # noqa: E402
 from engine.datasets.source import curated_items  # noqa: E402
 from engine.evaluation.metrics import evaluate  # noqa: E402
@@ -183,7 +183,7 @@ class Corpus:
     """The labelled clips of one curated root, with their features per spec (rows aligned to items)."""
 
     name: str
-    items: list[Item]
+    items: list[LabelledSegment]
     notes: list[str] = field(default_factory=list)
     features: dict[str, np.ndarray] = field(default_factory=dict)
     augmented: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # (spec, copies) -> [N, copies, ...]
@@ -202,13 +202,13 @@ def load_corpus(name: str, root: Path, workspace: Workspace) -> Corpus:
     corpus = Corpus(name, [])
     for rejection in rejections:
         corpus.notes.append(f"rejected {rejection}")
-    seen: dict[str, Item] = {}
+    seen: dict[str, LabelledSegment] = {}
     for item in items:  # a byte-identical copy would put the same clip in two places (or two packs)
-        first = seen.get(item.target.clip_id)
+        first = seen.get(item.clip_id)
         if first is not None:
-            corpus.notes.append(f"duplicate clip left out: {item.target.path} (same bytes as {first.target.path})")
+            corpus.notes.append(f"duplicate clip left out: {item.path} (same bytes as {first.path})")
             continue
-        seen[item.target.clip_id] = item
+        seen[item.clip_id] = item
         corpus.items.append(item)
     return corpus
 
@@ -218,14 +218,14 @@ def featurise(corpus: Corpus, spec_text: str, workspace: Workspace, workers: int
         return
     spec = FeatureSpec.parse(spec_text)
     extractors = spec.extractors(workspace.embeddings_dir)
-    targets = [item.target for item in corpus.items]
+    targets = [Target.of(item) for item in corpus.items]
     started = time.perf_counter()
     report = extract_features(workspace.cache, targets, spec, extractors, workers=workers)
     features, kept = load_features(workspace.cache, targets, extractors)
     if len(kept) != len(targets):
         dropped = sorted(set(range(len(targets))) - set(kept))
         corpus.notes.append(f"{spec_text}: {len(dropped)} clips could not be featurised and are left out "
-                            f"({', '.join(corpus.items[i].target.path for i in dropped[:5])} ...)")
+                            f"({', '.join(corpus.items[i].path for i in dropped[:5])} ...)")
         corpus.items = [corpus.items[i] for i in kept]
         corpus.features = {k: v[kept] for k, v in corpus.features.items()}
         corpus.augmented = {k: v[kept] for k, v in corpus.augmented.items()}
@@ -234,12 +234,10 @@ def featurise(corpus: Corpus, spec_text: str, workspace: Workspace, workers: int
         f"({report.extracted} extracted, {report.cached} cached, {time.perf_counter() - started:.1f}s)")
 
 
-def augmented_targets(item: Item, copies: int, seed: int) -> list[Target]:
+def augmented_targets(item: LabelledSegment, copies: int, seed: int) -> list[Target]:
     """`copies` augmented versions of an item's clip, drawn from a stream keyed by the clip's hash."""
-    rng = np.random.default_rng([seed, zlib.crc32(item.target.clip_id.encode())])
-    t = item.target
-    return [Target(t.clip_id, t.path, t.size_bytes, t.start_s, t.end_s, random_augmentation(rng))
-            for _ in range(copies)]
+    rng = np.random.default_rng([seed, zlib.crc32(item.clip_id.encode())])
+    return [Target.of(item, random_augmentation(rng)) for _ in range(copies)]
 
 
 def featurise_augmented(corpus: Corpus, spec_text: str, copies: int, workspace: Workspace, workers: int | None,
@@ -291,7 +289,7 @@ def leave_one_pack_out(corpus: Corpus, packs: list[str]) -> list[Fold]:
 
 def in_pack_fold(corpus: Corpus, seed: int) -> Fold:
     """A stratified 70/15/15 split by clip over every pack: test clips come from packs seen in training."""
-    splits = np.array([str(s) for s in assign_splits(list(corpus.labels), [i.target.clip_id for i in corpus.items],
+    splits = np.array([str(s) for s in assign_splits(list(corpus.labels), [i.clip_id for i in corpus.items],
                                                      val=0.15, test=0.15, seed=seed)])
     return Fold("in-pack", np.flatnonzero(splits == "train"), np.flatnonzero(splits == "val"),
                 np.flatnonzero(splits == "test"))

@@ -132,7 +132,7 @@ def labels_list(
 ) -> None:
     """List labels (the effective one per segment, unless --all-origins)."""
     from engine.library.clips import resolve_clip
-    from engine.library.labels import query_labels
+    from engine.store.labels import query_labels
 
     workspace = open_workspace(ctx)
     with workspace.db.transaction(read_only=True) as con:
@@ -159,11 +159,9 @@ def labels_remove(
     json_out: JsonOption = False,
 ) -> None:
     """Remove one label."""
-    from engine.library.labels import delete_label
+    from engine.library.editing import remove_label
 
-    workspace = open_workspace(ctx)
-    with workspace.db.transaction() as con:
-        removed = delete_label(con, label_id)
+    removed = remove_label(open_workspace(ctx), label_id).removed[0]
     finish({"removed": _label_dict(removed)}, json_out,
            render=lambda: stdout.print(f"removed label {label_id} ({removed.label} on {removed.segment.describe()})"))
 

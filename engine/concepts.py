@@ -14,14 +14,12 @@ from pathlib import Path
 
 
 class Origin(StrEnum):
+    """Who put a label on a segment. A segment keeps one label per origin, and the one that counts is
+    the user's, else the imported one, else the model's (the store's `effective_labels` view)."""
+
     USER = "user"
     IMPORT = "import"
     MODEL = "model"
-
-    @property
-    def priority(self) -> int:
-        """Lower wins: a user label beats an imported one, which beats a model's."""
-        return {Origin.USER: 0, Origin.IMPORT: 1, Origin.MODEL: 2}[self]
 
 
 class Split(StrEnum):
@@ -102,6 +100,12 @@ class Segment:
     @classmethod
     def seconds(cls, start_s: float, end_s: float) -> Segment:
         return cls(start_s=float(start_s), end_s=float(end_s))
+
+    @classmethod
+    def window(cls, start_s: float, length_s: float) -> Segment:
+        """A window of `length_s` seconds from `start_s`, its edges rounded to 0.1 ms (as training and
+        inference slide windows along a track)."""
+        return cls.seconds(round(float(start_s), 4), round(float(start_s) + length_s, 4))
 
     @property
     def is_whole(self) -> bool:
@@ -225,3 +229,18 @@ class Label:
     confidence: float
     segment: Segment = field(default_factory=Segment)
     split: Split | None = None
+
+
+@dataclass(frozen=True)
+class LabelledSegment:
+    """A segment of a clip with its label: one row of what training, the gates, exports and the
+    boundary check read. Carries the clip's file (path and size, to featurise it) and its source
+    (to split by)."""
+
+    clip_id: str
+    path: str
+    size_bytes: int
+    source: str
+    segment: Segment
+    label: str | None  # None for a clip of an OOD folder: a sound outside every label set
+    split: Split | None = None  # a fixed split from a manifest

@@ -176,7 +176,7 @@ def track_sections(workspace, model: LoadedModel, clip_id: str, path: str, size_
     window = window_s or model.window_s
     grid = _grid_for(workspace, clip_id, path, duration_s)
     starts, beats = _window_starts(duration_s, window, grid, hop_bars)
-    targets = [Target(clip_id, path, size_bytes, round(float(s), 4), round(float(s) + window, 4)) for s in starts]
+    targets = [Target(clip_id, path, size_bytes, Segment.window(s, window)) for s in starts]
     probabilities, kept, failed = model.probabilities(workspace, targets, workers=workers, cancel=cancel)
     sections = smooth_sections(starts[kept], window, probabilities, model.version.label_set, duration_s, grid, beats)
     return TrackSections(sections, grid, probabilities, failed)
@@ -218,10 +218,6 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
     return model.version, results, rejections
 
 
-def _segment(target: Target) -> Segment:
-    return Segment.whole() if target.start_s is None else Segment.seconds(target.start_s, target.end_s)
-
-
 def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: Reporter | None = None,
                   cancel: CancelToken | None = None) -> tuple[ModelVersion, int, list[Rejection]]:
     """Store the version's prediction for every clip (whole clips; the windows of long clips for a
@@ -233,7 +229,7 @@ def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: 
     targets = []
     for clip in clips:
         if window and clip.duration_s >= 1.5 * window:
-            targets += [Target(clip.clip_id, clip.path, clip.size_bytes, round(s, 4), round(s + window, 4))
+            targets += [Target(clip.clip_id, clip.path, clip.size_bytes, Segment.window(s, window))
                         for s in np.arange(0.0, clip.duration_s - window + 1e-9, window)]
         else:
             targets.append(Target(clip.clip_id, clip.path, clip.size_bytes))
@@ -242,7 +238,7 @@ def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: 
     classes = model.version.label_set
     chosen = [targets[k] for k in kept]
     best = probabilities.argmax(axis=1) if len(kept) else np.zeros(0, dtype=int)
-    stored = [Prediction(model.version.model_id, t.clip_id, _segment(t), classes[i], float(probabilities[n, i]),
+    stored = [Prediction(model.version.model_id, t.clip_id, t.segment, classes[i], float(probabilities[n, i]),
                          dict(zip(classes, np.round(probabilities[n], 6).tolist())))
               for n, (t, i) in enumerate(zip(chosen, best))]
     with workspace.db.transaction() as con:

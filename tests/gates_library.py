@@ -19,7 +19,7 @@ from engine.features.spec import FeatureSpec
 from engine.gates.core import default_settings, run_gates
 from engine.gates.dataset import DatasetContext
 from engine.library.importer import import_folder
-from engine.library.labels import LabelWrite, upsert_labels
+from engine.store.labels import LabelWrite, upsert_labels
 from engine.workspace import Workspace
 
 CLASSES = ("kick", "snare", "hihat_closed")

@@ -141,7 +141,7 @@ def test_a_near_duplicate_planted_in_another_pack_leaks_across_splits(workspace,
     copy = copy_at_gain(original, tmp_path / "planted" / "kick" / PACKS[1].name / "louder.wav", gain=1.5)
     import_files(workspace, tmp_path, {})
     context = DatasetContext(workspace, workers=1)
-    splits = {context.items[n].target.clip_id: context.splits[n] for n in range(len(context.items))}
+    splits = {context.items[n].clip_id: context.splits[n] for n in range(len(context.items))}
     assert splits[clip_of(workspace, original)] != splits[clip_of(workspace, copy)]  # packs 0 and 1: two splits
     results = run(workspace)
     leakage = results["dataset.split_leakage"]

@@ -13,7 +13,7 @@ import soundfile
 from conftest import curated_library, write_hits, write_tone
 from engine.concepts import Reason
 from engine.library.importer import import_folder
-from engine.library.labels import query_labels
+from engine.store.labels import query_labels
 
 
 def write_bad_files(folder: Path) -> dict[str, Reason]:

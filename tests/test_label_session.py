@@ -11,9 +11,9 @@ from engine.audio.playback import Player, Playing, open_player
 from engine.audio.preview import Preview, decode_preview, envelope, spectrogram
 from engine.concepts import Origin
 from engine.errors import InputError, NotFound
-from engine.library.labels import query_labels
 from engine.library.session import LabelHistory, Selection, load_clip_state, nudge, parse_selection, selection_at
 from engine.library.walk import ClipWalk, library_order, next_in_queue, suspect_ids, suspect_queue, unlabelled_ids
+from engine.store.labels import query_labels
 from engine.triage.queue import save_queue
 
 

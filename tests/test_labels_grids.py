@@ -8,11 +8,11 @@ from conftest import write_hits, write_tone
 from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Origin, Reason
 from engine.errors import InputError, NotFound
-from engine.library.editing import add_label
+from engine.library.editing import add_label, put_label, remove_label, undo_change
 from engine.library.grids import set_grid
 from engine.library.importer import import_folder, import_label_file
-from engine.library.labels import query_labels
 from engine.store.grids import get_grid
+from engine.store.labels import query_labels
 
 
 @pytest.fixture
@@ -40,6 +40,25 @@ def test_a_model_label_never_hides_an_import_label(workspace, tmp_path):
     add_label(workspace, hit.name, "crash", origin=Origin.MODEL, confidence=0.4)
     with workspace.db.transaction() as con:
         assert [l.label for l in query_labels(con)] == ["tom"]
+
+
+def test_removing_a_user_label_lets_the_imported_one_count_and_undo_brings_it_back(workspace, tmp_path):
+    write_hits(tmp_path / "curated" / "kick", "kick", 1)
+    import_folder(workspace, tmp_path / "curated", curated=True, workers=1)
+    with workspace.db.transaction() as con:
+        (imported,) = query_labels(con)
+
+    def effective() -> list[tuple[str, Origin]]:
+        with workspace.db.transaction(read_only=True) as con:
+            return [(label.label, label.origin) for label in query_labels(con)]
+
+    added = put_label(workspace, imported.clip_id, "snare")
+    assert added.clip_id == imported.clip_id and added.removed == ()
+    assert [(label.label, label.origin) for label in added.added] == [("snare", Origin.USER)] == effective()
+    removed = remove_label(workspace, added.added[0].label_id)
+    assert removed.removed == added.added and effective() == [("kick", Origin.IMPORT)]
+    undo_change(workspace, removed)
+    assert effective() == [("snare", Origin.USER)]
 
 
 def test_beat_range_labels_keep_beats_and_move_with_the_grid(workspace, track):

@@ -11,8 +11,8 @@ from textual.widgets import Input, Label
 from conftest import clip_id_of, track_and_hits
 from engine.audio.playback import Player
 from engine.concepts import Origin
-from engine.library.labels import query_labels
 from engine.library.session import LabelHistory
+from engine.store.labels import query_labels
 from engine.workspace import Workspace
 from test_tui import settle, shown_text
 from tui import loaders

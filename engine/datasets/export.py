@@ -13,31 +13,23 @@ import json
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from engine.audio.augment import random_augmentation
-from engine.concepts import Rejection, Split
+from engine.concepts import LabelledSegment, Rejection, Segment, Split
 from engine.datasets.splits import SPLITS, assign_splits
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.features.spec import FeatureSpec
 from engine.io import create_beside
 from engine.progress import CancelToken, Reporter
+from engine.store.labels import labelled_segments
 
 FORMAT = "workbench-dataset"
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Item:
-    target: Target
-    source: str
-    label: str
-    segment_key: str
-    split: Split | None = None
 
 
 @dataclass
@@ -55,16 +47,11 @@ class ExportReport:
                 "cancelled": self.cancelled, "seconds": round(self.seconds, 3)}
 
 
-def workspace_items(workspace, taxonomy: str, min_confidence: float = 0.0) -> list[Item]:
+def workspace_items(workspace, taxonomy: str, min_confidence: float = 0.0) -> list[LabelledSegment]:
+    """The labelled segments of a taxonomy with at least `min_confidence`: what train, the gates and
+    exports read."""
     with workspace.db.transaction(read_only=True) as con:
-        rows = con.execute(
-            "SELECT c.clip_id, c.path, c.size_bytes, l.start_s, l.end_s, c.source, l.label, l.segment_key, l.split "
-            "FROM effective_labels l JOIN clips c USING (clip_id) WHERE l.taxonomy = ? AND l.confidence >= ? "
-            "ORDER BY c.path, l.start_s NULLS FIRST",
-            [taxonomy, min_confidence],
-        ).fetchall()
-    return [Item(Target(clip_id, path, size, start, end), source, label, key, Split(split) if split else None)
-            for clip_id, path, size, start, end, source, label, key, split in rows]
+        return labelled_segments(con, taxonomy, min_confidence=min_confidence)
 
 
 def fingerprint(rows: list[dict], spec: FeatureSpec, code_versions: list[str]) -> str:
@@ -101,7 +88,8 @@ def _write_atomically(out: Path, files: dict[str, bytes | np.ndarray]) -> None:
 class Assembled:
     """Labelled features of items, split, with augmented training copies appended."""
 
-    items: list[Item]  # the rows of `features`, in order
+    items: list[LabelledSegment]  # the rows of `features`, in order
+    targets: list[Target]  # what each row was featurised from: its item's segment, or an augmented copy
     splits: list[Split]
     features: np.ndarray
     extractors: list
@@ -113,35 +101,32 @@ class Assembled:
         return [item.label for item in self.items]
 
 
-def window_items(items: list[Item], window_s: float | None) -> list[Item]:
+def window_items(items: list[LabelledSegment], window_s: float | None) -> list[LabelledSegment]:
     """Cut every segment longer than 1.5 windows into back-to-back windows of `window_s`, each
     carrying the segment's label (a long DJ section becomes many training examples)."""
     if not window_s:
         return items
     windowed = []
     for item in items:
-        start, end = item.target.start_s, item.target.end_s
+        start, end = item.segment.start_s, item.segment.end_s
         if start is None or end - start < 1.5 * window_s:
             windowed.append(item)
             continue
-        for index in range(int((end - start) // window_s)):
-            left = start + index * window_s
-            target = Target(item.target.clip_id, item.target.path, item.target.size_bytes, round(left, 4),
-                            round(left + window_s, 4))
-            windowed.append(Item(target, item.source, item.label, f"{item.segment_key}#w{index}", item.split))
+        windowed += [replace(item, segment=Segment.window(start + index * window_s, window_s))
+                     for index in range(int((end - start) // window_s))]
     return windowed
 
 
-def split_items(items: list[Item], *, split_by: str, val: float, test: float, seed: int) -> list[Split]:
+def split_items(items: list[LabelledSegment], *, split_by: str, val: float, test: float, seed: int) -> list[Split]:
     """Each item's split, stratified by label, keeping each clip (or each source with
     split_by="group") in one split; an item's fixed split (from a manifest) is kept."""
     if split_by not in ("clip", "group"):
         raise InputError(f"--split must be 'group' (by source) or 'clip', not {split_by!r}")
-    groups = [i.source if split_by == "group" else i.target.clip_id for i in items]
+    groups = [i.source if split_by == "group" else i.clip_id for i in items]
     return assign_splits([i.label for i in items], groups, [i.split for i in items], val=val, test=test, seed=seed)
 
 
-def assemble(workspace, items: list[Item], spec: FeatureSpec, *, split_by: str = "clip", val: float = 0.15,
+def assemble(workspace, items: list[LabelledSegment], spec: FeatureSpec, *, split_by: str = "clip", val: float = 0.15,
              test: float = 0.15, seed: int = 0, augment: int = 0, workers: int | None = None,
              reporter: Reporter | None = None, cancel: CancelToken | None = None) -> Assembled:
     """Split the items (each clip, or each source with split_by="group", kept in one split), add
@@ -149,20 +134,20 @@ def assemble(workspace, items: list[Item], spec: FeatureSpec, *, split_by: str =
     splits = split_items(items, split_by=split_by, val=val, test=test, seed=seed)
     extractors = spec.extractors(workspace.embeddings_dir)
     rng = np.random.default_rng(seed)
-    augmented = [Item(Target(i.target.clip_id, i.target.path, i.target.size_bytes, i.target.start_s,
-                             i.target.end_s, random_augmentation(rng)), i.source, i.label, i.segment_key, Split.TRAIN)
+    augmented = [(i, Target.of(i, random_augmentation(rng)))
                  for i, split in zip(items, splits) if split == Split.TRAIN for _ in range(augment)]
-    all_items = items + augmented
+    all_items = items + [item for item, _ in augmented]
+    all_targets = [Target.of(i) for i in items] + [target for _, target in augmented]
     all_splits = splits + [Split.TRAIN] * len(augmented)
-    extraction = extract_features(workspace.cache, [i.target for i in all_items], spec, extractors,
+    extraction = extract_features(workspace.cache, all_targets, spec, extractors,
                                   workers=workers, reporter=reporter, cancel=cancel)
     if extraction.cancelled:
-        return Assembled([], [], np.zeros((0,), np.float32), extractors, extraction.rejections, cancelled=True)
-    features, kept = load_features(workspace.cache, [i.target for i in all_items], extractors)
+        return Assembled([], [], [], np.zeros((0,), np.float32), extractors, extraction.rejections, cancelled=True)
+    features, kept = load_features(workspace.cache, all_targets, extractors)
     if not kept:
         raise InputError("no segment could be featurised; see the rejected files")
-    return Assembled([all_items[k] for k in kept], [all_splits[k] for k in kept], features, extractors,
-                     extraction.rejections)
+    return Assembled([all_items[k] for k in kept], [all_targets[k] for k in kept], [all_splits[k] for k in kept],
+                     features, extractors, extraction.rejections)
 
 
 def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | None = None, split_by: str = "clip",
@@ -200,9 +185,9 @@ def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | N
         files[f"{split}_features.npy"] = (features[positions] if positions
                                           else np.zeros((0, *features.shape[1:]), np.float32))
         files[f"{split}_labels.npy"] = np.array([class_index[i.label] for i in chosen], dtype=np.int32)
-        lines = [{"clip_id": i.target.clip_id, "path": i.target.path, "source": i.source, "label": i.label,
-                  "segment": i.segment_key, "start_s": i.target.start_s, "end_s": i.target.end_s,
-                  "augmented": bool(i.target.augment)} for i in chosen]
+        lines = [{"clip_id": i.clip_id, "path": i.path, "source": i.source, "label": i.label,
+                  "segment": i.segment.key, "start_s": i.segment.start_s, "end_s": i.segment.end_s,
+                  "augmented": bool(assembled.targets[p].augment)} for p, i in zip(positions, chosen)]
         files[f"{split}_items.jsonl"] = "".join(json.dumps(line) + "\n" for line in lines).encode()
         counts[str(split)] = dict(sorted(Counter(i.label for i in chosen).items()))
         sources[str(split)] = sorted({i.source for i in chosen})

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.concepts import Reason, Rejection, Split
-from engine.datasets.export import FORMAT, Item
+from engine.concepts import LabelledSegment, Reason, Rejection, Segment, Split
+from engine.datasets.export import FORMAT
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.features.spec import FeatureSpec
@@ -80,7 +80,8 @@ def _read_export(path: Path, spec: FeatureSpec | None) -> LabelledFeatures:
 
 
 def curated_items(path: Path, taxonomy: Taxonomy | None, workspace, *, workers: int | None = None,
-                  reporter: Reporter | None = None, cancel: CancelToken | None = None) -> tuple[list[Item], list[Rejection]]:
+                  reporter: Reporter | None = None,
+                  cancel: CancelToken | None = None) -> tuple[list[LabelledSegment], list[Rejection]]:
     """The labelled clips of a curated folder root (ROOT/<class>/[<pack>/]...), identified by content
     hash (files the workspace already knows unchanged are not read again) but not imported."""
     found, _ = find_audio_files(path)
@@ -89,15 +90,15 @@ def curated_items(path: Path, taxonomy: Taxonomy | None, workspace, *, workers: 
     if not roles:
         raise InputError(f"{path}: neither a dataset export (no manifest.json) nor a curated folder (<class>/<audio>)")
     probed, rejections = identify_files(workspace, list(roles), workers=workers, reporter=reporter, cancel=cancel)
-    items: list[Item] = []
+    items: list[LabelledSegment] = []
     for file in sorted(probed):
         class_folder, pack = roles[file]
         label = taxonomy.resolve(class_folder) if taxonomy else normalise_label(class_folder)
         if label is None:
             rejections.append(Rejection(file, Reason.UNKNOWN_LABEL, f"folder {class_folder!r} is not in {taxonomy.name}"))
             continue
-        target = Target(probed[file].clip_id, file, probed[file].size_bytes)
-        items.append(Item(target, pack or path.name, label, "whole"))
+        items.append(LabelledSegment(probed[file].clip_id, file, probed[file].size_bytes, pack or path.name,
+                                     Segment.whole(), label))
     return items, rejections
 
 
@@ -105,10 +106,11 @@ def _read_curated(path: Path, spec: FeatureSpec, workspace, taxonomy: Taxonomy |
                   reporter: Reporter | None, cancel: CancelToken | None) -> LabelledFeatures:
     items, rejections = curated_items(path, taxonomy, workspace, workers=workers, reporter=reporter, cancel=cancel)
     extractors = spec.extractors(workspace.embeddings_dir)
-    report = extract_features(workspace.cache, [i.target for i in items], spec, extractors, workers=workers,
-                              reporter=reporter, cancel=cancel)
+    targets = [Target.of(i) for i in items]
+    report = extract_features(workspace.cache, targets, spec, extractors, workers=workers, reporter=reporter,
+                              cancel=cancel)
     rejections += report.rejections
-    features, kept = load_features(workspace.cache, [i.target for i in items], extractors)
+    features, kept = load_features(workspace.cache, targets, extractors)
     return LabelledFeatures("curated", str(path), spec, features, [items[k].label for k in kept],
                             [items[k].source for k in kept], [None] * len(kept), rejections)
 

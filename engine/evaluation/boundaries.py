@@ -15,41 +15,39 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.audio.beatgrid import BeatGrid
+from engine.concepts import Clip, LabelledSegment
+from engine.store.labels import labelled_segments
 
 
 @dataclass
 class LabelledTrack:
-    clip_id: str
-    path: str
-    size_bytes: int
-    duration_s: float
-    ranges: list[tuple[float, float, str]]  # (start_s, end_s, label), by start
+    """A clip with its range labels (seconds or beats), by start."""
+
+    clip: Clip
+    ranges: list[LabelledSegment]
     grid: BeatGrid | None = None
 
     @property
     def boundaries(self) -> list[tuple[float, str]]:
         """(time, label it opens) of each change of label between consecutive ranges."""
-        return [(start, label) for (_, _, before), (start, _, label) in zip(self.ranges, self.ranges[1:])
-                if label != before]
+        return [(after.segment.start_s, after.label) for before, after in zip(self.ranges, self.ranges[1:])
+                if after.label != before.label]
 
 
 def labelled_tracks(workspace, taxonomy: str, clip_ids: set[str] | None = None) -> list[LabelledTrack]:
     """Clips with at least two range labels (seconds or beats) in `taxonomy`, optionally only some clips."""
+    from engine.store.clips import clips_by_ids
     from engine.store.grids import grids_by_clip
 
     with workspace.db.transaction(read_only=True) as con:
-        rows = con.execute(
-            "SELECT c.clip_id, c.path, c.size_bytes, c.duration_s, l.start_s, l.end_s, l.label "
-            "FROM effective_labels l JOIN clips c USING (clip_id) "
-            "WHERE l.taxonomy = ? AND l.start_s IS NOT NULL ORDER BY c.path, l.start_s", [taxonomy]).fetchall()
+        ranges: dict[str, list[LabelledSegment]] = {}
+        for item in labelled_segments(con, taxonomy):
+            if not item.segment.is_whole and (clip_ids is None or item.clip_id in clip_ids):
+                ranges.setdefault(item.clip_id, []).append(item)
+        clips = clips_by_ids(con, sorted(ranges))
         grids = grids_by_clip(con)
-    tracks: dict[str, LabelledTrack] = {}
-    for clip_id, path, size, duration, start, end, label in rows:
-        if clip_ids is not None and clip_id not in clip_ids:
-            continue
-        track = tracks.setdefault(clip_id, LabelledTrack(clip_id, path, size, duration, [], grids.get(clip_id)))
-        track.ranges.append((float(start), float(end), label))
-    return [t for t in tracks.values() if len(t.ranges) >= 2]
+    return [LabelledTrack(clips[clip_id], items, grids.get(clip_id)) for clip_id, items in ranges.items()
+            if len(items) >= 2]
 
 
 def change_points(sections: list[dict]) -> np.ndarray:
@@ -104,8 +102,8 @@ def score_boundaries(tracks: list[tuple[LabelledTrack, list[dict]]], *, toleranc
             hits.setdefault(label, []).append(bool(ok))
             if not ok:
                 nearest = float(np.min(np.abs(predicted - time))) if len(predicted) else None
-                missed.append({"clip_id": track.clip_id, "path": track.path, "time_s": round(time, 3), "label": label,
-                               "nearest_change_s": None if nearest is None else round(nearest, 3),
+                missed.append({"clip_id": track.clip.clip_id, "path": track.clip.path, "time_s": round(time, 3),
+                               "label": label, "nearest_change_s": None if nearest is None else round(nearest, 3),
                                "tolerance_s": round(float(within), 3)})
     per_label = {label: float(np.mean(found)) for label, found in sorted(hits.items())}
     macro = float(np.mean(list(per_label.values()))) if per_label else float("nan")

@@ -1,9 +1,9 @@
 """Extracting features for clip segments into the cache, over worker processes.
 
-A Target is one region of one clip. Extraction first asks the cache which (target, extractor)
-pairs are missing — with a warm cache nothing is decoded at all — then decodes each clip that
-still needs work once, slices its regions, resamples per extractor rate, and writes results in
-batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
+A Target is one segment of one clip, or an augmented copy of it. Extraction first asks the cache
+which (target, extractor) pairs are missing — with a warm cache nothing is decoded at all — then
+decodes each clip that still needs work once, slices its regions, resamples per extractor rate, and
+writes results in batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.audio.augment import Augmentation, apply_augmentation, augmentation_key
 from engine.audio.decode import decode, resample
-from engine.concepts import WHOLE_CLIP_KEY, Reason, Rejection
+from engine.concepts import LabelledSegment, Reason, Rejection, Segment
 from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
 from engine.features.spec import FeatureSpec
@@ -33,18 +33,30 @@ INLINE_BELOW_PAIRS = 32  # less work than this runs in-process: starting workers
 
 @dataclass(frozen=True)
 class Target:
-    """One region of one clip to featurise."""
+    """One segment of one clip's file to featurise, as it is or as an augmented copy."""
 
     clip_id: str
     path: str
     size_bytes: int
-    start_s: float | None = None
-    end_s: float | None = None
-    augment: Augmentation = ()  # an augmented copy of the region; empty for the audio as it is
+    segment: Segment = field(default_factory=Segment)
+    augment: Augmentation = ()  # an augmented copy of the segment; empty for the audio as it is
+
+    @classmethod
+    def of(cls, item: LabelledSegment, augment: Augmentation = ()) -> Target:
+        return cls(item.clip_id, item.path, item.size_bytes, item.segment, augment)
+
+    @property
+    def start_s(self) -> float | None:
+        return self.segment.start_s
+
+    @property
+    def end_s(self) -> float | None:
+        return self.segment.end_s
 
     @property
     def region_key(self) -> str:
-        base = WHOLE_CLIP_KEY if self.start_s is None else f"t:{self.start_s:.4f}-{self.end_s:.4f}"
+        """The segment's region key, marked with the augmentation of an augmented copy."""
+        base = self.segment.region_key
         return f"{base};aug:{augmentation_key(self.augment)}" if self.augment else base
 
 

@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-from engine.concepts import JobState
+from engine.concepts import Clip, JobState
 from engine.errors import Cancelled
 from engine.features.extract import ExtractReport, Target, extract_features
 from engine.features.spec import FeatureSpec
 from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobLog
+from engine.store.clips import all_clips
 from engine.progress import CancelToken, Reporter
+from engine.store.labels import labelled_clip_ids, labelled_segments
 
 
 def workspace_targets(workspace, *, labelled_only: bool = False, taxonomy: str | None = None) -> list[Target]:
     """Every labelled region, plus the whole of each clip that has no label (for inference).
 
     With `labelled_only`, only labelled regions; with `taxonomy`, only that taxonomy's labels."""
-    label_filter = "WHERE l.taxonomy = $taxonomy" if taxonomy else ""
     with workspace.db.transaction(read_only=True) as con:
-        labelled = con.execute(
-            "SELECT DISTINCT c.clip_id, c.path, c.size_bytes, l.start_s, l.end_s "
-            f"FROM effective_labels l JOIN clips c USING (clip_id) {label_filter} ORDER BY c.path, l.start_s",
-            {"taxonomy": taxonomy} if taxonomy else {},
-        ).fetchall()
-        unlabelled = [] if labelled_only else con.execute(
-            "SELECT clip_id, path, size_bytes FROM clips WHERE clip_id NOT IN (SELECT clip_id FROM labels) ORDER BY path"
-        ).fetchall()
-    targets = [Target(*row) for row in labelled]
-    targets += [Target(clip_id, path, size) for clip_id, path, size in unlabelled]
-    return targets
+        labelled = labelled_segments(con, taxonomy)
+        unlabelled = [] if labelled_only else _unlabelled_clips(con)
+    regions = {(target.clip_id, target.region_key): target for target in map(Target.of, labelled)}
+    return list(regions.values()) + [Target(clip.clip_id, clip.path, clip.size_bytes) for clip in unlabelled]
+
+
+def _unlabelled_clips(con) -> list[Clip]:
+    """The clips without any label (of any taxonomy or origin), by path."""
+    labelled = labelled_clip_ids(con)
+    return [clip for clip in all_clips(con) if clip.clip_id not in labelled]
 
 
 def extract_workspace(workspace, spec: FeatureSpec, *, labelled_only: bool = False, taxonomy: str | None = None,

@@ -192,14 +192,14 @@ def exact_duplicates(context: DatasetContext, settings: dict) -> GateResult:
                       "conflict": len(folder_labels) > 1 or len(packs) > 1})
     regions: dict[tuple, list[int]] = defaultdict(list)
     for n, item in enumerate(context.items):
-        regions[(item.target.clip_id, item.target.region_key)].append(n)
+        regions[(item.clip_id, item.segment.region_key)].append(n)
     for (clip_id, region), members in regions.items():
         if len(members) > 1:
             labels = sorted({context.items[n].label for n in members})
-            found.append({"clip_id": clip_id, "paths": [context.items[members[0]].target.path], "region": region,
-                          "segments": [context.items[n].segment_key for n in members], "labels": labels,
+            found.append({"clip_id": clip_id, "paths": [context.items[members[0]].path], "region": region,
+                          "segments": [context.items[n].segment.key for n in members], "labels": labels,
                           "conflict": len(labels) > 1})
-    clips = len({item.target.clip_id for item in context.items})
+    clips = len({item.clip_id for item in context.items})
     rate = _rate(len({f["clip_id"] for f in found}), clips)
     conflicts = sum(f["conflict"] for f in found)
     passed = rate <= settings["max_rate"] and conflicts <= settings["max_conflicts"]
@@ -246,7 +246,7 @@ def split_leakage(context: DatasetContext, settings: dict) -> GateResult:
     splits_by_clip: dict[str, set] = defaultdict(set)
     for item, split in zip(context.items, context.splits):
         if split is not None:
-            splits_by_clip[item.target.clip_id].add(str(split))
+            splits_by_clip[item.clip_id].add(str(split))
     exact = [{"clip_id": clip_id, "splits": sorted(splits)} for clip_id, splits in splits_by_clip.items()
              if len(splits) > 1]
     features, rows = context.featurised
@@ -266,7 +266,7 @@ def split_leakage(context: DatasetContext, settings: dict) -> GateResult:
 # -- clip hygiene ------------------------------------------------------------------------------------
 
 def _labelled_clips(context: DatasetContext):
-    return [context.clips[c] for c in sorted({item.target.clip_id for item in context.items}) if c in context.clips]
+    return [context.clips[c] for c in sorted({item.clip_id for item in context.items}) if c in context.clips]
 
 
 def _clip_item(clip, **measured) -> dict:
@@ -319,15 +319,15 @@ def segment_length(context: DatasetContext, settings: dict) -> GateResult:
     gate_id, title = "dataset.segment_length", "Segment lengths"
     limit = f", <= {settings['max_s']:g} s" if settings["max_s"] > 0 else ""
     threshold = f"<= {settings['max_segments']} outside >= {settings['min_s']:g} s{limit}"
-    ranged = [n for n, item in enumerate(context.items) if item.target.start_s is not None]
+    ranged = [n for n, item in enumerate(context.items) if not item.segment.is_whole]
     if not ranged:
         return _skip(gate_id, title, threshold, "every label is on a whole clip")
     wrong = []
     for n in ranged:
-        target = context.items[n].target
-        length = target.end_s - target.start_s
-        clip = context.clips.get(target.clip_id)
-        past_end = clip is not None and target.end_s > clip.duration_s + 1e-3
+        item = context.items[n]
+        length = item.segment.end_s - item.segment.start_s
+        clip = context.clips.get(item.clip_id)
+        past_end = clip is not None and item.segment.end_s > clip.duration_s + 1e-3
         if length < settings["min_s"] or (settings["max_s"] > 0 and length > settings["max_s"]) or past_end:
             wrong.append({**context.describe(n), "length_s": round(length, 4), "past_end": past_end})
     return _result(gate_id, title, len(wrong) <= settings["max_segments"], len(wrong), threshold,
@@ -350,19 +350,19 @@ def beat_grid(context: DatasetContext, settings: dict) -> GateResult:
         return abs(beat / step - round(beat / step)) * step > settings["tolerance_beats"]
 
     off = []
-    for label in context.beat_labels:
-        grid = context.grids.get(label.clip_id)
+    for item in context.beat_labels:
+        grid, segment = context.grids.get(item.clip_id), item.segment
         if grid is None:
             why = "no beat grid"
-        elif off_step(label.start_beat) or off_step(label.end_beat):
-            why = f"beats {label.start_beat:g}-{label.end_beat:g} are not on the {step:g}-beat grid"
-        elif max(abs(float(grid.seconds_at(label.start_beat)) - label.start_s),
-                 abs(float(grid.seconds_at(label.end_beat)) - label.end_s)) > settings["tolerance_s"]:
+        elif off_step(segment.start_beat) or off_step(segment.end_beat):
+            why = f"beats {segment.start_beat:g}-{segment.end_beat:g} are not on the {step:g}-beat grid"
+        elif max(abs(float(grid.seconds_at(segment.start_beat)) - segment.start_s),
+                 abs(float(grid.seconds_at(segment.end_beat)) - segment.end_s)) > settings["tolerance_s"]:
             why = "its seconds no longer match the grid"
         else:
             continue
-        off.append({"clip_id": label.clip_id, "path": label.path, "label": label.label,
-                    "start_beat": label.start_beat, "end_beat": label.end_beat, "why": why})
+        off.append({"clip_id": item.clip_id, "path": item.path, "label": item.label,
+                    "start_beat": segment.start_beat, "end_beat": segment.end_beat, "why": why})
     return _result(gate_id, title, len(off) <= settings["max_labels"], len(off), threshold,
                    f"{len(off)} of {len(context.beat_labels)} beat ranges", off)
 

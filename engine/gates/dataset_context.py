@@ -8,23 +8,24 @@ from the feature cache (missing ones are extracted on the way).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from engine.audio.beatgrid import BeatGrid
-from engine.concepts import Clip, Split
-from engine.datasets.export import Item, fingerprint, split_items, workspace_items
+from engine.concepts import Clip, LabelledSegment, Split
+from engine.datasets.export import fingerprint, split_items, workspace_items
 from engine.datasets.mislabels import Mislabels, OutOfFold, confident_learning, out_of_fold_probabilities
 from engine.datasets.similarity import NearDuplicates, near_duplicate_pairs
 from engine.errors import Cancelled, InputError
-from engine.features.extract import extract_features, load_features
+from engine.features.extract import Target, extract_features, load_features
 from engine.features.spec import FeatureSpec
 from engine.progress import CancelToken, Reporter
 from engine.store.clips import clips_by_ids
 from engine.store.grids import grids_by_clip
+from engine.store.labels import labelled_clip_paths
 from engine.training.data import training_items
 
 
@@ -37,17 +38,6 @@ class SplitPlan:
     test: float = 0.15
     seed: int = 0
     min_class_samples: int = 10
-
-
-@dataclass(frozen=True)
-class BeatLabel:
-    clip_id: str
-    path: str
-    label: str
-    start_beat: float
-    end_beat: float
-    start_s: float
-    end_s: float
 
 
 @dataclass(frozen=True)
@@ -74,7 +64,7 @@ class DatasetContext:
 
     # -- labels and clips --------------------------------------------------------------------
     @cached_property
-    def items(self) -> list[Item]:
+    def items(self) -> list[LabelledSegment]:
         """Every labelled segment of the taxonomy, as `train` reads them."""
         return workspace_items(self.workspace, self.taxonomy.name)
 
@@ -96,20 +86,13 @@ class DatasetContext:
     @cached_property
     def clips(self) -> dict[str, Clip]:
         with self.workspace.db.transaction(read_only=True) as con:
-            return clips_by_ids(con, sorted({item.target.clip_id for item in self.items}))
+            return clips_by_ids(con, sorted({item.clip_id for item in self.items}))
 
     @cached_property
     def clip_paths(self) -> dict[str, list[str]]:
         """Every path each labelled clip's bytes were seen at."""
         with self.workspace.db.transaction(read_only=True) as con:
-            rows = con.execute(
-                "SELECT f.clip_id, f.path FROM clip_files f WHERE f.clip_id IN "
-                "(SELECT DISTINCT clip_id FROM effective_labels WHERE taxonomy = ?) ORDER BY f.path",
-                [self.taxonomy.name]).fetchall()
-        paths: dict[str, list[str]] = defaultdict(list)
-        for clip_id, path in rows:
-            paths[clip_id].append(path)
-        return dict(paths)
+            return labelled_clip_paths(con, self.taxonomy.name)
 
     @cached_property
     def grids(self) -> dict[str, BeatGrid]:
@@ -117,18 +100,13 @@ class DatasetContext:
             return grids_by_clip(con)
 
     @cached_property
-    def beat_labels(self) -> list[BeatLabel]:
-        with self.workspace.db.transaction(read_only=True) as con:
-            rows = con.execute(
-                "SELECT l.clip_id, c.path, l.label, l.start_beat, l.end_beat, l.start_s, l.end_s "
-                "FROM effective_labels l JOIN clips c USING (clip_id) "
-                "WHERE l.taxonomy = ? AND l.start_beat IS NOT NULL ORDER BY c.path, l.start_beat",
-                [self.taxonomy.name]).fetchall()
-        return [BeatLabel(*row) for row in rows]
+    def beat_labels(self) -> list[LabelledSegment]:
+        """The items labelled on a beat range."""
+        return [item for item in self.items if item.segment.is_beat_range]
 
     # -- the split train would use -------------------------------------------------------------
     @cached_property
-    def _training(self) -> tuple[list[Item], str]:
+    def _training(self) -> tuple[list[LabelledSegment], str]:
         """The items `train` keeps under its defaults, and whether it splits them by 'group' or 'clip'."""
         kept, _, split_by = training_items(self.items, self.plan.min_class_samples, self.plan.split_by)
         return kept, split_by
@@ -149,7 +127,7 @@ class DatasetContext:
     @cached_property
     def featurised(self) -> tuple[np.ndarray, np.ndarray]:
         """(features, item indices) of the known-label items whose features could be made."""
-        targets = [self.items[n].target for n in self.known]
+        targets = [Target.of(self.items[n]) for n in self.known]
         if not targets:
             return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
         extractors = self.spec.extractors(self.workspace.embeddings_dir)
@@ -167,7 +145,7 @@ class DatasetContext:
         sections, are not duplicates) over the featurised rows (row indices into `featurised`)."""
         if threshold not in self._near:
             features, rows = self.featurised
-            clips = [self.items[n].target.clip_id for n in rows]
+            clips = [self.items[n].clip_id for n in rows]
             self._near[threshold] = near_duplicate_pairs(features, threshold, groups=clips)
         return self._near[threshold]
 
@@ -185,7 +163,7 @@ class DatasetContext:
             index = {name: n for n, name in enumerate(classes)}
             y = np.array([index[label] for label, keep in zip(labels, usable) if keep], dtype=np.int64)
             chosen = rows[usable]
-            groups = [self.items[n].source if group_by == "source" else self.items[n].target.clip_id for n in chosen]
+            groups = [self.items[n].source if group_by == "source" else self.items[n].clip_id for n in chosen]
             out_of_fold = out_of_fold_probabilities(features[usable], y, groups, len(classes), folds=folds, seed=seed,
                                                     cancel=self.cancel)
             self._mislabels[key] = MislabelSearch(out_of_fold, confident_learning(out_of_fold.probabilities, y),
@@ -196,7 +174,7 @@ class DatasetContext:
     @cached_property
     def fingerprint(self) -> str:
         """The fingerprint `train` gives this data with its defaults (when every segment featurises)."""
-        rows = [{"clip": item.target.clip_id, "region": item.target.region_key, "label": item.label,
+        rows = [{"clip": item.clip_id, "region": item.segment.region_key, "label": item.label,
                  "split": str(split)} for item, split in zip(self.items, self.splits) if split is not None]
         code_versions = [e.cache_prefix for e in self.spec.extractors(self.workspace.embeddings_dir)]
         return fingerprint(rows, self.spec, code_versions)
@@ -205,13 +183,13 @@ class DatasetContext:
         """An item as a report names it: clip, path, label, source, segment, split."""
         item = self.items[index]
         split = self.splits[index]
-        return {"clip_id": item.target.clip_id, "path": item.target.path, "label": item.label,
-                "source": item.source, "segment": item.segment_key, "split": str(split) if split else None}
+        return {"clip_id": item.clip_id, "path": item.path, "label": item.label,
+                "source": item.source, "segment": item.segment.key, "split": str(split) if split else None}
 
     def subject(self) -> dict:
         return {"scope": "dataset", "workspace": str(self.workspace.root), "taxonomy": self.taxonomy.name,
                 "features": str(self.spec), "segments": len(self.items),
-                "clips": len({i.target.clip_id for i in self.items}),
+                "clips": len({i.clip_id for i in self.items}),
                 "sources": len({i.source for i in self.items}), "split_by": self.split_by,
                 "class_counts": self.class_counts, "unknown_labels": self.unknown_counts,
                 "dataset_fingerprint": self.fingerprint}

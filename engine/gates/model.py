@@ -21,6 +21,7 @@ from engine.evaluation.metrics import Evaluation, evaluate
 from engine.features.extract import Target
 from engine.gates.core import GateResult, gate
 from engine.models.registry import ModelVersion
+from engine.store.labels import labelled_segments
 
 CI_RESAMPLES = 1000
 
@@ -329,8 +330,9 @@ def boundaries_gate(context: ModelContext, settings: dict) -> GateResult:
                                                                         "two or more labelled sections")
     predicted = []
     for track in tracks:
-        timeline = track_sections(context.workspace, context.model, track.clip_id, track.path, track.size_bytes,
-                                  track.duration_s, window_s=float(settings["window_s"]) or None,
+        clip = track.clip
+        timeline = track_sections(context.workspace, context.model, clip.clip_id, clip.path, clip.size_bytes,
+                                  clip.duration_s, window_s=float(settings["window_s"]) or None,
                                   hop_bars=float(settings["hop_bars"]), workers=context.workers, cancel=context.cancel)
         predicted.append((track, timeline.sections))
     score = score_boundaries(predicted, tolerance_bars=float(settings["tolerance_bars"]),
@@ -351,14 +353,14 @@ def _audio_in_set(context: ModelContext) -> list[tuple[str, int]]:
     in its taxonomy, else its curated training folder."""
     import soundfile
 
+    from engine.library.clips import clips_by_ids
     from engine.library.scan import find_audio_files
 
     taxonomy = context.version.task_taxonomy(context.workspace)
     if context.test_folder is None and taxonomy is not None:
         with context.workspace.db.transaction(read_only=True) as con:
-            rows = con.execute("SELECT DISTINCT c.path, c.channels FROM effective_labels l JOIN clips c USING (clip_id) "
-                               "WHERE l.taxonomy = ? ORDER BY c.path", [taxonomy]).fetchall()
-        return [(path, int(channels)) for path, channels in rows]
+            clips = clips_by_ids(con, sorted({item.clip_id for item in labelled_segments(con, taxonomy)}))
+        return sorted({(clip.path, int(clip.channels)) for clip in clips.values()})
     folder = context.test_folder or (Path(context.version.meta["dataset"]) if context.version.meta.get("dataset") else None)
     if folder is None or not folder.is_dir():
         return []

@@ -16,11 +16,13 @@ from pathlib import Path
 from engine.concepts import Clip, LabelRecord, Origin, Reason, Rejection, Segment
 from engine.errors import InputError
 from engine.library.clips import is_unchanged
-from engine.library.labels import LabelWrite, make_segment, remember_taxonomy, upsert_labels
+from engine.library.editing import import_labels
+from engine.library.labels import make_segment
 from engine.library.scan import ProbedFile, find_audio_files, folder_roles, probe_files
 from engine.progress import CancelToken, Reporter
 from engine.store.clips import clips_by_ids, insert_clips, known_files, move_clip, record_files
 from engine.store.grids import get_grid
+from engine.store.labels import LabelWrite, remember_taxonomy, upsert_labels
 from engine.taxonomy import Taxonomy
 
 
@@ -207,8 +209,7 @@ def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, aud
             write = _label_write(con, record, clips[clip_of[resolved]], tax, origin, hit_length_s, report)
             if write is not None:
                 writes.append(write)
-        remember_taxonomy(con, tax)
-        report.labelled = upsert_labels(con, writes)
+        report.labelled = import_labels(con, tax, writes)
     report.seconds = time.perf_counter() - started
     return report
 

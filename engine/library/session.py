@@ -1,24 +1,27 @@
 """A labelling session on one clip after another: the clip's state, the selection a label goes
 on, and label edits that are saved at once and can be undone.
 
-Every edit is one short transaction, committed before the call returns, so a crash or a dropped
-connection loses nothing. The history of edits (for undo) lives with the session; undoing an
-edit restores exactly the labels it removed or replaced.
+Every edit goes through the label-edit service (`engine.library.editing`): one short transaction,
+committed before the call returns, so a crash or a dropped connection loses nothing. The history of
+edits (for undo) lives with the session; undoing an edit restores exactly the labels it removed or
+replaced.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.audio.beatgrid import BeatGrid
-from engine.concepts import Clip, Label, Origin
+from engine.concepts import Clip, Label
 from engine.errors import InputError, NotFound
-from engine.library.labels import (LABEL_COLUMNS, LabelWrite, delete_label, label_from_row, make_segment,
-                                   query_labels, remember_taxonomy, resolve_label_name, upsert_labels)
+from engine.library.editing import Change, put_label, remove_label, undo_change
+from engine.library.labels import make_segment
 from engine.store.clips import get_clip
 from engine.store.grids import get_grid
+from engine.store.labels import query_labels
 
 SNAPS = ("beat", "bar")
 
@@ -140,31 +143,9 @@ def selection_at(state: ClipState, position_s: float, snap: str = "beat") -> Sel
 
 
 # -- edits with undo --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Change:
-    """One saved edit: the labels it wrote and the labels it removed or replaced."""
-
-    clip_id: str
-    description: str
-    added: tuple[Label, ...]
-    removed: tuple[Label, ...]
-
-
-def _write_of(label: Label) -> LabelWrite:
-    return LabelWrite(label.clip_id, label.taxonomy, label.label, label.origin, label.confidence, label.segment,
-                      label.split)
-
-
-def _labels_at(con, write: LabelWrite) -> list[Label]:
-    rows = con.execute(
-        f"SELECT {LABEL_COLUMNS} FROM labels WHERE clip_id = ? AND taxonomy = ? AND segment_key = ? AND origin = ?",
-        [write.clip_id, write.taxonomy, write.segment.key, str(write.origin)],
-    ).fetchall()
-    return [label_from_row(row) for row in rows]
-
-
 class LabelHistory:
-    """Label edits of a session, each saved at once; `undo` takes back the latest one."""
+    """Label edits of a session, each saved at once through the label-edit service; `undo` takes
+    back the latest one."""
 
     def __init__(self, workspace) -> None:
         self.workspace = workspace
@@ -175,41 +156,26 @@ class LabelHistory:
     def can_undo(self) -> bool:
         return bool(self._done)
 
-    def label(self, state: ClipState, label: str, *, taxonomy: str, selection: Selection | None = None,
-              replacing: Label | None = None) -> Change:
-        """Put `label` on the selection (the whole clip when None), replacing a label if given."""
-        tax = self.workspace.taxonomy(taxonomy)
-        name = resolve_label_name(tax, label)
-        segment = make_segment(state.clip, state.grid, **(selection.bounds() if selection else {}))
-        write = LabelWrite(state.clip.clip_id, tax.name, name, Origin.USER, 1.0, segment)
-        with self._lock, self.workspace.db.transaction() as con:
-            removed = _labels_at(con, write)
-            if replacing is not None and all(old.label_id != replacing.label_id for old in removed):
-                removed.append(delete_label(con, replacing.label_id))
-            remember_taxonomy(con, tax)
-            upsert_labels(con, [write])
-            added = _labels_at(con, write)
-            change = Change(state.clip.clip_id, f"{name} on {segment.describe()}", tuple(added), tuple(removed))
+    def _record(self, edit: Callable[[], Change]) -> Change:
+        with self._lock:
+            change = edit()
             self._done.append(change)
         return change
 
+    def label(self, state: ClipState, label: str, *, taxonomy: str, selection: Selection | None = None,
+              replacing: Label | None = None) -> Change:
+        """Put `label` on the selection (the whole clip when None), replacing a label if given."""
+        bounds = selection.bounds() if selection else {}
+        return self._record(lambda: put_label(self.workspace, state.clip.clip_id, label, taxonomy=taxonomy,
+                                              replacing=replacing, **bounds))
+
     def delete(self, label: Label) -> Change:
-        with self._lock, self.workspace.db.transaction() as con:
-            removed = delete_label(con, label.label_id)
-            change = Change(label.clip_id, f"removed {removed.label} on {removed.segment.describe()}", (), (removed,))
-            self._done.append(change)
-        return change
+        return self._record(lambda: remove_label(self.workspace, label.label_id))
 
     def undo(self) -> Change:
         """Take back the latest edit: its labels go, the ones it removed come back."""
         with self._lock:
             if not self._done:
                 raise NotFound("nothing to undo")
-            change = self._done[-1]
-            with self.workspace.db.transaction() as con:
-                for label in change.added:
-                    con.execute("DELETE FROM labels WHERE clip_id = ? AND taxonomy = ? AND segment_key = ? AND origin = ?",
-                                [label.clip_id, label.taxonomy, label.segment.key, str(label.origin)])
-                upsert_labels(con, [_write_of(label) for label in change.removed])
-            self._done.pop()
-        return change
+            undo_change(self.workspace, self._done[-1])
+            return self._done.pop()

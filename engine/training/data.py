@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.concepts import Rejection, Split
-from engine.datasets.export import Item, assemble, fingerprint, window_items, workspace_items
+from engine.concepts import LabelledSegment, Rejection, Split
+from engine.datasets.export import assemble, fingerprint, window_items, workspace_items
 from engine.datasets.source import curated_items, is_export, open_dataset
 from engine.errors import InputError
 from engine.features.spec import FeatureSpec
@@ -40,7 +40,7 @@ class TrainingData:
     notes: list[str] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     cancelled: bool = False
-    targets: list = field(default_factory=list)  # the Target (clip, region) of each row; empty for an export
+    targets: list = field(default_factory=list)  # the Target (clip, segment) of each row; empty for an export
 
     def part(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
         chosen = self.splits == str(split)
@@ -55,7 +55,8 @@ def _rare_classes(labels: list[str], min_class_samples: int) -> dict[str, int]:
     return {label: n for label, n in sorted(Counter(labels).items()) if n < min_class_samples}
 
 
-def training_items(items: list[Item], min_class_samples: int, split_by: str) -> tuple[list[Item], dict[str, int], str]:
+def training_items(items: list[LabelledSegment], min_class_samples: int,
+                   split_by: str) -> tuple[list[LabelledSegment], dict[str, int], str]:
     """What `train` does with labelled items before splitting: the items it keeps, the classes it
     leaves out (fewer than `min_class_samples`, with their counts), and how it splits them
     (by source needs MIN_GROUPS_FOR_GROUP_SPLIT sources, else by clip)."""
@@ -66,8 +67,8 @@ def training_items(items: list[Item], min_class_samples: int, split_by: str) -> 
     return kept, left_out, split_by
 
 
-def _from_items(workspace, items: list[Item], spec: FeatureSpec, task: str, *, min_class_samples: int, split_by: str,
-                val: float, test: float, seed: int, augment: int, workers, reporter, cancel,
+def _from_items(workspace, items: list[LabelledSegment], spec: FeatureSpec, task: str, *, min_class_samples: int,
+                split_by: str, val: float, test: float, seed: int, augment: int, workers, reporter, cancel,
                 rejections: list[Rejection]) -> TrainingData:
     items, left_out, chosen_split = training_items(items, min_class_samples, split_by)
     notes = [f"left out {label} ({n} < {min_class_samples} examples)" for label, n in left_out.items()]
@@ -82,16 +83,17 @@ def _from_items(workspace, items: list[Item], spec: FeatureSpec, task: str, *, m
     rejections = rejections + assembled.rejections
     classes = sorted(set(assembled.labels))
     index = {name: n for n, name in enumerate(classes)}
-    rows = [{"clip": i.target.clip_id, "region": i.target.region_key, "label": i.label, "split": str(s)}
-            for i, s in zip(assembled.items, assembled.splits)]
+    rows = [{"clip": t.clip_id, "region": t.region_key, "label": i.label, "split": str(s)}
+            for i, t, s in zip(assembled.items, assembled.targets, assembled.splits)]
     return TrainingData(
         spec=spec, task=task, classes=classes, features=assembled.features,
         y=np.array([index[label] for label in assembled.labels], dtype=np.int64),
         splits=np.array([str(s) for s in assembled.splits]), groups=[i.source for i in assembled.items],
         fingerprint=fingerprint(rows, spec, [e.cache_prefix for e in assembled.extractors]),
-        label_counts=dict(sorted(Counter(i.label for i in assembled.items if not i.target.augment).items())),
+        label_counts=dict(sorted(Counter(i.label for i, t in zip(assembled.items, assembled.targets)
+                                         if not t.augment).items())),
         left_out=left_out, notes=notes, rejections=rejections, cancelled=assembled.cancelled,
-        targets=[i.target for i in assembled.items],
+        targets=assembled.targets,
     )
 
 

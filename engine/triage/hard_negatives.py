@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.io import write_bytes_atomically
-from engine.concepts import Rejection
-from engine.datasets.export import Item, window_items, workspace_items
+from engine.concepts import LabelledSegment, Rejection, Segment
+from engine.datasets.export import window_items, workspace_items
 from engine.errors import InputError
 from engine.features.extract import Target
 from engine.progress import CancelToken, Reporter
@@ -35,7 +35,8 @@ class HardNegative:
     origin: str  # "labelled" | "ood"
 
 
-def _labelled_items(workspace, version: ModelVersion, dataset: Path | None, workers, reporter, cancel) -> tuple[list[Item], list[Rejection]]:
+def _labelled_items(workspace, version: ModelVersion, dataset: Path | None, workers, reporter,
+                    cancel) -> tuple[list[LabelledSegment], list[Rejection]]:
     """The labelled clips the model is checked against: a curated folder if given, else the
     workspace's labels of its taxonomy, else the curated folder it was trained on."""
     from engine.datasets.source import curated_items, is_export
@@ -54,14 +55,14 @@ def _labelled_items(workspace, version: ModelVersion, dataset: Path | None, work
     return curated_items(folder, tax, workspace, workers=workers, reporter=reporter, cancel=cancel)
 
 
-def _ood_items(workspace, folder: Path, workers, reporter, cancel) -> tuple[list[Item], list[Rejection]]:
+def _ood_items(workspace, folder: Path, workers, reporter, cancel) -> tuple[list[LabelledSegment], list[Rejection]]:
     from engine.library.clips import identify_files
     from engine.library.scan import find_audio_files
 
     files, _ = find_audio_files(Path(folder).expanduser().resolve())
     probed, rejections = identify_files(workspace, [str(f) for f in files], workers=workers, reporter=reporter,
                                         cancel=cancel)
-    return [Item(Target(info.clip_id, path, info.size_bytes), "ood", None, "whole")
+    return [LabelledSegment(info.clip_id, path, info.size_bytes, "ood", Segment.whole(), None)
             for path, info in sorted(probed.items())], rejections
 
 
@@ -96,13 +97,12 @@ def hard_negatives(workspace, ref: str, *, min_confidence: float = 0.7, max_per_
         items, origins, rejections = items + extra, origins + ["ood"] * len(extra), rejections + failed
     if not items:
         raise InputError("nothing to look through: no labelled clips (and no OOD folder)")
-    probabilities, kept, failed = model.probabilities(workspace, [i.target for i in items], workers=workers,
+    probabilities, kept, failed = model.probabilities(workspace, [Target.of(i) for i in items], workers=workers,
                                                       reporter=reporter, cancel=cancel)
     classes = model.version.label_set
     best = probabilities.argmax(axis=1) if len(kept) else np.zeros(0, dtype=int)
-    candidates = [HardNegative(items[k].target.path, items[k].target.clip_id, items[k].target.start_s,
-                               items[k].target.end_s, items[k].label, classes[b], round(float(probabilities[n, b]), 6),
-                               origins[k])
+    candidates = [HardNegative(items[k].path, items[k].clip_id, items[k].segment.start_s, items[k].segment.end_s,
+                               items[k].label, classes[b], round(float(probabilities[n, b]), 6), origins[k])
                   for n, (k, b) in enumerate(zip(kept, best))]
     return model.version, rank_hard_negatives(candidates, min_confidence, max_per_label), rejections + failed
 

@@ -60,7 +60,7 @@ def derive_weights(workspace, *, grouping: str = "source", clamp: tuple[float, f
     if not items:
         raise InputError(f"no labelled segments in taxonomy {tax.name} to weigh")
     labels = [item.label for item in items]
-    groups = [group_of(grouping, item.source, item.target.path) for item in items]
+    groups = [group_of(grouping, item.source, item.path) for item in items]
     counts: dict[str, dict[str, int]] = {}
     for (label, group), n in sorted(Counter(zip(labels, groups)).items()):
         counts.setdefault(label, {})[group] = n
