@@ -54,7 +54,8 @@ def test_a_flag_is_on_or_off_in_the_usual_spellings(environ, text, sound):
 
 def test_an_empty_variable_counts_as_unset(environ):
     write_settings(environ, "busy_timeout = 4\n")
-    assert load_settings({**environ, "WORKBENCH_BUSY_TIMEOUT": "", "WORKBENCH_WORKSPACE": ""}) == Settings(busy_timeout=4.0)
+    unset = {"WORKBENCH_BUSY_TIMEOUT": "", "WORKBENCH_WORKSPACE": ""}
+    assert load_settings({**environ, **unset}) == Settings(busy_timeout=4.0)
 
 
 def test_the_settings_file_sets_every_setting_and_the_environment_wins_over_it(environ, tmp_path):
