@@ -61,9 +61,12 @@ FULL_DEMO = DemoSize(tracks=7, cnn_epochs=15, cnn_patience=5)
 SMALL_DEMO = DemoSize(tracks=4, cnn_epochs=2, cnn_patience=2)
 
 
-def demo_tracks(count: int) -> dict[str, tuple[float, float, list[tuple[str, int]]]]:
-    """The first `count` demo tracks by name: tempo (bpm), grid offset (s) and arrangement (section, bars).
-    The last of them is the held-out track."""
+Tracks = dict[str, tuple[float, float, list[tuple[str, int]]]]
+"""DJ tracks by name: tempo (bpm), grid offset (s) and arrangement (section, bars)."""
+
+
+def demo_tracks(count: int) -> Tracks:
+    """The first `count` demo tracks; the last of them is the held-out track."""
     return {f"track_{n + 1}": (TEMPOS[n], round(0.03 * n, 2), ARRANGEMENTS[n % len(ARRANGEMENTS)])
             for n in range(count)}
 
@@ -88,7 +91,7 @@ class DemoSummary:
                 "stats": self.stats}
 
 
-def write_demo_tracks(folder: Path, held_out: Path, tracks: dict) -> Path:
+def write_demo_tracks(folder: Path, held_out: Path, tracks: Tracks) -> Path:
     """Write the DJ `tracks` (from `demo_tracks`) and a sections manifest (beat ranges) for all but
     the last, the held-out track, which goes to `held_out`; returns the manifest's path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -138,8 +141,9 @@ def _gate_summary(run) -> str:
             f"{counts['SKIP']} skipped; report {run.html_path.name}")
 
 
-def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, size: DemoSize = FULL_DEMO, workers: int | None = None,
-             reporter: Reporter | None = None, cancel: CancelToken | None = None) -> DemoSummary:
+def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, size: DemoSize = FULL_DEMO,
+             workers: int | None = None, reporter: Reporter | None = None,
+             cancel: CancelToken | None = None) -> DemoSummary:
     """The whole loop: synthesise, import, extract, train (logreg and cnn), evaluate, gate, activate, predict."""
     root = Path(root).expanduser()
     workspace = Workspace.open(root)
