@@ -20,7 +20,7 @@ import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.errors import InputError
@@ -31,6 +31,8 @@ _REPOSITORY_DATA = Path(__file__).resolve().parents[1] / "data"
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of workbench, typed; `load_settings()` gives the ones in force."""
+
     workspace: Path | None = None
     """The workspace when no --workspace is given; None means `<data home>/workspace`."""
     busy_timeout: float = 15.0
@@ -72,10 +74,10 @@ def _folder(text: str) -> Path:
     return Path(text).expanduser()
 
 
-FLAG = _Kind(_flag, bool, "on or off (or 1/0, yes/no, true/false)", "true or false")
-SECONDS = _Kind(_seconds, (int, float), "a number of seconds", "a number of seconds")
-FOLDER = _Kind(_folder, str, "a folder", "a folder (a string)")
-_KINDS = {"workspace": FOLDER, "busy_timeout": SECONDS, "sound": FLAG, "data": FOLDER, "tui_strict": FLAG}
+_FLAG = _Kind(_flag, bool, "on or off (or 1/0, yes/no, true/false)", "true or false")
+_SECONDS = _Kind(_seconds, (int, float), "a number of seconds", "a number of seconds")
+_FOLDER = _Kind(_folder, str, "a folder", "a folder (a string)")
+_KINDS = {"workspace": _FOLDER, "busy_timeout": _SECONDS, "sound": _FLAG, "data": _FOLDER, "tui_strict": _FLAG}
 
 
 def env_name(key: str) -> str:
@@ -93,8 +95,9 @@ def _from_environment(key: str, text: str) -> object:
 
 def _from_toml(path: Path, key: str, raw: object) -> object:
     kind = _KINDS[key]
-    if isinstance(raw, kind.toml_type) and isinstance(raw, bool) == (kind is FLAG):
-        if kind is FLAG:
+    # TOML's true and false only for a flag (Python counts a bool as an int, so say it twice).
+    if isinstance(raw, kind.toml_type) and isinstance(raw, bool) == (kind is _FLAG):
+        if kind is _FLAG:
             return raw
         try:
             return kind.parse(str(raw))
