@@ -6,11 +6,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-# OpenMP threads (torch, LightGBM) that spin while waiting make training 10–25× slower on a busy
-# 2-core box; let them sleep. Must be set before either library is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from pathlib import Path
 from typing import Annotated
 

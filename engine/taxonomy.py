@@ -6,18 +6,22 @@ own or override a built-in one in `<workspace>/taxonomies/*.toml`.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError, NotFound
+from engine.settings import load_settings
 
-BUILTIN_TAXONOMY_DIR = Path(os.environ.get("WORKBENCH_DATA", Path(__file__).resolve().parents[1] / "data")) / "taxonomies"
 DEFAULT_TAXONOMY = "drums"
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+def builtin_taxonomy_dir() -> Path:
+    """`<data>/taxonomies`, where data is the data setting (default: the repository's data/)."""
+    return load_settings().data / "taxonomies"
 
 
 def normalise_label(raw: str) -> str:

@@ -11,27 +11,21 @@
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.settings import data_home, load_settings
 from engine.store.database import Database
 from engine.store.settings import get_setting, set_setting
-from engine.taxonomy import BUILTIN_TAXONOMY_DIR, DEFAULT_TAXONOMY, Taxonomy, TaxonomyRegistry
+from engine.taxonomy import DEFAULT_TAXONOMY, Taxonomy, TaxonomyRegistry, builtin_taxonomy_dir
 
 DATABASE_FILE = "workbench.duckdb"
-WORKSPACE_ENV = "WORKBENCH_WORKSPACE"
-
-
-def data_home() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "workbench"
 
 
 def default_workspace_path() -> Path:
-    """--workspace, else $WORKBENCH_WORKSPACE, else ~/.local/share/workbench/workspace."""
-    from_env = os.environ.get(WORKSPACE_ENV)
-    return Path(from_env) if from_env else data_home() / "workspace"
+    """The workspace setting ($WORKBENCH_WORKSPACE, or the settings file), else ~/.local/share/workbench/workspace."""
+    return load_settings().workspace or data_home() / "workspace"
 
 
 def default_demo_path() -> Path:
@@ -109,7 +103,7 @@ class Workspace:
     # -- taxonomies ----------------------------------------------------------------------
     @cached_property
     def taxonomies(self) -> TaxonomyRegistry:
-        return TaxonomyRegistry(BUILTIN_TAXONOMY_DIR, self.taxonomies_dir)
+        return TaxonomyRegistry(builtin_taxonomy_dir(), self.taxonomies_dir)
 
     @property
     def default_taxonomy_name(self) -> str:

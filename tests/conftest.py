@@ -9,6 +9,8 @@ import tempfile
 # Tests call librosa directly too (not only through the engine, which serialises the first
 # compile): give each test process its own numba cache so they cannot race on one.
 os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="workbench-tests-numba-"))
+# A settings file of the person running the tests (engine/settings.py) must not change them.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="workbench-tests-config-")
 # A bug in a TUI worker fails the test instead of becoming a notification (tui/workers.py).
 os.environ.setdefault("WORKBENCH_TUI_STRICT", "1")
 

@@ -199,6 +199,7 @@ def test_a_process_tracks_beats_for_the_first_time_only_under_the_shared_lock():
     import sys
     import tempfile
     import time
+    from pathlib import Path
 
     script = (
         "import numpy as np\n"
@@ -212,9 +213,17 @@ def test_a_process_tracks_beats_for_the_first_time_only_under_the_shared_lock():
     with open(os.path.join(tempfile.gettempdir(), "workbench-librosa-jit.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-        time.sleep(6)
-        still_waiting = process.poll() is None
+        # The kernel lists a process waiting for a lock in /proc/locks as "-> FLOCK ... PID MAJ:MIN:INODE".
+        # The process must be seen there before it ends (it could only end by tracking beats unlocked).
+        file = os.fstat(lock.fileno())
+        device = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}"
+        waiting = f"-> FLOCK  ADVISORY  WRITE {process.pid} {device}:{file.st_ino} "
+        deadline = time.monotonic() + 240
+        queued = False
+        while not queued and process.poll() is None and time.monotonic() < deadline:
+            queued = waiting in Path("/proc/locks").read_text()
+            time.sleep(0.02)
         fcntl.flock(lock, fcntl.LOCK_UN)
     output, _ = process.communicate(timeout=240)
-    assert still_waiting, "beat tracking ran while another process held the lock"
+    assert queued, "beat tracking ran while another process held the lock"
     assert (output.strip(), process.returncode) == ("120", 0)

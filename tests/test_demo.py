@@ -1,15 +1,16 @@
-"""The demo is the README's main job: the whole loop on a synthesised library, end to end."""
+"""The demo is the README's main job: the whole loop on a synthesised library, end to end (the small
+demo: every step of the full one, on less data)."""
 
 from __future__ import annotations
 
-from engine.services.demo import run_demo
+from engine.services.demo import SMALL_DEMO, run_demo
 from engine.gates.store import latest_report
 from engine.models.registry import list_versions
 from engine.workspace import Workspace
 
 
 def test_the_demo_runs_the_whole_loop(tmp_path):
-    summary = run_demo(tmp_path / "demo", clips_per_class_per_pack=3, workers=1)
+    summary = run_demo(tmp_path / "demo", clips_per_class_per_pack=2, size=SMALL_DEMO, workers=1)
     names = [step.name for step in summary.steps]
     assert not summary.cancelled
     for expected in ("synthesise", "import", "extract dsp features", "evaluate on an unseen kit",

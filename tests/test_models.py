@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-# OpenMP threads that spin while waiting make torch and LightGBM many times slower on a busy 2-core machine;
-# this only helps if set before either library loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from engine.models.base import NotSupported, TrainingCallback  # noqa: E402
-from engine.models.kinds import MODEL_KINDS, load_model, make_model, save_model  # noqa: E402
+from engine.models.base import NotSupported, TrainingCallback
+from engine.models.kinds import MODEL_KINDS, load_model, make_model, save_model
 
 KINDS = ["logreg", "lgbm", "mlp", "cnn"]
 ONNX_KINDS = ["logreg", "mlp", "cnn"]

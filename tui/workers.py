@@ -3,16 +3,11 @@ ending the app (a busy workspace or a bad file must never close the screen someo
 
 from __future__ import annotations
 
-import os
-
 from textual import work
 from textual.worker import Worker, WorkerState
 
 from engine.errors import WorkbenchError
-
-# The test suite sets this, so a bug (anything but a WorkbenchError) in a worker still fails the
-# test that met it instead of becoming a notification nobody reads.
-STRICT_ENV = "WORKBENCH_TUI_STRICT"
+from engine.settings import load_settings
 
 
 def in_thread(group: str, *, exclusive: bool = False):
@@ -36,5 +31,7 @@ class ReportsWorkerErrors:
 
 
 def raise_if_strict(error: BaseException | None) -> None:
-    if os.environ.get(STRICT_ENV) == "1" and error is not None and not isinstance(error, WorkbenchError):
+    """With the tui_strict setting (the test suite turns it on), a bug (anything but a WorkbenchError)
+    in a worker fails the test that met it instead of becoming a notification nobody reads."""
+    if error is not None and not isinstance(error, WorkbenchError) and load_settings().tui_strict:
         raise error

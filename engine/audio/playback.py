@@ -8,14 +8,15 @@ every call is a no-op, so the label screen works the same with or without sound.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-SOUND_ENV = "WORKBENCH_SOUND"
+from engine.settings import env_name, load_settings
+
+SOUND_ENV = env_name("sound")
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Player:
 
 def open_player() -> Player:
     """A player on the default output device, or one that says why there is no sound."""
-    if os.environ.get(SOUND_ENV, "").lower() in {"off", "0", "no", "false"}:
+    if not load_settings().sound:
         return Player(unavailable=f"turned off by {SOUND_ENV}")
     try:
         import sounddevice

@@ -41,11 +41,36 @@ ARRANGEMENTS = (
     [("intro", 4), ("build", 4), ("drop", 8), ("verse", 4), ("chorus", 4), ("break", 4), ("drop", 4), ("outro", 4)],
 )
 TEMPOS = (124.0, 118.0, 128.0, 122.0, 126.0, 120.0, 125.0)
-# Six tracks to learn sections from; the seventh is held out for `predict`.
-DEMO_TRACKS = {f"track_{n + 1}": (TEMPOS[n], round(0.03 * n, 2), ARRANGEMENTS[n % len(ARRANGEMENTS)]) for n in range(7)}
-HELD_OUT_TRACK = "track_7"
 HELD_OUT_KIT = PackTimbre("unseen_kit", 44100, "wav", "PCM_16", pitch=1.07, decay=1.15, brightness=1.25, drive=0.15,
                           gain_db=-5.0)
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How much the demo makes and trains. The full demo is the README's; the small one runs every
+    step in a fraction of the time, for the tests. (The one-shots per class and pack are
+    `run_demo`'s `clips_per_class_per_pack`, which the CLI's --clips-per-pack sets.)"""
+
+    tracks: int
+    """DJ tracks (at most 7): the last is held out for `predict`, the others are labelled by section."""
+    cnn_epochs: int
+    """The most epochs the cnn drum model trains for."""
+    cnn_patience: int
+    """Epochs without a better validation loss before the cnn stops early."""
+
+
+FULL_DEMO = DemoSize(tracks=7, cnn_epochs=15, cnn_patience=5)
+SMALL_DEMO = DemoSize(tracks=4, cnn_epochs=2, cnn_patience=2)
+
+
+Tracks = dict[str, tuple[float, float, list[tuple[str, int]]]]
+"""DJ tracks by name: tempo (bpm), grid offset (s) and arrangement (section, bars)."""
+
+
+def demo_tracks(count: int) -> Tracks:
+    """The first `count` demo tracks; the last of them is the held-out track."""
+    return {f"track_{n + 1}": (TEMPOS[n], round(0.03 * n, 2), ARRANGEMENTS[n % len(ARRANGEMENTS)])
+            for n in range(count)}
 
 
 @dataclass
@@ -68,20 +93,21 @@ class DemoSummary:
                 "stats": self.stats}
 
 
-def write_demo_tracks(folder: Path, held_out: Path) -> Path:
-    """Write the DJ tracks and a sections manifest (beat ranges) for all but the held-out track,
-    which goes to `held_out`; returns the manifest's path."""
+def write_demo_tracks(folder: Path, held_out: Path, tracks: Tracks) -> Path:
+    """Write the DJ `tracks` (from `demo_tracks`) and a sections manifest (beat ranges) for all but
+    the last, the held-out track, which goes to `held_out`; returns the manifest's path."""
     folder.mkdir(parents=True, exist_ok=True)
     held_out.mkdir(parents=True, exist_ok=True)
     manifest = folder / "sections.csv"
     with open(manifest, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "start_beat", "end_beat", "source"])
-        for seed, (name, (bpm, offset, sections)) in enumerate(DEMO_TRACKS.items()):
+        held_out_name = list(tracks)[-1]
+        for seed, (name, (bpm, offset, sections)) in enumerate(tracks.items()):
             audio, placed = synthesize_section_track(sections, bpm=bpm, offset_s=offset, sample_rate=TRACK_RATE, seed=seed)
-            target = (held_out if name == HELD_OUT_TRACK else folder) / f"{name}.flac"
+            target = (held_out if name == held_out_name else folder) / f"{name}.flac"
             soundfile.write(target, audio, TRACK_RATE)
-            if name == HELD_OUT_TRACK:
+            if name == held_out_name:
                 continue
             for section in placed:
                 writer.writerow([f"{name}.flac", section["label"], section["start_beat"], section["end_beat"], name])
@@ -117,8 +143,9 @@ def _gate_summary(run) -> str:
             f"{counts['SKIP']} skipped; report {run.html_path.name}")
 
 
-def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | None = None,
-             reporter: Reporter | None = None, cancel: CancelToken | None = None) -> DemoSummary:
+def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, size: DemoSize = FULL_DEMO,
+             workers: int | None = None, reporter: Reporter | None = None,
+             cancel: CancelToken | None = None) -> DemoSummary:
     """The whole loop: synthesise, import, extract, train (logreg and cnn), evaluate, gate, activate, predict."""
     root = Path(root).expanduser()
     workspace = Workspace.open(root)
@@ -133,18 +160,20 @@ def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | No
     library = workspace.root / "demo_library"
     paths = write_curated_library(library / "curated", clips_per_class_per_pack=clips_per_class_per_pack)
     write_curated_library(library / "unseen_kit", clips_per_class_per_pack=4, packs=[HELD_OUT_KIT], seed=7)
-    manifest = write_demo_tracks(library / "tracks", library / "new_tracks")
+    tracks = demo_tracks(size.tracks)
+    *labelled_tracks, held_out_track = tracks
+    manifest = write_demo_tracks(library / "tracks", library / "new_tracks", tracks)
     step("synthesise", f"{len(paths)} one-shots in {len(DRUM_CLASSES)} classes from 5 packs, "
-                       f"{len(DEMO_TRACKS)} DJ tracks, an unseen kit")
+                       f"{len(tracks)} DJ tracks, an unseen kit")
 
     report = import_folder(workspace, library / "curated", curated=True, taxonomy="drums", workers=workers,
                            reporter=reporter, cancel=cancel)
     import_folder(workspace, library / "tracks", workers=workers, reporter=reporter, cancel=cancel)
-    for name, (bpm, offset, _) in DEMO_TRACKS.items():
-        if name != HELD_OUT_TRACK:
-            set_grid(workspace, str(library / "tracks" / f"{name}.flac"), BeatGrid.constant(bpm, offset))
+    for name in labelled_tracks:
+        bpm, offset, _ = tracks[name]
+        set_grid(workspace, str(library / "tracks" / f"{name}.flac"), BeatGrid.constant(bpm, offset))
     sections = import_label_file(workspace, manifest, taxonomy="sections", workers=workers)
-    step("import", f"{report.added} new one-shots ({report.unchanged} unchanged), {len(DEMO_TRACKS) - 1} tracks "
+    step("import", f"{report.added} new one-shots ({report.unchanged} unchanged), {len(labelled_tracks)} tracks "
                    f"with beat grids and {sections.labelled} beat-range section labels")
 
     extraction = extract_workspace(workspace, FeatureSpec.parse("dsp"), taxonomy="drums", labelled_only=True,
@@ -157,7 +186,7 @@ def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | No
     logreg = _train(workspace, summary, cancel, name="drums", model="logreg", taxonomy="drums")
     step(f"train {logreg.ref} (logreg, dsp)", _accuracy(logreg))
     cnn = _train(workspace, summary, cancel, name="drums", model="cnn", taxonomy="drums",
-                 hyperparams={"epochs": 15, "patience": 5})
+                 hyperparams={"epochs": size.cnn_epochs, "patience": size.cnn_patience})
     step(f"train {cnn.ref} (cnn, mel)", _accuracy(cnn))
 
     evaluations = {v.ref: evaluate_on_dataset(workspace, v.ref, library / "unseen_kit", workers=workers)
@@ -188,7 +217,7 @@ def run_demo(root: Path, *, clips_per_class_per_pack: int = 7, workers: int | No
     activate(workspace, sections_model.ref, reason="demo")
     step(f"train {sections_model.ref} (windows of {sections_model.meta['window_s']:g} s)", _accuracy(sections_model).replace(
         "unseen pack(s)", "held-out windows"))
-    _, (track,), _ = predict_files(workspace, sections_model.ref, [library / "new_tracks" / f"{HELD_OUT_TRACK}.flac"])
+    _, (track,), _ = predict_files(workspace, sections_model.ref, [library / "new_tracks" / f"{held_out_track}.flac"])
     timeline = " | ".join(f"{s['label']} {s['start_s']:.0f}–{s['end_s']:.0f}s" for s in track.sections or [])
     step("predict sections of a new track", timeline or "no sections")
     summary.stats = workspace_stats(workspace).to_dict()

@@ -6,12 +6,6 @@ cancel`) asks the work to stop at its next check; every outcome is written to th
 
 from __future__ import annotations
 
-import os
-
-# OpenMP threads (torch, LightGBM) that spin while waiting make training 10–25× slower on a busy
-# 2-core box; let them sleep. Must be set before either library is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import signal
 
 # Until the job's cancel token exists, a SIGTERM only asks for a stop; it never kills half-way.

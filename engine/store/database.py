@@ -8,7 +8,6 @@ turn. A process that cannot get the file within `busy_timeout_s` gets `Workspace
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -17,24 +16,9 @@ from pathlib import Path
 
 import duckdb
 
-from engine.errors import InputError, WorkspaceBusy
+from engine.errors import WorkspaceBusy
+from engine.settings import load_settings
 from engine.store.schema import migrate
-
-DEFAULT_BUSY_TIMEOUT_S = 15.0
-
-
-def _busy_timeout_from_env() -> float:
-    value = os.environ.get("WORKBENCH_BUSY_TIMEOUT")
-    if not value:
-        return DEFAULT_BUSY_TIMEOUT_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise InputError(f"WORKBENCH_BUSY_TIMEOUT must be a number of seconds, not {value!r}")
-    return seconds
-
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     text = str(error)
@@ -50,7 +34,7 @@ class Database:
 
     def __init__(self, path: Path, busy_timeout_s: float | None = None) -> None:
         self.path = Path(path)
-        self.busy_timeout_s = _busy_timeout_from_env() if busy_timeout_s is None else busy_timeout_s
+        self.busy_timeout_s = load_settings().busy_timeout if busy_timeout_s is None else busy_timeout_s
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.busy_timeout_s
