@@ -155,7 +155,7 @@ def triage_suspects(
     from engine.gates.dataset import DatasetContext
     from engine.models.registry import resolve
     from engine.triage.suspects import suspects
-    from engine.triage.queue import save_queue
+    from engine.library.suspect_queue import save_queue
 
     if model and features:
         raise BadArguments("give --model (its features and task) or --features, not both")

@@ -77,7 +77,7 @@ def train_command(
                            weights=str(weights.expanduser().resolve()) if weights else None)
     workspace = open_workspace(ctx)
     if weights:
-        from engine.triage.weights import read_weights
+        from engine.datasets.weights import read_weights
 
         read_weights(weights)  # a bad weights file fails here, before a job starts
     job_id = start_training(workspace, request)  # a bad name, kind or --features fails here, before a job starts

@@ -66,7 +66,7 @@ def weights_derive(
     json_out: JsonOption = False,
 ) -> None:
     """Per-group weights within each class: inverse group frequency, rarest group = 1, clamped to [LO, HI]."""
-    from engine.triage.weights import derive_weights, write_weights
+    from engine.datasets.weights import derive_weights, write_weights
 
     document = derive_weights(open_workspace(ctx), grouping=group, clamp=clamp, taxonomy=taxonomy,
                               min_confidence=min_confidence)

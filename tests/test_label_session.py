@@ -14,7 +14,7 @@ from engine.errors import InputError, NotFound
 from engine.library.session import LabelHistory, Selection, load_clip_state, nudge, parse_selection, selection_at
 from engine.library.walk import ClipWalk, library_order, next_in_queue, suspect_ids, suspect_queue, unlabelled_ids
 from engine.store.labels import query_labels
-from engine.triage.queue import save_queue
+from engine.library.suspect_queue import save_queue
 
 
 @pytest.fixture

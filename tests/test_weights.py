@@ -19,7 +19,7 @@ from engine.models.kinds import make_model
 from engine.progress import CancelToken
 from engine.models.registry import load_classifier, resolve
 from engine.training.run import TrainRequest, run_training
-from engine.triage.weights import derive_weights, group_weights, read_weights, write_weights
+from engine.datasets.weights import derive_weights, group_weights, read_weights, write_weights
 from engine.workspace import Workspace
 
 

@@ -35,7 +35,7 @@ def suspect_ids(workspace) -> set[str]:
 def suspect_queue(workspace) -> list[str]:
     """The clips to audition as suspects, in order: the saved `triage suspects` queue (most
     suspicious first), then the clips the active model doubts, by path."""
-    from engine.triage.queue import queued_clips
+    from engine.library.suspect_queue import queued_clips
 
     queue = queued_clips(workspace)
     doubted = suspect_ids(workspace) - set(queue)

@@ -137,7 +137,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     callback = _JobCallback(job, cancel)
     sample_weight = None
     if request.weights:
-        from engine.triage.weights import training_row_weights
+        from engine.datasets.weights import training_row_weights
 
         sample_weight, weight_notes = training_row_weights(Path(request.weights), data)
         data.notes.extend(weight_notes)
