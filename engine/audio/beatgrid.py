@@ -13,7 +13,6 @@ last interval. Its `bpm` and `offset_s` describe it for display only.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -206,44 +205,14 @@ def _check_times(times: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-_tracker_warm = False
-
-
-def _warm_beat_tracker() -> None:
-    """Run librosa's beat tracker once, holding an inter-process lock.
-
-    librosa compiles its beat tracker with numba and caches the machine code next to the package.
-    Processes that compile it for the first time at the same moment (two extraction workers on a
-    fresh install) race on those cache files and crash with a segmentation fault. The first
-    process under the lock writes the cache; the others wait for it, then only read it."""
-    global _tracker_warm
-    if _tracker_warm:
-        return
-    import fcntl
-    import tempfile
-
-    import librosa
-
-    with open(os.path.join(tempfile.gettempdir(), "workbench-librosa-jit.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            clicks = np.zeros(22050 * 5, dtype=np.float32)
-            clicks[::11025] = 1.0
-            envelope = librosa.onset.onset_strength(y=clicks, sr=22050, hop_length=128)
-            librosa.beat.beat_track(onset_envelope=envelope, sr=22050, hop_length=128, units="time")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    _tracker_warm = True
-
-
 def detect_beat_grid(samples: np.ndarray, sample_rate: int, beats_per_bar: int = 4) -> BeatGrid:
-    """Track the beats of mono `samples` with librosa and return the grid through them.
+    """The constant-tempo grid of mono `samples` (see engine.audio.beat_tracking): beat 0 is the
+    first beat where the music sounds, taken as the first beat of bar 1.
 
     Raises InputError for clips under MIN_DETECT_SECONDS or when fewer than MIN_DETECT_BEATS
     beats are found."""
-    import librosa  # heavy; only needed here
+    from engine.audio.beat_tracking import track_tempo
 
-    _warm_beat_tracker()
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1:
         raise ValueError(f"detect_beat_grid needs mono samples (1-D), got shape {samples.shape}")
@@ -256,25 +225,11 @@ def detect_beat_grid(samples: np.ndarray, sample_rate: int, beats_per_bar: int =
         )
     if not np.all(np.isfinite(samples)):
         raise InputError("cannot track beats: the audio contains non-finite samples")
-    # A hop of about 5 ms: beats land on hop frames, and a coarser hop biases the median interval
-    # (and so the bpm) by up to a frame.
-    hop = max(32, 2 ** round(math.log2(sample_rate / 200)))
-    envelope = librosa.onset.onset_strength(y=samples, sr=sample_rate, hop_length=hop)
-    _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sample_rate, hop_length=hop, units="time")
-    if len(beats) < MIN_DETECT_BEATS:
+    tempo = track_tempo(samples, sample_rate)
+    found = 0 if tempo is None else tempo.beats_found
+    if tempo is None or found < MIN_DETECT_BEATS:
         raise InputError(
-            f"too short for beat tracking: found {len(beats)} beat(s) in {duration:.1f} s "
+            f"too short for beat tracking: found {found} beat(s) in {duration:.1f} s "
             f"(needs at least {MIN_DETECT_BEATS}; is the clip silent or without a steady beat?)"
         )
-    return BeatGrid.from_beat_times(_reach_back_to_start(np.asarray(beats), beats_per_bar), beats_per_bar=beats_per_bar)
-
-
-def _reach_back_to_start(beats: np.ndarray, beats_per_bar: int) -> np.ndarray:
-    """The tracker often locks on a few bars in; extend the grid backwards by whole bars at its
-    opening tempo, so beat 0 is the first bar line inside the clip and the bars keep their phase."""
-    period = float(np.median(np.diff(beats[: 2 * beats_per_bar + 1])))
-    missing_bars = int(beats[0] // (period * beats_per_bar))
-    if missing_bars <= 0:
-        return beats
-    earlier = beats[0] - period * np.arange(missing_bars * beats_per_bar, 0, -1)
-    return np.concatenate([earlier, beats])
+    return BeatGrid.constant(tempo.bpm, tempo.first_beat_s, beats_per_bar)

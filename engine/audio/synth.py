@@ -533,3 +533,41 @@ def synthesize_section_track(sections: Sequence[tuple[str, int]], bpm: float = 1
                        "start_s": offset_s + beat * beat_s, "end_s": offset_s + (beat + n_beats) * beat_s})
         beat += n_beats
     return _normalise(track.audio, 0.9).astype(np.float32), layout
+
+
+# Drum patterns on a 16-step bar (sixteenth notes): the steps each voice plays.
+DRUM_PATTERNS: dict[str, dict[str, tuple[int, ...]]] = {
+    "four_on_the_floor": {"kick": (0, 4, 8, 12), "clap": (4, 12), "hihat_closed": (2, 6, 10, 14)},
+    "eighth_hats": {"kick": (0, 4, 8, 12), "snare": (4, 12), "hihat_closed": (0, 2, 4, 6, 8, 10, 12, 14)},
+    "breakbeat": {"kick": (0, 10), "snare": (4, 12), "hihat_closed": (0, 2, 4, 6, 8, 10, 12, 14)},
+    "hip_hop": {"kick": (0, 7, 10), "snare": (4, 12), "hihat_closed": (0, 2, 4, 6, 8, 10, 12, 14)},
+}
+
+
+def synthesize_drum_loop(pattern: str, bpm: float, bars: int, *, swing: float = 0.5, offset_s: float = 0.0,
+                         sample_rate: int = 22050, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`bars` bars of a drum pattern (one of DRUM_PATTERNS) at `bpm`, 4 beats a bar, after
+    `offset_s` of silence. `swing` is where the off-beat eighth falls within its beat (0.5
+    straight, 2/3 a triplet swing); the sixteenths around it move in proportion. Returns (mono
+    float32 audio, the times of every beat in seconds)."""
+    if pattern not in DRUM_PATTERNS:
+        raise ValueError(f"unknown drum pattern {pattern!r}; expected one of {', '.join(DRUM_PATTERNS)}")
+    if not (bpm > 0 and bars >= 1 and 0 < swing < 1 and offset_s >= 0):
+        raise ValueError(f"bad drum loop: bpm={bpm}, bars={bars}, swing={swing}, offset_s={offset_s}")
+    rng = np.random.default_rng(seed)
+    beat_s = 60.0 / bpm
+    kit_pack = PackTimbre("loop_kit", sample_rate, "wav", "FLOAT", noise_floor_db=-120.0)
+    kit = {kind: _normalise(synthesize_hit(kind, kit_pack, rng).astype(np.float64))
+           for voices in DRUM_PATTERNS.values() for kind in voices}
+    audio = np.zeros(round((offset_s + bars * 4 * beat_s) * sample_rate) + sample_rate // 2)
+    step_within_beat = {0: 0.0, 1: swing / 2, 2: swing, 3: (1 + swing) / 2}
+    gains = {"kick": 1.0, "snare": 0.7, "clap": 0.6, "hihat_closed": 0.25}
+    for bar in range(bars):
+        for kind, steps in DRUM_PATTERNS[pattern].items():
+            for step in steps:
+                beat = bar * 4 + step // 4 + step_within_beat[step % 4]
+                start = round((offset_s + beat * beat_s) * sample_rate)
+                sound = kit[kind][: audio.size - start]
+                audio[start:start + sound.size] += gains[kind] * rng.uniform(0.8, 1.0) * sound
+    beats = offset_s + beat_s * np.arange(bars * 4)
+    return _normalise(audio, 0.9).astype(np.float32), beats

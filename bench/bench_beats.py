@@ -1,0 +1,198 @@
+"""Beat grids: accuracy against known beats, and the cost of a fresh process.
+
+    python bench/bench_beats.py            # accuracy tables (ours vs librosa's tracker) + timing
+    python bench/bench_beats.py accuracy   # only the tables
+    python bench/bench_beats.py timing     # only the fresh-process timing
+
+Accuracy, with mir_eval on the same inputs for both trackers:
+  (a) synthetic material with known beats: DJ section tracks at 70–180 bpm and drum loops (four on
+      the floor, eighth hats, breakbeat, hip hop; straight and swung) at 70–180 bpm, some starting
+      after a silence;
+  (b) real loops from Debian's sonic-pi-samples (`apt-get install sonic-pi-samples`), repeated to
+      12 s: a loop holds a power-of-two number of beats, so its tempo follows from its length (the
+      count that puts it in 78–156 bpm, one DJ octave; a loop named *_97 is 97 bpm).
+Figures: F-measure at 70 ms, tempo right within 4%, octave errors (×2 or ×½), and the first beat's
+error (ms; the true first beat is the first beat of the material).
+
+Timing: `workbench --headless beats detect` of a 5-minute track in a fresh process, against the
+same process's start-up (`--help`); the target is at most 3×.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.audio.beatgrid import BeatGrid, detect_beat_grid  # noqa: E402
+from engine.audio.synth import DRUM_PATTERNS, synthesize_drum_loop, synthesize_section_track  # noqa: E402
+from engine.errors import InputError  # noqa: E402
+
+SONIC_PI_LOOPS = Path("/usr/share/sonic-pi/samples")
+RATE = 22050
+TEMPI = (70, 84, 97, 110, 124, 128, 140, 160, 174, 180)
+
+
+@dataclass
+class Case:
+    name: str
+    audio: np.ndarray
+    sample_rate: int
+    beats: np.ndarray  # true beat times; NaN-free
+    bpm: float
+
+
+def synthetic_cases() -> list[Case]:
+    cases = []
+    sections = [("intro", 4), ("build", 2), ("drop", 4), ("break", 2), ("verse", 2), ("chorus", 2), ("outro", 2)]
+    for index, bpm in enumerate(TEMPI):
+        offset = (0.0, 0.37, 1.1)[index % 3]
+        audio, layout = synthesize_section_track(sections, bpm=bpm, sample_rate=RATE, offset_s=offset, seed=bpm)
+        beats = offset + np.arange(layout[-1]["end_beat"]) * 60.0 / bpm
+        cases.append(Case(f"sections {bpm}", audio, RATE, beats, bpm))
+    for p, pattern in enumerate(DRUM_PATTERNS):
+        for index, bpm in enumerate(TEMPI):
+            for swing in (0.5, 0.62):
+                offset = (0.0, 0.25, 0.8)[(index + p) % 3]
+                bars = max(4, round(20 / (4 * 60 / bpm)))
+                audio, beats = synthesize_drum_loop(pattern, bpm, bars, swing=swing, offset_s=offset,
+                                                    sample_rate=RATE, seed=index)
+                cases.append(Case(f"{pattern} {bpm} swing {swing:g}", audio, RATE, beats, bpm))
+    return cases
+
+
+def loop_bpm(name: str, seconds: float) -> float:
+    if name.rsplit("_", 1)[-1].isdigit():
+        return float(name.rsplit("_", 1)[-1])
+    beats = 1
+    while 60.0 * beats / seconds < 78.0:
+        beats *= 2
+    return 60.0 * beats / seconds
+
+
+def real_loop_cases() -> list[Case]:
+    import soundfile as sf
+
+    cases = []
+    for path in sorted(SONIC_PI_LOOPS.glob("loop_*.flac")):
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)
+        seconds = len(audio) / rate
+        bpm = loop_bpm(path.stem, seconds)
+        repeats = int(np.ceil(12.0 / seconds))
+        tiled = np.tile(audio, repeats)
+        beats = np.arange(0.0, len(tiled) / rate - 1e-6, 60.0 / bpm)
+        cases.append(Case(path.stem, tiled, rate, beats, bpm))
+    return cases
+
+
+def librosa_grid(audio: np.ndarray, rate: int) -> BeatGrid:
+    import librosa
+
+    envelope = librosa.onset.onset_strength(y=audio, sr=rate, hop_length=128)
+    _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=rate, hop_length=128, units="time")
+    if len(beats) < 2:
+        raise InputError("no beats")
+    return BeatGrid.from_beat_times(beats)
+
+
+def score(case: Case, grid: BeatGrid | None) -> dict:
+    import mir_eval
+
+    if grid is None:
+        return {"f": 0.0, "tempo": False, "octave": False, "first_ms": float("nan")}
+    duration = len(case.audio) / case.sample_rate
+    estimated = grid.beat_times_within(duration)
+    f = mir_eval.beat.f_measure(case.beats, estimated)
+    ratio = grid.bpm / case.bpm
+    return {
+        "f": f,
+        "tempo": abs(ratio - 1) <= 0.04,
+        "octave": any(abs(ratio - r) <= 0.04 * r for r in (0.5, 2.0)),
+        "first_ms": 1000 * (estimated[0] - case.beats[0]) if len(estimated) else float("nan"),
+    }
+
+
+def evaluate(cases: list[Case], tracker) -> list[dict]:
+    results = []
+    for case in cases:
+        try:
+            grid = tracker(case.audio, case.sample_rate)
+        except InputError:
+            grid = None
+        results.append(score(case, grid) | {"name": case.name, "bpm_found": grid.bpm if grid else float("nan")})
+    return results
+
+
+def summary(results: list[dict]) -> str:
+    f = np.array([r["f"] for r in results])
+    tempo = np.mean([r["tempo"] for r in results])
+    octave = np.mean([r["octave"] for r in results])
+    first = np.array([abs(r["first_ms"]) for r in results if r["tempo"]])
+    first_text = f"{np.median(first):6.1f} ms" if len(first) else "     –"
+    return (f"F {f.mean():.3f} (min {f.min():.2f})  tempo right {tempo:6.1%}  octave errors {octave:6.1%}  "
+            f"|first beat error| median {first_text}")
+
+
+def accuracy() -> None:
+    sets = [("synthetic", synthetic_cases())]
+    if SONIC_PI_LOOPS.is_dir():
+        sets.append(("sonic-pi loops", real_loop_cases()))
+    else:
+        print("(sonic-pi-samples not installed: apt-get install sonic-pi-samples for the real loops)")
+    for title, cases in sets:
+        ours = evaluate(cases, detect_beat_grid)
+        theirs = evaluate(cases, librosa_grid)
+        print(f"\n== {title}: {len(cases)} cases ==")
+        print(f"  workbench  {summary(ours)}")
+        print(f"  librosa    {summary(theirs)}")
+        wrong = [(o, t) for o, t in zip(ours, theirs) if not o["tempo"] or o["f"] < 0.95]
+        for o, t in wrong:
+            print(f"    {o['name']:32} true {next(c.bpm for c in cases if c.name == o['name']):6.1f}  "
+                  f"ours {o['bpm_found']:6.1f} F {o['f']:.2f}   librosa {t['bpm_found']:6.1f} F {t['f']:.2f}")
+
+
+def timing(repeats: int = 3) -> None:
+    from engine.audio.synth import synthesize_section_track as track
+
+    with tempfile.TemporaryDirectory() as folder:
+        import soundfile as sf
+
+        workspace = Path(folder) / "ws"
+        audio, _ = track([("intro", 8), ("drop", 32), ("break", 16), ("drop", 16), ("outro", 8)] * 2,
+                         bpm=128, sample_rate=44100)
+        path = Path(folder) / "set.flac"
+        sf.write(path, audio, 44100)
+        command = [sys.executable, "-m", "cli.main", "--headless", "--workspace", str(workspace)]
+        environment = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        subprocess.run(command + ["import", str(path)], check=True, capture_output=True, env=environment)
+
+        def seconds(arguments: list[str]) -> float:
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                subprocess.run(command + arguments, check=True, capture_output=True, env=environment)
+                best = min(best, time.perf_counter() - start)
+            return best
+
+        startup = seconds(["--help"])
+        detect = seconds(["beats", "detect", "--all"])
+        print(f"\n== fresh process, {len(audio) / 44100 / 60:.1f}-minute track ==")
+        print(f"  start-up (--help)      {startup:6.2f} s")
+        print(f"  beats detect           {detect:6.2f} s   = {detect / startup:.1f}× start-up (target ≤ 3×)")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if what in ("all", "accuracy"):
+        accuracy()
+    if what in ("all", "timing"):
+        timing()
