@@ -99,7 +99,7 @@ def undo_change(workspace, change: Change) -> Change:
 
 
 def import_labels(con: duckdb.DuckDBPyConnection, taxonomy: Taxonomy, writes: Sequence[LabelWrite]) -> int:
-    """Store labels read from a label file, inside the import's own transaction (it adds their clips
-    too). Returns how many segments were labelled."""
+    """Store imported labels (a label file's rows, a curated folder's class folders) inside the
+    import's own transaction, which adds their clips too. Returns how many segments were labelled."""
     remember_taxonomy(con, taxonomy)
     return upsert_labels(con, writes)

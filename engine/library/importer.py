@@ -22,7 +22,7 @@ from engine.library.scan import ProbedFile, find_audio_files, folder_roles, prob
 from engine.progress import CancelToken, Reporter
 from engine.store.clips import clips_by_ids, insert_clips, known_files, move_clip, record_files
 from engine.store.grids import get_grid
-from engine.store.labels import LabelWrite, remember_taxonomy, upsert_labels
+from engine.store.labels import LabelWrite
 from engine.taxonomy import Taxonomy
 
 
@@ -135,8 +135,7 @@ def import_folder(workspace, root: Path, *, curated: bool = False, source: str |
     with workspace.db.transaction() as con:
         _store_probed(con, list(probed.values()), sources, source is not None, report)
         if writes:
-            remember_taxonomy(con, tax)
-            report.labelled = upsert_labels(con, writes)
+            report.labelled = import_labels(con, tax, writes)
     report.rejections.sort(key=lambda r: r.path)
     report.seconds = time.perf_counter() - started
     return report
