@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import ContentSwitcher, DataTable, Input, Label, Select
+from textual.widgets._select import SelectCurrent
 
 from conftest import copy_workspace, curated_library
 from engine.features.spec import FeatureSpec
@@ -57,7 +58,11 @@ def ws(template, tmp_path) -> Workspace:
 
 async def open_train_screen(app, pilot) -> TrainScreen:
     await pilot.press("3")
-    await wait_for(pilot, lambda: app.screen.query(TrainForm), "the training form")
+    # Ready once every Select has drawn its current value (on a busy box the form can be in the DOM
+    # before a Select's own children are, and setting its value then fails inside textual).
+    await wait_for(pilot, lambda: app.screen.query(TrainForm) and all(
+        select.query(SelectCurrent) and select.query_one(SelectCurrent).query("#label")
+        for select in app.screen.query(Select)), "the training form")
     assert isinstance(app.screen, TrainScreen)
     return app.screen
 
