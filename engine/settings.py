@@ -43,6 +43,9 @@ class Settings:
     """The folder of built-in data: `<data>/taxonomies/*.toml` are the built-in taxonomies."""
     tui_strict: bool = False
     """A failed TUI worker raises instead of showing a notification (the tests turn this on)."""
+    threads: int | None = None
+    """CPU threads for training (torch, LightGBM) and worker processes for extraction and import;
+    None means every core this process may run on."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,13 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _count(text: str) -> int:
+    count = int(text)
+    if count < 1:
+        raise ValueError(text)
+    return count
+
+
 def _folder(text: str) -> Path:
     if not text.strip():
         raise ValueError(text)
@@ -77,7 +87,9 @@ def _folder(text: str) -> Path:
 _FLAG = _Kind(_flag, bool, "on or off (or 1/0, yes/no, true/false)", "true or false")
 _SECONDS = _Kind(_seconds, (int, float), "a number of seconds", "a number of seconds")
 _FOLDER = _Kind(_folder, str, "a folder", "a folder (a string)")
-_KINDS = {"workspace": _FOLDER, "busy_timeout": _SECONDS, "sound": _FLAG, "data": _FOLDER, "tui_strict": _FLAG}
+_COUNT = _Kind(_count, int, "a whole number of at least 1", "a whole number of at least 1")
+_KINDS = {"workspace": _FOLDER, "busy_timeout": _SECONDS, "sound": _FLAG, "data": _FOLDER, "tui_strict": _FLAG,
+          "threads": _COUNT}
 
 
 def env_name(key: str) -> str:
@@ -143,3 +155,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if text:  # an empty variable is the same as an unset one
             values[key] = _from_environment(key, text)
     return replace(Settings(), **values)
+
+
+def cpu_threads(settings: Settings | None = None) -> int:
+    """How many CPU threads (or worker processes) work may use: the `threads` setting, else the cores
+    this process may run on (its affinity, which a container or `taskset` may narrow)."""
+    chosen = (settings or load_settings()).threads
+    if chosen is not None:
+        return chosen
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.audio.playback import open_player
 from engine.errors import InputError
-from engine.settings import Settings, load_settings, settings_file
+from engine.settings import Settings, cpu_threads, load_settings, settings_file
 from engine.taxonomy import builtin_taxonomy_dir
 from engine.workspace import Workspace, default_workspace_path
 
@@ -60,14 +61,14 @@ def test_an_empty_variable_counts_as_unset(environ):
 
 def test_the_settings_file_sets_every_setting_and_the_environment_wins_over_it(environ, tmp_path):
     write_settings(environ, f'workspace = "{tmp_path / "from_file"}"\nbusy_timeout = 30\nsound = false\n'
-                            f'data = "{tmp_path / "data"}"\ntui_strict = true\n')
+                            f'data = "{tmp_path / "data"}"\ntui_strict = true\nthreads = 4\n')
     from_file = load_settings(environ)
     assert from_file == Settings(workspace=tmp_path / "from_file", busy_timeout=30.0, sound=False,
-                                 data=tmp_path / "data", tui_strict=True)
-    assert {f.name for f in fields(Settings)} == {"workspace", "busy_timeout", "sound", "data", "tui_strict"}
-    environ.update(WORKBENCH_WORKSPACE=str(tmp_path / "from_env"), WORKBENCH_SOUND="on")
+                                 data=tmp_path / "data", tui_strict=True, threads=4)
+    assert {f.name for f in fields(Settings)} == {"workspace", "busy_timeout", "sound", "data", "tui_strict", "threads"}
+    environ.update(WORKBENCH_WORKSPACE=str(tmp_path / "from_env"), WORKBENCH_SOUND="on", WORKBENCH_THREADS="2")
     assert load_settings(environ) == Settings(workspace=tmp_path / "from_env", busy_timeout=30.0, sound=True,
-                                              data=tmp_path / "data", tui_strict=True)
+                                              data=tmp_path / "data", tui_strict=True, threads=2)
 
 
 def test_an_unknown_key_in_the_settings_file_is_an_error_naming_the_file_and_the_key(environ):
@@ -83,6 +84,8 @@ def test_an_unknown_key_in_the_settings_file_is_an_error_naming_the_file_and_the
     ("WORKBENCH_BUSY_TIMEOUT", "inf", "WORKBENCH_BUSY_TIMEOUT must be a number of seconds, not 'inf'"),
     ("WORKBENCH_SOUND", "maybe", "WORKBENCH_SOUND must be on or off (or 1/0, yes/no, true/false), not 'maybe'"),
     ("WORKBENCH_DATA", "  ", "WORKBENCH_DATA must be a folder, not '  '"),
+    ("WORKBENCH_THREADS", "0", "WORKBENCH_THREADS must be a whole number of at least 1, not '0'"),
+    ("WORKBENCH_THREADS", "2.5", "WORKBENCH_THREADS must be a whole number of at least 1, not '2.5'"),
 ])
 def test_a_bad_variable_is_an_error_naming_it(environ, name, value, message):
     with pytest.raises(InputError) as error:
@@ -96,6 +99,8 @@ def test_a_bad_variable_is_an_error_naming_it(environ, name, value, message):
     ("busy_timeout = true", "busy_timeout must be a number of seconds, not True"),
     ('sound = "off"', "sound must be true or false, not 'off'"),
     ("workspace = 3", "workspace must be a folder (a string), not 3"),
+    ("threads = 0", "threads must be a whole number of at least 1, not 0"),
+    ("threads = true", "threads must be a whole number of at least 1, not True"),
 ])
 def test_a_bad_value_in_the_settings_file_is_an_error_naming_the_file_and_the_key(environ, line, message):
     path = write_settings(environ, line + "\n")
@@ -123,3 +128,25 @@ def test_the_engine_reads_its_settings_when_it_needs_them(environ, tmp_path, mon
     assert builtin_taxonomy_dir() == tmp_path / "data" / "taxonomies"
     monkeypatch.setenv("WORKBENCH_BUSY_TIMEOUT", "7")
     assert Workspace(tmp_path / "ws").db.busy_timeout_s == 7.0
+
+
+def test_work_uses_every_core_it_may_run_on_unless_threads_limits_it(environ, monkeypatch):
+    import os
+
+    import torch
+
+    from engine.jobs.parallel import default_workers
+    from engine.models.mlp import MlpClassifier
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5})
+    assert cpu_threads(load_settings(environ)) == 6
+    assert cpu_threads(load_settings({**environ, "WORKBENCH_THREADS": "3"})) == 3
+    monkeypatch.setenv("WORKBENCH_THREADS", "3")
+    assert default_workers() == 3
+    before = torch.get_num_threads()
+    try:
+        rng = np.random.default_rng(0)
+        MlpClassifier(epochs=1, device="cpu").fit(rng.normal(size=(40, 4)).astype(np.float32), np.arange(40) % 2)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -7,13 +7,13 @@ starting workers would cost more than it saves.
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
 from engine.progress import CancelToken, Reporter
+from engine.settings import cpu_threads
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -22,7 +22,7 @@ INLINE_BELOW = 16
 
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return cpu_threads()
 
 
 def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:

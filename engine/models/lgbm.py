@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.models.base import Classifier, NotSupported, TrainingCallback
+from engine.settings import cpu_threads
 
 MODEL_FILE = "lgbm.txt"
 META_FILE = "lgbm.json"
@@ -44,7 +45,7 @@ class LightGbmClassifier(Classifier):
         params = {"objective": "multiclass", "num_class": self.n_classes_, "metric": "multi_logloss",
                   "learning_rate": hp["learning_rate"], "num_leaves": hp["num_leaves"],
                   "min_child_samples": hp["min_child_samples"], "seed": hp["seed"], "deterministic": True,
-                  "force_row_wise": True, "num_threads": 2, "verbose": -1}
+                  "force_row_wise": True, "num_threads": cpu_threads(), "verbose": -1}
         train = lgb.Dataset(X, y, weight=weight)
         valid_sets, valid_names = [train], ["train"]
         if X_val is not None and len(X_val):
@@ -58,10 +59,10 @@ class LightGbmClassifier(Classifier):
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.booster_.predict(np.asarray(X, dtype=np.float32), num_threads=2)
+        return self.booster_.predict(np.asarray(X, dtype=np.float32), num_threads=cpu_threads())
 
     def logits(self, X: np.ndarray) -> np.ndarray:
-        return self.booster_.predict(np.asarray(X, dtype=np.float32), raw_score=True, num_threads=2)
+        return self.booster_.predict(np.asarray(X, dtype=np.float32), raw_score=True, num_threads=cpu_threads())
 
     def save(self, folder: Path) -> None:
         self.booster_.save_model(Path(folder) / MODEL_FILE)

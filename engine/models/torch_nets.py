@@ -23,8 +23,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from engine.models.base import Classifier, TrainingCallback
+from engine.settings import cpu_threads
 
-MAX_THREADS = 2
 PREDICT_BATCH = 256
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "network.json"
@@ -121,7 +121,7 @@ class TorchClassifier(Classifier):
         device = resolve_device(hp["device"])
         y = np.asarray(y, dtype=np.int64)
         self.n_classes_ = int(n_classes or y.max() + 1)
-        torch.set_num_threads(min(MAX_THREADS, torch.get_num_threads()))
+        torch.set_num_threads(cpu_threads())
         if device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.utils.deterministic.fill_uninitialized_memory = False  # a debugging aid; ~15% of a CNN step
