@@ -93,9 +93,9 @@ def _check_model_text(files: ModelFiles, text: str, n_classes: int, n_features: 
     """The outline of a LightGBM text model, checked before LightGBM parses it: its parser can crash
     or spin on a cut or garbled file (a registered file's hash rules that out; this covers files
     registered before hashes were kept)."""
-    header = dict(line.split("=", 1) for line in text[:4096].splitlines()[1:8] if "=" in line)
     if not text.startswith("tree\nversion=") or "\nend of trees\n" not in text:
         raise files.damaged(MODEL_FILE, "not a complete LightGBM text model")
+    header = dict(line.split("=", 1) for line in text[:4096].splitlines()[1:8] if "=" in line)
     if header.get("num_class") != str(n_classes):
         raise files.damaged(MODEL_FILE, f"num_class={header.get('num_class')} where {META_FILE} says {n_classes}")
     if n_features is not None and header.get("max_feature_idx") != str(n_features - 1):
