@@ -98,7 +98,8 @@ def resolve(workspace, ref: str) -> ModelVersion:
 def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, feature_spec: FeatureSpec,
              classes: list[str], label_counts: dict, hyperparams: dict, metrics: dict, dataset_fingerprint: str,
              job_id: str | None, meta: dict | None = None) -> ModelVersion:
-    """Move a finished artifact folder into the registry as the next version of `name`."""
+    """Move a finished artifact folder into the registry as the next version of `name`, recording
+    the size and SHA-256 of each of its files (meta["files"])."""
     check_name(name, "model name")
     meta = {**(meta or {}), FILES_KEY: file_hashes(artifact_dir)}
     home = workspace.models_dir / name
