@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import BadArguments, finish, handles_errors, print_json, render_rejections, stderr, stdout
+from cli.output import BadArguments, ExitCode, finish, handles_errors, print_json, render_rejections, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.errors import InputError
 
@@ -149,7 +149,7 @@ def eval_command(
 
 # -- models -------------------------------------------------------------------------------------
 
-models_app = typer.Typer(help="Model versions: list, show, activate, roll back, delete, export.", no_args_is_help=True)
+models_app = typer.Typer(help="Model versions: list, show, activate, roll back, delete, export, verify.", no_args_is_help=True)
 
 
 @models_app.command("list")
@@ -284,6 +284,40 @@ def models_export(
     path = export(open_workspace(ctx), ref, out, format)
     finish({"path": str(path), "sidecar": str(path.with_suffix(".json"))}, json_out,
            render=lambda: stdout.print(f"wrote {path} and {path.with_suffix('.json').name}"))
+
+
+@models_app.command("verify")
+@handles_errors
+def models_verify(
+    ctx: typer.Context,
+    ref: Annotated[str | None, typer.Argument(help="NAME (its active version) or NAME@VERSION.")] = None,
+    all_versions: Annotated[bool, typer.Option("--all", help="Every version of every model.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Check a version's files against the SHA-256 recorded at registration (and that they load):
+    OK, damaged (which file, what) or no hashes recorded. Exit 1 when any is damaged."""
+    from engine.models.registry import DAMAGED, OK, list_versions, resolve, verify
+
+    if (ref is None) == (not all_versions):
+        raise BadArguments("say which versions to verify: REF or --all (not both)")
+    workspace = open_workspace(ctx)
+    checks = [verify(v) for v in (list_versions(workspace) if all_versions else [resolve(workspace, ref)])]
+    damaged = [c for c in checks if c.status == DAMAGED]
+
+    def render() -> None:
+        for c in checks:
+            said = f"damaged: {c.file} ({c.problem})" if c.status == DAMAGED else "OK" if c.status == OK else c.status
+            stdout.print(f"{c.ref}: {said}", markup=False)
+
+    if not damaged:
+        finish({"versions": [c.to_dict() for c in checks]}, json_out, render=render)
+    message = "model files damaged: " + "; ".join(f"{c.ref}: {c.file} ({c.problem})" for c in damaged)
+    if json_out:
+        print_json({"ok": False, "exit_code": int(ExitCode.FAILED), "versions": [c.to_dict() for c in checks],
+                    "error": {"type": "ModelFilesDamaged", "message": message, "busy": False}})
+    else:
+        render()
+    raise typer.Exit(int(ExitCode.FAILED))
 
 
 # -- predict / infer ------------------------------------------------------------------------------

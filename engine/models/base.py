@@ -2,7 +2,9 @@
 
 Hyperparameters are explicit keywords (validated against `defaults`), fitted state ends in `_`,
 `seed` makes a fit repeatable. Models see class indices 0..K-1; the registry keeps the names.
-Artifacts are written without pickle (JSON, LightGBM text, safetensors) into a folder.
+Artifacts are written without pickle (JSON, LightGBM text, safetensors) into a folder, and read
+back through `engine.models.artifacts.ModelFiles`, which refuses a file changed since registration
+before it is parsed; `load` checks what it parsed and raises `ModelFilesDamaged` for anything off.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engine.errors import WorkbenchError
+from engine.models.artifacts import ModelFiles
 
 
 class TrainingCallback:
@@ -32,11 +35,21 @@ class NotSupported(WorkbenchError):
     """The model kind cannot do what was asked (e.g. an export format)."""
 
 
+def _same_type(value: Any, default: Any) -> bool:
+    """Whether a saved hyperparameter has its default's type (an integer may stand for a float)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return type(value) is type(default)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
 class Classifier(ABC):
     kind: ClassVar[str]
     input_rank: ClassVar[int] = 1  # 1: rows are feature vectors (N, D); 2: rows are patches (N, M, T)
     has_logits: ClassVar[bool] = False  # True when `logits` gives the model's own pre-softmax scores
     defaults: ClassVar[dict[str, Any]] = {}
+    saved_files: ClassVar[tuple[str, ...]]  # what `save` writes; the first holds the hyperparameters and class count
 
     def __init__(self, **hyperparams: Any) -> None:
         unknown = set(hyperparams) - set(self.defaults)
@@ -75,8 +88,23 @@ class Classifier(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, folder: Path) -> Classifier:
-        """Read a model written by `save`."""
+    def load(cls, files: ModelFiles) -> Classifier:
+        """Read a model written by `save`, checking that its parts fit together."""
+
+    @classmethod
+    def _from_saved(cls, files: ModelFiles, name: str, saved: dict[str, Any]) -> Classifier:
+        """An unfitted model with the hyperparameters and class count of `saved` (file `name`)."""
+        try:
+            model = cls(**saved["hyperparams"])
+        except ValueError as error:
+            raise files.damaged(name, str(error)) from None
+        for key, value in model.hyperparams.items():
+            if not _same_type(value, cls.defaults[key]):
+                raise files.damaged(name, f"hyperparameter {key} is {value!r}, not like its default {cls.defaults[key]!r}")
+        if saved["n_classes"] < 1:
+            raise files.damaged(name, f"n_classes is {saved['n_classes']}")
+        model.n_classes_ = saved["n_classes"]
+        return model
 
     def export_onnx(self, path: Path) -> None:
         """Write an ONNX graph: input 'features' float32 [batch, ...], output 'probabilities' [batch, K]."""

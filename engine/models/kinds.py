@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import NotFound
+from engine.models.artifacts import ModelFiles
 from engine.models.base import Classifier
 
 MODEL_FILE = "model.json"
@@ -62,8 +62,19 @@ def save_model(model: Classifier, folder: Path) -> None:
     (folder / MODEL_FILE).write_text(json.dumps({"kind": model.kind, "hyperparams": model.get_params()}, indent=2))
 
 
-def load_model(folder: Path) -> Classifier:
-    path = Path(folder) / MODEL_FILE
-    if not path.is_file():
-        raise NotFound(f"{folder}: not a saved model (no {MODEL_FILE})")
-    return _kind_class(json.loads(path.read_text())["kind"]).load(folder)
+def load_model(folder: Path, *, hashes: dict | None = None, kind: str | None = None,
+               n_classes: int | None = None) -> Classifier:
+    """The model saved in `folder`. With `hashes` (as `artifacts.file_hashes` recorded them) no file
+    is parsed unless it is the one registered; `kind` and `n_classes`, when given, are what the
+    registry expects. Any problem with the files raises `ModelFilesDamaged` naming the file."""
+    files = ModelFiles(folder, hashes)
+    saved = files.json(MODEL_FILE, {"kind": str})
+    if saved["kind"] not in MODEL_KINDS:
+        raise files.damaged(MODEL_FILE, f"unknown model kind {saved['kind']!r}")
+    if kind is not None and saved["kind"] != kind:
+        raise files.damaged(MODEL_FILE, f"kind {saved['kind']!r} where the registry has {kind!r}")
+    kind_class = MODEL_KINDS[saved["kind"]]
+    model = kind_class.load(files)
+    if n_classes is not None and model.n_classes_ != n_classes:
+        raise files.damaged(kind_class.saved_files[0], f"{model.n_classes_} classes where the registry has {n_classes}")
+    return model

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.models.artifacts import ModelFiles
 from engine.models.base import Classifier, NotSupported, TrainingCallback
 from engine.settings import cpu_threads
 
@@ -27,6 +28,7 @@ class LightGbmClassifier(Classifier):
     kind = "lgbm"
     input_rank = 1
     has_logits = True
+    saved_files = (META_FILE, MODEL_FILE)
     defaults = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 5,
                 "patience": 30, "class_balance": True, "seed": 0}
 
@@ -66,22 +68,40 @@ class LightGbmClassifier(Classifier):
 
     def save(self, folder: Path) -> None:
         self.booster_.save_model(Path(folder) / MODEL_FILE)
-        (Path(folder) / META_FILE).write_text(json.dumps({"hyperparams": self.hyperparams,
-                                                           "n_classes": self.n_classes_}))
+        (Path(folder) / META_FILE).write_text(json.dumps({"hyperparams": self.hyperparams, "n_classes": self.n_classes_,
+                                                           "n_features": self.booster_.num_feature()}))
 
     @classmethod
-    def load(cls, folder: Path) -> LightGbmClassifier:
+    def load(cls, files: ModelFiles) -> LightGbmClassifier:
         import lightgbm as lgb
 
-        saved = json.loads((Path(folder) / META_FILE).read_text())
-        model = cls(**saved["hyperparams"])
-        model.n_classes_ = saved["n_classes"]
-        model.booster_ = lgb.Booster(model_file=Path(folder) / MODEL_FILE)
+        saved = files.json(META_FILE, {"hyperparams": dict, "n_classes": int})
+        model = cls._from_saved(files, META_FILE, saved)
+        text = files.text(MODEL_FILE)
+        _check_model_text(files, text, model.n_classes_, saved.get("n_features"))
+        try:
+            model.booster_ = lgb.Booster(model_str=text)
+        except lgb.basic.LightGBMError as error:
+            raise files.damaged(MODEL_FILE, f"LightGBM cannot read it ({error})") from None
         return model
 
     def export_onnx(self, path: Path) -> None:
         raise NotSupported("lgbm models cannot be exported to ONNX: no LightGBM-to-ONNX converter "
                            "(such as onnxmltools) is installed")
+
+
+def _check_model_text(files: ModelFiles, text: str, n_classes: int, n_features: int | None) -> None:
+    """The outline of a LightGBM text model, checked before LightGBM parses it: its parser can crash
+    or spin on a cut or garbled file (a registered file's hash rules that out; this covers files
+    registered before hashes were kept)."""
+    if not text.startswith("tree\nversion=") or "\nend of trees\n" not in text:
+        raise files.damaged(MODEL_FILE, "not a complete LightGBM text model")
+    header = dict(line.split("=", 1) for line in text[:4096].splitlines()[1:8] if "=" in line)
+    if header.get("num_class") != str(n_classes):
+        raise files.damaged(MODEL_FILE, f"num_class={header.get('num_class')} where {META_FILE} says {n_classes}")
+    if n_features is not None and header.get("max_feature_idx") != str(n_features - 1):
+        raise files.damaged(MODEL_FILE, f"max_feature_idx={header.get('max_feature_idx')} where {META_FILE} "
+                                        f"says {n_features} features")
 
 
 def _monitor(patience: int, callback: TrainingCallback):

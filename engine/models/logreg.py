@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.models.artifacts import ModelFiles
 from engine.models.base import Classifier
 
 PARAMS_FILE = "logreg.json"
@@ -31,6 +32,7 @@ class LogisticRegressionClassifier(Classifier):
     kind = "logreg"
     input_rank = 1
     has_logits = True
+    saved_files = (PARAMS_FILE,)
     defaults = {"C": 1.0, "max_iter": 2000, "class_balance": True, "seed": 0}
 
     def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None, sample_weight=None):
@@ -75,12 +77,29 @@ class LogisticRegressionClassifier(Classifier):
             "scale": self.scale_.tolist(), "coef": self.coef_.tolist(), "intercept": self.intercept_.tolist()}))
 
     @classmethod
-    def load(cls, folder: Path) -> LogisticRegressionClassifier:
-        saved = json.loads((Path(folder) / PARAMS_FILE).read_text())
-        model = cls(**saved["hyperparams"])
-        model.n_classes_ = saved["n_classes"]
-        model.mean_, model.scale_ = np.array(saved["mean"]), np.array(saved["scale"])
-        model.coef_, model.intercept_ = np.array(saved["coef"]), np.array(saved["intercept"])
+    def load(cls, files: ModelFiles) -> LogisticRegressionClassifier:
+        saved = files.json(PARAMS_FILE, {"hyperparams": dict, "n_classes": int, "mean": list, "scale": list,
+                                         "coef": list, "intercept": list})
+        model = cls._from_saved(files, PARAMS_FILE, saved)
+        arrays = {}
+        for key in ("mean", "scale", "coef", "intercept"):
+            try:
+                arrays[key] = np.array(saved[key], dtype=np.float64)
+            except (ValueError, TypeError):
+                raise files.damaged(PARAMS_FILE, f"{key!r} is not an array of numbers") from None
+            if not np.isfinite(arrays[key]).all():
+                raise files.damaged(PARAMS_FILE, f"{key!r} holds a value that is not finite")
+        n_features = len(arrays["mean"])
+        expected = {"mean": (n_features,), "scale": (n_features,), "coef": (model.n_classes_, n_features),
+                    "intercept": (model.n_classes_,)}
+        for key, shape in expected.items():
+            if arrays[key].shape != shape:
+                raise files.damaged(PARAMS_FILE, f"{key!r} has shape {arrays[key].shape}, not {shape} "
+                                                 f"({model.n_classes_} classes, {n_features} features)")
+        if not (arrays["scale"] > 0).all():
+            raise files.damaged(PARAMS_FILE, "'scale' holds a value that is not positive")
+        model.mean_, model.scale_ = arrays["mean"], arrays["scale"]
+        model.coef_, model.intercept_ = arrays["coef"], arrays["intercept"]
         return model
 
     def export_onnx(self, path: Path) -> None:

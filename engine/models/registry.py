@@ -6,6 +6,10 @@ row in one transaction, so a killed training never leaves a registered half-mode
 a name is active; every activation is kept in a history (when, from which version, why), which is
 what `rollback` follows.
 
+Registration records the size and SHA-256 of every artifact file in the version's meta (`"files"`);
+loading checks each file against them before parsing it, and `verify` checks a version's files
+without using it. Versions registered before hashes were kept load unchecked ("no hashes recorded").
+
 The registry is a plain store of versions: it knows nothing of gates. The rule that a version whose
 last gate report failed is only activated when forced lives in `engine.services.activation`.
 """
@@ -20,6 +24,7 @@ from pathlib import Path
 from engine.io import write_atomically, write_json_atomically
 from engine.errors import InputError, NotFound
 from engine.features.spec import FeatureSpec
+from engine.models.artifacts import ModelFiles, ModelFilesDamaged, file_hashes
 from engine.store import predictions, versions
 from engine.store.versions import StoredVersion
 from engine.taxonomy import check_name
@@ -50,6 +55,9 @@ class ModelVersion(StoredVersion):
                 "dataset_fingerprint": self.dataset_fingerprint, "job_id": self.job_id, "active": self.is_active,
                 "created_at": self.created_at.isoformat(), "meta": self.meta,
                 "last_gate_report_id": self.last_gate_report_id, "reject_threshold": self.reject_threshold}
+
+
+FILES_KEY = "files"  # meta: {relative path: {"sha256", "bytes"}} of the artifact files, recorded at registration
 
 
 def _version(stored: StoredVersion, root: Path) -> ModelVersion:
@@ -90,8 +98,10 @@ def resolve(workspace, ref: str) -> ModelVersion:
 def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, feature_spec: FeatureSpec,
              classes: list[str], label_counts: dict, hyperparams: dict, metrics: dict, dataset_fingerprint: str,
              job_id: str | None, meta: dict | None = None) -> ModelVersion:
-    """Move a finished artifact folder into the registry as the next version of `name`."""
+    """Move a finished artifact folder into the registry as the next version of `name`, recording
+    the size and SHA-256 of each of its files (meta["files"])."""
     check_name(name, "model name")
+    meta = {**(meta or {}), FILES_KEY: file_hashes(artifact_dir)}
     home = workspace.models_dir / name
     home.mkdir(parents=True, exist_ok=True)
     with workspace.db.transaction() as con:
@@ -105,7 +115,7 @@ def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, 
                                     artifact_dir=str(destination.relative_to(workspace.root)),
                                     feature_spec=feature_spec.to_dict(), label_set=classes, label_counts=label_counts,
                                     hyperparams=hyperparams, metrics=metrics, dataset_fingerprint=dataset_fingerprint,
-                                    job_id=job_id, meta=meta or {})
+                                    job_id=job_id, meta=meta)
         except BaseException:
             os.replace(destination, artifact_dir)
             raise
@@ -169,10 +179,54 @@ def activation_history(workspace, name: str) -> list[dict]:
     return [activation.to_dict() for activation in history]
 
 
+def recorded_hashes(version: ModelVersion) -> dict | None:
+    """The size and SHA-256 of each artifact file as registered; None for a version registered
+    before hashes were kept."""
+    hashes = version.meta.get(FILES_KEY)
+    if hashes is None:
+        return None
+    if not isinstance(hashes, dict) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and type(entry.get("bytes")) is int
+            for entry in hashes.values()):
+        raise ModelFilesDamaged(Path(version.artifact_dir), "the hashes recorded for its files are unreadable")
+    return hashes
+
+
 def load_classifier(version: ModelVersion):
+    """The version's fitted model; raises ModelFilesDamaged, naming the file, when a file differs
+    from the one registered or does not fit the version (kind, class count)."""
     from engine.models.kinds import load_model
 
-    return load_model(Path(version.artifact_dir))
+    return load_model(Path(version.artifact_dir), hashes=recorded_hashes(version), kind=version.kind,
+                      n_classes=len(version.label_set))
+
+
+@dataclass(frozen=True)
+class FilesCheck:
+    """What `verify` found for one version: status OK, DAMAGED (file and problem) or NO_HASHES."""
+
+    ref: str
+    status: str
+    file: str | None = None
+    problem: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"ref": self.ref, "status": self.status, "file": self.file, "problem": self.problem}
+
+
+OK, DAMAGED, NO_HASHES = "ok", "damaged", "no hashes recorded"
+
+
+def verify(version: ModelVersion) -> FilesCheck:
+    """Check every file recorded for a version against its hash, then load it (which checks that
+    its parts fit together). A version registered before hashes were kept is NO_HASHES when it loads."""
+    try:
+        hashes = recorded_hashes(version)
+        ModelFiles(Path(version.artifact_dir), hashes).verify_all()
+        load_classifier(version)
+    except ModelFilesDamaged as damage:
+        return FilesCheck(version.ref, DAMAGED, str(damage.path), damage.problem)
+    return FilesCheck(version.ref, NO_HASHES if hashes is None else OK)
 
 
 def export(workspace, ref: str, out: Path, fmt: str = "onnx") -> Path:
@@ -184,6 +238,6 @@ def export(workspace, ref: str, out: Path, fmt: str = "onnx") -> Path:
     out = Path(out).expanduser().resolve()
     write_atomically(out, load_classifier(version).export_onnx)
     sidecar = {"model": version.ref, "kind": version.kind, "classes": version.label_set,
-               "features": version.feature_spec, "meta": version.meta}
+               "features": version.feature_spec, "meta": {k: v for k, v in version.meta.items() if k != FILES_KEY}}
     write_json_atomically(out.with_suffix(".json"), sidecar)
     return out

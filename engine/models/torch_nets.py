@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors, save_file
 from torch import nn
 
+from engine.models.artifacts import ModelFiles
 from engine.models.base import Classifier, TrainingCallback
 from engine.settings import cpu_threads
 
@@ -103,6 +105,7 @@ class TorchClassifier(Classifier):
     """fit / predict_proba / save / load / export_onnx for a network described by a JSON config."""
 
     has_logits = True
+    saved_files = (CONFIG_FILE, WEIGHTS_FILE)
 
     @abstractmethod
     def _config(self, X: np.ndarray) -> dict[str, Any]:
@@ -152,14 +155,36 @@ class TorchClassifier(Classifier):
             {"hyperparams": self.hyperparams, "n_classes": self.n_classes_, "config": self.config_}))
 
     @classmethod
-    def load(cls, folder: Path) -> TorchClassifier:
-        saved = json.loads((Path(folder) / CONFIG_FILE).read_text())
-        model = cls(**saved["hyperparams"])
-        model.n_classes_, model.config_ = saved["n_classes"], saved["config"]
+    def load(cls, files: ModelFiles) -> TorchClassifier:
+        saved = files.json(CONFIG_FILE, {"hyperparams": dict, "n_classes": int, "config": dict})
+        model = cls._from_saved(files, CONFIG_FILE, saved)
+        model.config_ = saved["config"]
+        model._check_config(files)
+        try:
+            state = load_tensors(files.read(WEIGHTS_FILE))
+        except SafetensorError as error:
+            raise files.damaged(WEIGHTS_FILE, f"not a readable safetensors file ({error})") from None
+        try:
+            with torch.device("meta"):  # the shapes the config asks for, without allocating them
+                expected = {name: tuple(value.shape) for name, value in model._build(model.config_).state_dict().items()}
+        except (RuntimeError, ValueError, TypeError) as error:
+            raise files.damaged(CONFIG_FILE, f"does not describe a network ({error})") from None
+        for name in sorted(expected.keys() | state.keys()):
+            found = tuple(state[name].shape) if name in state else None
+            if found != expected.get(name):
+                raise files.damaged(WEIGHTS_FILE, f"tensor {name} has shape {found} where {CONFIG_FILE} needs "
+                                                  f"{expected.get(name)}")
         model.net_ = model._build(model.config_)
-        model.net_.load_state_dict(load_file(Path(folder) / WEIGHTS_FILE))
+        model.net_.load_state_dict(state)
         model.net_.eval()
         return model
+
+    def _check_config(self, files: ModelFiles) -> None:
+        """The loaded config's input shape: as many positive integers as the kind's input rank."""
+        shape = self.config_.get("input_shape")
+        if (not isinstance(shape, list) or len(shape) != self.input_rank
+                or not all(type(n) is int and n > 0 for n in shape)):
+            raise files.damaged(CONFIG_FILE, f"input_shape is {shape!r}, not {self.input_rank} positive integer(s)")
 
     def export_onnx(self, path: Path) -> None:
         example = torch.zeros(2, *self.config_["input_shape"])
