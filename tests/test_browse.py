@@ -55,3 +55,32 @@ def test_filters_mean_what_they_say(listed):
     assert disagreeing and all(row.predicted not in row.labels.split(",") for row in disagreeing)
     chosen = [row.clip_id for row in browse(listed, limit=None).rows[:3]]
     assert [row.clip_id for row in browse(listed, clip_ids=chosen, limit=10).rows] == chosen
+
+
+def test_disagrees_is_the_active_model_of_the_labels_taxonomy_disagreeing(tmp_path):
+    """One rule for the library filter and the label screen's suspect walk: a drums model calling a
+    DJ track "clap" does not make the track disagree with its sections label."""
+    from engine.library.walk import suspect_ids
+
+    workspace = Workspace.open(tmp_path / "ws")
+    clips = {"kick": ("drums", "kick"), "snare": ("drums", "snare"), "track": ("sections", "drop"),
+             "other": ("sections", "intro")}
+    with workspace.db.transaction() as con:
+        for name, (taxonomy, label) in clips.items():
+            con.execute("INSERT INTO clips (clip_id, path, source, format, duration_s, sample_rate, channels, frames, "
+                        "size_bytes, peak, rms_db, clipped_fraction) VALUES (?, ?, 'p', 'wav', 1, 22050, 1, 1, 1, 1, -1, 0)",
+                        [name, f"/lib/{name}.wav"])
+            con.execute("INSERT INTO labels (clip_id, taxonomy, segment_key, label, origin, confidence) "
+                        "VALUES (?, ?, 'whole', ?, 'user', 1)", [name, taxonomy, label])
+        for model_id, task in ((1, "drums"), (2, "sections")):
+            con.execute("INSERT INTO model_versions (model_id, name, version, task, kind, artifact_dir, feature_spec, "
+                        "label_set, is_active) VALUES (?, ?, 1, ?, 'logreg', 'x', '{}', '[]', true)",
+                        [model_id, task, task])
+        predictions = [(1, "kick", "kick"), (1, "snare", "kick"), (1, "track", "clap"), (1, "other", "clap"),
+                       (2, "track", "drop"), (2, "other", "outro"), (2, "kick", "intro")]
+        con.executemany("INSERT INTO predictions (model_id, clip_id, segment_key, label, confidence) "
+                        "VALUES (?, ?, 'whole', ?, 0.9)", predictions)
+    disagreeing = {row.clip_id for row in browse(workspace, "disagrees", limit=None).rows}
+    assert disagreeing == {"snare", "other"}
+    assert {row.clip_id for row in browse(workspace, "disagrees", limit=2).rows} == disagreeing
+    assert suspect_ids(workspace) == disagreeing

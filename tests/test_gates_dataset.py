@@ -17,6 +17,7 @@ from engine.datasets.similarity import near_duplicate_pairs
 from engine.gates import dataset_context
 from engine.gates.dataset import DatasetContext
 from engine.library.grids import set_grid
+from engine.library.importer import import_folder
 from engine.library.labels import make_segment
 from engine.store.clips import get_clip
 from engine.workspace import Workspace
@@ -106,6 +107,26 @@ def test_a_byte_identical_copy_in_another_class_folder_is_a_conflicting_exact_du
     assert result.passed is False
     assert result.items[0]["clip_id"] == clip_of(workspace, original) and result.items[0]["conflict"] is True
     assert result.items[0]["labels"] == ["kick", "snare"]
+
+
+def test_copies_in_a_class_folder_of_their_label_are_labels_not_duplicates(workspace, template, tmp_path):
+    """Curating by copying: the copy in a class folder labels its clip; only two copies outside class
+    folders make a duplicate, and only copies in folders of different labels conflict."""
+    originals = library_files(template.parent, "kick", PACKS[0])[:2]
+    curated_copy = tmp_path / "planted" / "kick" / "copy.wav"
+    curated_copy.parent.mkdir(parents=True)
+    curated_copy.write_bytes(originals[0].read_bytes())
+    import_files(workspace, tmp_path, {})
+    result = run(workspace)["dataset.exact_duplicates"]
+    assert result.passed is True and result.items == [] and "1 copied into class folders" in result.detail
+
+    for pack in ("packA", "packB"):  # the same file in two plain packs: a duplicate, and no conflict
+        (tmp_path / "plain" / pack).mkdir(parents=True)
+        (tmp_path / "plain" / pack / "hit.wav").write_bytes(originals[1].read_bytes())
+    import_folder(workspace, tmp_path / "plain", workers=1)
+    result = run(workspace)["dataset.exact_duplicates"]
+    assert [(item["clip_id"], item["conflict"]) for item in result.items] == [(clip_of(workspace, originals[1]), False)]
+    assert result.passed is False and "0 conflicting" in result.detail
 
 
 def test_near_duplicates_within_a_split_fail_the_rate_but_not_leakage(workspace, template, tmp_path):

@@ -227,3 +227,13 @@ def test_a_version_whose_gates_failed_needs_force(ws, tmp_path):
     assert history[-1]["forced"] is True and history[-1]["reason"].startswith("hotfix for the gig")
     refused = invoke(ws, "models", "activate", "drums", "1", "--no-inference", "--json")
     assert refused.exit_code == 1 and "--force" in document(refused)["error"]["message"]
+
+
+@pytest.mark.parametrize("low, high", [(0.91666, 0.98), (0.99996, 1.0)])
+def test_the_value_column_has_the_details_precision(low, high):
+    """The table's value is the CI bound the detail prints, digit for digit ("1.000", not "1")."""
+    result = GateResult("model.accuracy", "Accuracy (95% CI lower bound)", True, round(low, 4), ">= 0.8",
+                        detail=f"accuracy 0.950 [{low:.3f}, {high:.3f}] on 120 examples")
+    assert f"[{result.value_text}," in result.detail
+    assert f'<td class="num">{result.value_text}</td>' in render_html(GateReport({}, [result], {}))
+    assert GateResult("dataset.silent_clips", "Silent", True, 2, "<= 0").value_text == "2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 from rich.console import Console
@@ -142,3 +143,75 @@ async def test_the_library_reloads_on_return_only_when_the_workspace_changed(lib
         await pilot.press("escape")
         await settle(app, pilot)
         assert queries and screen.query_one(ClipTable).rows[0].labels == relabelled  # the user's label shows
+
+
+async def test_at_80_columns_every_screen_shows_the_mode_keys_with_its_own_lit(tmp_path):
+    """The header keeps 1–5 and ? in view on every screen (the footer is cut before them at 80
+    columns), and lights the mode the screen is."""
+    from textual.geometry import Region
+    from textual.widgets._header import HeaderTitle
+
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        for key, mode in zip("12345", ("Library", "Label", "Train", "Gates", "Models")):
+            await pilot.press(key)
+            await pilot.pause()
+            title = app.screen.query_one(HeaderTitle)
+            line = title.render_lines(Region(0, 0, title.size.width, 1))[0]
+            text = "".join(segment.text for segment in line)
+            for shown in ("1 Library", "2 Label", "3 Train", "4 Gates", "5 Models", "? Help"):
+                assert shown in text, f"{shown!r} is cut from the header of {mode}: {text!r}"
+            lit = [segment.text.strip() for segment in line if segment.style and segment.style.reverse]
+            assert lit == [key, mode]
+
+
+def first_table_line(table: ClipTable) -> str:
+    return "".join(segment.text for segment in table.render_line(1)).strip()
+
+
+async def test_an_empty_workspace_says_how_to_import_and_i_runs_the_import_as_a_job(tmp_path):
+    """No clips: the table says how to import, `i` asks for a folder and options, the import runs as
+    a job with progress, and what it left out is listed."""
+    from textual.widgets import Checkbox
+
+    from engine.jobs.log import list_jobs
+    from tui.widgets.importdialog import ImportDialog, RejectionsDialog
+    from tui_pilot import wait_for
+
+    library = curated_library(tmp_path / "curated", classes=("kick", "snare"), per_pack=2)
+    (library / "kick" / "broken.wav").write_bytes(b"not audio at all")
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one(ClipTable)
+        assert first_table_line(table).startswith("no clips yet: i imports a folder")
+        await pilot.press("i")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ImportDialog) and app.screen, "the import dialog")
+        dialog.query_one("#import-folder", Input).value = str(tmp_path / "nowhere")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is dialog  # a folder that is not there is named, and the dialog stays
+        dialog.query_one("#import-folder", Input).value = str(library)
+        dialog.query_one(Checkbox).focus()
+        await pilot.press("space")  # curated: the class folders are labels
+        dialog.query_one("#import-folder", Input).focus()
+        await pilot.press("enter")
+        rejected = await wait_for(pilot, lambda: isinstance(app.screen, RejectionsDialog) and app.screen,
+                                  "the import job's rejections", timeout=120)
+        rows = rejected.query_one(DataTable)
+        assert rows.row_count == 1 and rows.get_row_at(0)[0] == "broken.wav"
+        await pilot.press("escape")
+        library_screen = app.screen
+        assert isinstance(library_screen, LibraryScreen)
+        await wait_for(pilot, lambda: table.row_count == 12, "the imported clips in the table")
+        assert "12 new" in shown_text(library_screen.query_one("#library-job-message", Label))
+        assert {row.labels for row in table.rows} == {"kick", "snare"}
+        await pilot.press("slash", *"zzz")
+        await settle(app, pilot)
+        assert first_table_line(table).startswith("no clips match; escape clears the filter")
+    for job in list_jobs(app.workspace):
+        try:
+            os.waitpid(job.pid, 0)  # collect the worker this process started
+        except ChildProcessError:
+            pass

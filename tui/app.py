@@ -8,6 +8,7 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.content import Content
 from textual.screen import Screen
 
 from engine.workspace import Workspace
@@ -18,9 +19,21 @@ from tui.screens.library import LibraryScreen
 STYLES = Path(__file__).resolve().parents[1] / "styles"
 
 
+MODE_KEYS = {"library": "1", "label": "2", "train": "3", "gates": "4", "models": "5"}
+
+
 def _on_first_visit(module: str, name: str) -> Callable[[], Screen]:
     """A mode's screen, imported when the mode is first opened: the library shows sooner."""
     return lambda: getattr(importlib.import_module(module), name)()
+
+
+def _mode(mode: str, make: Callable[[], Screen]) -> Callable[[], Screen]:
+    """The mode's screen, titled with the mode's name: its header lights that mode's key."""
+    def titled() -> Screen:
+        screen = make()
+        screen.title = mode
+        return screen
+    return titled
 
 
 class WorkbenchApp(App):
@@ -28,18 +41,16 @@ class WorkbenchApp(App):
 
     CSS_PATH = [STYLES / f"{sheet}.tcss" for sheet in ("app", "dialogs", "label", "train", "gates", "models")]
     TITLE = "workbench"
-    MODES = {"library": LibraryScreen,
-             "label": _on_first_visit("tui.screens.label", "LabelScreen"),
-             "train": _on_first_visit("tui.screens.train", "TrainScreen"),
-             "gates": _on_first_visit("tui.screens.gates", "GatesScreen"),
-             "models": _on_first_visit("tui.screens.models", "ModelsScreen")}
+    MODES = {"library": _mode("library", LibraryScreen),
+             "label": _mode("label", _on_first_visit("tui.screens.label", "LabelScreen")),
+             "train": _mode("train", _on_first_visit("tui.screens.train", "TrainScreen")),
+             "gates": _mode("gates", _on_first_visit("tui.screens.gates", "GatesScreen")),
+             "models": _mode("models", _on_first_visit("tui.screens.models", "ModelsScreen"))}
+    # the mode keys and ? live in every screen's header (format_title), so the footer keeps its
+    # width for the screen's own keys
     BINDINGS = [
-        Binding("1", "switch_mode('library')", "Library"),
-        Binding("2", "switch_mode('label')", "Label"),
-        Binding("3", "switch_mode('train')", "Train"),
-        Binding("4", "switch_mode('gates')", "Gates"),
-        Binding("5", "switch_mode('models')", "Models"),
-        Binding("question_mark", "help", "Help", key_display="?"),
+        *(Binding(key, f"switch_mode('{mode}')", mode.capitalize(), show=False) for mode, key in MODE_KEYS.items()),
+        Binding("question_mark", "help", "Help", key_display="?", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -50,6 +61,19 @@ class WorkbenchApp(App):
 
     def on_mount(self) -> None:
         self.switch_mode("library")
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """Every screen's header: the mode keys with the current mode lit, as k9s and lazygit keep
+        their views in view (at 80 columns too), then the workspace."""
+        parts: list[tuple[str, str] | str] = []
+        for mode, key in MODE_KEYS.items():
+            lit = mode == title
+            parts += [(f" {key}", "bold reverse" if lit else "bold"),
+                      (f" {mode.capitalize()} ", "reverse" if lit else "")]
+        parts += [(" ?", "bold"), " Help "]
+        if sub_title:
+            parts += [("· ", "dim"), (sub_title, "dim")]
+        return Content.assemble(*parts)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

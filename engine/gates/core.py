@@ -26,6 +26,13 @@ GATE_MODULES = ("engine.gates.dataset", "engine.gates.model")
 SCOPES = ("dataset", "model")
 
 
+def format_value(value) -> str:
+    """A measured number as the gates' details write theirs: three decimals for a float (a CI
+    bound of 0.99996 reads 1.000, as in "accuracy 0.998 [1.000, 1.000]", never 1), whole numbers
+    as they are."""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 @dataclass(frozen=True)
 class GateResult:
     gate: str  # stable id, "<scope>.<name>", e.g. "dataset.min_class_count"
@@ -46,10 +53,8 @@ class GateResult:
 
     @property
     def value_text(self) -> str:
-        """The value for a table cell: 4 significant digits, a dash for none or a structure."""
-        if isinstance(self.value, float):
-            return f"{self.value:.4g}"
-        return "—" if self.value is None or isinstance(self.value, (dict, list)) else str(self.value)
+        """The value for a table cell, as the detail writes its numbers; a dash for none or a structure."""
+        return "—" if self.value is None or isinstance(self.value, (dict, list)) else format_value(self.value)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "status": self.status}

@@ -176,20 +176,26 @@ def _folder_label(context: DatasetContext, path: str) -> str | None:
 @gate("dataset.exact_duplicates", "Exact duplicates", max_rate=0.01, max_conflicts=0)
 def exact_duplicates(context: DatasetContext, settings: dict) -> GateResult:
     """Clips are known by the hash of their bytes, so an exact duplicate is one clip seen at several
-    paths that still exist, or one region of a clip labelled under two segments. It conflicts when
-    the copies sit in class folders of different labels, in different packs, or carry different
-    labels. Default: `max_rate` 0.01 of labelled clips duplicated and `max_conflicts` 0."""
+    paths that still exist, or one region of a clip labelled under two segments. A copy in a class
+    folder is a label for its clip (curating by copying files into class folders), so copies count
+    as a duplicate only when two of them sit outside class folders; they conflict when their class
+    folders name different labels, or the segments of one region carry different labels. Default:
+    `max_rate` 0.01 of labelled clips duplicated and `max_conflicts` 0."""
     gate_id, title = "dataset.exact_duplicates", "Exact duplicates"
     threshold = f"rate <= {settings['max_rate']:g}, conflicts <= {settings['max_conflicts']}"
     found = []
+    curated = 0  # clips whose copies in class folders agree: labels, not duplicates
     for clip_id, paths in context.clip_paths.items():
         existing = [p for p in paths if os.path.exists(p)] if len(paths) > 1 else paths
         if len(existing) < 2:
             continue
-        folder_labels = {_folder_label(context, p) for p in existing} - {None}
-        packs = {Path(p).parent.name for p in existing}
-        found.append({"clip_id": clip_id, "paths": existing, "labels": sorted(folder_labels),
-                      "conflict": len(folder_labels) > 1 or len(packs) > 1})
+        folder_label = {p: _folder_label(context, p) for p in existing}
+        labels = sorted(set(folder_label.values()) - {None})
+        unlabelled_copies = sum(label is None for label in folder_label.values())
+        if len(labels) > 1 or unlabelled_copies > 1:
+            found.append({"clip_id": clip_id, "paths": existing, "labels": labels, "conflict": len(labels) > 1})
+        else:
+            curated += 1
     regions: dict[tuple, list[int]] = defaultdict(list)
     for n, item in enumerate(context.items):
         regions[(item.clip_id, item.segment.region_key)].append(n)
@@ -204,8 +210,9 @@ def exact_duplicates(context: DatasetContext, settings: dict) -> GateResult:
     conflicts = sum(f["conflict"] for f in found)
     passed = rate <= settings["max_rate"] and conflicts <= settings["max_conflicts"]
     found.sort(key=lambda f: not f["conflict"])
+    copies = f"; {curated} copied into class folders of their label" if curated else ""
     return _result(gate_id, title, passed, rate, threshold,
-                   f"{len(found)} duplicated of {clips} clips, {conflicts} conflicting", found)
+                   f"{len(found)} duplicated of {clips} clips, {conflicts} conflicting{copies}", found)
 
 
 def _pair_items(context: DatasetContext, pairs, rows: np.ndarray, keep: np.ndarray) -> list[dict]:

@@ -210,7 +210,7 @@ def render_html(report: GateReport) -> str:
     count_rows = "".join(f'<tr><td>{html.escape(label)}</td><td class="num">{n}</td></tr>' for label, n in counts.items())
     result_rows = "".join(
         f'<tr><td><a href="#{html.escape(r.gate)}">{html.escape(r.gate)}</a></td><td>{html.escape(r.title)}</td>'
-        f'{_status_cell(r.status)}<td class="num">{html.escape(_text(r.value if not isinstance(r.value, dict) else ""))}</td>'
+        f'{_status_cell(r.status)}<td class="num">{html.escape(r.value_text)}</td>'
         f"<td>{html.escape(r.threshold)}</td><td>{html.escape(r.detail)}</td></tr>" for r in report.results)
     sections = []
     for result in report.results:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.concepts import Clip, LabelRecord, Origin, Reason, Rejection, Segment
+from engine.concepts import Clip, JobState, LabelRecord, Origin, Reason, Rejection, Segment
 from engine.errors import InputError
+from engine.jobs.kinds import job_kind
 from engine.library.clips import is_unchanged
 from engine.library.editing import import_labels
 from engine.library.labels import make_segment
@@ -43,6 +44,10 @@ class ImportReport:
     @property
     def partial(self) -> bool:
         return bool(self.rejections)
+
+    def summary(self) -> str:
+        return (f"{self.added} new, {self.moved} moved, {self.unchanged} unchanged, {self.duplicates} duplicate "
+                f"copies, {self.labelled} labels, {len(self.rejections)} rejected")
 
     def to_dict(self) -> dict:
         return {
@@ -139,6 +144,23 @@ def import_folder(workspace, root: Path, *, curated: bool = False, source: str |
     report.rejections.sort(key=lambda r: r.path)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@job_kind("import")
+def run_import_job(workspace, job, params: dict, cancel) -> None:
+    """An import in a process of its own (the TUI's library starts one with `i`), with progress;
+    its result is the import report, rejections included. Cancelled, it keeps what was probed."""
+    from engine.jobs.log import JobReporter
+
+    job.state(JobState.RUNNING, f"importing {params['folder']}")
+    report = import_folder(workspace, Path(params["folder"]), curated=bool(params.get("curated")),
+                           source=params.get("source"), taxonomy=params.get("taxonomy"),
+                           reporter=JobReporter(job), cancel=cancel)
+    result = {**report.to_dict(), "summary": report.summary()}
+    if report.cancelled:
+        job.finish(JobState.CANCELLED, result=result, error=f"cancelled; kept {report.summary()}")
+    else:
+        job.finish(JobState.COMPLETED, result=result)
 
 
 # -- label files ------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ def unlabelled_ids(workspace) -> set[str]:
 
 
 def suspect_ids(workspace) -> set[str]:
-    """Clips the active model doubts: it predicts another label than the clip's own (in the model's
-    taxonomy), or it is less than LOW_CONFIDENCE sure."""
+    """Clips an active model doubts: the model of a label's taxonomy predicts another label (the
+    rule the library's `disagrees` filter uses), or it is less than LOW_CONFIDENCE sure."""
     with workspace.db.transaction() as con:
         return doubted_clip_ids(con)
 

@@ -80,6 +80,12 @@ def list_versions(workspace, name: str | None = None) -> list[ModelVersion]:
     return [_version(version, workspace.root) for version in stored]
 
 
+def versions_stamp(workspace) -> tuple:
+    """What changes when the list of versions does (see store.versions.versions_stamp)."""
+    with workspace.db.transaction(read_only=True) as con:
+        return versions.versions_stamp(con)
+
+
 def resolve(workspace, ref: str) -> ModelVersion:
     """NAME@N, or NAME for its active version (else its newest)."""
     name, version = parse_ref(ref)

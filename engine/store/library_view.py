@@ -2,8 +2,8 @@
 predictions, for browsing, walking and counting.
 
 A filter is a few words: `label:kick`, `source:808`, `unlabelled`, `predicted:snare`, `low`
-(prediction confidence under LOW_CONFIDENCE), `disagrees` (the active model's label differs from
-the clip's label), and plain words that must all appear in the clip's path.
+(prediction confidence under LOW_CONFIDENCE), `disagrees` (see DISAGREEING), and plain words that
+must all appear in the clip's path.
 """
 
 from __future__ import annotations
@@ -17,6 +17,15 @@ LOW_CONFIDENCE = 0.6
 SORT_ORDERS = {  # a page's sort name → its ORDER BY
     "path": "c.path", "source": "c.source, c.path", "duration": "c.duration_s DESC, c.path",
     "confidence": "p.confidence NULLS LAST, c.path", "label": "labels NULLS LAST, c.path"}
+
+# The one rule of "disagrees", for the library's filter and the label screen's suspect walk: the
+# active model of a label's taxonomy predicts another label for the whole clip than the clip's
+# own whole-clip label(s) in that taxonomy. A model of another taxonomy never disagrees with it.
+DISAGREEING = (
+    "SELECT p.clip_id FROM predictions p JOIN model_versions m ON m.model_id = p.model_id AND m.is_active "
+    "JOIN (SELECT clip_id, taxonomy, list(DISTINCT label) AS labels FROM effective_labels "
+    "      WHERE segment_key = 'whole' GROUP BY clip_id, taxonomy) l ON l.clip_id = p.clip_id AND l.taxonomy = m.task "
+    "WHERE p.segment_key = 'whole' AND NOT list_contains(l.labels, p.label)")
 
 
 class ClipRow(NamedTuple):  # a tuple, so 100,000 of them are built in a blink
@@ -58,8 +67,7 @@ def _conditions(query: str) -> tuple[list[str], dict]:
         elif word == "low":
             conditions.append(f"p.confidence < {LOW_CONFIDENCE}")
         elif word == "disagrees":
-            conditions.append("p.label IS NOT NULL AND labels IS NOT NULL "
-                              "AND NOT list_contains(string_split(labels, ','), p.label)")
+            conditions.append(f"c.clip_id IN ({DISAGREEING})")
         else:
             conditions.append(f"c.path ILIKE ${name}")
             params[name] = f"%{word}%"
@@ -129,15 +137,12 @@ def unlabelled_clip_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def doubted_clip_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Clips the active model doubts: it predicts another label than the clip's own (in the model's
-    taxonomy), or it is less than LOW_CONFIDENCE sure."""
+    """Clips the active models doubt: one disagrees with the clip's label (DISAGREEING), or one is
+    less than LOW_CONFIDENCE sure of the whole clip."""
     rows = con.execute(
-        "SELECT p.clip_id FROM predictions p JOIN model_versions m ON m.model_id = p.model_id AND m.is_active "
-        "LEFT JOIN (SELECT clip_id, taxonomy, list(DISTINCT label) AS labels FROM effective_labels "
-        "           WHERE segment_key = 'whole' GROUP BY clip_id, taxonomy) l "
-        "       ON l.clip_id = p.clip_id AND l.taxonomy = m.task "
-        "WHERE p.segment_key = 'whole' AND (p.confidence < $low "
-        "      OR (l.labels IS NOT NULL AND NOT list_contains(l.labels, p.label)))",
+        f"{DISAGREEING} UNION SELECT p.clip_id FROM predictions p "
+        "JOIN model_versions m ON m.model_id = p.model_id AND m.is_active "
+        "WHERE p.segment_key = 'whole' AND p.confidence < $low",
         {"low": LOW_CONFIDENCE},
     ).fetchall()
     return {row[0] for row in rows}

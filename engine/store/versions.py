@@ -77,6 +77,14 @@ def list_versions(con, name: str | None = None) -> list[StoredVersion]:
     return [_version_from_row(row) for row in rows]
 
 
+def versions_stamp(con) -> tuple:
+    """A millisecond summary of the versions: it changes when one is registered, deleted,
+    activated or gated."""
+    return con.execute(
+        "SELECT count(*), max(model_id), list(model_id ORDER BY model_id) FILTER (WHERE is_active), "
+        "max(last_gate_report_id) FROM model_versions").fetchone()
+
+
 def _counter(name: str) -> str:
     return f"last_model_version:{name}"
 

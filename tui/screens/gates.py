@@ -1,7 +1,8 @@
 """Gates: the readiness checks of the dataset (and of a chosen model version) as a pass/fail table.
 
 `r` runs them as a gates job in its own process (the event loop only follows its progress); the
-newest stored report is shown when the screen opens and whenever the chosen version changes.
+newest stored report is shown when the screen opens and whenever the chosen version changes. The
+list of versions follows the workspace: one trained, deleted or gated meanwhile shows at once.
 Enter on a check lists what fails; `o` opens those clips in the library.
 """
 
@@ -23,6 +24,7 @@ from engine.gates.store import StoredReport, latest_report
 from engine.jobs.log import spawn_job
 from engine.models.registry import ModelVersion, list_versions
 from tui.widgets.jobline import JobLine
+from tui.widgets.versions import VersionsWatch
 from tui.workers import ReportsWorkerErrors, in_thread
 
 DATASET_ONLY = "dataset only"
@@ -77,6 +79,7 @@ class GatesScreen(ReportsWorkerErrors, Screen):
             yield Label("", id="gates-detail-title")
             yield DataTable(id="gates-items", cursor_type="row", show_header=False)
         yield JobLine(id="gates-status", message_id="gates-message", progress_id="gates-progress")
+        yield VersionsWatch()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -108,13 +111,21 @@ class GatesScreen(ReportsWorkerErrors, Screen):
     def on_report_loaded(self, message: ReportLoaded) -> None:
         select = self.query_one("#gates-model", Select)
         if message.versions is not None:
-            choices = [(f"{v.ref}{' (active)' if v.is_active else ''}", v.ref) for v in message.versions]
-            select.set_options(choices)
+            chosen = self.model_ref
+            refs = {v.ref for v in message.versions}
             gated = message.stored.report.subject.get("model") if message.stored else None
-            if gated in {v.ref for v in message.versions}:
-                with self.prevent(Select.Changed):
-                    select.value = gated
+            keep = gated if gated in refs else chosen if chosen in refs else None
+            with self.prevent(Select.Changed):
+                select.set_options([(f"{v.ref}{' (active)' if v.is_active else ''}", v.ref) for v in message.versions])
+                if keep is not None:
+                    select.value = keep
+            if chosen is not None and keep is None:  # the chosen version is gone: back to the dataset
+                self.load_report(None)
+                return
         self.show_report(message.stored)
+
+    def on_versions_watch_changed(self, message: VersionsWatch.Changed) -> None:
+        self.load_report(self.model_ref, with_versions=True)
 
     def show_report(self, stored: StoredReport | None) -> None:
         self.stored = stored

@@ -2,7 +2,8 @@
 
 The query runs in a worker thread (the event loop never waits on the database) a moment after the
 last key of a filter; a newer query makes older results stale, so typing fast never shows an
-outdated list. The table holds every matching row and draws only those on screen.
+outdated list. The table holds every matching row and draws only those on screen. `i` imports a
+folder as a job in a process of its own, followed in a status line; its rejections are listed.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Label
 
+from engine.concepts import JobState
+from engine.errors import WorkbenchError
+from engine.jobs.log import spawn_job
 from engine.library.browse import SORTS, Page, browse, library_stamp
 from engine.library.walk import ClipWalk
 from engine.library.stats import workspace_stats
 from tui.widgets.cliptable import ClipTable
+from tui.widgets.importdialog import ImportDialog, ImportRequest, RejectionsDialog
+from tui.widgets.jobline import JobLine
 from tui.widgets.readiness import ReadinessPanel
 from tui.workers import ReportsWorkerErrors, in_thread
 
@@ -25,15 +31,19 @@ PANEL_MIN_WIDTH = 100  # narrower terminals give the table all the room; `p` sho
 FIRST_SCREENFUL = 200  # rows fetched before the whole list when the table is empty
 FILTER_DELAY_S = 0.12  # a filter query starts once typing pauses this long
 FILTER_HELP = "filter: words in the path, label:kick source:808 predicted:snare unlabelled low disagrees"
+NO_MATCH = "no clips match; escape clears the filter"
+NO_CLIPS = "no clips yet: i imports a folder (or run workbench --headless import FOLDER)"
 
 
 class LibraryScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", key_display="/"),
+        Binding("i", "import", "Import"),
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("s", "next_sort", "Sort"),
         Binding("p", "toggle_panel", "Counts panel"),
         Binding("r", "reload", "Reload"),
+        Binding("c", "cancel_import", "Cancel import", show=False),
     ]
 
     def __init__(self) -> None:
@@ -51,8 +61,9 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
         with Horizontal():
             with Vertical(id="library-main"):
                 yield Input(placeholder=FILTER_HELP, id="library-filter")
-                yield ClipTable(id="library-table", empty_text="no clips match; escape clears the filter")
+                yield ClipTable(id="library-table", empty_text=NO_MATCH)
                 yield Label("loading…", id="library-status")
+                yield JobLine(id="library-job", message_id="library-job-message", progress_id="library-job-progress")
             yield ReadinessPanel(id="library-readiness")
         yield Footer()
 
@@ -99,6 +110,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
         if stamp is not None:
             self._stamp = stamp
         table = self.query_one(ClipTable)
+        table.empty_text = NO_MATCH if self.query_one(Input).value or self.only else NO_CLIPS
         current = table.current
         table.show_rows(page.rows, keep_clip=current.clip_id if current else None)
         self.page = page
@@ -155,3 +167,51 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
         await self.app.switch_mode("label")
         order = [row.clip_id for row in self.page.rows]
         self.app.screen.open_clip(event.row.clip_id, ClipWalk(order, self.query_one(Input).value))
+
+    # -- importing --------------------------------------------------------------------------
+    def action_import(self) -> None:
+        if self.query_one(JobLine).job_id is not None:
+            self.notify("an import is already running; c cancels it", severity="warning")
+            return
+        self.ask_what_to_import()
+
+    @in_thread("library-import")
+    def ask_what_to_import(self) -> None:
+        workspace = self.app.workspace
+        names, default = workspace.taxonomies.names(), workspace.default_taxonomy_name
+        self.app.call_from_thread(self.app.push_screen, ImportDialog(names, default), self._import_chosen)
+
+    def _import_chosen(self, request: ImportRequest | None) -> None:
+        if request is not None:
+            self.start_import(request)
+
+    @in_thread("library-import")
+    def start_import(self, request: ImportRequest) -> None:
+        try:
+            job_id = spawn_job(self.app.workspace, "import", request.params)
+        except WorkbenchError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self._follow_import, job_id, request.folder)
+
+    def _follow_import(self, job_id: str, folder: str) -> None:
+        line = self.query_one(JobLine)
+        line.display = True
+        line.follow(job_id, f"importing {folder}")
+
+    def action_cancel_import(self) -> None:
+        if not self.query_one(JobLine).cancel():
+            self.notify("no import is running")
+
+    def on_job_line_ended(self, message: JobLine.Ended) -> None:
+        job = message.job
+        result = job.result or {}
+        summary = result.get("summary")
+        if job.state == JobState.COMPLETED:
+            message.line.say(f"imported {result.get('root', '')}: {summary}")
+        else:
+            message.line.say(f"import {job.state}: {job.error or ''}")
+            self.notify(f"import {job.state}: {job.error or ''}", severity="error" if job.state == JobState.FAILED else "warning")
+        if result.get("rejections"):
+            self.app.push_screen(RejectionsDialog(f"Imported {summary}", result["rejections"]))
+        self.action_reload()

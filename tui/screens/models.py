@@ -28,7 +28,7 @@ from tui.widgets.confirm import ConfirmDialog
 from tui.widgets.jobline import JobLine
 from tui.widgets.metrics import MetricsView
 from tui.widgets.prompt import PromptDialog
-from tui.widgets.versions import VersionsTable
+from tui.widgets.versions import VersionsTable, VersionsWatch
 from tui.workers import ReportsWorkerErrors, in_thread
 
 
@@ -83,6 +83,7 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
         with VerticalScroll(id="models-detail"):
             yield MetricsView(id="models-metrics")
         yield JobLine(id="models-status", message_id="models-message", progress_id="models-progress")
+        yield VersionsWatch()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -92,6 +93,9 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
 
     def on_screen_resume(self) -> None:
         self.reload()  # a job may have registered a version meanwhile
+
+    def on_versions_watch_changed(self, message: VersionsWatch.Changed) -> None:
+        self.reload()  # one was trained, activated, deleted or gated while this screen is on view
 
     # -- worker threads ------------------------------------------------------------------------
     @in_thread("models-load", exclusive=True)

@@ -1,14 +1,20 @@
 """Model versions, one row each: active marker, version, kind, features, test accuracy and
-macro-F1 with their 95% CIs, created. A version marked for comparison carries a diamond."""
+macro-F1 with their 95% CIs, created. A version marked for comparison carries a diamond.
+`VersionsWatch` tells a screen that lists versions when they change."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import DataTable
 
+from engine.errors import WorkbenchError
 from engine.evaluation.metrics import format_with_ci
-from engine.models.registry import ModelVersion
+from engine.models.registry import ModelVersion, versions_stamp
+from tui.workers import ReportsWorkerErrors, in_thread
+
+WATCH_S = 1.0  # how often a screen on view looks whether the versions changed
 
 COLUMNS = (("", 2), ("version", 12), ("kind", 6), ("features", 9), ("accuracy", 13), ("macro-F1", 13),
            ("created", 11))
@@ -57,3 +63,39 @@ class VersionsTable(DataTable):
         event.stop()
         if event.cursor_row == self.cursor_row:
             self.post_message(self.Highlighted(event.row_key.value))
+
+
+class VersionsWatch(ReportsWorkerErrors, Widget):
+    """Posts `Changed` when the workspace's versions change (a training job registered one, the
+    CLI activated or deleted one, a gate run reported on one): every WATCH_S, while its screen is
+    on view, it reads their stamp in a worker thread."""
+
+    DEFAULT_CSS = "VersionsWatch { display: none; }"
+
+    class Changed(Message):
+        """The versions differ from the last look."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._stamp: tuple | None = None
+
+    def on_mount(self) -> None:
+        self.look()
+        self.set_interval(WATCH_S, self._tick)
+
+    def _tick(self) -> None:
+        if self.screen.is_current:
+            self.look()
+
+    @in_thread("versions-watch", exclusive=True)
+    def look(self) -> None:
+        try:
+            stamp = versions_stamp(self.app.workspace)
+        except WorkbenchError:
+            return  # a busy workspace: the next look sees it
+        self.app.call_from_thread(self._compare, stamp)
+
+    def _compare(self, stamp: tuple) -> None:
+        if self._stamp is not None and stamp != self._stamp:
+            self.post_message(self.Changed())
+        self._stamp = stamp
