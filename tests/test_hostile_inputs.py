@@ -14,10 +14,11 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 from conftest import write_hits, write_tone
-from engine.concepts import Reason
+from engine.concepts import Reason, Segment
 from engine.library.importer import import_folder, import_label_file
 from engine.library.scan import probe_file
 
@@ -171,3 +172,52 @@ def test_an_unreadable_subfolder_is_a_rejection_naming_it(workspace, tmp_path, m
     assert [(r.path, r.reason, r.detail) for r in report.rejections] == [
         (str(locked), Reason.UNREADABLE, "folder cannot be listed: Permission denied")]
     assert report.added == len(good) and report.partial
+
+
+# -- 1. extraction of a long file decodes only the region it needs ----------------------------
+
+def test_extracting_a_long_file_decodes_only_the_region_around_its_onset(tmp_path):
+    """A 90 s stereo file with a hit at 70 s: the features equal those of the fully decoded file,
+    and extraction holds a few MB where the decoded file alone would take 31 MB."""
+    from engine.audio.decode import decode, find_onset, resample
+    from engine.audio.synth import DEMO_PACKS, synthesize_hit
+    from engine.features.cache import FeatureCache
+    from engine.features.extract import Target, extract_features, load_features
+    from engine.features.spec import FeatureSpec
+
+    rate, seconds, hit_at = 44100, 90, 70.0
+    hit = resample(synthesize_hit("snare", DEMO_PACKS[0], np.random.default_rng(3)), DEMO_PACKS[0].sample_rate, rate)
+    audio = np.random.default_rng(4).normal(0.0, 1e-4, (rate * seconds, 2)).astype(np.float32)
+    first = int(hit_at * rate)
+    audio[first: first + hit.size] += 0.5 * hit[:, None]
+    path = tmp_path / "long.wav"
+    soundfile.write(path, audio, rate, subtype="PCM_24")
+    del audio
+    assert abs(find_onset(path) - hit_at) < 0.005
+    assert find_onset(path, 0.0, 60.0) < 1.0  # in a range of noise alone, the noise is the sound
+
+    spec = FeatureSpec.parse("dsp")
+    extractors = spec.extractors(tmp_path / "embeddings")
+    cache = FeatureCache(tmp_path / "cache.lmdb")
+    target = Target("c" * 64, str(path), path.stat().st_size)
+    tracemalloc.start()
+    try:
+        report = extract_features(cache, [target], spec, extractors, workers=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.extracted == 1 and report.rejections == []
+    assert report.audio_seconds < 2.0
+    assert peak < 10e6, f"extraction took {peak / 1e6:.1f} MB"
+
+    samples, _ = decode(path, sample_rate=extractors[0].sample_rate)
+    expected = extractors[0].extract(samples)
+    stored, kept = load_features(cache, [target], extractors)
+    assert kept == [0]
+    np.testing.assert_allclose(stored[0], expected, rtol=1e-5, atol=1e-5)
+
+    # Two short regions 70 s apart are decoded on their own, not with the minute between them.
+    hits = [Target(target.clip_id, target.path, target.size_bytes, Segment.seconds(start, start + 0.5))
+            for start in (5.0, 75.0)]
+    report = extract_features(cache, hits, spec, extractors, workers=1)
+    assert report.extracted == 2 and report.audio_seconds == pytest.approx(1.0)
