@@ -149,8 +149,12 @@ def test_intact_files_of_every_container_still_import(workspace, tmp_path):
     for fmt in ("wav", "flac", "aiff"):
         write_hits(folder, "tom", 1, fmt=fmt)
     write_tone(folder / "stereo24.wav", seconds=0.5, channels=2)
+    streamed = bytearray(wav_bytes(tmp_path, seconds=0.5))
+    struct.pack_into("<I", streamed, 4, 0xFFFFFFFF)  # a streaming writer's "length not known yet"
+    struct.pack_into("<I", streamed, 40, 0xFFFFFFFF)
+    (folder / "streamed.wav").write_bytes(bytes(streamed))
     report = import_folder(workspace, folder, workers=1)
-    assert report.rejections == [] and report.added == 4
+    assert report.rejections == [] and report.added == 5
 
 
 # -- 3. unreadable folders --------------------------------------------------------------------

@@ -118,8 +118,8 @@ def _flac(handle: BinaryIO) -> Declared:
     """STREAMINFO is the first metadata block: 20 bits rate, 3 channels, 5 bits depth, 36 bits samples."""
     handle.seek(4)
     block = handle.read(4 + 18)
-    if len(block) < 22 or block[0] & 0x7F != 0:
-        return Declared("FLAC")
+    if len(block) < 22 or block[0] & 0x7F != 0 or block[1:4] != (34).to_bytes(3, "big"):
+        return Declared("FLAC")  # no STREAMINFO block (of its fixed 34 bytes) first: the header says nothing
     packed = int.from_bytes(block[4 + 10: 4 + 18], "big")
     frames = packed & ((1 << 36) - 1)
     return Declared("FLAC", frames or None)  # 0: the encoder did not know the length

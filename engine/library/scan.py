@@ -204,8 +204,9 @@ def _probe_open_file(path: str, handle: BinaryIO, info: os.stat_result) -> Probe
         if declared is not None and declared.unsupported_codec:
             return Rejection(path, Reason.UNSUPPORTED_CODEC,
                              f"a {declared.container} file holding {declared.unsupported_codec}")
-        cut_short = (levels is not None and declared is not None and declared.frames is not None
-                     and levels.frames < declared.frames and handle.tell() >= info.st_size)
+        cut_short = (isinstance(error, RuntimeError) and levels is not None and declared is not None
+                     and declared.frames is not None and levels.frames < declared.frames
+                     and handle.tell() >= info.st_size)  # the decoder failed where the bytes ran out
         if cut_short:
             return Rejection(path, Reason.TRUNCATED,
                              f"the {declared.container} header declares {_length(declared.frames, sample_rate)}; "
