@@ -118,10 +118,12 @@ def _decode_region(path: str, start_s: float | None, end_s: float | None,
     2 ms envelope grid that `onset_region` lays from the segment's start at the extractors' rate
     (where they share one), so it finds the onset the whole segment would give."""
     start = start_s or 0.0
-    end = end_s if end_s is not None else soundfile.info(path).duration
     spans = [extractor.onset_span_s() for extractor in extractors]
-    if None in spans or end - start <= LONG_SEGMENT_S:
-        return decode(path, start_s=start, end_s=end)
+    if None in spans:
+        return decode(path, start_s=start, end_s=end_s)
+    end = end_s if end_s is not None else soundfile.info(path).duration
+    if end - start <= LONG_SEGMENT_S:
+        return decode(path, start_s=start, end_s=end_s)
     lead_s = max(0.0, find_onset(path, start, end) - PREROLL_S - EDGE_S - start)
     rates = {extractor.sample_rate for extractor in extractors}
     if len(rates) == 1:
