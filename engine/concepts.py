@@ -159,6 +159,9 @@ class Reason(StrEnum):
     KEPT = "kept as it is"
     DETECTION_FAILED = "detection failed"
     CHANGED = "changed since import"
+    NOT_REGULAR = "not a regular file"
+    TRUNCATED = "truncated"
+    UNSUPPORTED_CODEC = "unsupported codec"
 
 
 @dataclass(frozen=True)

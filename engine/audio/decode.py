@@ -1,4 +1,7 @@
-"""Decoding audio files into numpy arrays (soundfile / libsndfile), mono mixdown, resampling."""
+"""Decoding audio files into numpy arrays (soundfile / libsndfile), mono mixdown, resampling.
+
+Only what is asked for is decoded: `decode` seeks to a range, and `find_onset` streams a range
+block by block, so neither needs memory in proportion to a long file's length."""
 
 from __future__ import annotations
 
@@ -7,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from engine.audio.regions import envelope, envelope_block, first_above
+
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".aifc"})
 MAX_CHANNELS = 8
+ENVELOPE_BLOCKS_PER_READ = 4096  # find_onset reads this many envelope blocks at a time
 # Magic numbers of the containers we read: a file that starts like one of these but does not
 # decode is corrupt; anything else is not audio at all.
 AUDIO_MAGIC = (b"RIFF", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"caff")
@@ -47,3 +53,29 @@ def decode(path: str | Path, sample_rate: int | None = None, start_s: float = 0.
     if sample_rate is not None:
         return resample(mono, rate, sample_rate), sample_rate
     return mono, rate
+
+
+def find_onset(path: str | Path, start_s: float = 0.0, end_s: float | None = None,
+               threshold_db: float = -40.0) -> float:
+    """Where the sound of [start_s, end_s) of a file starts, in seconds from the file's start.
+
+    The rule of `regions.onset_region` (the first sample within threshold_db of the RMS of the
+    loudest envelope block), applied at the file's own rate while the range is read block by block:
+    only the envelope (one value per 2 ms) is kept. Silence starts where the range starts."""
+    with soundfile.SoundFile(str(path)) as handle:
+        rate = handle.samplerate
+        first = min(max(0, int(round(start_s * rate))), handle.frames)
+        last = handle.frames if end_s is None else min(handle.frames, int(round(end_s * rate)))
+        block = envelope_block(rate)
+        handle.seek(first)
+        env = np.concatenate([np.zeros(0, dtype=np.float32), *(
+            envelope(to_mono(chunk), block)
+            for chunk in handle.blocks(blocksize=block * ENVELOPE_BLOCKS_PER_READ, frames=max(0, last - first),
+                                       dtype="float32", always_2d=True))])
+        if env.size == 0 or not env.max() > 0:
+            return first / rate
+        block_start = first + first_above(env, threshold_db) * block
+        level = env.max() * 10.0 ** (threshold_db / 20.0)
+        handle.seek(block_start)
+        samples = to_mono(handle.read(min(block, last - block_start), dtype="float32", always_2d=True))
+    return (block_start + int(np.argmax(np.abs(samples) >= level))) / rate

@@ -88,3 +88,11 @@ class Extractor(ABC):
     @abstractmethod
     def extract(self, samples: np.ndarray) -> np.ndarray:
         """Features of one segment: `samples` is mono float32 at `self.sample_rate`."""
+
+    def onset_span_s(self) -> float | None:
+        """How much of a segment `extract` reads, in seconds from just before its onset; None: all of it.
+
+        Extraction of a long segment decodes only that much around the onset it finds while
+        streaming the file. An extractor that cuts `onset_region(samples, rate, params["region_s"])`
+        needs nothing more; one that reads a span of its own says so here."""
+        return self.params.get("region_s") or None

@@ -2,12 +2,14 @@
 
 A Target is one segment of one clip, or an augmented copy of it. Extraction first asks the cache
 which (target, extractor) pairs are missing — with a warm cache nothing is decoded at all — then
-decodes each clip that still needs work once, slices its regions, resamples per extractor rate, and
-writes results in batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
+decodes each region that still needs work on its own (seek + frames; of a long segment only the part
+around its onset that the extractors read), resamples per extractor rate, and writes results in
+batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import zlib
@@ -16,9 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile
 
 from engine.audio.augment import Augmentation, apply_augmentation, augmentation_key
-from engine.audio.decode import decode, resample
+from engine.audio.decode import decode, find_onset, resample
+from engine.audio.regions import PREROLL_S, envelope_block
 from engine.concepts import LabelledSegment, Reason, Rejection, Segment
 from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
@@ -29,6 +33,8 @@ from engine.progress import CancelToken, Reporter
 WRITE_EVERY_S = 0.5
 REGIONS_PER_JOB = 16  # a long track's windows are spread over several jobs, so every core helps
 INLINE_BELOW_PAIRS = 32  # less work than this runs in-process: starting workers would cost more
+LONG_SEGMENT_S = 60.0  # a longer segment is streamed to find its onset; only the part the extractors read is decoded
+EDGE_S = 0.05  # decoded either side of that part, so resampling has real samples at its edges
 
 
 @dataclass(frozen=True)
@@ -102,32 +108,45 @@ class _ClipJob:
     needs: tuple[tuple[int, ...], ...]  # for each region, which extractors are missing
 
 
-def _region_samples(samples: np.ndarray, rate: int, start_s: float | None, end_s: float | None) -> np.ndarray:
-    if start_s is None:
-        return samples
-    return samples[int(round(start_s * rate)): int(round(end_s * rate))]
+def _decode_region(path: str, start_s: float | None, end_s: float | None,
+                   extractors: Sequence[Extractor]) -> tuple[np.ndarray, int]:
+    """The samples `extractors` need of a segment, decoded alone (seek + frames).
+
+    All of a short segment. Of a long one, when every extractor reads only a span from the onset
+    (`onset_span_s`), just that span and EDGE_S either side, around the onset `find_onset` finds by
+    streaming the segment: memory stays small whatever the file's length. The part starts on the
+    2 ms envelope grid that `onset_region` lays from the segment's start at the extractors' rate
+    (where they share one), so it finds the onset the whole segment would give."""
+    start = start_s or 0.0
+    spans = [extractor.onset_span_s() for extractor in extractors]
+    if None in spans:
+        return decode(path, start_s=start, end_s=end_s)
+    end = end_s if end_s is not None else soundfile.info(path).duration
+    if end - start <= LONG_SEGMENT_S:
+        return decode(path, start_s=start, end_s=end_s)
+    lead_s = max(0.0, find_onset(path, start, end) - PREROLL_S - EDGE_S - start)
+    rates = {extractor.sample_rate for extractor in extractors}
+    if len(rates) == 1:
+        grid_s = envelope_block(*rates) / next(iter(rates))
+        lead_s = math.floor(lead_s / grid_s) * grid_s
+    first = start + lead_s
+    return decode(path, start_s=first, end_s=min(end, first + 2 * EDGE_S + max(spans)))
 
 
 def _extract_clip(job: _ClipJob) -> tuple[list[tuple[str, np.ndarray]], float] | Rejection:
     """Features for the missing (region, extractor) pairs of one clip, and the audio seconds decoded."""
-    try:
-        if os.path.getsize(job.path) != job.size_bytes:
-            return Rejection(job.path, Reason.CHANGED, "the file's size differs from the imported clip; re-import it")
-        if all(region[1] is not None for region in job.regions):
-            span_start = min(region[1] for region in job.regions)  # decode only the span the regions cover
-            samples, rate = decode(job.path, start_s=span_start, end_s=max(region[2] for region in job.regions))
-            regions = tuple((key, start - span_start, end - span_start, augment)
-                            for key, start, end, augment in job.regions)
-        else:
-            samples, rate = decode(job.path)
-            regions = job.regions
-    except FileNotFoundError:
-        return Rejection(job.path, Reason.MISSING_FILE, "moved or deleted since import; re-import its folder")
-    except (OSError, RuntimeError) as error:
-        return Rejection(job.path, Reason.UNREADABLE, str(error))
     results = []
-    for (region_key, start_s, end_s, augment), needed in zip(regions, job.needs):
-        native = _region_samples(samples, rate, start_s, end_s)
+    audio_seconds = 0.0
+    for (region_key, start_s, end_s, augment), needed in zip(job.regions, job.needs):
+        try:
+            if os.path.getsize(job.path) != job.size_bytes:
+                return Rejection(job.path, Reason.CHANGED, "the file's size differs from the imported clip; re-import it")
+            native, rate = _decode_region(job.path, start_s, end_s, [_worker_extractors[i] for i in needed])
+        except FileNotFoundError:
+            return Rejection(job.path, Reason.MISSING_FILE, "moved or deleted since import; re-import its folder")
+        except (OSError, RuntimeError) as error:
+            return Rejection(job.path, Reason.UNREADABLE, str(error))
+        audio_seconds += native.size / rate
         if augment:
             native = apply_augmentation(native, rate, augment, seed=zlib.crc32(f"{job.clip_id}{region_key}".encode()))
         by_rate: dict[int, np.ndarray] = {}
@@ -137,7 +156,7 @@ def _extract_clip(job: _ClipJob) -> tuple[list[tuple[str, np.ndarray]], float] |
                 by_rate[extractor.sample_rate] = resample(native, rate, extractor.sample_rate)
             features = np.asarray(extractor.extract(by_rate[extractor.sample_rate]), dtype=np.float32)
             results.append((cache_key(extractor.cache_prefix, job.clip_id, region_key), features))
-    return results, samples.size / rate
+    return results, audio_seconds
 
 
 # -- in the parent ----------------------------------------------------------------------------

@@ -28,13 +28,16 @@ class MelExtractor(Extractor):
         "top_db": 80.0,
     }
 
+    def onset_span_s(self) -> float:
+        """Long enough that the last frame's window is filled with the sound, not with padding."""
+        n_fft, hop, n_frames = int(self.params["n_fft"]), int(self.params["hop"]), int(self.params["frames"])
+        return ((n_frames - 1) * hop + n_fft // 2) / self.sample_rate
+
     def extract(self, samples: np.ndarray) -> np.ndarray:
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
         n_mels, n_frames = int(self.params["n_mels"]), int(self.params["frames"])
         floor = -float(self.params["top_db"])
-        # Long enough that the last frame's window is filled with the sound, not with padding.
-        span_s = ((n_frames - 1) * hop + n_fft // 2) / sample_rate
-        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, span_s)
+        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, self.onset_span_s())
         region = normalize_loudness(region, self.params["target_db"])
 
         power = dsp.power_spectrogram(dsp.frame(region, n_fft, hop)[:n_frames])

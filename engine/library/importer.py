@@ -19,7 +19,7 @@ from engine.jobs.kinds import job_kind
 from engine.library.clips import is_unchanged
 from engine.library.editing import import_labels
 from engine.library.labels import make_segment
-from engine.library.scan import ProbedFile, find_audio_files, folder_roles, probe_files
+from engine.library.scan import ProbedFile, folder_roles, probe_files, scan_folder
 from engine.progress import CancelToken, Reporter
 from engine.store.clips import clips_by_ids, insert_clips, known_files, move_clip, record_files
 from engine.store.grids import get_grid
@@ -122,8 +122,10 @@ def import_folder(workspace, root: Path, *, curated: bool = False, source: str |
         raise InputError(f"{root}: no such file or folder")
     tax = workspace.taxonomy(taxonomy)
     report = ImportReport(str(root))
-    files, report.ignored = find_audio_files(root)
-    candidates = _candidates(root, files, curated, source, tax, report)
+    scan = scan_folder(root)
+    report.ignored = scan.ignored
+    report.rejections.extend(scan.unreadable)
+    candidates = _candidates(root, scan.files, curated, source, tax, report)
     by_path = {c.path: c for c in candidates}
     with workspace.db.transaction(read_only=True) as con:
         known = known_files(con, list(by_path))
