@@ -10,7 +10,7 @@ An edit is shown on its own clip: one that finishes after the screen has moved o
 stays where it was saved. Only undo goes back to the clip it changes.
 
 The top line always names the open clip, its place in the list being walked and its grid; without
-a sound device a notification says so once and a short badge stays beside the clip line. Each
+a sound device a notification says why once and a short badge stays beside the clip line. Each
 clip opens whole. Beat positions show as bar.beat (1-based, as DAWs count) beside the 0-based beat
 numbers that label files use.
 """
@@ -34,6 +34,7 @@ from engine.concepts import Label as ClipLabel
 from engine.errors import InputError
 from engine.library.session import Change, ClipState, LabelHistory, Selection, load_clip_state
 from engine.library.walk import ClipWalk
+from engine.settings import load_settings
 from engine.taxonomy import Taxonomy
 from tui.loaders import ClipLoader, Opened
 from tui.playback import Playback, clock
@@ -329,11 +330,12 @@ class LabelScreen(Screen):
 
     # -- playback ----------------------------------------------------------------------------------------
     def show_sound(self, player: Player) -> None:
-        """A short badge beside the clip line; without sound, a notification once says why."""
+        """A short badge beside the clip line; where sound fails (not turned off on purpose), a
+        notification once says why."""
         sound = self.query_one("#label-sound", Label)
         sound.update("♪ sound" if player.available else "♪ silent")
         sound.set_class(not player.available, "unavailable")
-        if not player.available:
+        if not player.available and load_settings().sound:
             self.notify(f"{player.status}; the playhead moves all the same", title="sound", severity="warning",
                         timeout=6)
 

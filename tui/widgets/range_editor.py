@@ -82,10 +82,10 @@ class RangeEditor(Vertical):
         start, end = self.query_one("#label-start", Input).value, self.query_one("#label-end", Input).value
         return parse_selection(self.state, start, end, self.snap)
 
-    def refuse(self, error: InputError, *, submitted: bool = False) -> None:
-        """Say next to the fields why their range is refused."""
+    def refuse(self, error: InputError, *, submitted: bool = False, typing: bool = False) -> None:
+        """Say next to the fields why their range is refused (and, unless still `typing`, what to do)."""
         message = self.query_one("#label-range-message", Label)
-        message.update(f"✗ {error} — / edits the range, esc clears it")
+        message.update(f"✗ {error}" + ("" if typing else " — / edits the range, esc clears it"))
         message.set_class(True, "error")
         self.post_message(RangeChanged(self.selection, error=error, submitted=submitted))
 
@@ -136,7 +136,7 @@ class RangeEditor(Vertical):
         message = self.query_one("#label-range-message", Label)
         message.set_class(False, "error")
         if selection is not None:
-            to_end = " (to the clip's end)" if selection.end == clip_end(self.state) else ""
+            to_end = ", to the clip's end" if selection.end == clip_end(self.state) else ""
             message.update(f"selection: {selection.describe(self.state.grid)}{to_end} — a class key labels it")
         else:
             message.update("")
@@ -162,7 +162,7 @@ class RangeEditor(Vertical):
             self.take(self.read(), rewrite=False)
         except InputError as error:
             self.selection = None
-            self.refuse(error)
+            self.refuse(error, typing=True)
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
