@@ -408,6 +408,9 @@ async def test_a_new_range_replaces_what_it_covers_and_undo_restores_it(label_wo
         status = text_of(screen, "#label-status")
         assert "saved: outro on beats 4–20 (2.1–6.1)" in status
         assert "trimmed break to beats 0–4" in status and "replaced intro" in status
+        assert [note.message for note in app._notifications] == [
+            "trimmed break to beats 0–4 (1.1–2.1)\nreplaced intro on beats 8–16 (3.1–5.1)\n"
+            "trimmed drop to beats 20–24 (6.1–7.1)"]
         assert screen.query_one(SegmentTable).row_count == 3
         await pilot.press("u")
         await settle(app, pilot)

@@ -39,12 +39,14 @@ ORIGIN_RANK = {Origin.USER: 0, Origin.IMPORT: 1, Origin.MODEL: 2}
 
 @dataclass(frozen=True)
 class Change:
-    """One saved edit of one clip: the labels it wrote and the labels it removed or replaced."""
+    """One saved edit of one clip: the labels it wrote and the labels it removed or replaced;
+    `covered` says what a new range did to the ranges it covers (also the end of `description`)."""
 
     clip_id: str
     description: str
     added: tuple[Label, ...]
     removed: tuple[Label, ...]
+    covered: tuple[str, ...] = ()
 
 
 def put_label(workspace, clip_id: str, label: str, *, taxonomy: str | None = None, start_s: float | None = None,
@@ -100,7 +102,7 @@ def _put(con: duckdb.DuckDBPyConnection, clip: Clip, tax: Taxonomy, name: str, *
     upsert_labels(con, [write, *pieces])
     added = [label for each in (write, *pieces) for label in labels_at(con, each)]
     description = "; ".join([f"{name} on {describe_segment(segment, grid)}", *said])
-    return Change(clip.clip_id, description, tuple(added), tuple(removed))
+    return Change(clip.clip_id, description, tuple(added), tuple(removed), tuple(said))
 
 
 def describe_segment(segment: Segment, grid: BeatGrid | None) -> str:

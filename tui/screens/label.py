@@ -425,6 +425,9 @@ class LabelScreen(Screen):
             self.set_state(state)
             self.show_state()
         self.show_status(f"{verb}: {change.description} · u undoes")
+        if change.covered and verb == "saved":  # the status line may be too narrow to say it all
+            self.notify("\n".join(change.covered), title="the new range replaced what it covers (u undoes)",
+                        timeout=8)
 
     def show_undone(self, change: Change, state: ClipState) -> None:
         """An undone edit: its clip is opened again when the screen has moved on from it."""
