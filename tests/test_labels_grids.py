@@ -157,7 +157,8 @@ def test_a_new_range_replaces_what_it_covers_in_its_taxonomy_and_undo_restores_i
     with workspace.db.transaction() as con:
         clip_id = query_labels(con)[0].clip_id
     change = put_label(workspace, clip_id, "outro", taxonomy="sections", start_beat=92, end_beat=116)
-    assert change.description == ("outro on beats 92–116 (24.1–30.1); trimmed break to beats 88–92 (23.1–24.1); "
+    assert change.description == ("outro on beats 92–116 (24.1–30.1); "
+                                  "trimmed break to beats 88–92 (23.1–24.1); "
                                   "replaced build on beats 96–104 (25.1–27.1); "
                                   "trimmed drop to beats 116–120 (30.1–31.1)")
     assert _sections(workspace) == [("break", "b:88-92", "user"), ("drop", "b:116-120", "user"),

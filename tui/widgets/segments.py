@@ -42,8 +42,8 @@ class SegmentTable(DataTable):
         self.labels = list(labels)
         self.clear()
         for label in self.labels:
-            self.add_row(Text("■ " + label.label, style=colour_of(label)), describe_range(label, grid), str(label.origin),
-                         label.taxonomy, key=str(label.label_id))
+            self.add_row(Text("■ " + label.label, style=colour_of(label)), describe_range(label, grid),
+                         str(label.origin), label.taxonomy, key=str(label.label_id))
         index = next((n for n, label in enumerate(self.labels) if label.label_id == kept), 0)
         if self.labels:
             self.move_cursor(row=index)
