@@ -140,3 +140,57 @@ def test_grid_round_trips_through_the_store(workspace, track):
     with workspace.db.transaction() as con:
         clip_id = con.execute("SELECT clip_id FROM clips").fetchone()[0]
         assert get_grid(con, clip_id) == grid
+
+
+def _sections(workspace) -> list[tuple[str, str, str]]:
+    with workspace.db.transaction() as con:
+        return sorted((l.label, l.segment.key, str(l.origin)) for l in query_labels(con, taxonomy="sections",
+                                                                                     effective=False))
+
+
+def test_a_new_range_replaces_what_it_covers_in_its_taxonomy_and_undo_restores_it(workspace, track):
+    set_grid(workspace, "set.wav", BeatGrid.constant(120.0))
+    for name, start, end in (("break", 88, 96), ("build", 96, 104), ("drop", 104, 120)):
+        add_label(workspace, "set.wav", name, taxonomy="sections", start_beat=start, end_beat=end)
+    add_label(workspace, "set.wav", "kick", taxonomy="drums", start_beat=90, end_beat=91)  # another taxonomy
+    before = _sections(workspace)
+    with workspace.db.transaction() as con:
+        clip_id = query_labels(con)[0].clip_id
+    change = put_label(workspace, clip_id, "outro", taxonomy="sections", start_beat=92, end_beat=116)
+    assert change.description == ("outro on beats 92–116 (24.1–30.1); "
+                                  "trimmed break to beats 88–92 (23.1–24.1); "
+                                  "replaced build on beats 96–104 (25.1–27.1); "
+                                  "trimmed drop to beats 116–120 (30.1–31.1)")
+    assert _sections(workspace) == [("break", "b:88-92", "user"), ("drop", "b:116-120", "user"),
+                                    ("outro", "b:92-116", "user")]
+    split = put_label(workspace, clip_id, "drop", taxonomy="sections", start_s=50.0, end_s=51.0)  # seconds, inside
+    assert "split outro into beats 92–100 (24.1–26.1) and beats 102–116 (26.3–30.1)" in split.description
+    with workspace.db.transaction() as con:
+        assert [(l.label, l.segment.key) for l in query_labels(con, taxonomy="drums")] == [("kick", "b:90-91")]
+    undo_change(workspace, split)
+    undo_change(workspace, change)
+    assert _sections(workspace) == before
+
+
+def test_a_range_trims_labels_that_count_less_never_more(workspace, track):
+    set_grid(workspace, "set.wav", BeatGrid.constant(120.0))
+    with workspace.db.transaction() as con:
+        clip_id = con.execute("SELECT clip_id FROM clips").fetchone()[0]
+    put_label(workspace, clip_id, "intro", taxonomy="sections", start_beat=0, end_beat=16, origin=Origin.IMPORT)
+    put_label(workspace, clip_id, "verse", taxonomy="sections", start_beat=16, end_beat=32, origin=Origin.IMPORT)
+    put_label(workspace, clip_id, "build", taxonomy="sections", start_beat=8, end_beat=16)  # the user's
+    assert _sections(workspace) == [("build", "b:8-16", "user"), ("intro", "b:0-8", "import"),
+                                    ("verse", "b:16-32", "import")]
+    put_label(workspace, clip_id, "drop", taxonomy="sections", start_beat=16, end_beat=32)  # the same segment
+    put_label(workspace, clip_id, "chorus", taxonomy="sections", start_beat=0, end_beat=24, origin=Origin.MODEL)
+    assert _sections(workspace) == [("build", "b:8-16", "user"), ("chorus", "b:0-24", "model"),
+                                    ("drop", "b:16-32", "user"), ("intro", "b:0-8", "import"),
+                                    ("verse", "b:16-32", "import")]  # what counts more is never cut
+
+
+def test_beat_positions_read_as_bar_beat():
+    grid = BeatGrid.constant(120.0, beats_per_bar=4)
+    assert [grid.position(b) for b in (0, 3, 4, 9, 9.5, 9.25, 31.96, -0.045)] == [
+        "1.1", "1.4", "2.1", "3.2", "3.2.3", "3.2.2", "8.4.4", "1.1"]
+    assert grid.describe_range(0, 32) == "beats 0–32 (1.1–9.1)"
+    assert BeatGrid.constant(120.0, 0.02).end_beat(16.0) == 31.96

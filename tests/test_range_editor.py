@@ -49,9 +49,9 @@ async def test_the_editor_posts_each_change_of_its_range(tmp_path):
 
         editor.select(None)
         editor.focus_start()
-        await pilot.press("8")  # the start alone: nothing selected yet
-        assert app.changes[-1] == (None, None, False)
-        assert "now the end" in shown_text(editor.query_one("#label-range-message", Label))
+        await pilot.press("8")  # the start alone: from there to the clip's end
+        assert app.changes[-1] == (Selection(8.0, 32.0, in_beats=True), None, False)
+        assert "to the clip's end" in shown_text(editor.query_one("#label-range-message", Label))
         await pilot.press("tab", "1", "2", "enter")
         assert app.changes[-1] == (Selection(8.0, 12.0, in_beats=True), None, True)
         assert editor.toggle_snap() == "bar" and editor.selection == Selection(8.0, 12.0, in_beats=True)

@@ -9,9 +9,7 @@ of a screen: `pytest tests/test_snapshots.py --snapshot-update`, and look at the
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,7 +33,6 @@ from tui_pilot import wait_for
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 FIXED_TIME = "2026-01-02 03:04:05"
 TRACK_BPM = 120.0
-BUILT_BY = os.environ.get("PYTEST_XDIST_TESTRUNUID", f"pid-{os.getppid()}-{os.getpid()}")
 
 
 def _build(root: Path) -> None:
@@ -63,18 +60,19 @@ def _build(root: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def snapshot_workspace() -> Path:
-    """Built by the first test process to get here in this run; the others wait and reuse it."""
-    home = Path(tempfile.gettempdir()) / f"workbench-snapshots-{os.getuid()}"
-    home.mkdir(exist_ok=True)
-    with open(home / "lock", "w") as lock:
+def snapshot_workspace(tmp_path_factory, worker_id) -> Path:
+    """Built by the first test process of this run to get here; the run's other workers wait and reuse
+    it. It lives in this run's pytest folder (shared by its xdist workers), so no other run sees it."""
+    home = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        home = home.parent
+    with open(home / "snapshots.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        marker = home / "built-by"
-        if not marker.exists() or marker.read_text() != BUILT_BY:
-            shutil.rmtree(home / "data", ignore_errors=True)
-            _build(home / "data")
-            marker.write_text(BUILT_BY)
-    return home / "data" / "ws"
+        built = home / "snapshots-built"
+        if not built.exists():
+            _build(home / "snapshots")
+            built.touch()
+    return home / "snapshots" / "ws"
 
 
 async def _library_ready(pilot) -> None:

@@ -9,9 +9,11 @@ import pytest
 from textual.widgets import Input, Label
 
 from conftest import clip_id_of, track_and_hits
+from engine.audio.beatgrid import BeatGrid
 from engine.audio.playback import Player
 from engine.concepts import Origin
-from engine.library.session import LabelHistory
+from engine.library.grids import set_grid
+from engine.library.session import LabelHistory, load_clip_state
 from engine.store.labels import query_labels
 from engine.workspace import Workspace
 from test_tui import settle, shown_text
@@ -102,13 +104,12 @@ async def test_a_bad_range_says_why_next_to_the_inputs_and_writes_nothing(label_
         message = screen.query_one("#label-range-message", Label)
         assert "start beat must be before the end beat" in text_of(screen, "#label-range-message")
         assert message.has_class("error")
-        await pilot.press("escape")  # out of the field, the bad range still typed
-        await pilot.press("k")
+        await pilot.press("k")  # enter left the field, the bad range still typed
         await settle(app, pilot)
         assert "nothing saved" in text_of(screen, "#label-status")
         await pilot.press("slash", "ctrl+a", "ctrl+k", *"0", "tab", "ctrl+a", "ctrl+k", *"99", "enter")
         assert "past the end of the clip" in text_of(screen, "#label-range-message")
-        await pilot.press("escape", "k")
+        await pilot.press("k")
         await settle(app, pilot)
         assert user_labels(label_workspace, "track.wav") == []
 
@@ -121,14 +122,14 @@ async def test_nudging_moves_the_edges_by_beats_then_bars(label_workspace):
         await pilot.press("right_square_bracket", "right_curly_bracket")
         start, end = screen.query_one("#label-start", Input), screen.query_one("#label-end", Input)
         assert (start.value, end.value) == ("5", "9")
-        await pilot.press("g", "right_curly_bracket", "left_square_bracket")  # bars now: end +1 bar, start −1 bar
-        assert (start.value, end.value) == ("0", "12")
-        await pilot.press("left_curly_bracket", "left_curly_bracket", "left_curly_bracket")  # 12 → 8 → 4 → refused
-        assert (start.value, end.value) == ("0", "4")
+        await pilot.press("g", "right_curly_bracket", "left_square_bracket")  # bars now: to the next/previous bar line
+        assert (start.value, end.value) == ("4", "12")
+        await pilot.press("left_curly_bracket", "left_curly_bracket")  # 12 → 8 → 4: onto the start, refused
+        assert (start.value, end.value) == ("4", "8")
         assert "before the end beat" in text_of(screen, "#label-range-message")
         await pilot.press("t", "b")
         await settle(app, pilot)
-        assert user_labels(label_workspace, "track.wav") == [("build", "b:0-4")]
+        assert user_labels(label_workspace, "track.wav") == [("build", "b:4-8")]
 
 
 async def test_delete_a_segment_then_undo_brings_it_back(label_workspace):
@@ -264,7 +265,8 @@ async def test_without_a_device_it_says_sound_unavailable_and_the_playhead_still
     app = make_app(label_workspace.root)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_in_label_screen(app, pilot, "track.wav")
-        assert "sound unavailable: turned off by WORKBENCH_SOUND" in text_of(screen, "#label-sound")
+        assert text_of(screen, "#label-sound") == "♪ silent"
+        assert len(app._notifications) == 0  # turned off on purpose: nothing to tell
         await pilot.press("space")
         await pilot.pause(0.4)
         assert screen.playhead_s > 0.1
@@ -323,3 +325,185 @@ async def test_help_lists_the_class_keys_and_the_label_keys(label_workspace):
         table = app.screen.query_one("#help-keys")
         rows = {table.get_row_at(n)[0]: table.get_row_at(n)[1] for n in range(table.row_count)}
         assert rows["k"].startswith("label kick") and rows["u"] == "Undo" and rows["["] == "Start edge earlier"
+
+
+# -- issue 11: the label screen as a new user meets it ------------------------------------------------------
+async def test_the_clip_line_names_the_clip_without_sound_and_next_changes_it(label_workspace, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_SOUND", "on")  # sound wanted, but over SSH there is no device
+    monkeypatch.setattr("tui.screens.label.open_player", lambda: Player(unavailable="no output device"))
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "kick_0_00.wav")
+        info = screen.query_one("#label-info", Label)
+        assert text_of(screen, "#label-info").startswith("kick_0_00.wav · 1/3 · 0:00.")
+        assert info.region.width >= len(text_of(screen, "#label-info"))  # not cut at 80 columns
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert text_of(screen, "#label-info").startswith("kick_0_01.wav · 2/3")
+        await pilot.press("n")
+        await settle(app, pilot)
+        line = text_of(screen, "#label-info")
+        assert line == "track.wav · 3/3 · 0:16.0 · 120.0 bpm 4/4, beats 0–32 (1.1–9.1)"
+        assert info.region.width >= len(line) and text_of(screen, "#label-sound") == "♪ silent"
+        assert [note.message for note in app._notifications] == [  # once, not per clip
+            "sound unavailable: no output device; the playhead moves all the same"]
+
+
+async def test_delete_removes_only_a_picked_segment(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert isinstance(app.focused, Waveform)
+        for key in ("x", "backspace", "delete"):  # nothing picked: nothing goes
+            await pilot.press(key)
+            await settle(app, pilot)
+            assert user_labels(label_workspace, "track.wav") == [("kick", "whole")]
+            assert "pick a segment first" in text_of(screen, "#label-status")
+        await pilot.press("e", "x")  # e picks the segment under the list's cursor; x deletes it
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == []
+        assert "deleted: removed kick on whole clip" in text_of(screen, "#label-status")
+
+
+async def test_a_range_reaches_the_end_of_a_clip_whose_last_beat_ends_early(label_workspace):
+    set_grid(label_workspace, "track.wav", BeatGrid.constant(120.0, 0.02))  # beat 32 is 0.02 s past the end
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await pilot.press("t")  # sections
+        await type_range(pilot, "28", "32")  # within a beat past the end: the end of the clip
+        end = screen.query_one("#label-end", Input)
+        assert end.value == "31.96" and "to the clip's end" in text_of(screen, "#label-range-message")
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("outro", "b:28-31.96")]
+        await pilot.press("slash", *"20", "enter", "enter")  # an empty end field: to the end
+        assert (screen.query_one("#label-start", Input).value, end.value) == ("20", "31.96")
+        await pilot.press("b")
+        await settle(app, pilot)
+        await type_range(pilot, "8", "end")
+        await pilot.press("i")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("intro", "b:8-31.96")]  # it covers the others
+
+
+async def test_a_new_range_replaces_what_it_covers_and_undo_restores_it(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await pilot.press("t")
+        for start, end, key in (("0", "8", "r"), ("8", "16", "i"), ("16", "24", "d")):
+            await type_range(pilot, start, end)
+            await pilot.press(key)
+            await settle(app, pilot)
+        before = [("break", "b:0-8"), ("drop", "b:16-24"), ("intro", "b:8-16")]
+        assert user_labels(label_workspace, "track.wav") == before
+        await type_range(pilot, "4", "20")
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == [("break", "b:0-4"), ("drop", "b:20-24"),
+                                                             ("outro", "b:4-20")]
+        status = text_of(screen, "#label-status")
+        assert "saved: outro on beats 4–20 (2.1–6.1)" in status
+        assert "trimmed break to beats 0–4" in status and "replaced intro" in status
+        assert [note.message for note in app._notifications] == [
+            "trimmed break to beats 0–4 (1.1–2.1)\nreplaced intro on beats 8–16 (3.1–5.1)\n"
+            "trimmed drop to beats 20–24 (6.1–7.1)"]
+        assert screen.query_one(SegmentTable).row_count == 3
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert user_labels(label_workspace, "track.wav") == before
+
+
+async def test_bar_snap_nudges_to_bar_lines_and_the_fields_show_the_selection(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        start, end = screen.query_one("#label-start", Input), screen.query_one("#label-end", Input)
+        await type_range(pilot, "13", "19")
+        await pilot.press("g", "left_square_bracket")  # beat 13 → the previous bar line, 12 (not 13 − 4 → 8)
+        assert (start.value, end.value) == ("12", "19")
+        await pilot.press("right_curly_bracket")  # 19 → the next bar line, 20
+        assert (start.value, end.value) == ("12", "20")
+        await pilot.press("left_square_bracket", "left_square_bracket")  # 12 → 8 → 4
+        assert (start.value, end.value) == ("4", "20")
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"1", "tab", "ctrl+a", "ctrl+k", *"6")
+        assert screen.range_editor.selection.start == 0 and screen.range_editor.selection.end == 8
+        await pilot.press("escape")  # leaving the field: it shows what is selected, snapped to bars
+        assert (start.value, end.value) == ("0", "8")
+        assert "selection: beats 0–8 (1.1–3.1)" in text_of(screen, "#label-range-message")
+
+
+async def test_positions_read_as_bar_beat_beside_the_beats(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        assert "▼ 0:00.0 · 1.1 (beat 0.0)" in text_of(screen, "#label-status")
+        await pilot.press("greater_than_sign", "full_stop", "full_stop")  # a bar and two beats: beat 6
+        assert "▼ 0:03.0 · 2.3 (beat 6.0)" in text_of(screen, "#label-status")
+        await type_range(pilot, "9.5", "16")
+        await pilot.press("t", "d")
+        await settle(app, pilot)
+        table = screen.query_one(SegmentTable)
+        assert str(table.get_row_at(0)[1]) == "beats 10–16 (3.3–5.1)"
+        assert "saved: drop on beats 10–16 (3.3–5.1)" in text_of(screen, "#label-status")
+
+
+async def test_after_a_refused_range_a_class_key_labels_nothing_and_types_nothing(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await pilot.press("t")
+        await type_range(pilot, "8", "320")
+        assert "past the end of the clip" in text_of(screen, "#label-range-message")
+        assert isinstance(app.focused, Waveform)  # enter on a refused range leaves the field
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert screen.query_one("#label-end", Input).value == "320"
+        assert "nothing saved" in text_of(screen, "#label-status")
+        assert user_labels(label_workspace, "track.wav") == []
+
+
+async def test_each_clip_opens_whole(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await pilot.press("plus", "plus", "plus")
+        await settle(app, pilot)
+        assert screen.span[1] - screen.span[0] == pytest.approx(2.0)
+        await pilot.press("p")
+        await settle(app, pilot)
+        assert screen.state.clip.path.endswith("kick_0_01.wav")
+        assert screen.span == (0.0, screen.state.clip.duration_s)
+        await pilot.press("n", "plus", "plus")
+        await settle(app, pilot)
+        assert screen.state.clip.path.endswith("track.wav") and screen.span[1] - screen.span[0] == pytest.approx(4.0)
+        kick = clip_id_of(label_workspace, "kick_0_00.wav")
+        screen.open_clip(kick)  # as Enter in the library does; coming back, the screen reads its clip again,
+        screen.state_reloaded(load_clip_state(label_workspace, kick))  # and that read may land first
+        await settle(app, pilot)
+        assert screen.state.clip.path.endswith("kick_0_00.wav")
+        assert screen.span == (0.0, screen.state.clip.duration_s)
+
+
+async def test_help_scrolls_to_every_row_at_80x24(label_workspace):
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_in_label_screen(app, pilot, "track.wav")
+        await pilot.press("question_mark")
+        table = app.screen.query_one("#help-keys")
+        assert table.region.bottom <= 24 and table.max_scroll_y > 0  # more rows than fit
+        last = table.row_count - 1
+        assert table.get_row_at(last)[1].startswith("label ")  # the class keys come last
+        await pilot.press("down", "down")
+        assert table.cursor_row == 2
+        await pilot.press("pagedown")
+        assert table.cursor_row > 2 and table.scroll_y > 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert table.cursor_row == last and table.scroll_y == table.max_scroll_y
+        await pilot.press("home")
+        await pilot.pause()
+        assert table.cursor_row == 0 and table.scroll_y == 0

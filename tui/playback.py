@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-import numpy as np
 from textual.dom import DOMNode
 from textual.timer import Timer
 
 from engine.audio.playback import Player
-from engine.library.session import ClipState, Selection, seconds_step
+from engine.library.session import ClipState, Selection, seconds_step, snap_size, step_beats
 
 PLAYHEAD_TICK_S = 0.05
 
@@ -116,10 +115,7 @@ class Playback:
             step = seconds_step(state.clip.duration_s) * (10 if unit == "bar" else 1)
             self.move_to(self.playhead_s + steps * step)
             return
-        size = 1.0 if unit == "beat" else float(state.grid.beats_per_bar)
-        beat = float(state.grid.beat_at(self.playhead_s))
-        whole = np.floor(beat / size + 1e-6) if steps > 0 else np.ceil(beat / size - 1e-6)
-        target = (whole + steps) * size
+        target = step_beats(float(state.grid.beat_at(self.playhead_s)), steps, snap_size(state, unit))
         self.move_to(float(state.grid.seconds_at(max(0.0, target))))
 
     def to_edge(self, edge: int) -> None:

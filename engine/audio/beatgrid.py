@@ -117,6 +117,25 @@ class BeatGrid:
     def bar_of_beat(self, beat: float) -> float:
         return float(beat) / self.beats_per_bar
 
+    def position(self, beat: float) -> str:
+        """Where `beat` (0-based, as files store it) lies as a DAW shows it: bar.beat, both 1-based
+        (beat 0 → '1.1', beat 9 → '3.2' in 4/4), with the sixteenth (1-based) added between beats
+        ('3.2.3' is beat 9.5); a position before beat 0 reads as the first beat."""
+        sixteenths = math.floor(max(0.0, float(beat)) * 4 + 1e-6)
+        whole, sixteenth = divmod(sixteenths, 4)
+        bar, in_bar = divmod(whole, self.beats_per_bar)
+        return f"{bar + 1}.{in_bar + 1}" + (f".{sixteenth + 1}" if sixteenth else "")
+
+    def describe_range(self, start_beat: float, end_beat: float) -> str:
+        """'beats 0–32 (1.1–9.1)': the beats files use, then bar.beat as a DAW shows the range."""
+        return (f"beats {_fmt(start_beat)}–{_fmt(end_beat)} "
+                f"({self.position(start_beat)}–{self.position(end_beat)})")
+
+    def end_beat(self, duration_s: float) -> float:
+        """The beat at the very end of a clip of `duration_s` seconds (fractional, as Segment keys
+        spell beats: four decimals), where a range that runs to the clip's end ends."""
+        return math.floor(float(self.beat_at(float(duration_s))) * 1e4) / 1e4
+
     def snap(self, beat: float, to: str = "beat") -> float:
         """The nearest beat, bar start, half or quarter beat (measured in beats; ties go up)."""
         if to not in _SNAP_STEPS:

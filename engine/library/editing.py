@@ -8,6 +8,11 @@ what a face shows and what `undo_change` takes back. An edit never decides what 
 User wins: every origin keeps its own label on a segment, so a person's edit never overwrites an
 imported or a model's label and an import never overwrites a person's; the label that counts is
 the user's, else the imported one, else the model's (the store's `effective_labels` view).
+
+A new range replaces what it covers, as in a DAW: the ranges of its taxonomy that it overlaps, of
+its own origin or one that counts less, are trimmed, split or removed (a label on the very same
+segment from an origin that counts less stays, hidden). The Change says what happened to each and
+holds them all, so undo restores every one.
 """
 
 from __future__ import annotations
@@ -17,25 +22,31 @@ from dataclasses import dataclass
 
 import duckdb
 
-from engine.concepts import Clip, Label, Origin
+from engine.audio.beatgrid import BeatGrid
+from engine.concepts import Clip, Label, Origin, Segment
 from engine.errors import NotFound
 from engine.library.clips import resolve_clip
 from engine.library.labels import make_segment, resolve_label_name
 from engine.store.clips import get_clip
 from engine.store.grids import get_grid
-from engine.store.labels import (LabelWrite, delete_label, delete_labels_at, labels_at, remember_taxonomy,
-                                 upsert_labels)
+from engine.store.labels import (LabelWrite, delete_label, delete_labels_at, labels_at, query_labels,
+                                 remember_taxonomy, upsert_labels)
 from engine.taxonomy import Taxonomy
+
+# How much each origin counts, most first (as the effective_labels view ranks them).
+ORIGIN_RANK = {Origin.USER: 0, Origin.IMPORT: 1, Origin.MODEL: 2}
 
 
 @dataclass(frozen=True)
 class Change:
-    """One saved edit of one clip: the labels it wrote and the labels it removed or replaced."""
+    """One saved edit of one clip: the labels it wrote and the labels it removed or replaced;
+    `covered` says what a new range did to the ranges it covers (also the end of `description`)."""
 
     clip_id: str
     description: str
     added: tuple[Label, ...]
     removed: tuple[Label, ...]
+    covered: tuple[str, ...] = ()
 
 
 def put_label(workspace, clip_id: str, label: str, *, taxonomy: str | None = None, start_s: float | None = None,
@@ -78,16 +89,70 @@ def _put(con: duckdb.DuckDBPyConnection, clip: Clip, tax: Taxonomy, name: str, *
     removed = labels_at(con, write)
     if replacing is not None and all(old.label_id != replacing.label_id for old in removed):
         removed.append(delete_label(con, replacing.label_id))
+    pieces, said = [], []
+    for old in _covered(con, write, {label.label_id for label in removed}):
+        removed.append(delete_label(con, old.label_id))
+        kept = [LabelWrite(old.clip_id, old.taxonomy, old.label, old.origin, old.confidence, part, old.split)
+                for part in _outside(clip, grid, old.segment, segment)]
+        pieces += kept
+        said.append(_what_became(old, [piece.segment for piece in kept], grid))
+    for piece in pieces:  # a piece may land on a segment that holds a label already: that one is replaced
+        removed += [label for label in labels_at(con, piece) if label not in removed]
     remember_taxonomy(con, tax)
-    upsert_labels(con, [write])
-    return Change(clip.clip_id, f"{name} on {segment.describe()}", tuple(labels_at(con, write)), tuple(removed))
+    upsert_labels(con, [write, *pieces])
+    added = [label for each in (write, *pieces) for label in labels_at(con, each)]
+    description = "; ".join([f"{name} on {describe_segment(segment, grid)}", *said])
+    return Change(clip.clip_id, description, tuple(added), tuple(removed), tuple(said))
+
+
+def describe_segment(segment: Segment, grid: BeatGrid | None) -> str:
+    """A segment as the label screen shows it: a beat range with its bar.beat positions too."""
+    if segment.is_beat_range and grid is not None:
+        return grid.describe_range(segment.start_beat, segment.end_beat)
+    return segment.describe()
+
+
+def _covered(con: duckdb.DuckDBPyConnection, write: LabelWrite, skip: set[int]) -> list[Label]:
+    """The range labels of the write's clip and taxonomy that its range overlaps, of its origin or one
+    that counts less; a label on the very same segment is the write's to replace (or to leave hidden)."""
+    new = write.segment
+    if new.is_whole:
+        return []
+    rank = ORIGIN_RANK[write.origin]
+    return [old for old in query_labels(con, clip_id=write.clip_id, taxonomy=write.taxonomy, effective=False)
+            if old.label_id not in skip and not old.segment.is_whole and ORIGIN_RANK[old.origin] >= rank
+            and old.segment.key != new.key and old.segment.start_s < new.end_s and new.start_s < old.segment.end_s]
+
+
+def _outside(clip: Clip, grid: BeatGrid | None, old: Segment, new: Segment) -> list[Segment]:
+    """What is left of `old` once `new` covers its part: none, one or two segments, in beats when
+    `old` is a beat range on the clip's grid, else in seconds."""
+    if old.is_beat_range and grid is not None:
+        if new.is_beat_range:
+            cut = (new.start_beat, new.end_beat)
+        else:
+            cut = tuple(round(float(grid.beat_at(edge)), 4) for edge in (new.start_s, new.end_s))
+        ranges, unit = [(old.start_beat, cut[0]), (cut[1], old.end_beat)], "beat"
+    else:
+        ranges, unit = [(old.start_s, new.start_s), (new.end_s, old.end_s)], "s"
+    return [make_segment(clip, grid, **{f"start_{unit}": start, f"end_{unit}": end})
+            for start, end in ranges if end - start > 1e-4]
+
+
+def _what_became(old: Label, left: list[Segment], grid: BeatGrid | None) -> str:
+    if not left:
+        return f"replaced {old.label} on {describe_segment(old.segment, grid)}"
+    parts = " and ".join(describe_segment(part, grid) for part in left)
+    return f"{'trimmed' if len(left) == 1 else 'split'} {old.label} {'to' if len(left) == 1 else 'into'} {parts}"
 
 
 def remove_label(workspace, label_id: int) -> Change:
     """Remove one label by id; NotFound when there is none."""
     with workspace.db.transaction() as con:
         removed = delete_label(con, label_id)
-    return Change(removed.clip_id, f"removed {removed.label} on {removed.segment.describe()}", (), (removed,))
+        grid = get_grid(con, removed.clip_id)
+    return Change(removed.clip_id, f"removed {removed.label} on {describe_segment(removed.segment, grid)}", (),
+                  (removed,))
 
 
 def undo_change(workspace, change: Change) -> Change:

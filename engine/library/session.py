@@ -69,8 +69,8 @@ class Selection:
             return float(grid.seconds_at(self.start)), float(grid.seconds_at(self.end))
         return self.start, self.end
 
-    def describe(self) -> str:
-        return f"beats {self.start:g}–{self.end:g}" if self.in_beats else f"{self.start:.2f}–{self.end:.2f} s"
+    def describe(self, grid: BeatGrid | None) -> str:
+        return grid.describe_range(self.start, self.end) if self.in_beats else f"{self.start:.2f}–{self.end:.2f} s"
 
 
 def _number(text: str, what: str) -> float:
@@ -94,39 +94,68 @@ def check_selection(state: ClipState, selection: Selection) -> Selection:
     return selection
 
 
+def clip_end(state: ClipState) -> float:
+    """Where a range that runs to the end of the clip ends: its last beat (fractional) or second."""
+    return state.grid.end_beat(state.clip.duration_s) if state.grid else state.clip.duration_s
+
+
+def snap_size(state: ClipState, snap: str) -> float:
+    """The length of one snap step in beats (a beat or a bar)."""
+    return 1.0 if snap == "beat" else float(state.grid.beats_per_bar)
+
+
+def step_beats(beat: float, steps: int, size: float) -> float:
+    """`steps` lines of a `size`-beat lattice (beats or bars) from `beat`: the first step goes to the
+    next (or previous) line, so from beat 97 a bar back is 96, and from 96 it is 92."""
+    whole = math.floor(beat / size + 1e-6) if steps > 0 else math.ceil(beat / size - 1e-6)
+    return (whole + steps) * size
+
+
+def reach_end(state: ClipState, end: float, snap: str = "beat") -> float:
+    """`end` (beats), or the clip's end when `end` lies past it by less than one snap step: a range
+    may always reach the end of the clip, even when its last beat ends a little early."""
+    last = clip_end(state)
+    return last if last < end < last + snap_size(state, snap) else end
+
+
 def parse_selection(state: ClipState, start_text: str, end_text: str, snap: str = "beat") -> Selection | None:
     """The selection typed into the start and end fields: None when both are empty (the whole clip).
 
     On a clip with a grid the numbers are beats, snapped to the nearest beat or bar start; on a
-    clip without one they are seconds. Raises InputError with a message fit to show a person."""
+    clip without one they are seconds. An empty end, or `end`, is the end of the clip, and so is an
+    end that snaps past it by less than a snap step. Raises InputError with a message fit to show a
+    person."""
     if not start_text.strip() and not end_text.strip():
         return None
     unit = "beat" if state.grid is not None else "second"
-    if not start_text.strip() or not end_text.strip():
-        raise InputError(f"give both a start and an end {unit} (or clear both to label the whole clip)")
-    start, end = _number(start_text, f"start {unit}"), _number(end_text, f"end {unit}")
-    typed = check_selection(state, Selection(start, end, in_beats=state.grid is not None))
+    if not start_text.strip():
+        raise InputError(f"give a start {unit} (or clear both to label the whole clip)")
+    start = _number(start_text, f"start {unit}")
+    to_end = end_text.strip().lower() in ("", "end")
+    end = clip_end(state) if to_end else _number(end_text, f"end {unit}")
     if state.grid is None:
-        return typed
-    snapped = Selection(state.grid.snap(start, snap), state.grid.snap(end, snap), in_beats=True)
-    if snapped.start == snapped.end:
+        return check_selection(state, Selection(start, end, in_beats=False))
+    if not to_end:
+        check_selection(state, Selection(start, reach_end(state, end, "beat"), in_beats=True))
+    snapped_start = state.grid.snap(start, snap)
+    snapped = Selection(snapped_start, end if to_end else reach_end(state, state.grid.snap(end, snap), snap),
+                        in_beats=True)
+    if snapped.start >= snapped.end:
         raise InputError(f"beats {start:g}–{end:g} snap to the same {snap} ({snapped.start:g}); "
                          f"the end must be at least one {snap} after the start")
     return check_selection(state, snapped)
 
 
 def nudge(state: ClipState, selection: Selection, edge: str, steps: int, snap: str = "beat") -> Selection:
-    """The selection with its `edge` ('start' or 'end') moved `steps` beats or bars (seconds on a
-    clip without a grid); InputError when that leaves the clip or crosses the other edge."""
+    """The selection with its `edge` ('start' or 'end') moved `steps` beat or bar lines (seconds on a
+    clip without a grid), an end reaching for the clip's end stopping there; InputError when that
+    leaves the clip or crosses the other edge."""
     if selection.in_beats:
-        step = 1.0 if snap == "beat" else float(state.grid.beats_per_bar)
+        moved = step_beats(getattr(selection, edge), steps, snap_size(state, snap))
+        if edge == "end":
+            moved = reach_end(state, moved, snap)
     else:
-        step = seconds_step(state.clip.duration_s)
-    moved = getattr(selection, edge) + steps * step
-    if selection.in_beats:
-        moved = state.grid.snap(moved, snap)
-    if not selection.in_beats:
-        moved = round(moved, 3)
+        moved = round(getattr(selection, edge) + steps * seconds_step(state.clip.duration_s), 3)
     start, end = (moved, selection.end) if edge == "start" else (selection.start, moved)
     return check_selection(state, Selection(start, end, selection.in_beats))
 
@@ -137,9 +166,9 @@ def selection_at(state: ClipState, position_s: float, snap: str = "beat") -> Sel
         step = seconds_step(state.clip.duration_s)
         start = min(max(0.0, round(position_s, 3)), max(0.0, state.clip.duration_s - step))
         return check_selection(state, Selection(start, round(start + step, 3), in_beats=False))
-    size = 1.0 if snap == "beat" else float(state.grid.beats_per_bar)
+    size = snap_size(state, snap)
     start = max(0.0, math.floor(state.grid.beat_at(position_s) / size) * size)
-    return check_selection(state, Selection(start, start + size, in_beats=True))
+    return check_selection(state, Selection(start, reach_end(state, start + size, snap), in_beats=True))
 
 
 # -- edits with undo --------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`?`: every key of the screen underneath and of the app, in one modal list."""
+"""`?`: every key of the screen underneath and of the app, in one modal list that scrolls (↓ ↑,
+PageDown PageUp, Home End), so every row can be reached however small the terminal."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from textual.widgets import DataTable, Label
 from tui.commands import bindings_of
 
 
+class KeyList(DataTable):
+    """The list of keys: Home and End go to its first and last row."""
+
+    BINDINGS = [Binding("home", "scroll_top", "First row", show=False),
+                Binding("end", "scroll_bottom", "Last row", show=False)]
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
@@ -20,11 +28,11 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
-            yield Label("Keys — escape closes", id="help-title")
-            yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
+            yield Label("Keys — ↓ PageDown End scroll · escape closes", id="help-title")
+            yield KeyList(id="help-keys", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(KeyList)
         table.add_columns("key", "does", "where")
         seen = set()
         for where, node in (("this screen", self.under), ("everywhere", self.app)):

@@ -8,6 +8,11 @@ worker threads; the event loop only draws.
 
 An edit is shown on its own clip: one that finishes after the screen has moved on to another clip
 stays where it was saved. Only undo goes back to the clip it changes.
+
+The top line always names the open clip, its place in the list being walked and its grid; without
+a sound device a notification says why once and a short badge stays beside the clip line. Each
+clip opens whole. Beat positions show as bar.beat (1-based, as DAWs count) beside the 0-based beat
+numbers that label files use.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from engine.concepts import Label as ClipLabel
 from engine.errors import InputError
 from engine.library.session import Change, ClipState, LabelHistory, Selection, load_clip_state
 from engine.library.walk import ClipWalk
+from engine.settings import load_settings
 from engine.taxonomy import Taxonomy
 from tui.loaders import ClipLoader, Opened
 from tui.playback import Playback, clock
@@ -77,7 +83,7 @@ class LabelScreen(Screen):
         Binding("slash", "focus_range", "Type a range", key_display="/", show=False),
         Binding("escape", "escape", "Leave field / clear selection", show=False),
         Binding("e", "edit_segment", "Edit segment under cursor", show=False),
-        Binding("delete,backspace,x", "delete_segment", "Delete segment under cursor", key_display="del/x",
+        Binding("delete,backspace,x", "delete_segment", "Delete the picked segment", key_display="del/x",
                 show=False),
         Binding("t", "next_taxonomy", "Next taxonomy", show=False),
         Binding("G", "detect_grid", "Detect beat grid", key_display="G", show=False),
@@ -104,7 +110,7 @@ class LabelScreen(Screen):
         yield Header()
         with Horizontal(id="label-top"):
             yield Label("no clip open: pick one in the library (1, then enter)", id="label-info")
-            yield Label("sound: checking…", id="label-sound")
+            yield Label("", id="label-sound")
         yield TimeRuler(id="label-ruler")
         yield SegmentLane(id="label-lane")
         yield Waveform(id="label-waveform")
@@ -153,18 +159,18 @@ class LabelScreen(Screen):
         self.preview = None
         self.query_one(Waveform).clear()
         self.query_one(Spectrogram).clear()
+        self.query_one(SegmentTable).show_labels([], self.colour_of)
         self.editing = None
         self.range_editor.clear()
         self._status_message = "a class key labels the whole clip · / types a range · ? lists every key"
         self.loader.open(clip_id, opened=self.show_opened, preview=self.show_preview)
 
     def show_opened(self, opened: Opened) -> None:
-        first_time = self.state is None or self.state.clip.clip_id != opened.state.clip.clip_id
+        """A clip opened: it shows whole (the zoom of the clip before never carries over), from its start."""
         self.taxonomies = opened.taxonomies
-        self.set_state(opened.state, rewind=first_time)
-        if first_time:
-            self.span = (0.0, opened.state.clip.duration_s)
-            self.choose_taxonomy(opened)
+        self.set_state(opened.state, rewind=True)
+        self.span = (0.0, opened.state.clip.duration_s)
+        self.choose_taxonomy(opened)
         self.show_state()
 
     def set_state(self, state: ClipState, *, rewind: bool = False) -> None:
@@ -242,15 +248,15 @@ class LabelScreen(Screen):
     def show_state(self) -> None:
         state = self.state
         clip = state.clip
-        grid = (f"{state.grid.bpm:.1f} bpm {state.grid.beats_per_bar}/4, beats 0–{state.last_beat}"
-                if state.grid else "no grid: G detects one")
+        grid = (f"{state.grid.bpm:.1f} bpm {state.grid.beats_per_bar}/4, "
+                f"{state.grid.describe_range(0, state.last_beat)}" if state.grid else "no grid: G detects one")
         where = ""
         if self.clip_id in self.walk.order:
             where = f" · {list(self.walk.order).index(self.clip_id) + 1}/{len(self.walk.order)}"
             where += f" of '{self.walk.filter}'" if self.walk.filter else ""
         self.query_one("#label-info", Label).update(
-            f"{clip.path.rsplit('/', 1)[-1]} · {clock(clip.duration_s)} · {grid}{where}")
-        self.query_one(SegmentTable).show_labels(state.labels, self.colour_of)
+            f"{clip.path.rsplit('/', 1)[-1]}{where} · {clock(clip.duration_s)} · {grid}")
+        self.query_one(SegmentTable).show_labels(state.labels, self.colour_of, state.grid)
         self.redraw_marks()
 
     def show_status(self, message: str | None = None) -> None:
@@ -263,8 +269,8 @@ class LabelScreen(Screen):
         position = f"▼ {clock(self.playhead_s)}"
         if state.grid is not None:
             beat = float(state.grid.beat_at(self.playhead_s))
-            position += (f" bar {int(beat // state.grid.beats_per_bar) + 1} beat {beat:.1f}" if beat >= 0
-                         else " before beat 0")
+            position += (f" · {state.grid.position(beat)} (beat {beat:.1f})" if beat >= 0
+                         else " · before 1.1 (beat 0)")
         editing = f"editing {self.editing.label} — a class key replaces it, esc stops · " if self.editing else ""
         self.query_one("#label-status", Label).update(f"{position} · {editing}{self._status_message}")
 
@@ -324,9 +330,14 @@ class LabelScreen(Screen):
 
     # -- playback ----------------------------------------------------------------------------------------
     def show_sound(self, player: Player) -> None:
+        """A short badge beside the clip line; where sound fails (not turned off on purpose), a
+        notification once says why."""
         sound = self.query_one("#label-sound", Label)
-        sound.update(player.status)
+        sound.update("♪ sound" if player.available else "♪ silent")
         sound.set_class(not player.available, "unavailable")
+        if not player.available and load_settings().sound:
+            self.notify(f"{player.status}; the playhead moves all the same", title="sound", severity="warning",
+                        timeout=6)
 
     def action_play(self) -> None:
         self.start_playback(loop=False)
@@ -345,10 +356,10 @@ class LabelScreen(Screen):
         if self.state is None:
             return
         if event.error is not None:
-            self.show_status("nothing saved: fix the range, or clear it with esc to label the whole clip")
+            self.show_status("nothing saved: fix the range (/), or clear it with esc to label the whole clip")
         elif event.selection is not None:
             self.show_time(event.selection.seconds(self.state.grid)[0])
-        if event.submitted:
+        if event.submitted:  # out of the field, refused or not: a class key never types into it
             self.query_one(Waveform).focus()
         self.redraw_marks()
 
@@ -414,6 +425,9 @@ class LabelScreen(Screen):
             self.set_state(state)
             self.show_state()
         self.show_status(f"{verb}: {change.description} · u undoes")
+        if change.covered and verb == "saved":  # the status line may be too narrow to say it all
+            self.notify("\n".join(change.covered), title="the new range replaced what it covers (u undoes)",
+                        timeout=8)
 
     def show_undone(self, change: Change, state: ClipState) -> None:
         """An undone edit: its clip is opened again when the screen has moved on from it."""
@@ -432,10 +446,17 @@ class LabelScreen(Screen):
     def selected_segment(self) -> ClipLabel | None:
         return self.query_one(SegmentTable).current
 
+    def picked_segment(self) -> ClipLabel | None:
+        """The segment a delete removes: the one picked (enter or e), else the row under the cursor
+        while the segment list has focus; else none."""
+        table = self.query_one(SegmentTable)
+        return self.editing or (table.current if table.has_focus else None)
+
     def action_delete_segment(self) -> None:
-        label = self.selected_segment()
+        label = self.picked_segment()
         if label is None:
-            self.show_status("no segment to delete")
+            self.show_status("nothing deleted: pick a segment first (tab to the list, ↑↓ to it, then x)"
+                             if self.query_one(SegmentTable).current else "no segment to delete")
             return
         self.delete_label(label)
 

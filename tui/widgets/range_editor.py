@@ -3,7 +3,8 @@
 The screen hands the editor the open clip and calls it to nudge, select or clear; the editor keeps
 its fields, the snap and what they select, says what is wrong next to the fields, and posts
 `RangeChanged` whenever the selection changes or a range is refused. It never looks at the rest of
-the screen.
+the screen. An empty end field (or `end`) runs the range to the end of the clip; a field that loses
+focus shows what it selects (snapped).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from textual.widgets import Input, Label
 
 from engine.concepts import Segment
 from engine.errors import InputError
-from engine.library.session import SNAPS, ClipState, Selection, nudge, parse_selection, selection_at
+from engine.library.session import SNAPS, ClipState, Selection, clip_end, nudge, parse_selection, selection_at
 
 
 class RangeChanged(Message):
     """The selection in the fields changed (None: the whole clip, or a range half typed), or a range
-    was refused (`error` says why); `submitted` when enter finished a typed range."""
+    was refused (`error` says why); `submitted` when enter finished (or tried to finish) a typed range."""
 
     def __init__(self, selection: Selection | None, *, error: InputError | None = None,
                  submitted: bool = False) -> None:
@@ -54,7 +55,7 @@ class RangeEditor(Vertical):
             yield Label("start beat", id="label-start-title")
             yield Input(id="label-start", placeholder="whole")
             yield Label("end beat", id="label-end-title")
-            yield Input(id="label-end", placeholder="clip")
+            yield Input(id="label-end", placeholder="clip end")
             yield Label("", id="label-snap")
         yield Label("", id="label-range-message")
 
@@ -81,12 +82,12 @@ class RangeEditor(Vertical):
         start, end = self.query_one("#label-start", Input).value, self.query_one("#label-end", Input).value
         return parse_selection(self.state, start, end, self.snap)
 
-    def refuse(self, error: InputError) -> None:
-        """Say next to the fields why their range is refused."""
+    def refuse(self, error: InputError, *, submitted: bool = False, typing: bool = False) -> None:
+        """Say next to the fields why their range is refused (and, unless still `typing`, what to do)."""
         message = self.query_one("#label-range-message", Label)
-        message.update(f"✗ {error}")
+        message.update(f"✗ {error}" + ("" if typing else " — / edits the range, esc clears it"))
         message.set_class(True, "error")
-        self.post_message(RangeChanged(self.selection, error=error))
+        self.post_message(RangeChanged(self.selection, error=error, submitted=submitted))
 
     def nudge(self, edge: str, steps: int, playhead_s: float) -> None:
         """Move the selection's `edge` ('start' or 'end') by `steps` snaps; without a selection, select
@@ -118,12 +119,15 @@ class RangeEditor(Vertical):
             snap = f"snap {self.snap} (g)" if self.state.grid else "in seconds"
             self.query_one("#label-snap", Label).update(f"{snap} · [ ] start · {{ }} end")
 
-    def write_fields(self, selection: Selection | None) -> None:
+    def write_fields(self, selection: Selection | None, *, only: Input | None = None) -> None:
+        """The selection's edges into the fields (or into the field `only`)."""
         start, end = self.query_one("#label-start", Input), self.query_one("#label-end", Input)
         with self.prevent(Input.Changed):
-            start.value = "" if selection is None else f"{selection.start:g}"
-            end.value = "" if selection is None else f"{selection.end:g}"
-        self.query_one("#label-range-message", Label).update("")
+            for field, value in ((start, selection and selection.start), (end, selection and selection.end)):
+                if only in (None, field):
+                    field.value = "" if selection is None else f"{value:g}"
+        if only is None:
+            self.query_one("#label-range-message", Label).update("")
 
     def take(self, selection: Selection | None, *, rewrite: bool, submitted: bool = False) -> None:
         self.selection = selection
@@ -131,45 +135,54 @@ class RangeEditor(Vertical):
             self.write_fields(selection)
         message = self.query_one("#label-range-message", Label)
         message.set_class(False, "error")
-        message.update("" if selection is None else f"selection: {selection.describe()} — a class key labels it")
+        if selection is not None:
+            to_end = ", to the clip's end" if selection.end == clip_end(self.state) else ""
+            message.update(f"selection: {selection.describe(self.state.grid)}{to_end} — a class key labels it")
+        else:
+            message.update("")
         self.post_message(RangeChanged(selection, submitted=submitted))
 
-    def half_typed(self) -> Input | None:
-        """The empty field when only one of start and end holds something."""
+    def start_missing(self) -> bool:
+        """Only the end field holds something."""
         start, end = self.query_one("#label-start", Input), self.query_one("#label-end", Input)
-        if bool(start.value.strip()) == bool(end.value.strip()):
-            return None
-        return end if start.value.strip() else start
+        return not start.value.strip() and bool(end.value.strip())
 
     @on(Input.Changed)
     def typed(self) -> None:
         if self.state is None:
             return
-        missing = self.half_typed()
-        if missing is not None:
+        if self.start_missing():
             self.selection = None
             message = self.query_one("#label-range-message", Label)
             message.set_class(False, "error")
-            message.update(f"now the {'end' if missing.id == 'label-end' else 'start'} (enter moves there)")
+            message.update("now the start (shift+tab moves there)")
             self.post_message(RangeChanged(None))
             return
         try:
             self.take(self.read(), rewrite=False)
         except InputError as error:
             self.selection = None
-            self.refuse(error)
+            self.refuse(error, typing=True)
 
     @on(Input.Submitted)
-    def submitted(self) -> None:
+    def submitted(self, event: Input.Submitted) -> None:
         if self.state is None:
             return
-        missing = self.half_typed()
-        if missing is not None:
-            missing.focus()
+        if self.start_missing():
+            self.query_one("#label-start", Input).focus()
+            return
+        if event.input.id == "label-start":
+            self.query_one("#label-end", Input).focus()  # the end next (left empty: to the clip's end)
             return
         try:
             selection = self.read()
         except InputError as error:
-            self.refuse(error)
+            self.refuse(error, submitted=True)
             return
         self.take(selection, rewrite=True, submitted=True)  # shows the snapped values
+
+    @on(Input.Blurred)
+    def left_field(self, event: Input.Blurred) -> None:
+        """A field left with something typed in it shows what it selects, snapped."""
+        if self.selection is not None and event.input.value.strip():
+            self.write_fields(self.selection, only=event.input)

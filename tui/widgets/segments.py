@@ -1,5 +1,6 @@
-"""The labels on the open clip, one row per segment, coloured by taxonomy; the row under the
-cursor is the one `delete` removes and `enter` picks for editing."""
+"""The labels on the open clip, one row per segment, coloured by taxonomy; `enter` picks the row
+under the cursor for editing, and `delete` removes it while the list has focus. A beat range reads
+as its beats and, beside them, bar.beat."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from collections.abc import Callable, Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
+from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Label
 
 
-def describe_range(label: Label) -> str:
+def describe_range(label: Label, grid: BeatGrid | None) -> str:
     segment = label.segment
     if segment.is_whole:
         return "whole clip"
     if segment.is_beat_range:
+        if grid is not None:
+            return grid.describe_range(segment.start_beat, segment.end_beat)
         return f"beats {segment.start_beat:g}–{segment.end_beat:g}"
     return f"{segment.start_s:.2f}–{segment.end_s:.2f} s"
 
@@ -26,19 +30,20 @@ class SegmentTable(DataTable):
         self.labels: list[Label] = []
 
     def on_mount(self) -> None:
-        self.add_column("label", width=13)
-        self.add_column("range", width=19)
+        self.add_column("label", width=11)
+        self.add_column("range", width=24)
         self.add_column("origin", width=6)
         self.add_column("taxonomy", width=9)
 
-    def show_labels(self, labels: Sequence[Label], colour_of: Callable[[Label], str]) -> None:
+    def show_labels(self, labels: Sequence[Label], colour_of: Callable[[Label], str],
+                    grid: BeatGrid | None = None) -> None:
         """Replace the rows; the cursor stays on the same label when it is still there."""
         kept = self.current.label_id if self.current else None
         self.labels = list(labels)
         self.clear()
         for label in self.labels:
-            self.add_row(Text("■ " + label.label, style=colour_of(label)), describe_range(label), str(label.origin),
-                         label.taxonomy, key=str(label.label_id))
+            self.add_row(Text("■ " + label.label, style=colour_of(label)), describe_range(label, grid),
+                         str(label.origin), label.taxonomy, key=str(label.label_id))
         index = next((n for n, label in enumerate(self.labels) if label.label_id == kept), 0)
         if self.labels:
             self.move_cursor(row=index)
