@@ -136,7 +136,7 @@ def doubted_clip_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
         "LEFT JOIN (SELECT clip_id, taxonomy, list(DISTINCT label) AS labels FROM effective_labels "
         "           WHERE segment_key = 'whole' GROUP BY clip_id, taxonomy) l "
         "       ON l.clip_id = p.clip_id AND l.taxonomy = m.task "
-        "WHERE p.segment_key = 'whole' AND (p.confidence < $low "
+        "WHERE p.segment_key = 'whole' AND p.clip_id IN (SELECT clip_id FROM clips) AND (p.confidence < $low "
         "      OR (l.labels IS NOT NULL AND NOT list_contains(l.labels, p.label)))",
         {"low": LOW_CONFIDENCE},
     ).fetchall()
@@ -228,8 +228,9 @@ def library_counts(con: duckdb.DuckDBPyConnection) -> LibraryCounts:
     sources = con.execute(
         "SELECT c.source, count(DISTINCT c.clip_id), count(l.label_id) FROM clips c "
         "LEFT JOIN effective_labels l USING (clip_id) GROUP BY c.source ORDER BY c.source").fetchall()
-    origins = dict(con.execute("SELECT origin, count(*) FROM labels GROUP BY origin ORDER BY origin").fetchall())
-    grids = con.execute("SELECT count(*) FROM beat_grids").fetchone()[0]
+    origins = dict(con.execute("SELECT origin, count(*) FROM labels WHERE clip_id IN (SELECT clip_id FROM clips) "
+                               "GROUP BY origin ORDER BY origin").fetchall())
+    grids = con.execute("SELECT count(*) FROM beat_grids WHERE clip_id IN (SELECT clip_id FROM clips)").fetchone()[0]
     per_label = con.execute(
         "SELECT taxonomy, label, count(*), count(DISTINCT clip_id) FROM effective_labels "
         "GROUP BY taxonomy, label ORDER BY taxonomy, label").fetchall()
