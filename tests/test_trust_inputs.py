@@ -194,3 +194,202 @@ def test_rollback_to_a_damaged_version_is_refused_and_the_cli_says_so(workspace,
     document = json.loads(result.stdout)
     assert document["error"]["message"].startswith("model files damaged: drums@1")
     assert active_version(workspace) == 2
+
+
+# -- item 5: an unwritable workspace ----------------------------------------------------------------
+
+def run_cli_without_privileges(*args: str) -> subprocess.CompletedProcess:
+    """The CLI as a user whom file permissions bind: root gives up its right to ignore them (capsh)."""
+    command = [sys.executable, "-m", "cli.main", "--headless", *args]
+    if os.geteuid() == 0:
+        import shlex
+        import shutil
+
+        capsh = shutil.which("capsh")
+        if capsh is None:
+            pytest.skip("running as root without capsh: file permissions do not apply")
+        command = [capsh, "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", shlex.join(command)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_an_unwritable_workspace_is_a_clear_error_with_its_json_document(workspace, tmp_path):
+    library = tmp_path / "library"
+    write_tone(library / "a.wav", seconds=0.5)
+    import_folder(workspace, library, workers=1)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    os.chmod(workspace.root, 0o555)
+    try:
+        cases = [(("--workspace", str(locked / "ws"), "import", str(library)), f"cannot create the workspace {locked / 'ws'}: {locked} is not writable"),
+                 (("--workspace", str(workspace.root), "features", "extract"), f"{workspace.root}: workspace folder is not writable"),
+                 (("--workspace", str(workspace.root), "stats"), f"{workspace.root}: workspace folder is not writable")]
+        for args, message in cases:
+            result = run_cli_without_privileges(*args, "--json")
+            assert result.returncode == 1, result.stdout + result.stderr
+            document = json.loads(result.stdout)
+            assert document["ok"] is False and document["error"]["message"].startswith(message)
+            assert "Traceback" not in result.stderr and message in result.stderr
+        assert not (locked / "ws").exists()
+    finally:
+        os.chmod(workspace.root, 0o755)
+        os.chmod(locked, 0o755)
+
+
+# -- item 6: taxonomies and embedding sidecars --------------------------------------------------
+
+GOOD_TAXONOMY = 'name = "fx"\nmin_count = 5\n[labels.whoosh]\ncolour = "#112233"\n[labels.impact]\naliases = ["hit"]\n'
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('name = "fx"\n[labels]\nkick = "x"\nsnare = "y"\n', "label kick must be a table"),
+    ('name = "fx"\nwindow_s = nan\n[labels.a]\n[labels.b]\n', "window_s must be a positive number"),
+    ('name = "fx"\nwindow_s = inf\n[labels.a]\n[labels.b]\n', "window_s must be a positive number"),
+    ('name = "fx"\nwindow_s = true\n[labels.a]\n[labels.b]\n', "window_s must be a positive number"),
+    ('name = "fx"\nmin_count = -3\n[labels.a]\n[labels.b]\n', "min_count must be a positive whole number"),
+    ('name = "fx"\n[labels.a]\nmin_count = true\n[labels.b]\n', "label a: min_count must be a positive whole"),
+    ('name = "fx"\n[labels.a]\nmin_count = 1.5\n[labels.b]\n', "label a: min_count must be a positive whole"),
+    ('name = "fx"\n[labels.a]\ncolur = "#112233"\n[labels.b]\n', "label a: unknown key 'colur'"),
+    ('name = "fx"\nwindow = 4\n[labels.a]\n[labels.b]\n', "unknown key 'window'"),
+    ('name = "fx"\ndescription = 5\n[labels.a]\n[labels.b]\n', "description must be text"),
+    ('name = "fx"\n[labels.a]\naliases = ["", "x"]\n[labels.b]\n', "aliases must be a list of non-empty strings"),
+    ('name = "fx"\n[labels.a]\naliases = "x"\n[labels.b]\n', "aliases must be a list"),
+    ('name = "fx"\n[labels.a]\ncolour = 3\n[labels.b]\n', "colour must look like #12abef"),
+    ('name = "fx"\n[labels.a]\naliases = ["b"]\n[labels.b]\n', "'b' names both"),
+    ("a = " + "[" * 5000 + "]" * 5000, "not valid TOML"),
+])
+def test_a_bad_taxonomy_is_reported_with_its_file_and_problem(tmp_path, text, problem):
+    from engine.errors import InputError
+    from engine.taxonomy import load_taxonomy_file
+
+    path = tmp_path / "fx.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match="^" + str(path).replace(".", r"\.") + ".*" + problem.replace("(", r"\(")):
+        load_taxonomy_file(path)
+
+
+def test_a_taxonomy_that_is_not_text_or_not_a_regular_file_is_refused_without_reading_it(tmp_path):
+    from engine.errors import InputError
+    from engine.taxonomy import load_taxonomy_file
+
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b'name = "\xff\xfe"\n')
+    with pytest.raises(InputError, match="binary.toml: not valid TOML"):
+        load_taxonomy_file(binary)
+    endless = tmp_path / "zero.toml"
+    endless.symlink_to("/dev/zero")
+    with pytest.raises(InputError, match="zero.toml: not a regular file"):
+        load_taxonomy_file(endless)
+    large = tmp_path / "large.toml"
+    large.write_text("# padding\n" * 200_000)
+    with pytest.raises(InputError, match="large.toml: too large"):
+        load_taxonomy_file(large)
+
+
+def test_random_taxonomy_tables_give_a_taxonomy_or_an_input_error(tmp_path):
+    import random
+
+    from engine.errors import InputError
+    from engine.taxonomy import Taxonomy, parse_taxonomy
+
+    rng = random.Random(0)
+    scalars = [0, 1, -1, 7, 10**12, 0.5, -0.5, float("nan"), float("inf"), True, "", "x", "#112233", "Kick"]
+
+    def value(depth: int = 0):
+        roll = rng.random()
+        if depth < 2 and roll < 0.15:
+            return [value(depth + 1) for _ in range(rng.randrange(3))]
+        if depth < 2 and roll < 0.3:
+            return {rng.choice(["colour", "aliases", "min_count", "description", "a", "b"]): value(depth + 1)
+                    for _ in range(rng.randrange(3))}
+        return rng.choice(scalars)
+
+    def maybe(good):  # half the time a good value, else any value
+        return good if rng.random() < 0.5 else value()
+
+    outcomes = {"taxonomy": 0, "refused": 0}
+    for _ in range(3000):
+        data = {"name": maybe("fx"),
+                "labels": rng.choice([value(), {rng.choice(["a", "b", "c", "Bad"]): value() for _ in range(3)},
+                                      {"a": {"colour": maybe("#112233")}, "b": {"aliases": maybe(["x"])}}])}
+        good = {"description": "d", "min_count": 3, "window_s": 2.0, "x": None}
+        data.update({key: value() if key == "x" else maybe(good[key]) for key in rng.sample(sorted(good), 2)})
+        try:
+            assert isinstance(parse_taxonomy(data, "random.toml"), Taxonomy)
+            outcomes["taxonomy"] += 1
+        except InputError as error:
+            assert str(error).startswith("random.toml: "), error
+            outcomes["refused"] += 1
+    assert outcomes["taxonomy"] > 10 and outcomes["refused"] > 1000
+
+
+def test_a_bad_workspace_taxonomy_is_skipped_and_named_while_the_rest_works(workspace, tmp_path):
+    from engine.errors import InputError
+
+    library = tmp_path / "library"
+    write_tone(library / "a.wav", seconds=0.5)
+    (workspace.taxonomies_dir / "fx.toml").write_text(GOOD_TAXONOMY)
+    import_folder(workspace, library, workers=1)
+    add_label(workspace, "a.wav", "whoosh", taxonomy="fx")
+    (workspace.taxonomies_dir / "fx.toml").write_text('name = "fx"\n[labels]\nkick = "x"\nsnare = "y"\n')
+    (workspace.taxonomies_dir / "drums.toml").write_text('name = "drums"\nwindow_s = nan\n[labels.a]\n[labels.b]\n')
+    fresh = type(workspace).open(workspace.root)
+    assert fresh.taxonomies.names() == ["drums", "sections"]  # the built-in drums, not the bad override
+    assert fresh.taxonomy("drums").path.parent != workspace.taxonomies_dir
+    assert sorted(Path(problem.split(":")[0]).name for problem in fresh.taxonomies.problems) == ["drums.toml",
+                                                                                                 "fx.toml"]
+    with pytest.raises(InputError, match=r"taxonomy 'fx' cannot be used: .*fx\.toml: label kick must be a table"):
+        fresh.taxonomy("fx")
+    stats = workspace_stats(fresh)
+    assert [(t.taxonomy, t.ready) for t in stats.taxonomies] == [("fx", False)]
+    assert "fx.toml: label kick must be a table" in stats.taxonomies[0].reasons[0]
+    for args in (("taxonomy", "list"), ("stats",), ("clips", "list")):
+        result = run_cli("--workspace", str(workspace.root), *args, "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert json.loads(result.stdout)["ok"] is True
+        assert "warning: taxonomy skipped:" in result.stderr and "fx.toml: label kick must be a table" in result.stderr
+
+
+@pytest.mark.parametrize(("sidecar", "problem"), [
+    ('{"input_seconds": 1e9}', "input_seconds must be a number of seconds above 0 and at most 300"),
+    ('{"input_seconds": NaN}', "input_seconds must be a number of seconds"),
+    ('{"region_s": -1}', "region_s must be a number of seconds"),
+    ('{"sample_rate": 0}', "sample_rate must be a whole number of Hz"),
+    ('{"sample_rate": 1e12}', "sample_rate must be a whole number of Hz"),
+    ('{"sample_rate": true}', "sample_rate must be a whole number of Hz"),
+    ('{"dim": 0}', "dim must be a whole number"),
+    ('{"source": 5}', "source must be text"),
+    ('{"input_second": 1}', "unknown setting"),
+    ("[16000, 1.0]", "must be a JSON object"),
+    ("{not json", "cannot read the model's settings"),
+])
+def test_a_bad_embedding_sidecar_is_refused_before_anything_is_allocated(tmp_path, sidecar, problem):
+    from engine.errors import InputError
+    from engine.features.spec import FeatureSpec
+
+    (tmp_path / "tiny.onnx").write_bytes(b"not loaded before the settings are checked")
+    (tmp_path / "tiny.json").write_text(sidecar)
+    with pytest.raises(InputError, match=r"tiny\.json: .*" + problem):
+        FeatureSpec.parse("onnx:tiny").extractors(tmp_path)
+
+
+def test_embedding_settings_are_checked_wherever_they_come_from(tmp_path):
+    from types import SimpleNamespace
+
+    from engine.errors import InputError
+    from engine.features.onnx_embed import OnnxExtractor
+    from engine.features.spec import FeatureSpec
+
+    (tmp_path / "tiny.onnx").write_bytes(b"onnx")
+    (tmp_path / "tiny.json").symlink_to("/dev/zero")
+    with pytest.raises(InputError, match=r"tiny\.json: not a regular file"):
+        FeatureSpec.parse("onnx:tiny").extractors(tmp_path)
+    (tmp_path / "tiny.json").unlink()
+    (tmp_path / "tiny.json").write_text('{"sample_rate": 44100, "dim": 512, "source": "aisfx"}')
+    assert FeatureSpec.parse("onnx:tiny").extractors(tmp_path)[0].sample_rate == 44100
+    with pytest.raises(InputError, match="input_seconds must be a number of seconds"):
+        FeatureSpec.parse("onnx:tiny", {"input_seconds": 1e9}).extractors(tmp_path)
+    extractor = OnnxExtractor(model_path=str(tmp_path / "tiny.onnx"))
+    with pytest.raises(InputError, match="takes 1,000,000,000,000 samples"):
+        extractor._input_length(SimpleNamespace(name="waveform", shape=[1, 10**12]), 100)
