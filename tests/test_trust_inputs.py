@@ -222,9 +222,11 @@ def test_an_unwritable_workspace_is_a_clear_error_with_its_json_document(workspa
     os.chmod(locked, 0o555)
     os.chmod(workspace.root, 0o555)
     try:
-        cases = [(("--workspace", str(locked / "ws"), "import", str(library)), f"cannot create the workspace {locked / 'ws'}: {locked} is not writable"),
-                 (("--workspace", str(workspace.root), "features", "extract"), f"{workspace.root}: workspace folder is not writable"),
-                 (("--workspace", str(workspace.root), "stats"), f"{workspace.root}: workspace folder is not writable")]
+        unwritable = f"{workspace.root}: workspace folder is not writable"
+        cases = [(("--workspace", str(locked / "ws"), "import", str(library)),
+                  f"cannot create the workspace {locked / 'ws'}: {locked} is not writable"),
+                 (("--workspace", str(workspace.root), "features", "extract"), unwritable),
+                 (("--workspace", str(workspace.root), "stats"), unwritable)]
         for args, message in cases:
             result = run_cli_without_privileges(*args, "--json")
             assert result.returncode == 1, result.stdout + result.stderr
@@ -235,6 +237,14 @@ def test_an_unwritable_workspace_is_a_clear_error_with_its_json_document(workspa
     finally:
         os.chmod(workspace.root, 0o755)
         os.chmod(locked, 0o755)
+    os.chmod(workspace.taxonomies_dir, 0o555)  # a folder inside a writable workspace
+    try:
+        result = run_cli_without_privileges("--workspace", str(workspace.root), "taxonomy", "create", "fx",
+                                            "--labels", "whoosh,impact", "--json")
+    finally:
+        os.chmod(workspace.taxonomies_dir, 0o755)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert json.loads(result.stdout)["error"]["message"] == f"{workspace.taxonomies_dir / 'fx.toml.tmp'}: permission denied"
 
 
 # -- item 6: taxonomies and embedding sidecars --------------------------------------------------
