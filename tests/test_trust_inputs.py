@@ -403,3 +403,18 @@ def test_embedding_settings_are_checked_wherever_they_come_from(tmp_path):
     extractor = OnnxExtractor(model_path=str(tmp_path / "tiny.onnx"))
     with pytest.raises(InputError, match="takes 1,000,000,000,000 samples"):
         extractor._input_length(SimpleNamespace(name="waveform", shape=[1, 10**12]), 100)
+
+
+def test_a_label_file_naming_a_file_edited_in_place_labels_the_new_clip(workspace, edited):
+    from engine.library.importer import import_label_file
+
+    library, old_id = edited
+    manifest = library / "labels.csv"
+    manifest.write_text("path,label\na.wav,snare\n")
+    report = import_label_file(workspace, manifest, workers=1)
+    new_id = clip_id_of(workspace, "a.wav")
+    assert report.labelled == 1 and any("changed since it was imported" in note for note in report.to_dict()["notes"])
+    with workspace.db.transaction() as con:
+        assert {(label.label, label.origin) for label in query_labels(con, clip_id=new_id, effective=False)
+                if label.segment.is_whole} == {("kick", Origin.USER), ("snare", Origin.IMPORT)}
+        assert old_id not in {clip.clip_id for clip in all_clips(con)}

@@ -192,6 +192,7 @@ class LabelImportReport:
     labelled: int = 0
     clips_added: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. a file edited in place, whose old clip was retired
     seconds: float = 0.0
 
     @property
@@ -201,7 +202,8 @@ class LabelImportReport:
     def to_dict(self) -> dict:
         return {"path": self.path, "format": self.format, "labelled": self.labelled,
                 "clips_added": self.clips_added, "rejected": len(self.rejections),
-                "rejections": [r.to_dict() for r in self.rejections], "seconds": round(self.seconds, 3)}
+                "rejections": [r.to_dict() for r in self.rejections], "notes": self.notes,
+                "seconds": round(self.seconds, 3)}
 
 
 def _record_rejection(record: LabelRecord, reason: Reason, detail: str) -> Rejection:
@@ -240,7 +242,7 @@ def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, aud
     with workspace.db.transaction() as con:
         counts = ImportReport(str(path))
         _store_probed(con, list(probed.values()), sources, False, counts)
-        report.clips_added = counts.added
+        report.clips_added, report.notes = counts.added, counts.notes
         clips = clips_by_ids(con, sorted(set(clip_of.values())))
         writes = []
         for record in parsed.records:
