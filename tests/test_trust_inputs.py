@@ -418,3 +418,20 @@ def test_a_label_file_naming_a_file_edited_in_place_labels_the_new_clip(workspac
         assert {(label.label, label.origin) for label in query_labels(con, clip_id=new_id, effective=False)
                 if label.segment.is_whole} == {("kick", Origin.USER), ("snare", Origin.IMPORT)}
         assert old_id not in {clip.clip_id for clip in all_clips(con)}
+
+
+def test_a_file_overwritten_by_a_copy_of_another_clip_retires_its_clip_and_carries_nothing(workspace, tmp_path):
+    library = tmp_path / "library"
+    write_tone(library / "a.wav", seconds=1.0, freq=220.0)
+    write_tone(library / "b.wav", seconds=1.5, freq=330.0)
+    import_folder(workspace, library, workers=1)
+    a_id, b_id = clip_id_of(workspace, "a.wav"), clip_id_of(workspace, "b.wav")
+    add_label(workspace, "a.wav", "kick")
+    (library / "a.wav").write_bytes((library / "b.wav").read_bytes())
+    report = import_folder(workspace, library, workers=1)
+    assert (report.retired, report.labels_carried, report.duplicates, report.added) == (1, 0, 1, 0)
+    assert any("already has" in note for note in report.notes)
+    with workspace.db.transaction() as con:
+        assert [clip.clip_id for clip in all_clips(con)] == [b_id]
+        assert query_labels(con, clip_id=b_id) == [] and labelled_segments(con) == []
+        assert con.execute("SELECT replaced_by FROM retired_clips WHERE clip_id = ?", [a_id]).fetchone() == (b_id,)

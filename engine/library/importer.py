@@ -142,10 +142,10 @@ def _replace(con, old: Clip, file: ProbedFile, new: Clip | None, report: ImportR
     retire_clip(con, old.clip_id, replaced_by=file.clip_id)
     report.retired += 1
     report.labels_carried += carried
-    where = ("its user labels carried over" if new is not None
-             else "its labels stay with it (the file now holds a copy of another clip)")
+    labels = (f"{carried} user labels carried over" if new is not None
+              else "its labels stay with it, since the file now holds a clip the workspace already has")
     report.notes.append(f"{file.path}: changed since it was imported; clip {old.clip_id[:12]} is retired and "
-                        f"replaced by {file.clip_id[:12]}, {where} ({carried} carried)")
+                        f"replaced by {file.clip_id[:12]}, {labels}")
     report.notes.extend(f"{file.path}: label not carried: {reason}" for reason in left)
 
 
