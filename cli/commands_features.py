@@ -173,16 +173,20 @@ embeddings_app = typer.Typer(help="Pretrained ONNX embedding models in the works
 @handles_errors
 def embeddings_list(ctx: typer.Context, json_out: JsonOption = False) -> None:
     """The embedding models in models/embeddings/ (use them as --features onnx:NAME or hybrid:NAME)."""
-    import json as json_module
+    from engine.errors import InputError
+    from engine.features.onnx_embed import read_sidecar
 
     workspace = open_workspace(ctx)
     models = []
     for path in sorted(workspace.embeddings_dir.glob("*.onnx")):
         sidecar = path.with_suffix(".json")
-        settings = json_module.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        try:
+            settings = read_sidecar(sidecar) if sidecar.exists() or sidecar.is_symlink() else {}
+        except InputError as error:  # listed with what is wrong, so the others still show
+            settings = {"error": str(error)}
         models.append({"name": path.stem, "path": str(path), "bytes": path.stat().st_size, **settings})
     finish({"embeddings": models}, json_out, render=lambda: [
-        stdout.print(f"{m['name']}: {m['path']} {m.get('source', '')}", markup=False) for m in models]
+        stdout.print(f"{m['name']}: {m['path']} {m.get('error') or m.get('source', '')}", markup=False) for m in models]
         or stdout.print("no embedding models yet (see `embeddings install-aisfx`)"))
 
 

@@ -85,6 +85,8 @@ def labels_import(
     def render() -> None:
         stdout.print(f"{report.path} ({report.format}): [bold]{report.labelled}[/] labels, "
                      f"{report.clips_added} new clips, {len(report.rejections)} rejected")
+        for note in report.notes[:5]:
+            stderr.print(f"note: {note}", markup=False)
         render_rejections(report.rejections)
 
     finish(report.to_dict(), json_out, partial=report.partial, render=render)

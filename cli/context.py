@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from engine.errors import NotFound
+from cli.output import stderr
+from engine.errors import NotFound, WorkbenchError
 from engine.workspace import DATABASE_FILE, Workspace, default_workspace_path
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
@@ -34,7 +36,29 @@ def open_workspace(ctx: typer.Context, *, create: bool = False) -> Workspace:
     root = state.workspace_root().expanduser()
     if not create and not (root / DATABASE_FILE).is_file():
         raise NotFound(no_workspace_message(root, given=state.workspace_path is not None))
-    return Workspace.open(root, create=create)
+    check_writable(root)
+    workspace = Workspace.open(root, create=create)
+    for problem in workspace.taxonomies.problems:
+        stderr.print(f"warning: taxonomy skipped: {problem}", markup=False)
+    return workspace
+
+
+def check_writable(root: Path) -> None:
+    """A workspace is written by every command (its database, jobs, cache): a folder this user cannot
+    write is an error that names it, before anything is opened (or created inside the nearest folder
+    that exists)."""
+    root = folder = root.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    database = root / DATABASE_FILE
+    writable = os.access(folder, os.W_OK | os.X_OK) and (not database.exists() or os.access(database, os.W_OK))
+    if folder.is_dir() and not writable:  # a file where the folder should be: Workspace.open says so
+        fix = "Fix its permissions or choose another with --workspace"
+        if folder != root:
+            raise WorkbenchError(f"cannot create the workspace {root}: {folder} is not writable (permission denied). "
+                                 f"{fix}")
+        raise WorkbenchError(f"{root}: workspace folder is not writable (permission denied); workbench writes its "
+                             f"database, jobs and cache there. {fix}")
 
 
 def no_workspace_message(root: Path, *, given: bool) -> str:

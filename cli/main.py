@@ -13,8 +13,9 @@ import typer
 
 from cli import (commands_features, commands_gates, commands_library, commands_models, commands_triage,
                  commands_workspace)
-from cli.context import AppState
-from cli.output import ExitCode, JsonUsageErrorsGroup
+from cli.context import AppState, check_writable
+from cli.output import ExitCode, JsonUsageErrorsGroup, stderr
+from engine.errors import WorkbenchError
 
 HELP = """A workbench for turning your own labelled audio into classifiers you trust.
 
@@ -70,7 +71,13 @@ def main(
             raise typer.Exit(2)
         from tui.app import make_app
 
-        make_app(ctx.obj.workspace_root()).run()
+        root = ctx.obj.workspace_root().expanduser()
+        try:
+            check_writable(root)
+        except WorkbenchError as error:
+            stderr.print(f"error: {error}", markup=False)
+            raise typer.Exit(int(ExitCode.FAILED)) from None
+        make_app(root).run()
 
 
 commands_library.register(app)

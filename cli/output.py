@@ -73,16 +73,19 @@ def finish(document: dict, json_out: bool, *, partial: bool = False, cancelled: 
 
 
 def handles_errors(command: Callable) -> Callable:
-    """Turn engine errors into a clear message (and a JSON error document with --json) and exit 1."""
+    """Turn engine errors, and a file or folder this user may not read or write, into a clear message
+    (and a JSON error document with --json) and exit 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         json_out = bool(kwargs.get("json_out"))
         try:
             return command(*args, **kwargs)
-        except (WorkbenchError, KeyboardInterrupt) as error:
+        except (WorkbenchError, KeyboardInterrupt, PermissionError) as error:
             cancelled = isinstance(error, (Cancelled, KeyboardInterrupt))
-            message = "cancelled" if isinstance(error, KeyboardInterrupt) else str(error)
+            message = ("cancelled" if isinstance(error, KeyboardInterrupt)
+                       else f"{error.filename}: permission denied" if isinstance(error, PermissionError)
+                       else str(error))
             code = ExitCode.CANCELLED if cancelled else ExitCode.FAILED
             if json_out:
                 print_error_json(code, type(error).__name__, message, busy=isinstance(error, WorkspaceBusy))

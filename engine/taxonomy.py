@@ -93,41 +93,87 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+_TOP_KEYS = ("name", "description", "min_count", "window_s", "labels")
+_LABEL_KEYS = ("colour", "color", "description", "aliases", "min_count")
+MAX_FILE_BYTES = 1 << 20  # a taxonomy is a few kilobytes of TOML
+MAX_MIN_COUNT = 1_000_000
+MAX_WINDOW_S = 3600.0
+
+
+def _check_keys(table: dict, known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise InputError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                         f"(known: {', '.join(known)})")
+
+
+def _text(value, where: str) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{where} must be text, got {value!r}")
+    return value
+
+
+def _min_count(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MIN_COUNT:
+        raise InputError(f"{where}: min_count must be a positive whole number (at most {MAX_MIN_COUNT:,}), "
+                         f"got {value!r}")
+    return value
+
+
+def _label_spec(origin: str, label_name: str, entry, default_min: int) -> LabelSpec:
+    check_name(label_name, f"{origin}: label name")
+    where = f"{origin}: label {label_name}"
+    if not isinstance(entry, dict):
+        raise InputError(f"{where} must be a table ([labels.{label_name}] with colour, aliases, …), got {entry!r}")
+    _check_keys(entry, _LABEL_KEYS, where)
+    colour = entry.get("colour", entry.get("color", "#9ca3af"))
+    if not isinstance(colour, str) or not _COLOUR.match(colour):
+        raise InputError(f"{where}: colour must look like #12abef, got {colour!r}")
+    min_count = _min_count(entry.get("min_count", default_min), where)
+    aliases = entry.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and normalise_label(a) for a in aliases):
+        raise InputError(f"{where}: aliases must be a list of non-empty strings, got {aliases!r}")
+    description = _text(entry.get("description", ""), f"{where}: description")
+    return LabelSpec(label_name, colour, min_count, description, tuple(aliases))
+
+
 def parse_taxonomy(data: dict, origin: str) -> Taxonomy:
-    """Build a taxonomy from its TOML table; `origin` names the file in error messages."""
+    """Build a taxonomy from its TOML table; `origin` names the file in error messages. Every value is
+    checked: its type, numbers finite and positive, no unknown keys."""
+    _check_keys(data, _TOP_KEYS, origin)
     name = check_name(data.get("name"), f"{origin}: 'name'")
-    default_min = data.get("min_count", 10)
+    default_min = _min_count(data.get("min_count", 10), origin)
     labels_table = data.get("labels")
     if not isinstance(labels_table, dict) or len(labels_table) < 2:
         raise InputError(f"{origin}: a taxonomy needs a [labels.<name>] table for at least two labels")
-    specs = []
-    for label_name, entry in labels_table.items():
-        check_name(label_name, f"{origin}: label name")
-        entry = entry or {}
-        colour = entry.get("colour", entry.get("color", "#9ca3af"))
-        if not _COLOUR.match(str(colour)):
-            raise InputError(f"{origin}: label {label_name}: colour must look like #12abef, got {colour!r}")
-        min_count = entry.get("min_count", default_min)
-        if not isinstance(min_count, int) or min_count < 1:
-            raise InputError(f"{origin}: label {label_name}: min_count must be a positive whole number")
-        aliases = entry.get("aliases", [])
-        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-            raise InputError(f"{origin}: label {label_name}: aliases must be a list of strings")
-        specs.append(LabelSpec(label_name, str(colour), min_count, str(entry.get("description", "")), tuple(aliases)))
+    specs = [_label_spec(origin, label_name, entry, default_min) for label_name, entry in labels_table.items()]
     window_s = data.get("window_s")
-    if window_s is not None and (isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or window_s <= 0):
-        raise InputError(f"{origin}: window_s must be a positive number of seconds, got {window_s!r}")
-    return Taxonomy(name=name, labels=tuple(specs), description=str(data.get("description", "")),
-                    window_s=float(window_s) if window_s is not None else None)
+    if window_s is not None and (isinstance(window_s, bool) or not isinstance(window_s, (int, float))
+                                 or not 0 < window_s <= MAX_WINDOW_S):  # also false for nan
+        raise InputError(f"{origin}: window_s must be a positive number of seconds (at most {MAX_WINDOW_S:g}), "
+                         f"got {window_s!r}")
+    description = _text(data.get("description", ""), f"{origin}: description")
+    try:
+        return Taxonomy(name=name, labels=tuple(specs), description=description,
+                        window_s=float(window_s) if window_s is not None else None)
+    except InputError as error:  # two labels share a spelling
+        raise InputError(f"{origin}: {error}") from None
 
 
 def load_taxonomy_file(path: Path) -> Taxonomy:
+    """A taxonomy from its TOML file; InputError naming the file and the problem."""
     try:
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file")
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            text = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise InputError(f"{path}: cannot read taxonomy ({error.strerror})") from error
-    except tomllib.TOMLDecodeError as error:
+    if len(text) > MAX_FILE_BYTES:
+        raise InputError(f"{path}: too large for a taxonomy (over {MAX_FILE_BYTES // 1024} KiB)")
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         raise InputError(f"{path}: not valid TOML ({error})") from error
     taxonomy = parse_taxonomy(data, str(path))
     return Taxonomy(taxonomy.name, taxonomy.labels, taxonomy.description, path=path, window_s=taxonomy.window_s)
@@ -144,21 +190,33 @@ def taxonomy_toml(name: str, labels: list[str], min_count: int, description: str
 
 
 class TaxonomyRegistry:
-    """The taxonomies a workspace can use: built-in ones, overridden by the workspace's own."""
+    """The taxonomies a workspace can use: built-in ones, overridden by the workspace's own. A file
+    that is not a valid taxonomy is skipped and kept in `problems`, so the others still work."""
 
     def __init__(self, *folders: Path) -> None:
         self.folders = folders
         self._by_name: dict[str, Taxonomy] | None = None
+        self._bad: dict[Path, str] = {}  # file → what is wrong with it
 
     def _load(self) -> dict[str, Taxonomy]:
         if self._by_name is None:
             found: dict[str, Taxonomy] = {}
             for folder in self.folders:
                 for path in sorted(Path(folder).glob("*.toml")):
-                    taxonomy = load_taxonomy_file(path)
+                    try:
+                        taxonomy = load_taxonomy_file(path)
+                    except InputError as error:
+                        self._bad[path] = str(error)
+                        continue
                     found[taxonomy.name] = taxonomy
             self._by_name = found
         return self._by_name
+
+    @property
+    def problems(self) -> list[str]:
+        """Why each skipped taxonomy file was skipped (each message names its file)."""
+        self._load()
+        return list(self._bad.values())
 
     def names(self) -> list[str]:
         return sorted(self._load())
@@ -167,4 +225,7 @@ class TaxonomyRegistry:
         try:
             return self._load()[name]
         except KeyError:
+            problems = [problem for path, problem in self._bad.items() if path.stem == name]
+            if problems:
+                raise InputError(f"taxonomy {name!r} cannot be used: {problems[-1]}") from None
             raise NotFound(f"no taxonomy named {name!r}; available: {', '.join(self.names()) or 'none'}") from None

@@ -227,16 +227,22 @@ def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: Featu
     return report
 
 
+def feature_row(outputs: Sequence[np.ndarray]) -> np.ndarray:
+    """One segment's features from its extractors' outputs: the one output as it is, else the outputs
+    flattened and joined in order."""
+    return np.concatenate([output.ravel() for output in outputs]) if len(outputs) > 1 else outputs[0]
+
+
 def load_features(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[Extractor]) -> tuple[np.ndarray, list[int]]:
     """The feature matrix for the targets whose features are all cached, and those targets' indices.
 
-    Each row is the flattened outputs of the extractors, joined in order."""
+    Each row is `feature_row` of the extractors' outputs."""
     keys = [[cache_key(e.cache_prefix, t.clip_id, t.region_key) for e in extractors] for t in targets]
     found = cache.get_many(key for row in keys for key in row)
     rows, kept = [], []
     for index, row in enumerate(keys):
         if all(key in found for key in row):
-            rows.append(np.concatenate([found[key].ravel() for key in row]) if len(row) > 1 else found[row[0]])
+            rows.append(feature_row([found[key] for key in row]))
             kept.append(index)
     if not rows:
         return np.zeros((0,), dtype=np.float32), []

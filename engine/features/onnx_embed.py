@@ -4,6 +4,8 @@ Input contract (documented in the README):
 - the model file is `<workspace>/models/embeddings/<NAME>.onnx`;
 - an optional sidecar `<NAME>.json` says `{"sample_rate": 48000, "input_seconds": 10.0}`
   (defaults: 16000 Hz, and the model's own fixed length if its input has one, else the segment's length);
+  it may also hold `region_s`, `dim` and `source`; every value is checked against the bounds below
+  before anything is allocated;
 - the model's first input takes mono float32 samples in [-1, 1] shaped [batch, samples], [samples]
   or [batch, 1, samples]; batch is 1;
 - the first output is the embedding: [batch, dim], [dim] or [batch, frames, dim] (frames are averaged).
@@ -23,6 +25,62 @@ import numpy as np
 from engine.audio.regions import normalize_loudness, onset_region
 from engine.errors import InputError, NotFound
 from engine.features.base import Extractor
+
+
+SAMPLE_RATES = (1_000, 192_000)  # the sample rates (Hz) an embedding model may ask for
+MAX_INPUT_SECONDS = 300.0  # the longest input a model may ask for (input_seconds, region_s, a fixed input)
+MAX_DIM = 65_536
+MAX_SIDECAR_BYTES = 64 * 1024
+SIDECAR_KEYS = ("sample_rate", "input_seconds", "region_s", "dim", "source")
+
+
+def _is_number(value: Any, kinds: type | tuple[type, ...] = (int, float)) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def check_settings(settings: dict[str, Any], where: str) -> None:
+    """InputError naming `where` unless every setting an embedding model has is of its type and within
+    its bounds (NaN and infinity are not)."""
+    rate = settings.get("sample_rate")
+    if rate is not None and not (_is_number(rate, int) and SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]):
+        raise InputError(f"{where}: sample_rate must be a whole number of Hz from {SAMPLE_RATES[0]:,} to "
+                         f"{SAMPLE_RATES[1]:,}, got {rate!r}")
+    for key in ("input_seconds", "region_s"):
+        value = settings.get(key)
+        if value is not None and not (_is_number(value) and 0 < value <= MAX_INPUT_SECONDS):
+            raise InputError(f"{where}: {key} must be a number of seconds above 0 and at most {MAX_INPUT_SECONDS:g}, "
+                             f"got {value!r}")
+    dim = settings.get("dim")
+    if dim is not None and not (_is_number(dim, int) and 1 <= dim <= MAX_DIM):
+        raise InputError(f"{where}: dim must be a whole number from 1 to {MAX_DIM:,}, got {dim!r}")
+    if not isinstance(settings.get("source", ""), str):
+        raise InputError(f"{where}: source must be text, got {settings['source']!r}")
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The settings in an embedding model's JSON sidecar, checked (`check_settings`); InputError naming
+    the file and the problem."""
+    try:
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file")
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the model's settings ({error.strerror})") from error
+    if len(text) > MAX_SIDECAR_BYTES:
+        raise InputError(f"{path}: too large for a model's settings (over {MAX_SIDECAR_BYTES // 1024} KiB)")
+    try:
+        settings = json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError(f"{path}: cannot read the model's settings ({error})") from error
+    if not isinstance(settings, dict):
+        raise InputError(f"{path}: the model's settings must be a JSON object, got {type(settings).__name__}")
+    unknown = sorted(set(settings) - set(SIDECAR_KEYS))
+    if unknown:
+        raise InputError(f"{path}: unknown setting(s) {', '.join(map(repr, unknown))} "
+                         f"(known: {', '.join(SIDECAR_KEYS)})")
+    check_settings(settings, str(path))
+    return settings
 
 
 @cache
@@ -48,16 +106,14 @@ class OnnxExtractor(Extractor):
             raise NotFound(f"{model_path}: no such embedding model (available: {', '.join(available) or 'none'})")
         sidecar = model_path.with_suffix(".json")
         settings: dict[str, Any] = {}
-        if sidecar.is_file():
-            try:
-                settings = json.loads(sidecar.read_text())
-            except (OSError, json.JSONDecodeError) as error:
-                raise InputError(f"{sidecar}: cannot read the model's settings ({error})") from error
-            settings = {k: v for k, v in settings.items() if k in ("sample_rate", "input_seconds", "region_s")}
+        if sidecar.exists() or sidecar.is_symlink():
+            settings = {key: value for key, value in read_sidecar(sidecar).items()
+                        if key in ("sample_rate", "input_seconds", "region_s")}
         return cls(model_path=str(model_path), model_sha256=_file_sha256(str(model_path)), **{**settings, **params})
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        check_settings(self.params, f"{self.params['model_path'] or 'onnx'}: parameters")
         self._session = None
 
     def __getstate__(self) -> dict:
@@ -83,6 +139,9 @@ class OnnxExtractor(Extractor):
 
     def _input_length(self, model_input, natural: int) -> int:
         fixed = model_input.shape[-1]
+        if isinstance(fixed, int) and fixed > MAX_INPUT_SECONDS * self.sample_rate:
+            raise InputError(f"{self.params['model_path']}: input {model_input.name} takes {fixed:,} samples, "
+                             f"longer than {MAX_INPUT_SECONDS:g} s at {self.sample_rate} Hz")
         if isinstance(fixed, int) and fixed > 0:
             return fixed
         if self.params["input_seconds"]:

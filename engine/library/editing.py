@@ -24,11 +24,11 @@ import duckdb
 
 from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Clip, Label, Origin, Segment
-from engine.errors import NotFound
+from engine.errors import InputError, NotFound
 from engine.library.clips import resolve_clip
 from engine.library.labels import make_segment, resolve_label_name
 from engine.store.clips import get_clip
-from engine.store.grids import get_grid
+from engine.store.grids import clip_ids_with_grid_from, get_grid, save_grid
 from engine.store.labels import (LabelWrite, delete_label, delete_labels_at, labels_at, query_labels,
                                  remember_taxonomy, upsert_labels)
 from engine.taxonomy import Taxonomy
@@ -168,3 +168,32 @@ def import_labels(con: duckdb.DuckDBPyConnection, taxonomy: Taxonomy, writes: Se
     import's own transaction, which adds their clips too. Returns how many segments were labelled."""
     remember_taxonomy(con, taxonomy)
     return upsert_labels(con, writes)
+
+
+def carry_user_labels(con: duckdb.DuckDBPyConnection, old: Clip, new: Clip) -> tuple[int, list[str]]:
+    """Put a person's labels of `old` on `new`, the clip found at `old`'s path after its file was edited
+    in place, inside the import's transaction; `old`'s beat grid comes along when `new` has none. A
+    label `new` already has from a person stays. Returns how many labels were carried, and why each
+    of the others was not."""
+    grid = get_grid(con, new.clip_id)
+    old_grid = get_grid(con, old.clip_id)
+    if grid is None and old_grid is not None:
+        grid = old_grid
+        save_grid(con, new.clip_id, grid, "user" if old.clip_id in clip_ids_with_grid_from(con, "user") else "import")
+    writes, left = [], []
+    for label in query_labels(con, clip_id=old.clip_id, origin=Origin.USER, effective=False):
+        segment = label.segment
+        try:
+            if segment.is_beat_range:
+                moved = make_segment(new, grid, start_beat=segment.start_beat, end_beat=segment.end_beat)
+            else:
+                moved = make_segment(new, None, start_s=segment.start_s, end_s=segment.end_s)
+        except InputError as error:
+            left.append(f"{label.label} on {segment.describe()}: {error}")
+            continue
+        write = LabelWrite(new.clip_id, label.taxonomy, label.label, Origin.USER, label.confidence, moved, label.split)
+        if labels_at(con, write):
+            left.append(f"{label.label} on {segment.describe()}: the new file has its own label there")
+            continue
+        writes.append(write)
+    return upsert_labels(con, writes), left

@@ -17,11 +17,12 @@ from engine.concepts import Clip, JobState, LabelRecord, Origin, Reason, Rejecti
 from engine.errors import InputError
 from engine.jobs.kinds import job_kind
 from engine.library.clips import is_unchanged
-from engine.library.editing import import_labels
+from engine.library.editing import carry_user_labels, import_labels
 from engine.library.labels import make_segment
 from engine.library.scan import ProbedFile, folder_roles, probe_files, scan_folder
 from engine.progress import CancelToken, Reporter
-from engine.store.clips import clips_by_ids, insert_clips, known_files, move_clip, record_files
+from engine.store.clips import (clips_by_ids, files_of_clip, insert_clips, known_files, move_clip, record_files,
+                                retire_clip)
 from engine.store.grids import get_grid
 from engine.store.labels import LabelWrite
 from engine.taxonomy import Taxonomy
@@ -34,6 +35,8 @@ class ImportReport:
     moved: int = 0
     unchanged: int = 0
     duplicates: int = 0
+    retired: int = 0  # clips whose file was edited in place
+    labels_carried: int = 0  # user labels carried from a retired clip to the one that replaced it
     labelled: int = 0
     ignored: int = 0
     rejections: list[Rejection] = field(default_factory=list)
@@ -52,7 +55,8 @@ class ImportReport:
     def to_dict(self) -> dict:
         return {
             "root": self.root, "added": self.added, "moved": self.moved, "unchanged": self.unchanged,
-            "duplicates": self.duplicates, "labelled": self.labelled, "ignored": self.ignored,
+            "duplicates": self.duplicates, "retired": self.retired, "labels_carried": self.labels_carried,
+            "labelled": self.labelled, "ignored": self.ignored,
             "rejected": len(self.rejections), "rejections": [r.to_dict() for r in self.rejections],
             "notes": self.notes, "cancelled": self.cancelled, "seconds": round(self.seconds, 3),
         }
@@ -89,8 +93,10 @@ def _candidates(root: Path, files: Sequence[Path], curated: bool, source: str | 
 
 def _store_probed(con, probed: Sequence[ProbedFile], sources: dict[str, str], explicit_source: bool,
                   report: ImportReport) -> None:
-    """Add new clips, follow moved ones, and count copies of clips we already have."""
+    """Add new clips, follow moved ones, count copies of clips we already have, and retire a clip whose
+    file was edited in place (its user labels go to the clip now found there)."""
     existing = clips_by_ids(con, sorted({f.clip_id for f in probed}))
+    replaced = _edited_in_place(con, probed)
     new_files: list[ProbedFile] = []
     new_ids: set[str] = set()
     for file in probed:
@@ -101,15 +107,51 @@ def _store_probed(con, probed: Sequence[ProbedFile], sources: dict[str, str], ex
         elif clip is None or clip.path == file.path:
             report.unchanged += clip is not None
             report.duplicates += clip is None
-        elif not os.path.exists(clip.path):
+        elif not os.path.exists(clip.path) or clip.path in replaced:
             move_clip(con, file.clip_id, file.path, old_path=clip.path,
                       source=sources[file.path] if explicit_source else None)
             report.moved += 1
         else:
             report.duplicates += 1
-    insert_clips(con, [f.to_clip(sources[f.path]) for f in new_files])
+    new_clips = {f.clip_id: f.to_clip(sources[f.path]) for f in new_files}
+    found = {f.clip_id for f in probed}
+    for file in probed:
+        old = replaced.get(file.path)
+        if old is not None and old.clip_id not in found:
+            _replace(con, old, file, new_clips.get(file.clip_id), report)
+    insert_clips(con, list(new_clips.values()))
     record_files(con, [f.to_clip_file() for f in probed])
     report.added += len(new_files)
+
+
+def _edited_in_place(con, probed: Sequence[ProbedFile]) -> dict[str, Clip]:
+    """path → the clip last seen at that path, for the paths that now hold other bytes."""
+    recorded = known_files(con, [f.path for f in probed])
+    changed = {f.path: recorded[f.path].clip_id for f in probed
+               if f.path in recorded and recorded[f.path].clip_id != f.clip_id}
+    clips = clips_by_ids(con, sorted(set(changed.values())))
+    return {path: clips[clip_id] for path, clip_id in changed.items()
+            if clip_id in clips and clips[clip_id].path == path}
+
+
+def _replace(con, old: Clip, file: ProbedFile, new: Clip | None, report: ImportReport) -> None:
+    """`old`'s file now holds other bytes: `old` moves to a copy of its bytes that is still where it was
+    seen, else it is retired and, when the bytes there are new to the workspace, its user labels are
+    carried over to them."""
+    copy = next((f for f in files_of_clip(con, old.clip_id) if f.path != old.path and is_unchanged(f.path, f)), None)
+    if copy is not None:
+        move_clip(con, old.clip_id, copy.path, old_path=old.path)
+        report.moved += 1
+        return
+    carried, left = carry_user_labels(con, old, new) if new is not None else (0, [])
+    retire_clip(con, old.clip_id, replaced_by=file.clip_id)
+    report.retired += 1
+    report.labels_carried += carried
+    labels = (f"{carried} user labels carried over" if new is not None
+              else "its labels stay with it, since the file now holds a clip the workspace already has")
+    report.notes.append(f"{file.path}: changed since it was imported; clip {old.clip_id[:12]} is retired and "
+                        f"replaced by {file.clip_id[:12]}, {labels}")
+    report.notes.extend(f"{file.path}: label not carried: {reason}" for reason in left)
 
 
 def import_folder(workspace, root: Path, *, curated: bool = False, source: str | None = None,
@@ -174,6 +216,7 @@ class LabelImportReport:
     labelled: int = 0
     clips_added: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. a file edited in place, whose old clip was retired
     seconds: float = 0.0
 
     @property
@@ -183,7 +226,8 @@ class LabelImportReport:
     def to_dict(self) -> dict:
         return {"path": self.path, "format": self.format, "labelled": self.labelled,
                 "clips_added": self.clips_added, "rejected": len(self.rejections),
-                "rejections": [r.to_dict() for r in self.rejections], "seconds": round(self.seconds, 3)}
+                "rejections": [r.to_dict() for r in self.rejections], "notes": self.notes,
+                "seconds": round(self.seconds, 3)}
 
 
 def _record_rejection(record: LabelRecord, reason: Reason, detail: str) -> Rejection:
@@ -222,7 +266,7 @@ def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, aud
     with workspace.db.transaction() as con:
         counts = ImportReport(str(path))
         _store_probed(con, list(probed.values()), sources, False, counts)
-        report.clips_added = counts.added
+        report.clips_added, report.notes = counts.added, counts.notes
         clips = clips_by_ids(con, sorted(set(clip_of.values())))
         writes = []
         for record in parsed.records:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.errors import WorkbenchError
 from engine.store.library_view import library_counts
 from engine.taxonomy import Taxonomy
 
@@ -85,11 +86,19 @@ def workspace_stats(workspace, taxonomy: str | None = None) -> WorkspaceStats:
     per_taxonomy = {row.taxonomy: row for row in counts.per_taxonomy}
     names = [taxonomy] if taxonomy else sorted(per_taxonomy) or [workspace.default_taxonomy_name]
     for name in names:
-        tax = workspace.taxonomy(name)
+        covered = per_taxonomy.get(name)
+        try:
+            tax = workspace.taxonomy(name)
+        except WorkbenchError as error:  # labels of a taxonomy whose file is gone or bad: say so, count the rest
+            if name == taxonomy:
+                raise
+            stats.taxonomies.append(TaxonomyStats(
+                taxonomy=name, labels=[], missing=[], segments=covered.segments if covered else 0,
+                clips_covered=covered.clips if covered else 0, ready=False, reasons=[str(error)]))
+            continue
         label_counts = {row.label: row.segments for row in counts.per_label if row.taxonomy == name}
         known = {label: n for label, n in label_counts.items() if label in tax.names}
         ready, reasons = readiness(tax, known)
-        covered = per_taxonomy.get(name)
         stats.taxonomies.append(TaxonomyStats(
             taxonomy=name,
             labels=[LabelCount(label, n, tax.min_count(label), tax.spec(label).colour) for label, n in known.items()],

@@ -148,8 +148,8 @@ def activate(workspace, ref: str, *, reason: str | None = None,
     return resolve(workspace, target.ref), previous
 
 
-def rollback(workspace, name: str, *, reason: str | None = None) -> tuple[ModelVersion, int | None]:
-    """Activate the version that was active before the current one."""
+def rollback_target(workspace, name: str) -> tuple[ModelVersion, int]:
+    """The version a rollback of `name` activates (the one active before the current one), and the current one."""
     with workspace.db.transaction() as con:
         current = versions.active_version(con, name)
         if current is None:
@@ -157,7 +157,13 @@ def rollback(workspace, name: str, *, reason: str | None = None) -> tuple[ModelV
         before = versions.version_before(con, name, current)
     if before is None:
         raise InputError(f"{name}@{current} has no earlier active version to roll back to")
-    return activate(workspace, f"{name}@{before}", reason=reason or f"rollback from {current}")
+    return resolve(workspace, f"{name}@{before}"), current
+
+
+def rollback(workspace, name: str, *, reason: str | None = None) -> tuple[ModelVersion, int | None]:
+    """Activate the version that was active before the current one."""
+    target, current = rollback_target(workspace, name)
+    return activate(workspace, target.ref, reason=reason or f"rollback from {current}")
 
 
 def check_deletable(version: ModelVersion) -> None:

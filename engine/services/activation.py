@@ -6,15 +6,21 @@ worker's activation jobs all come here.
 
 from __future__ import annotations
 
+import numpy as np
+
 from engine.concepts import JobState
-from engine.errors import Cancelled, GatesFailed
+from engine.errors import Cancelled, GatesFailed, InputError
+from engine.features.extract import feature_row
 from engine.inference import infer_library
 from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobReporter
 from engine.models import registry
-from engine.models.registry import ModelVersion, resolve
+from engine.models.registry import ModelVersion, load_classifier, resolve
 from engine.progress import CancelToken, Reporter
 from engine.store.gate_reports import report_passed
+
+DAMAGED = "model files damaged"
+TRIAL_SECONDS = 1.0  # the length of the sound a one-shot model is tried on (a section model: its window)
 
 
 def _gates_refusal(workspace, target: ModelVersion) -> GatesFailed | None:
@@ -25,6 +31,33 @@ def _gates_refusal(workspace, target: ModelVersion) -> GatesFailed | None:
         return None
     return GatesFailed(f"{target.ref} failed its last gate report ({target.last_gate_report_id}); "
                        "activate it anyway with --force --reason '...'")
+
+
+def _trial_sound(sample_rate: int, seconds: float) -> np.ndarray:
+    """A decaying noise burst: the same every time, loud enough for every extractor."""
+    t = np.arange(max(int(sample_rate * seconds), 1)) / sample_rate
+    noise = np.random.default_rng(0).standard_normal(t.size)
+    return (0.3 * noise * np.exp(-t / 0.2)).astype(np.float32)
+
+
+def try_version(workspace, version: ModelVersion) -> None:
+    """Load a version and run it on one input of the shape its features have (made from a short sound by
+    its own extractors): InputError `model files damaged: …` when its files cannot be loaded or do not
+    give one finite probability per class. Nothing is changed."""
+    extractors = version.spec.extractors(workspace.embeddings_dir)
+    seconds = version.meta.get("window_s") or TRIAL_SECONDS
+    row = feature_row([extractor.extract(_trial_sound(extractor.sample_rate, seconds)) for extractor in extractors])
+    try:
+        probabilities = np.asarray(load_classifier(version).predict_proba(row[None].astype(np.float32)))
+    except Exception as error:  # whatever the files make a loader or the model raise
+        if str(error).startswith(DAMAGED):
+            raise
+        raise InputError(f"{DAMAGED}: {version.ref} in {version.artifact_dir}: "
+                         f"{type(error).__name__}: {error}") from error
+    expected = (1, len(version.label_set))
+    if probabilities.shape != expected or not np.isfinite(probabilities).all():
+        raise InputError(f"{DAMAGED}: {version.ref} in {version.artifact_dir} gives probabilities of shape "
+                         f"{probabilities.shape} for one input of {row.size} features (expected {expected}, finite)")
 
 
 def check_activatable(workspace, ref: str) -> ModelVersion:
@@ -42,22 +75,26 @@ def activate(workspace, ref: str, *, reason: str | None = None,
     """Make a version the active one of its name; returns it and the version it replaced.
 
     A version whose last gate report failed is only activated with `forced` (else GatesFailed);
-    the history then records forced=True and the reason."""
+    the history then records forced=True and the reason. The version is loaded and tried first
+    (`try_version`): one whose files are damaged is refused and the active version stays."""
     target = resolve(workspace, ref)
     refusal = _gates_refusal(workspace, target)
     if refusal is not None and not forced:
         raise refusal
     if refusal is not None:
         reason = f"{reason or 'no reason given'} (forced past failed gate report {target.last_gate_report_id})"
+    try_version(workspace, target)
     return registry.activate(workspace, target.ref, reason=reason, forced=refusal is not None)
 
 
 def _activate(workspace, ref: str, *, reason: str | None, rollback: bool,
               forced: bool) -> tuple[ModelVersion, int | None]:
     """Activate a version, or roll its name back (no gate check: it returns to a version that was
-    already trusted once)."""
-    return (registry.rollback(workspace, ref, reason=reason) if rollback
-            else activate(workspace, ref, reason=reason, forced=forced))
+    already trusted once; but it is tried first like any activation)."""
+    if not rollback:
+        return activate(workspace, ref, reason=reason, forced=forced)
+    try_version(workspace, registry.rollback_target(workspace, ref)[0])
+    return registry.rollback(workspace, ref, reason=reason)
 
 
 def activate_and_infer(workspace, ref: str, *, reason: str | None = None, rollback: bool = False,

@@ -1,4 +1,6 @@
-"""The clips repository: clips (known by the hash of their bytes) and the files they were seen at."""
+"""The clips repository: clips (known by the hash of their bytes), the files they were seen at, and
+retired clips: a clip whose file was edited in place leaves `clips` for `retired_clips`, so nothing
+counts, lists, trains on or gates it, while its labels stay in the history."""
 
 from __future__ import annotations
 
@@ -73,12 +75,25 @@ def clips_at_path_or_name(con: duckdb.DuckDBPyConnection, ref: str, limit: int) 
 
 
 def insert_clips(con: duckdb.DuckDBPyConnection, clips: Sequence[Clip]) -> None:
-    """Add clips; a clip the workspace already has is left as it is."""
+    """Add clips; a clip the workspace already has is left as it is, and a retired one whose bytes
+    are found again is back in the library."""
     if not clips:
         return
     columns = {name: [getattr(clip, name) for clip in clips] for name in CLIP_COLUMNS}
     selects = ", ".join(f"unnest(${name})" for name in CLIP_COLUMNS)
     con.execute(f"INSERT INTO clips ({', '.join(CLIP_COLUMNS)}) SELECT {selects} ON CONFLICT DO NOTHING", columns)
+    con.execute("DELETE FROM retired_clips WHERE clip_id IN (SELECT unnest($ids))", {"ids": columns["clip_id"]})
+
+
+def retire_clip(con: duckdb.DuckDBPyConnection, clip_id: str, *, replaced_by: str) -> None:
+    """Take a clip out of the library because other bytes (clip `replaced_by`) took its place at its
+    path: it is kept in `retired_clips`, its labels stay, and the paths recorded for it are forgotten."""
+    columns = ", ".join(CLIP_COLUMNS)
+    con.execute(f"INSERT INTO retired_clips ({columns}, replaced_by) SELECT {columns}, ? FROM clips WHERE clip_id = ? "
+                "ON CONFLICT (clip_id) DO UPDATE SET path = excluded.path, replaced_by = excluded.replaced_by, "
+                "retired_at = now()", [replaced_by, clip_id])
+    con.execute("DELETE FROM clips WHERE clip_id = ?", [clip_id])
+    con.execute("DELETE FROM clip_files WHERE clip_id = ?", [clip_id])
 
 
 def move_clip(con: duckdb.DuckDBPyConnection, clip_id: str, path: str, *, old_path: str,
@@ -102,6 +117,13 @@ def record_files(con: duckdb.DuckDBPyConnection, files: Sequence[ClipFile]) -> N
         {"path": [f.path for f in files], "clip_id": [f.clip_id for f in files],
          "size": [f.size_bytes for f in files], "mtime": [f.mtime_ns for f in files]},
     )
+
+
+def files_of_clip(con: duckdb.DuckDBPyConnection, clip_id: str) -> list[ClipFile]:
+    """Every path where a clip's bytes were seen, by path."""
+    rows = con.execute("SELECT path, clip_id, size_bytes, mtime_ns FROM clip_files WHERE clip_id = ? ORDER BY path",
+                       [clip_id]).fetchall()
+    return [ClipFile(*row) for row in rows]
 
 
 def known_files(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> dict[str, ClipFile]:

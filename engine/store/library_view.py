@@ -142,7 +142,7 @@ def doubted_clip_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         f"{DISAGREEING} UNION SELECT p.clip_id FROM predictions p "
         "JOIN model_versions m ON m.model_id = p.model_id AND m.is_active "
-        "WHERE p.segment_key = 'whole' AND p.confidence < $low",
+        "WHERE p.segment_key = 'whole' AND p.confidence < $low AND p.clip_id IN (SELECT clip_id FROM clips)",
         {"low": LOW_CONFIDENCE},
     ).fetchall()
     return {row[0] for row in rows}
@@ -233,8 +233,9 @@ def library_counts(con: duckdb.DuckDBPyConnection) -> LibraryCounts:
     sources = con.execute(
         "SELECT c.source, count(DISTINCT c.clip_id), count(l.label_id) FROM clips c "
         "LEFT JOIN effective_labels l USING (clip_id) GROUP BY c.source ORDER BY c.source").fetchall()
-    origins = dict(con.execute("SELECT origin, count(*) FROM labels GROUP BY origin ORDER BY origin").fetchall())
-    grids = con.execute("SELECT count(*) FROM beat_grids").fetchone()[0]
+    origins = dict(con.execute("SELECT origin, count(*) FROM labels WHERE clip_id IN (SELECT clip_id FROM clips) "
+                               "GROUP BY origin ORDER BY origin").fetchall())
+    grids = con.execute("SELECT count(*) FROM beat_grids WHERE clip_id IN (SELECT clip_id FROM clips)").fetchone()[0]
     per_label = con.execute(
         "SELECT taxonomy, label, count(*), count(DISTINCT clip_id) FROM effective_labels "
         "GROUP BY taxonomy, label ORDER BY taxonomy, label").fetchall()

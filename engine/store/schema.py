@@ -170,6 +170,37 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE model_versions ADD COLUMN meta JSON;
         """,
     ),
+    (
+        "retired clips: a clip whose file was edited in place leaves the library, its labels kept",
+        """
+        CREATE TABLE retired_clips (
+            clip_id VARCHAR PRIMARY KEY,
+            path VARCHAR NOT NULL,                -- where its bytes were last seen
+            source VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,
+            duration_s DOUBLE NOT NULL,
+            sample_rate INTEGER NOT NULL,
+            channels INTEGER NOT NULL,
+            frames BIGINT NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            peak DOUBLE NOT NULL,
+            rms_db DOUBLE NOT NULL,
+            clipped_fraction DOUBLE NOT NULL,
+            replaced_by VARCHAR NOT NULL,         -- the clip whose bytes took its place at that path
+            retired_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        -- A retired clip's labels stay in `labels` (history) but no longer count.
+        CREATE OR REPLACE VIEW effective_labels AS
+            SELECT * EXCLUDE (winner_rank) FROM (
+                SELECT *, row_number() OVER (
+                    PARTITION BY clip_id, taxonomy, segment_key
+                    ORDER BY CASE origin WHEN 'user' THEN 0 WHEN 'import' THEN 1 ELSE 2 END,
+                             updated_at DESC, label_id DESC
+                ) AS winner_rank
+                FROM labels WHERE clip_id NOT IN (SELECT clip_id FROM retired_clips)
+            ) WHERE winner_rank = 1;
+        """,
+    ),
 ]
 
 
