@@ -15,6 +15,7 @@ from engine.inference import infer_library
 from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobReporter
 from engine.models import registry
+from engine.models.artifacts import ModelFilesDamaged
 from engine.models.registry import ModelVersion, load_classifier, resolve
 from engine.progress import CancelToken, Reporter
 from engine.store.gate_reports import report_passed
@@ -49,9 +50,9 @@ def try_version(workspace, version: ModelVersion) -> None:
     row = feature_row([extractor.extract(_trial_sound(extractor.sample_rate, seconds)) for extractor in extractors])
     try:
         probabilities = np.asarray(load_classifier(version).predict_proba(row[None].astype(np.float32)))
-    except Exception as error:  # whatever the files make a loader or the model raise
-        if str(error).startswith(DAMAGED):
-            raise
+    except ModelFilesDamaged as error:  # a file changed since registration, missing, or not its kind's
+        raise InputError(f"{DAMAGED}: {version.ref}: {error.path.name} ({error.problem})") from error
+    except Exception as error:  # whatever else the files make a loader or the model raise
         raise InputError(f"{DAMAGED}: {version.ref} in {version.artifact_dir}: "
                          f"{type(error).__name__}: {error}") from error
     expected = (1, len(version.label_set))
