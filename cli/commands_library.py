@@ -208,6 +208,9 @@ def beats_set(
                                        f"{grid.beats_per_bar}/bar; {moved} beat-range labels moved"))
 
 
+SKIPS_SHOWN = 20  # skipped clips `beats detect` names; --json lists them all
+
+
 @beats_app.command("detect")
 @handles_errors
 def beats_detect(
@@ -233,8 +236,13 @@ def beats_detect(
     def render() -> None:
         for clip, grid in report.detected:
             stdout.print(f"{clip.path}: {grid.bpm:.2f} bpm, first beat {grid.offset_s:.3f} s", markup=False)
-        stdout.print(f"{len(report.detected)} grids detected, {len(report.skipped)} clips skipped")
-        render_rejections(failed)
+        reasons = ", ".join(f"{count} {reason}" for reason, count in report.skipped_by_reason().items())
+        stdout.print(f"{len(report.detected)} grids detected, {len(report.skipped)} clips skipped"
+                     + (f" ({reasons}):" if reasons else ""), markup=False)
+        for rejection in report.skipped[:SKIPS_SHOWN]:
+            stdout.print(f"  skipped {rejection}", markup=False)
+        if len(report.skipped) > SKIPS_SHOWN:
+            stdout.print(f"  … and {len(report.skipped) - SKIPS_SHOWN} more (use --json for the full list)")
 
     finish({"detected": [_grid_dict(c, g) for c, g in report.detected],
             "skipped": [r.to_dict() for r in report.skipped]}, json_out,
