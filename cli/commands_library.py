@@ -13,6 +13,7 @@ from cli.output import BadArguments, finish, handles_errors, render_rejections, 
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.concepts import Origin, Segment
 from engine.errors import InputError
+from engine.library.browse import SORTS
 
 
 def _label_dict(label) -> dict:
@@ -311,25 +312,35 @@ clips_app = typer.Typer(help="Browse the clips of the workspace.", no_args_is_he
 @handles_errors
 def clips_list(
     ctx: typer.Context,
-    source: Annotated[str | None, typer.Option("--source")] = None,
+    filter: Annotated[str, typer.Option(
+        "--filter", "-f", help="The library's filter words, all of which must hold: label:kick, source:808, "
+                               "predicted:snare, unlabelled, low, disagrees, and words of the path "
+                               "(quote one to search it as text: '\"low\"').")] = "",
+    sort: Annotated[str, typer.Option("--sort", "-s", help=f"Order: {', '.join(SORTS)}.")] = "path",
+    source: Annotated[str | None, typer.Option("--source", help="Only clips of this source (pack), "
+                                                              "exactly as `stats` names it.")] = None,
     unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Only clips without any label.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
     json_out: JsonOption = False,
 ) -> None:
-    """List clips with their id, source, length and labels."""
+    """List clips with their id, source, length, labels and the active model's prediction."""
     from engine.store.library_view import list_clips
 
+    if sort not in SORTS:
+        raise BadArguments(f"--sort must be one of {', '.join(SORTS)}, not {sort!r}")
     workspace = open_workspace(ctx)
     with workspace.db.transaction(read_only=True) as con:
-        listing = list_clips(con, source=source, unlabelled=unlabelled, limit=limit)
+        listing = list_clips(con, query=filter, sort=sort, source=source, unlabelled=unlabelled, limit=limit)
     clips = [{"clip_id": c.clip_id, "path": c.path, "source": c.source, "duration_s": c.duration_s,
-              "sample_rate": c.sample_rate, "channels": c.channels, "labels": list(c.labels)} for c in listing.clips]
+              "sample_rate": c.sample_rate, "channels": c.channels, "labels": list(c.labels),
+              "predicted": c.predicted, "confidence": c.confidence} for c in listing.clips]
 
     def render() -> None:
-        table = Table("id", "source", "seconds", "labels", "path")
+        table = Table("id", "source", "seconds", "labels", "predicted", "path")
         for clip in clips:
+            predicted = f"{clip['predicted']} {clip['confidence']:.2f}" if clip["predicted"] else ""
             table.add_row(clip["clip_id"][:12], clip["source"], f"{clip['duration_s']:.2f}", ",".join(clip["labels"]),
-                          clip["path"])
+                          predicted, clip["path"])
         stdout.print(table)
         if listing.total > len(clips):
             stdout.print(f"… {listing.total - len(clips)} more (raise --limit)")
