@@ -21,7 +21,8 @@ def _label_dict(label) -> dict:
     return {"label_id": label.label_id, "clip_id": label.clip_id, "taxonomy": label.taxonomy, "label": label.label,
             "origin": str(label.origin), "confidence": label.confidence, "segment": segment.key,
             "start_s": segment.start_s, "end_s": segment.end_s, "start_beat": segment.start_beat,
-            "end_beat": segment.end_beat, "split": str(label.split) if label.split else None}
+            "end_beat": segment.end_beat, "split": str(label.split) if label.split else None,
+            "lead_time_s": label.lead_time_s}
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -141,10 +142,11 @@ def labels_list(
         labels = query_labels(con, clip_id=clip_id, taxonomy=taxonomy, label=label, effective=not all_origins)
 
     def render() -> None:
-        table = Table("id", "clip", "taxonomy", "label", "segment", "origin", "conf", "split")
+        table = Table("id", "clip", "taxonomy", "label", "segment", "origin", "conf", "split", "took")
         for item in labels[:limit]:
+            took = "" if item.lead_time_s is None else f"{item.lead_time_s:.1f} s"
             table.add_row(str(item.label_id), item.clip_id[:12], item.taxonomy, item.label, item.segment.describe(),
-                          str(item.origin), f"{item.confidence:.2f}", str(item.split or ""))
+                          str(item.origin), f"{item.confidence:.2f}", str(item.split or ""), took)
         stdout.print(table)
         if len(labels) > limit:
             stdout.print(f"… {len(labels) - limit} more (raise --limit)")
@@ -287,6 +289,7 @@ def stats_command(ctx: typer.Context, taxonomy: TaxonomyOption = None, json_out:
         stdout.print(f"[bold]{stats.clips}[/] clips ({stats.total_duration_s / 60:.1f} min), "
                      f"{stats.clips_labelled} labelled, {stats.labels_per_clip:.2f} labels per labelled clip, "
                      f"{stats.beat_grids} beat grids")
+        stdout.print(f"labelling speed: {stats.labelling.describe()}")
         sources = Table("source", "clips", "labels", title="Sources")
         for name, counts in stats.sources.items():
             sources.add_row(name, str(counts["clips"]), str(counts["labels"]))

@@ -227,6 +227,15 @@ class TaxonomyTally:
 
 
 @dataclass(frozen=True)
+class LeadTimes:
+    """The lead times of the labels people made in the label screen (timed user labels)."""
+
+    labels: int
+    total_s: float
+    median_s: float | None
+
+
+@dataclass(frozen=True)
 class LibraryCounts:
     clips: int
     total_duration_s: float
@@ -237,6 +246,7 @@ class LibraryCounts:
     beat_grids: int
     per_label: list[LabelTally]  # by taxonomy and label
     per_taxonomy: list[TaxonomyTally]
+    lead_times: LeadTimes
 
 
 def library_counts(con: duckdb.DuckDBPyConnection) -> LibraryCounts:
@@ -252,8 +262,12 @@ def library_counts(con: duckdb.DuckDBPyConnection) -> LibraryCounts:
         "GROUP BY taxonomy, label ORDER BY taxonomy, label").fetchall()
     per_taxonomy = con.execute(
         "SELECT taxonomy, count(*), count(DISTINCT clip_id) FROM effective_labels GROUP BY taxonomy").fetchall()
+    lead_times = con.execute(
+        "SELECT count(*), coalesce(sum(lead_time_s), 0), median(lead_time_s) FROM labels "
+        "WHERE origin = 'user' AND lead_time_s IS NOT NULL").fetchone()
     return LibraryCounts(
         clips=clips, total_duration_s=duration, clips_labelled=labelled, labels=label_total,
         sources=[SourceTally(*row) for row in sources], origins=origins, beat_grids=grids,
         per_label=[LabelTally(*row) for row in per_label], per_taxonomy=[TaxonomyTally(*row) for row in per_taxonomy],
+        lead_times=LeadTimes(*lead_times),
     )

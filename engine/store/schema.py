@@ -170,6 +170,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE model_versions ADD COLUMN meta JSON;
         """,
     ),
+    (
+        "labelling lead time",
+        """
+        ALTER TABLE labels ADD COLUMN lead_time_s DOUBLE;  -- seconds a person took to make the label, when timed
+        """,
+    ),
 ]
 
 
