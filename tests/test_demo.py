@@ -35,7 +35,7 @@ def test_bars_right_compares_predicted_sections_with_the_arrangement():
     tracks = {"t": (120.0, 0.5, [("intro", 2), ("drop", 2)])}  # bars of 2 s from 0.5 s
     truth = true_sections(tracks, "t")
     assert [(s["label"], s["start_s"], s["end_s"]) for s in truth] == [("intro", 0.5, 4.5), ("drop", 4.5, 8.5)]
-    assert bars_right(truth, truth, 2.0) == (4, 4)
+    assert bars_right(truth, truth) == (4, 4)
     late = [{"label": "outro", "start_s": 0.0, "end_s": 3.0}, {"label": "intro", "start_s": 3.0, "end_s": 5.0},
             {"label": "drop", "start_s": 5.0, "end_s": 8.5}]
-    assert bars_right(late, truth, 2.0) == (3, 4)  # bar 1 (its middle at 1.5 s) is taken for outro
+    assert bars_right(late, truth) == (3, 4)  # bar 1 (its middle at 1.5 s) is taken for outro
