@@ -304,14 +304,19 @@ def test_a_workspace_from_before_lead_times_is_migrated(tmp_path):
 async def test_the_label_screen_saves_each_label_with_its_lead_time(tmp_path, monkeypatch):
     from test_tui_label import open_in_label_screen, settle
     from tui.app import make_app
+    from tui.widgets.readiness import ReadinessPanel
+    from tui_pilot import shown_text, wait_for
 
     monkeypatch.setenv("WORKBENCH_SOUND", "off")
     workspace = track_and_hits(Workspace.open(tmp_path / "ws"), tmp_path / "audio")
     app = make_app(workspace.root)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         await open_in_label_screen(app, pilot, "kick_0_00.wav")
         await pilot.press("k")
         await settle(app, pilot)
+        await pilot.press("1")  # the library's counts panel shows the labelling speed
+        await wait_for(pilot, lambda: "labels/hour" in shown_text(app.screen.query_one(ReadinessPanel)),
+                       "the labelling speed in the counts panel")
     with workspace.db.transaction() as con:
         (label,) = query_labels(con, clip_id=clip_id_of(workspace, "kick_0_00.wav"), origin=Origin.USER)
     assert label.label == "kick" and 0 < label.lead_time_s < 60
