@@ -315,7 +315,7 @@ clips_app = typer.Typer(help="Browse the clips of the workspace.", no_args_is_he
 @handles_errors
 def clips_list(
     ctx: typer.Context,
-    filter: Annotated[str, typer.Option(
+    query: Annotated[str, typer.Option(
         "--filter", "-f", help="The library's filter words, all of which must hold: label:kick, source:808, "
                                "predicted:snare, unlabelled, low, disagrees, and words of the path "
                                "(quote one to search it as text: '\"low\"').")] = "",
@@ -333,7 +333,7 @@ def clips_list(
         raise BadArguments(f"--sort must be one of {', '.join(SORTS)}, not {sort!r}")
     workspace = open_workspace(ctx)
     with workspace.db.transaction(read_only=True) as con:
-        listing = list_clips(con, query=filter, sort=sort, source=source, unlabelled=unlabelled, limit=limit)
+        listing = list_clips(con, query=query, sort=sort, source=source, unlabelled=unlabelled, limit=limit)
     clips = [{"clip_id": c.clip_id, "path": c.path, "source": c.source, "duration_s": c.duration_s,
               "sample_rate": c.sample_rate, "channels": c.channels, "labels": list(c.labels),
               "predicted": c.predicted, "confidence": c.confidence} for c in listing.clips]
