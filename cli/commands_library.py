@@ -13,6 +13,7 @@ from cli.output import BadArguments, finish, handles_errors, render_rejections, 
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.concepts import Origin, Segment
 from engine.errors import InputError
+from engine.library.browse import SORTS
 
 
 def _label_dict(label) -> dict:
@@ -20,7 +21,8 @@ def _label_dict(label) -> dict:
     return {"label_id": label.label_id, "clip_id": label.clip_id, "taxonomy": label.taxonomy, "label": label.label,
             "origin": str(label.origin), "confidence": label.confidence, "segment": segment.key,
             "start_s": segment.start_s, "end_s": segment.end_s, "start_beat": segment.start_beat,
-            "end_beat": segment.end_beat, "split": str(label.split) if label.split else None}
+            "end_beat": segment.end_beat, "split": str(label.split) if label.split else None,
+            "lead_time_s": label.lead_time_s}
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -142,10 +144,11 @@ def labels_list(
         labels = query_labels(con, clip_id=clip_id, taxonomy=taxonomy, label=label, effective=not all_origins)
 
     def render() -> None:
-        table = Table("id", "clip", "taxonomy", "label", "segment", "origin", "conf", "split")
+        table = Table("id", "clip", "taxonomy", "label", "segment", "origin", "conf", "split", "took")
         for item in labels[:limit]:
+            took = "" if item.lead_time_s is None else f"{item.lead_time_s:.1f} s"
             table.add_row(str(item.label_id), item.clip_id[:12], item.taxonomy, item.label, item.segment.describe(),
-                          str(item.origin), f"{item.confidence:.2f}", str(item.split or ""))
+                          str(item.origin), f"{item.confidence:.2f}", str(item.split or ""), took)
         stdout.print(table)
         if len(labels) > limit:
             stdout.print(f"… {len(labels) - limit} more (raise --limit)")
@@ -210,6 +213,9 @@ def beats_set(
                                        f"{grid.beats_per_bar}/bar; {moved} beat-range labels moved"))
 
 
+SKIPS_SHOWN = 20  # skipped clips `beats detect` names; --json lists them all
+
+
 @beats_app.command("detect")
 @handles_errors
 def beats_detect(
@@ -235,8 +241,13 @@ def beats_detect(
     def render() -> None:
         for clip, grid in report.detected:
             stdout.print(f"{clip.path}: {grid.bpm:.2f} bpm, first beat {grid.offset_s:.3f} s", markup=False)
-        stdout.print(f"{len(report.detected)} grids detected, {len(report.skipped)} clips skipped")
-        render_rejections(failed)
+        reasons = ", ".join(f"{count} {reason}" for reason, count in report.skipped_by_reason().items())
+        stdout.print(f"{len(report.detected)} grids detected, {len(report.skipped)} clips skipped"
+                     + (f" ({reasons}):" if reasons else ""), markup=False)
+        for rejection in report.skipped[:SKIPS_SHOWN]:
+            stdout.print(f"  skipped {rejection}", markup=False)
+        if len(report.skipped) > SKIPS_SHOWN:
+            stdout.print(f"  … and {len(report.skipped) - SKIPS_SHOWN} more (use --json for the full list)")
 
     finish({"detected": [_grid_dict(c, g) for c, g in report.detected],
             "skipped": [r.to_dict() for r in report.skipped]}, json_out,
@@ -280,6 +291,7 @@ def stats_command(ctx: typer.Context, taxonomy: TaxonomyOption = None, json_out:
         stdout.print(f"[bold]{stats.clips}[/] clips ({stats.total_duration_s / 60:.1f} min), "
                      f"{stats.clips_labelled} labelled, {stats.labels_per_clip:.2f} labels per labelled clip, "
                      f"{stats.beat_grids} beat grids")
+        stdout.print(f"labelling speed: {stats.labelling.describe()}")
         sources = Table("source", "clips", "labels", title="Sources")
         for name, counts in stats.sources.items():
             sources.add_row(name, str(counts["clips"]), str(counts["labels"]))
@@ -305,25 +317,35 @@ clips_app = typer.Typer(help="Browse the clips of the workspace.", no_args_is_he
 @handles_errors
 def clips_list(
     ctx: typer.Context,
-    source: Annotated[str | None, typer.Option("--source")] = None,
+    query: Annotated[str, typer.Option(
+        "--filter", "-f", help="The library's filter words, all of which must hold: label:kick, source:808, "
+                               "predicted:snare, unlabelled, low, disagrees, and words of the path "
+                               "(quote one to search it as text: '\"low\"').")] = "",
+    sort: Annotated[str, typer.Option("--sort", "-s", help=f"Order: {', '.join(SORTS)}.")] = "path",
+    source: Annotated[str | None, typer.Option("--source", help="Only clips of this source (pack), "
+                                                              "exactly as `stats` names it.")] = None,
     unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Only clips without any label.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
     json_out: JsonOption = False,
 ) -> None:
-    """List clips with their id, source, length and labels."""
+    """List clips with their id, source, length, labels and the active model's prediction."""
     from engine.store.library_view import list_clips
 
+    if sort not in SORTS:
+        raise BadArguments(f"--sort must be one of {', '.join(SORTS)}, not {sort!r}")
     workspace = open_workspace(ctx)
     with workspace.db.transaction(read_only=True) as con:
-        listing = list_clips(con, source=source, unlabelled=unlabelled, limit=limit)
+        listing = list_clips(con, query=query, sort=sort, source=source, unlabelled=unlabelled, limit=limit)
     clips = [{"clip_id": c.clip_id, "path": c.path, "source": c.source, "duration_s": c.duration_s,
-              "sample_rate": c.sample_rate, "channels": c.channels, "labels": list(c.labels)} for c in listing.clips]
+              "sample_rate": c.sample_rate, "channels": c.channels, "labels": list(c.labels),
+              "predicted": c.predicted, "confidence": c.confidence} for c in listing.clips]
 
     def render() -> None:
-        table = Table("id", "source", "seconds", "labels", "path")
+        table = Table("id", "source", "seconds", "labels", "predicted", "path")
         for clip in clips:
+            predicted = f"{clip['predicted']} {clip['confidence']:.2f}" if clip["predicted"] else ""
             table.add_row(clip["clip_id"][:12], clip["source"], f"{clip['duration_s']:.2f}", ",".join(clip["labels"]),
-                          clip["path"])
+                          predicted, clip["path"])
         stdout.print(table)
         if listing.total > len(clips):
             stdout.print(f"… {listing.total - len(clips)} more (raise --limit)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.context import JsonOption, WorkersOption, open_workspace
@@ -108,20 +111,41 @@ def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", 
 @jobs_app.command("show")
 @handles_errors
 def jobs_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="Job id (or its last 6+ characters).")],
-              json_out: JsonOption = False) -> None:
-    """One job's record and its events."""
+              json_out: Annotated[bool, typer.Option(
+                  "--json", help="JSON lines on stdout: the job's record first, then one line per event "
+                                 "(as `jobs follow --json` prints them).")] = False) -> None:
+    """One job's record and its events, as a table."""
     from engine.jobs.log import get_job, job_events
 
     workspace = open_workspace(ctx)
     job = get_job(workspace, job_id)
-    events = [{"seq": seq, "kind": kind, **data} for seq, kind, data in job_events(workspace, job.job_id)]
+    events = job_events(workspace, job.job_id)
+    if json_out:
+        lines = [{"ok": True, "exit_code": 0, "job": job.to_dict()}]
+        lines += [{"job_id": job.job_id, "seq": seq, "kind": kind, **data} for seq, kind, data in events]
+        sys.stdout.write("".join(json.dumps(line, default=str) + "\n" for line in lines))
+        sys.stdout.flush()
+        return
+    stdout.print(f"[bold]{job.job_id}[/] {job.kind} {job.state} {job.progress:.0%}"
+                 + (f" {escape(job.error)}" if job.error else ""))
+    table = Table("seq", "event", "details")
+    for seq, kind, data in events:
+        table.add_row(str(seq), kind, escape(_event_details(data)))
+    stdout.print(table)
 
-    def render() -> None:
-        stdout.print(f"[bold]{job.job_id}[/] {job.kind} {job.state} {job.progress:.0%} {job.error or ''}")
-        for event in events:
-            stdout.print(str(event), markup=False)
 
-    finish({"job": job.to_dict(), "events": events}, json_out, render=render)
+def _event_details(data: dict) -> str:
+    """An event's fields as `key: value`, numbers to 4 significant digits, empty fields left out."""
+    def text(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, dict):
+            return ", ".join(f"{key}={text(item)}" for key, item in value.items())
+        if isinstance(value, list):
+            return ", ".join(map(text, value))
+        return str(value)
+
+    return "  ".join(f"{key}: {text(value)}" for key, value in data.items() if value not in (None, "", [], {}))
 
 
 @jobs_app.command("follow")

@@ -19,8 +19,8 @@ from engine.errors import WorkbenchError
 
 HELP = """A workbench for turning your own labelled audio into classifiers you trust.
 
-Run `workbench` for the terminal UI (library browser for now), or `workbench --headless COMMAND`
-for scripts and cron.
+Run `workbench` for the terminal UI (library, labelling, training, gates and models), or
+`workbench --headless COMMAND` for scripts and cron.
 The workspace is --workspace, else $WORKBENCH_WORKSPACE, else ~/.local/share/workbench/workspace.
 Exit codes: 0 ok, 1 failed, 2 usage, 3 partial (some inputs rejected), 130 cancelled, 141 output
 cut off (its reader closed the pipe, as `| head` does).

@@ -34,9 +34,11 @@ class RichReporter:
 
 @contextmanager
 def progress_bar() -> Iterator[RichReporter]:
+    """A bar on stderr while the work runs, gone when it ends; on a stderr that is not a terminal
+    (a log file, a pipe) only the notes, and no blank line left behind."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_interactive) as progress:
         yield RichReporter(progress)
 
 

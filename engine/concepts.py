@@ -232,6 +232,7 @@ class Label:
     confidence: float
     segment: Segment = field(default_factory=Segment)
     split: Split | None = None
+    lead_time_s: float | None = None  # a person's label: seconds from the clip opened (or its last label) to saving
 
 
 @dataclass(frozen=True)
@@ -247,3 +248,4 @@ class LabelledSegment:
     segment: Segment
     label: str | None  # None for a clip of an OOD folder: a sound outside every label set
     split: Split | None = None  # a fixed split from a manifest
+    lead_time_s: float | None = None  # how long a person took to make the label, when timed

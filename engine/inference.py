@@ -185,15 +185,16 @@ def track_sections(workspace, model: LoadedModel, clip_id: str, path: str, size_
 def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, workers: int | None = None,
                   reporter: Reporter | None = None, cancel: CancelToken | None = None
                   ) -> tuple[ModelVersion, list[FilePrediction], list[Rejection]]:
-    """Label, confidence and top-k for each file; timed sections for a section model on long files."""
+    """Label, confidence and top-k for each file, in the order given (each file once); timed sections
+    for a section model on long files."""
     from engine.library.clips import identify_files
 
     model = load(workspace, ref)
     classes = model.version.label_set
-    probed, rejections = identify_files(workspace, [str(Path(p).expanduser().resolve()) for p in paths],
-                                        workers=workers, reporter=reporter, cancel=cancel)
+    given = {path: n for n, path in enumerate(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths))}
+    probed, rejections = identify_files(workspace, list(given), workers=workers, reporter=reporter, cancel=cancel)
     results = []
-    for path, info in probed.items():
+    for path, info in sorted(probed.items(), key=lambda item: given[item[0]]):
         prediction = FilePrediction(path, info.clip_id)
         window = model.window_s
         if window and info.duration_s >= 1.5 * window:
@@ -214,7 +215,6 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
             if prediction.sections is None and model.unknown(workspace, target, overall):
                 prediction.label = UNKNOWN_LABEL
         results.append(prediction)
-    results.sort(key=lambda p: p.path)
     return model.version, results, rejections
 
 

@@ -199,11 +199,13 @@ def test_train_detach_then_follow_show_and_list_the_job(ws):
     assert [e["state"] for e in events if e["kind"] == "state"] == ["preparing", "training", "evaluating"]
     assert [e["epoch"] for e in events if e["kind"] == "epoch"] == [1]
 
-    shown = ok(["jobs", "show", job_id[-6:]], ws)  # the last six characters are enough
-    assert shown["job"]["job_id"] == job_id and shown["job"]["state"] == "completed"
-    assert shown["job"]["result"]["model"] == "quick@1"
-    assert [(e["seq"], e["kind"]) for e in shown["events"]] == [(e["seq"], e["kind"]) for e in events]
-    reap(shown["job"]["pid"])
+    shown = run(["jobs", "show", job_id[-6:]], ws)  # the last six characters are enough
+    exits(shown, 0)
+    record, *shown_events = json_lines(shown)  # --json: the job's record, then its events as `follow` prints them
+    assert record["ok"] is True and record["job"]["job_id"] == job_id and record["job"]["state"] == "completed"
+    assert record["job"]["result"]["model"] == "quick@1"
+    assert shown_events == events
+    reap(record["job"]["pid"])
 
     listed = ok(["jobs", "list"], ws)["jobs"]
     assert listed[0]["job_id"] == job_id and listed[0]["state"] == "completed"

@@ -3,7 +3,8 @@
     <out>/manifest.json          classes, counts per split, extractor, fingerprint, split method
     <out>/<split>_features.npy   float32, one row per segment
     <out>/<split>_labels.npy     int32 indices into manifest["classes"]
-    <out>/<split>_items.jsonl    clip id, path, source, label, segment of each row
+    <out>/<split>_items.jsonl    clip id, path, source, label, segment of each row, and the lead time
+                                 of the label it came from (seconds a person took to make it, or null)
 """
 
 from __future__ import annotations
@@ -188,7 +189,8 @@ def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | N
         lines = [{"clip_id": i.clip_id, "path": i.path, "source": i.source, "label": i.label,
                   "segment": i.segment.key, "start_s": i.segment.start_s, "end_s": i.segment.end_s,
                   "augmented": bool(assembled.targets[p].augment)} for p, i in zip(positions, chosen)]
-        files[f"{split}_items.jsonl"] = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        with_lead_times = [{**line, "lead_time_s": i.lead_time_s} for line, i in zip(lines, chosen)]
+        files[f"{split}_items.jsonl"] = "".join(json.dumps(line) + "\n" for line in with_lead_times).encode()
         counts[str(split)] = dict(sorted(Counter(i.label for i in chosen).items()))
         sources[str(split)] = sorted({i.source for i in chosen})
         rows_for_fingerprint += [{**line, "split": str(split)} for line in lines]

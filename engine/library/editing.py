@@ -52,9 +52,10 @@ class Change:
 def put_label(workspace, clip_id: str, label: str, *, taxonomy: str | None = None, start_s: float | None = None,
               end_s: float | None = None, start_beat: float | None = None, end_beat: float | None = None,
               snap: str | None = None, origin: Origin = Origin.USER, confidence: float = 1.0,
-              replacing: Label | None = None) -> Change:
+              replacing: Label | None = None, lead_time_s: float | None = None) -> Change:
     """Label the whole clip, a seconds range or a beat range (snapped to `snap` when given), replacing
-    the label of that segment and origin, and `replacing` too when given (a label moved to a new range)."""
+    the label of that segment and origin, and `replacing` too when given (a label moved to a new range).
+    `lead_time_s`: how long the person took to make it, stored with the label."""
     tax = workspace.taxonomy(taxonomy)
     name = resolve_label_name(tax, label)
     with workspace.db.transaction() as con:
@@ -62,7 +63,7 @@ def put_label(workspace, clip_id: str, label: str, *, taxonomy: str | None = Non
         if clip is None:
             raise NotFound(f"no clip with id {clip_id}")
         return _put(con, clip, tax, name, start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat,
-                    snap=snap, origin=origin, confidence=confidence, replacing=replacing)
+                    snap=snap, origin=origin, confidence=confidence, replacing=replacing, lead_time_s=lead_time_s)
 
 
 def add_label(workspace, clip_ref: str, label: str, *, taxonomy: str | None = None, start_s: float | None = None,
@@ -80,12 +81,12 @@ def add_label(workspace, clip_ref: str, label: str, *, taxonomy: str | None = No
 
 def _put(con: duckdb.DuckDBPyConnection, clip: Clip, tax: Taxonomy, name: str, *, start_s: float | None,
          end_s: float | None, start_beat: float | None, end_beat: float | None, snap: str | None, origin: Origin,
-         confidence: float, replacing: Label | None = None) -> Change:
+         confidence: float, replacing: Label | None = None, lead_time_s: float | None = None) -> Change:
     grid = get_grid(con, clip.clip_id)
     if snap and grid is not None and start_beat is not None and end_beat is not None:
         start_beat, end_beat = grid.snap(start_beat, snap), grid.snap(end_beat, snap)
     segment = make_segment(clip, grid, start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat)
-    write = LabelWrite(clip.clip_id, tax.name, name, Origin(origin), confidence, segment)
+    write = LabelWrite(clip.clip_id, tax.name, name, Origin(origin), confidence, segment, lead_time_s=lead_time_s)
     removed = labels_at(con, write)
     if replacing is not None and all(old.label_id != replacing.label_id for old in removed):
         removed.append(delete_label(con, replacing.label_id))

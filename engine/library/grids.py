@@ -3,6 +3,7 @@ beat-range labels on their beats when a grid changes)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -46,6 +47,10 @@ class DetectReport:
     detected: list[tuple[Clip, BeatGrid]] = field(default_factory=list)
     skipped: list[Rejection] = field(default_factory=list)
     cancelled: bool = False
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        """How many clips were skipped for each reason, most common first."""
+        return dict(Counter(str(rejection.reason) for rejection in self.skipped).most_common())
 
 
 def detect_grids(workspace, clip_refs: Sequence[str] | None = None, *, beats_per_bar: int = 4,

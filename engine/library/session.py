@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -174,12 +175,21 @@ def selection_at(state: ClipState, position_s: float, snap: str = "beat") -> Sel
 # -- edits with undo --------------------------------------------------------------------------------------
 class LabelHistory:
     """Label edits of a session, each saved at once through the label-edit service; `undo` takes
-    back the latest one."""
+    back the latest one.
 
-    def __init__(self, workspace) -> None:
+    Each label is saved with its lead time (as Label Studio's `lead_time`): the seconds from the
+    clip opened (`opened`), or from the previous label saved on it, to this label saved."""
+
+    def __init__(self, workspace, clock: Callable[[], float] = time.monotonic) -> None:
         self.workspace = workspace
         self._done: list[Change] = []
         self._lock = threading.Lock()  # edits from worker threads go one at a time, in order
+        self._clock = clock
+        self._since: dict[str, float] = {}  # clip id → when it was opened or last labelled
+
+    def opened(self, clip_id: str) -> None:
+        """The person opened `clip_id`: its next label's lead time counts from now."""
+        self._since[clip_id] = self._clock()
 
     @property
     def can_undo(self) -> bool:
@@ -195,8 +205,17 @@ class LabelHistory:
               replacing: Label | None = None) -> Change:
         """Put `label` on the selection (the whole clip when None), replacing a label if given."""
         bounds = selection.bounds() if selection else {}
-        return self._record(lambda: put_label(self.workspace, state.clip.clip_id, label, taxonomy=taxonomy,
-                                              replacing=replacing, **bounds))
+        clip_id = state.clip.clip_id
+
+        def save() -> Change:
+            now = self._clock()
+            since = self._since.get(clip_id)
+            change = put_label(self.workspace, clip_id, label, taxonomy=taxonomy, replacing=replacing,
+                               lead_time_s=None if since is None else round(now - since, 3), **bounds)
+            self._since[clip_id] = now
+            return change
+
+        return self._record(save)
 
     def delete(self, label: Label) -> Change:
         return self._record(lambda: remove_label(self.workspace, label.label_id))

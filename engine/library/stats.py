@@ -41,6 +41,39 @@ class TaxonomyStats:
         }
 
 
+@dataclass(frozen=True)
+class LabellingSpeed:
+    """How fast a person labels, from the lead time saved with each label made in the label screen
+    (clip opened, or previous label saved on it, to label saved)."""
+
+    timed_labels: int
+    total_s: float
+    median_s: float | None
+
+    @property
+    def seconds_per_label(self) -> float | None:
+        return self.total_s / self.timed_labels if self.timed_labels else None
+
+    @property
+    def labels_per_hour(self) -> float | None:
+        return 3600.0 * self.timed_labels / self.total_s if self.total_s > 0 else None
+
+    def to_dict(self) -> dict:
+        def rounded(value: float | None, digits: int) -> float | None:
+            return None if value is None else round(value, digits)
+
+        return {"timed_labels": self.timed_labels, "labelling_s": round(self.total_s, 3),
+                "labels_per_hour": rounded(self.labels_per_hour, 1),
+                "seconds_per_label": rounded(self.seconds_per_label, 3),
+                "median_seconds_per_label": rounded(self.median_s, 3)}
+
+    def describe(self) -> str:
+        if not self.timed_labels:
+            return "no timed labels yet (labels made in the label screen are timed)"
+        return (f"{self.labels_per_hour:.0f} labels/hour, {self.seconds_per_label:.1f} s per label "
+                f"(median {self.median_s:.1f} s) over {self.timed_labels} timed labels")
+
+
 @dataclass
 class WorkspaceStats:
     clips: int
@@ -50,6 +83,7 @@ class WorkspaceStats:
     sources: dict[str, dict[str, int]]  # source → {"clips": n, "labels": n}
     origins: dict[str, int]
     beat_grids: int
+    labelling: LabellingSpeed
     taxonomies: list[TaxonomyStats] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -57,7 +91,7 @@ class WorkspaceStats:
             "clips": self.clips, "total_duration_s": round(self.total_duration_s, 3),
             "clips_labelled": self.clips_labelled, "clips_unlabelled": self.clips - self.clips_labelled,
             "labels_per_clip": round(self.labels_per_clip, 3), "sources": self.sources,
-            "label_origins": self.origins, "beat_grids": self.beat_grids,
+            "label_origins": self.origins, "beat_grids": self.beat_grids, "labelling_speed": self.labelling.to_dict(),
             "taxonomies": [t.to_dict() for t in self.taxonomies],
         }
 
@@ -82,6 +116,7 @@ def workspace_stats(workspace, taxonomy: str | None = None) -> WorkspaceStats:
         labels_per_clip=counts.labels / counts.clips_labelled if counts.clips_labelled else 0.0,
         sources={row.source: {"clips": row.clips, "labels": row.labels} for row in counts.sources},
         origins=counts.origins, beat_grids=counts.beat_grids,
+        labelling=LabellingSpeed(counts.lead_times.labels, counts.lead_times.total_s, counts.lead_times.median_s),
     )
     per_taxonomy = {row.taxonomy: row for row in counts.per_taxonomy}
     names = [taxonomy] if taxonomy else sorted(per_taxonomy) or [workspace.default_taxonomy_name]

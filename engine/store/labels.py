@@ -30,28 +30,30 @@ class LabelWrite:
     confidence: float
     segment: Segment
     split: Split | None = None
+    lead_time_s: float | None = None  # seconds a person took to make it (clip opened → saved), when timed
 
     @classmethod
     def of(cls, label: Label) -> LabelWrite:
         """The write that stores `label` again (as undo does)."""
         return cls(label.clip_id, label.taxonomy, label.label, label.origin, label.confidence, label.segment,
-                   label.split)
+                   label.split, label.lead_time_s)
 
     @property
     def conflict_key(self) -> tuple:
         return (self.clip_id, self.taxonomy, self.segment.key, self.origin)
 
 
-_DOUBLE_COLUMNS = {"confidence", "start_s", "end_s", "start_beat", "end_beat"}
+_DOUBLE_COLUMNS = {"confidence", "start_s", "end_s", "start_beat", "end_beat", "lead_time_s"}
 _LABEL_COLUMNS = ("label_id, clip_id, taxonomy, label, origin, confidence, start_s, end_s, start_beat, end_beat, "
-                  "split")
+                  "split, lead_time_s")
 
 
 def _label_from_row(row: Sequence) -> Label:
-    label_id, clip_id, taxonomy, label, origin, confidence, start_s, end_s, start_beat, end_beat, split = row
+    (label_id, clip_id, taxonomy, label, origin, confidence, start_s, end_s, start_beat, end_beat, split,
+     lead_time_s) = row
     segment = Segment(start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat)
     return Label(label_id, clip_id, taxonomy, label, Origin(origin), confidence, segment,
-                 Split(split) if split else None)
+                 Split(split) if split else None, lead_time_s)
 
 
 def upsert_labels(con: duckdb.DuckDBPyConnection, writes: Sequence[LabelWrite]) -> int:
@@ -67,11 +69,13 @@ def upsert_labels(con: duckdb.DuckDBPyConnection, writes: Sequence[LabelWrite]) 
         "start_s": [w.segment.start_s for w in unique], "end_s": [w.segment.end_s for w in unique],
         "start_beat": [w.segment.start_beat for w in unique], "end_beat": [w.segment.end_beat for w in unique],
         "split": [str(w.split) if w.split else None for w in unique],
+        "lead_time_s": [w.lead_time_s for w in unique],
     }
     names = ", ".join(columns)
     selects = ", ".join(f"unnest(${name}::{'DOUBLE' if name in _DOUBLE_COLUMNS else 'VARCHAR'}[])" for name in columns)
     updates = ", ".join(f"{name} = excluded.{name}" for name in ("label", "confidence", "start_s", "end_s",
-                                                                    "start_beat", "end_beat", "split"))
+                                                                    "start_beat", "end_beat", "split",
+                                                                    "lead_time_s"))
     con.execute(
         f"INSERT INTO labels ({names}) SELECT {selects} "
         f"ON CONFLICT (clip_id, taxonomy, segment_key, origin) DO UPDATE SET {updates}, updated_at = now()",
@@ -137,15 +141,15 @@ def labelled_segments(con: duckdb.DuckDBPyConnection, taxonomy: str | None = Non
     each with its clip's file and source: by clip path, then start (a whole clip first)."""
     rows = con.execute(
         "SELECT c.clip_id, c.path, c.size_bytes, c.source, l.start_s, l.end_s, l.start_beat, l.end_beat, l.label, "
-        "l.split FROM effective_labels l JOIN clips c USING (clip_id) "
+        "l.split, l.lead_time_s FROM effective_labels l JOIN clips c USING (clip_id) "
         "WHERE ($taxonomy IS NULL OR l.taxonomy = $taxonomy) AND l.confidence >= $min_confidence "
         "ORDER BY c.path, l.start_s NULLS FIRST",
         {"taxonomy": taxonomy, "min_confidence": min_confidence},
     ).fetchall()
     return [LabelledSegment(clip_id, path, size, source,
                             Segment(start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat),
-                            label, Split(split) if split else None)
-            for clip_id, path, size, source, start_s, end_s, start_beat, end_beat, label, split in rows]
+                            label, Split(split) if split else None, lead_time_s)
+            for clip_id, path, size, source, start_s, end_s, start_beat, end_beat, label, split, lead_time_s in rows]
 
 
 def labelled_clip_paths(con: duckdb.DuckDBPyConnection, taxonomy: str) -> dict[str, list[str]]:

@@ -3,11 +3,13 @@ predictions, for browsing, walking and counting.
 
 A filter is a few words: `label:kick`, `source:808`, `unlabelled`, `predicted:snare`, `low`
 (prediction confidence under LOW_CONFIDENCE), `disagrees` (see DISAGREEING), and plain words that
-must all appear in the clip's path.
+must all appear in the clip's path; a word in double quotes is always text of the path (`"low"`
+finds low_tom.wav).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -48,12 +50,24 @@ class Page:
     total: int  # clips matching the filter
 
 
+_WORD = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def _words(query: str) -> list[tuple[str, bool]]:
+    """The filter's words, each with whether it was quoted."""
+    return [(match[1], True) if match[1] is not None else (match[2], False)
+            for match in _WORD.finditer(query) if match[1] or match[2]]
+
+
 def _conditions(query: str) -> tuple[list[str], dict]:
     conditions, params = [], {}
-    for number, word in enumerate(query.split()):
+    for number, (word, quoted) in enumerate(_words(query)):
         key, colon, value = word.partition(":")
         name = f"p{number}"
-        if colon and key == "label":
+        if quoted:  # "low", "label:kick": text of the path, never a filter word
+            conditions.append(f"c.path ILIKE ${name}")
+            params[name] = f"%{word}%"
+        elif colon and key == "label":
             conditions.append(f"list_contains(string_split(coalesce(labels, ''), ','), ${name})")
             params[name] = value
         elif colon and key == "source":
@@ -159,32 +173,35 @@ class ListedClip:
     sample_rate: int
     channels: int
     labels: tuple[str, ...]  # its effective labels, in any taxonomy
+    predicted: str | None = None  # the active model's label for the whole clip
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
 class ClipListing:
-    clips: list[ListedClip]  # the first ones by path
+    clips: list[ListedClip]  # the first ones in the listing's order
     total: int  # clips matching
 
 
-def list_clips(con: duckdb.DuckDBPyConnection, *, source: str | None = None, unlabelled: bool = False,
-               limit: int = 100) -> ClipListing:
-    """The first `limit` clips by path, of one source and only those without any label when asked."""
-    conditions = []
+def list_clips(con: duckdb.DuckDBPyConnection, *, query: str = "", sort: str = "path", source: str | None = None,
+               unlabelled: bool = False, limit: int = 100) -> ClipListing:
+    """The first `limit` clips matching the filter `query` (the library's filter words), of one
+    source and only those without any label when asked, in `sort` order (one of SORT_ORDERS)."""
+    conditions, params = _conditions(query)
     if source:
         conditions.append("c.source = $source")
+        params["source"] = source
     if unlabelled:
         conditions.append("c.clip_id NOT IN (SELECT clip_id FROM labels)")
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    params = {"source": source} if source else {}
-    total = con.execute(f"SELECT count(*) FROM clips c {where}", params).fetchone()[0]
+    total = con.execute(f"SELECT count(*) FROM clips c {_LABELS_AND_PREDICTION} {where}", params).fetchone()[0]
     rows = con.execute(
-        "SELECT c.clip_id, c.path, c.source, c.duration_s, c.sample_rate, c.channels, "
-        "coalesce(string_agg(DISTINCT l.label, ','), '') FROM clips c LEFT JOIN effective_labels l USING (clip_id) "
-        f"{where} GROUP BY ALL ORDER BY c.path LIMIT $limit",
-        {"limit": limit, **params},
+        "SELECT c.clip_id, c.path, c.source, c.duration_s, c.sample_rate, c.channels, coalesce(labels, ''), "
+        f"p.label, p.confidence FROM clips c {_LABELS_AND_PREDICTION} {where} ORDER BY {SORT_ORDERS[sort]} "
+        "LIMIT $limit", {**params, "limit": limit},
     ).fetchall()
-    clips = [ListedClip(*row[:6], labels=tuple(label for label in row[6].split(",") if label)) for row in rows]
+    clips = [ListedClip(*row[:6], labels=tuple(label for label in row[6].split(",") if label),
+                        predicted=row[7], confidence=row[8]) for row in rows]
     return ClipListing(clips, total)
 
 
@@ -215,6 +232,15 @@ class TaxonomyTally:
 
 
 @dataclass(frozen=True)
+class LeadTimes:
+    """The lead times of the labels people made in the label screen (timed user labels)."""
+
+    labels: int
+    total_s: float
+    median_s: float | None
+
+
+@dataclass(frozen=True)
 class LibraryCounts:
     clips: int
     total_duration_s: float
@@ -225,6 +251,7 @@ class LibraryCounts:
     beat_grids: int
     per_label: list[LabelTally]  # by taxonomy and label
     per_taxonomy: list[TaxonomyTally]
+    lead_times: LeadTimes
 
 
 def library_counts(con: duckdb.DuckDBPyConnection) -> LibraryCounts:
@@ -241,8 +268,12 @@ def library_counts(con: duckdb.DuckDBPyConnection) -> LibraryCounts:
         "GROUP BY taxonomy, label ORDER BY taxonomy, label").fetchall()
     per_taxonomy = con.execute(
         "SELECT taxonomy, count(*), count(DISTINCT clip_id) FROM effective_labels GROUP BY taxonomy").fetchall()
+    lead_times = con.execute(
+        "SELECT count(*), coalesce(sum(lead_time_s), 0), median(lead_time_s) FROM labels "
+        "WHERE origin = 'user' AND lead_time_s IS NOT NULL").fetchone()
     return LibraryCounts(
         clips=clips, total_duration_s=duration, clips_labelled=labelled, labels=label_total,
         sources=[SourceTally(*row) for row in sources], origins=origins, beat_grids=grids,
         per_label=[LabelTally(*row) for row in per_label], per_taxonomy=[TaxonomyTally(*row) for row in per_taxonomy],
+        lead_times=LeadTimes(*lead_times),
     )

@@ -171,6 +171,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "labelling lead time",
+        """
+        ALTER TABLE labels ADD COLUMN lead_time_s DOUBLE;  -- seconds a person took to make the label, when timed
+        """,
+    ),
+    (
         "retired clips: a clip whose file was edited in place leaves the library, its labels kept",
         """
         CREATE TABLE retired_clips (

@@ -156,6 +156,7 @@ class LabelScreen(Screen):
             self.walk = walk
         self.playback.stop()
         self.clip_id = clip_id
+        self.history.opened(clip_id)  # each label's lead time counts from here
         self.preview = None
         self.query_one(Waveform).clear()
         self.query_one(Spectrogram).clear()

@@ -102,7 +102,8 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
     @in_thread("library-readiness", exclusive=True)
     def refresh_readiness(self) -> None:
         stats = workspace_stats(self.app.workspace)
-        self.app.call_from_thread(self.query_one(ReadinessPanel).show, stats.taxonomies if stats.clips_labelled else [])
+        self.app.call_from_thread(self.query_one(ReadinessPanel).show, stats.taxonomies if stats.clips_labelled else [],
+                                  stats.labelling)
 
     def show_page(self, page: Page, generation: int, loading: bool = False, stamp: tuple | None = None) -> None:
         if generation != self._generation:

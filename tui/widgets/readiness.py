@@ -1,4 +1,5 @@
-"""Counts per label against each label's minimum, and whether the set is ready to train."""
+"""Counts per label against each label's minimum, whether the set is ready to train, and how fast
+labels are made (once some are timed)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.library.stats import TaxonomyStats
+from engine.library.stats import LabellingSpeed, TaxonomyStats
 
 
 class ReadinessPanel(Static):
-    def show(self, stats: list[TaxonomyStats]) -> None:
+    def show(self, stats: list[TaxonomyStats], speed: LabellingSpeed | None = None) -> None:
         if not stats:
             self.update("No labels yet.")
             return
@@ -24,4 +25,6 @@ class ReadinessPanel(Static):
                 "not ready: " + "; ".join(taxonomy.reasons), style="red")
             grid.add_row(verdict, "")
             grid.add_row("", "")
+        if speed is not None and speed.timed_labels:
+            grid.add_row(Text(f"{speed.labels_per_hour:.0f} labels/hour, {speed.seconds_per_label:.1f} s per label"), "")
         self.update(grid)
