@@ -170,6 +170,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE model_versions ADD COLUMN meta JSON;
         """,
     ),
+    (
+        "job heartbeats",
+        """
+        ALTER TABLE jobs ADD COLUMN heartbeat_s DOUBLE;  -- seconds since the epoch of the job's last sign of life
+        """,
+    ),
 ]
 
 
