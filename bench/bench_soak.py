@@ -7,9 +7,9 @@ One workspace is built first (a synthesised drum library imported, dsp features 
 logreg versions trained). Each trial copies it, starts one operation — import, features extract,
 train followed in the CLI (the CLI is killed; its detached worker goes on), train's worker
 (killed itself), models activate, gates run — and sends SIGKILL after a random delay drawn
-between 0 and how long that operation took once unhurt. Then it waits for every job to end (a
-killed worker's job is marked interrupted by reading it) and runs `doctor --json`; when doctor
-finds something, `doctor --repair --json` and `doctor --json` again. A trial is
+between 0 and how long that operation took once unhurt. Then it waits until no job's process
+runs and runs `doctor --json` on the workspace as the kill left it; when doctor finds something,
+`doctor --repair --json` and `doctor --json` again. A trial is
 
   clean     doctor found nothing,
   repaired  doctor found something and --repair fixed all of it,
@@ -96,10 +96,15 @@ def build_base(folder: Path, per_pack: int) -> tuple[Path, Path]:
     return ws, extra
 
 
-def live_jobs(ws: Path) -> list[dict]:
-    result = run(cli(ws, "jobs", "list", "--json"))  # reading marks the jobs of dead processes interrupted
-    jobs = json.loads(result.stdout)["jobs"] if result.returncode == 0 else []
-    return [job for job in jobs if job["state"] not in ("completed", "failed", "cancelled", "interrupted")]
+def running_workers(ws: Path) -> list[int]:
+    """The live processes of the jobs recorded as live, read straight from the store: going
+    through `jobs list` would mark the jobs of killed processes interrupted before doctor looks."""
+    from engine.store.jobs import live_jobs
+    from engine.workspace import Workspace
+
+    with Workspace(ws).db.transaction() as con:
+        pids = {job.pid for job in live_jobs(con) if job.pid}
+    return sorted(pids & set(processes()))
 
 
 def operations(extra: Path) -> dict[str, list[str]]:
@@ -113,26 +118,42 @@ def operations(extra: Path) -> dict[str, list[str]]:
     }
 
 
-def worker_pid(ws: Path, started: subprocess.Popen) -> int | None:
-    """The worker process of the job a `train --detach --json` started."""
+def job_record(ws: Path, job_id: str):
+    """A job's row read straight from the store (the CLI would take a second to start)."""
+    from engine.store.jobs import jobs_by_id
+    from engine.workspace import Workspace
+
+    with Workspace(ws).db.transaction() as con:
+        return jobs_by_id(con, job_id, 1)[0]
+
+
+def started_job(started: subprocess.Popen) -> str:
+    """The job id a `train --detach --json` printed."""
     output, _ = started.communicate(timeout=120)
-    job_id = json.loads(output)["job_id"]
+    return json.loads(output)["job_id"]
+
+
+def worker_pid(ws: Path, job_id: str) -> int | None:
+    """The pid of the worker once it has taken its job over."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        job = json.loads(run(cli(ws, "jobs", "show", job_id, "--json")).stdout)["job"]
-        if job["state"] != "pending" and job["pid"]:
-            return job["pid"]
-        time.sleep(0.1)
+        job = job_record(ws, job_id)
+        if job.state != "pending" and job.pid:
+            return job.pid
+        time.sleep(0.02)
     return None
 
 
 def timed(ws: Path, name: str, args: list[str]) -> float:
-    """How long the operation takes unhurt (the worker's training for `train (worker)`)."""
+    """How long the operation takes unhurt (for `train (worker)`, the worker's part)."""
     started = time.monotonic()
     if name == "train (worker)":
-        result = run(cli(ws, *args))
-        job_id = json.loads(result.stdout)["job_id"]
-        run(cli(ws, "jobs", "follow", job_id))
+        job_id = started_job(subprocess.Popen(cli(ws, *args), env=environment(), cwd=ROOT, stdout=subprocess.PIPE,
+                                              stderr=subprocess.DEVNULL, text=True))
+        worker_pid(ws, job_id)
+        started = time.monotonic()
+        while not job_record(ws, job_id).state.is_final:
+            time.sleep(0.05)
     else:
         run(cli(ws, *args))
     return time.monotonic() - started
@@ -158,12 +179,13 @@ def trial(base: Path, scratch: Path, name: str, args: list[str], delay: float) -
     before = set(processes())
     started = subprocess.Popen(cli(ws, *args), env=environment(), cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
+    job_id = None
     if name == "train (worker)":
-        victim = worker_pid(ws, started)
-        time.sleep(delay)
+        job_id = started_job(started)
+        victim = worker_pid(ws, job_id)
     else:
         victim = started.pid
-        time.sleep(delay)
+    time.sleep(delay)
     family = descendants(victim) if victim else set()
     if victim:
         try:
@@ -171,14 +193,16 @@ def trial(base: Path, scratch: Path, name: str, args: list[str], delay: float) -
         except ProcessLookupError:
             pass
     started.wait()
+    ended_first = job_id is not None and job_record(ws, job_id).state.is_final  # the kill came too late
     deadline = time.monotonic() + 300
-    while live_jobs(ws) and time.monotonic() < deadline:  # a followed job's worker goes on after its CLI
+    while running_workers(ws) and time.monotonic() < deadline:  # a followed job's worker goes on after its CLI
         time.sleep(0.5)
     leftover_deadline = time.monotonic() + 10
     while (left := family & set(processes())) and time.monotonic() < leftover_deadline:
         time.sleep(0.1)
     first = doctor(ws)
     outcome = {"operation": name, "delay_s": round(delay, 2), "leftover_processes": len(left),
+               "ended_before_kill": ended_first,
                "found": problems(first) if not first.get("ok") else []}
     if first.get("ok"):
         outcome["result"] = "clean"
@@ -227,7 +251,8 @@ def main() -> None:
             print(f"trial {number + 1:2d} {name:15s} kill at {outcome['delay_s']:5.2f} s: {outcome['result']}"
                   + (f"; found: {' | '.join(outcome['found'])}" if outcome["found"] else "")
                   + (f"; still: {' | '.join(outcome['after_repair'])}" if outcome.get("after_repair") else "")
-                  + (f"; {outcome['leftover_processes']} process(es) left running" if outcome["leftover_processes"] else ""),
+                  + (f"; {outcome['leftover_processes']} process(es) left running" if outcome["leftover_processes"] else "")
+                  + ("; (the job had ended before the kill)" if outcome["ended_before_kill"] else ""),
                   flush=True)
     totals = Counter(outcome["result"] for outcome in results)
     by_operation: dict[str, Counter] = defaultdict(Counter)
