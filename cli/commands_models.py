@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -57,8 +58,9 @@ def train_command(
     detach: Annotated[bool, typer.Option("--detach", help="Return the job id at once; the job keeps running.")] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Train a model version in a job of its own process; follow its loss curve (Ctrl-C cancels it)."""
-    from cli.follow import follow
+    """Train a model version in a job of its own process; follow its loss curve (Ctrl-C, SIGTERM or
+    SIGHUP cancels it and exits 130, 143 or 129)."""
+    from cli.follow import StopSignals, follow
     from engine.concepts import JobState
     from engine.jobs.log import request_cancel
     from engine.training.launch import split_hyperparams, start_training
@@ -80,16 +82,23 @@ def train_command(
         from engine.datasets.weights import read_weights
 
         read_weights(weights)  # a bad weights file fails here, before a job starts
-    job_id = start_training(workspace, request)  # a bad name, kind or --features fails here, before a job starts
     if detach:
+        job_id = start_training(workspace, request)  # a bad name, kind or --features fails here, before a job starts
         finish({"job_id": job_id, "state": JobState.PENDING}, json_out,
                render=lambda: stdout.print(f"started {job_id}; follow it with `workbench --headless jobs follow {job_id}`"))
-    record = follow(workspace, job_id, json_lines=False,
-                    on_interrupt=lambda: (stderr.print("[yellow]cancelling…[/]"), request_cancel(workspace, job_id)))
-    _finish_job(record, json_out)
+
+    def cancel() -> None:
+        request_cancel(workspace, job_id)
+        with suppress(OSError):  # a terminal that hung up
+            stderr.print("[yellow]cancelling…[/]")
+
+    with StopSignals() as signals:  # from the job's start: a signal at any moment cancels it
+        job_id = start_training(workspace, request)
+        record = follow(workspace, job_id, json_lines=False, on_interrupt=cancel, signals=signals)
+    _finish_job(record, json_out, signals.first)
 
 
-def _finish_job(record: dict, json_out: bool) -> None:
+def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None:
     from cli.follow import exit_code
     from engine.concepts import JobState
 
@@ -111,10 +120,11 @@ def _finish_job(record: dict, json_out: bool) -> None:
     if json_out:
         error = {"type": "JobCancelled" if state == JobState.CANCELLED else "JobFailed",
                  "message": record.get("error") or f"job {record['job_id']} {state}"}
-        print_json({"ok": False, "exit_code": exit_code(state), "error": error, "job": record})
+        print_json({"ok": False, "exit_code": exit_code(state, signum), "error": error, "job": record})
     else:
-        render()
-    raise typer.Exit(exit_code(state))
+        with suppress(OSError):
+            render()
+    raise typer.Exit(exit_code(state, signum))
 
 
 # -- eval ---------------------------------------------------------------------------------------

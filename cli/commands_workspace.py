@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.context import JsonOption, WorkersOption, open_workspace
-from cli.output import finish, handles_errors, stdout
+from cli.output import finish, handles_errors, print_json, stdout
 from engine.errors import InputError
 
 taxonomy_app = typer.Typer(help="Label sets: list, show, create, choose the default.", no_args_is_help=True)
@@ -204,7 +204,53 @@ def demo_command(
     finish(summary.to_dict(), json_out, cancelled=summary.cancelled, render=render)
 
 
+@handles_errors
+def doctor_command(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed: stale jobs, unregistered model "
+                                                          "folders, unreadable cache entries.")] = False,
+    deep: Annotated[bool, typer.Option("--deep", help="Compare clips' contents (SHA-256), not only size and time.")] = False,
+    cache_sample: Annotated[int | None, typer.Option("--cache-sample", min=1,
+                                                     help="Read about this many cache entries, not all.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Check the workspace like `git fsck`: database, jobs, model files, model folders, feature cache,
+    clips' files. Exits 0 when nothing is wrong (after --repair: when everything found was fixed), else 1."""
+    from cli.context import AppState, no_workspace_message
+    from cli.progress import cancel_on_ctrl_c, progress_bar
+    from engine.errors import NotFound
+    from engine.services.doctor import run_doctor
+    from engine.workspace import DATABASE_FILE
+
+    state: AppState = ctx.find_root().obj
+    root = state.workspace_root().expanduser()
+    if not (root / DATABASE_FILE).is_file():
+        raise NotFound(no_workspace_message(root, given=state.workspace_path is not None))
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        report = run_doctor(root, repair=repair, deep=deep, cache_sample=cache_sample, reporter=reporter,
+                            cancel=cancel)
+
+    def render() -> None:
+        for check in report.checks:
+            mark = "[green]ok[/]" if not check.remaining else "[red]problems[/]"
+            stdout.print(f"{mark} [bold]{check.name}[/]: " + "; ".join(check.notes or ["checked"]), markup=True)
+            for finding in check.findings:
+                stdout.print(f"  {'fixed' if finding.fixed else 'found'}: {finding.problem}"
+                             + (f" → {finding.fixed}" if finding.fixed else ""), markup=False, emoji=False)
+        summary = f"{report.found} problem(s) found, {report.fixed} fixed"
+        stdout.print(summary + (" — workspace is healthy" if report.ok else
+                                "" if repair else "; `doctor --repair` fixes what can be fixed"), markup=False)
+
+    code = 130 if report.cancelled else 0 if report.ok else 1
+    if json_out:
+        print_json({**report.to_dict(), "exit_code": code})
+    else:
+        render()
+    raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(taxonomy_app, name="taxonomy")
     app.add_typer(jobs_app, name="jobs")
     app.command("demo")(demo_command)
+    app.command("doctor")(doctor_command)

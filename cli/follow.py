@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from contextlib import suppress
 
 from rich.live import Live
 from rich.table import Table
@@ -18,10 +20,41 @@ from engine.training.curve import SERIES, TrainingCurve, format_duration
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def exit_code(state: JobState) -> int:
-    """How a command that followed a job exits: 0 when it completed, 130 when cancelled (as after
-    Ctrl-C), 1 when it failed or was interrupted."""
-    return 0 if state == JobState.COMPLETED else 130 if state == JobState.CANCELLED else 1
+def exit_code(state: JobState, signum: int | None = None) -> int:
+    """How a command that followed a job exits: 0 when it completed; when a signal stopped it,
+    128 + the signal's number (130 SIGINT, 143 SIGTERM, 129 SIGHUP); 130 when cancelled (as
+    after Ctrl-C); 1 when it failed or was interrupted."""
+    if state == JobState.COMPLETED:
+        return 0
+    if signum is not None:
+        return 128 + signum
+    return 130 if state == JobState.CANCELLED else 1
+
+
+class StopSignals:
+    """While a foreground job runs, SIGINT (Ctrl-C, or `kill -INT` from a script that started it
+    with SIGINT ignored), SIGTERM (`timeout`, a scheduler) and SIGHUP (a closed terminal or SSH
+    session) are recorded instead of ending the process: the follower cancels the job on the
+    first and stops waiting for it on the second."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, lambda number, frame: self.received.append(number))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    @property
+    def first(self) -> int | None:
+        return self.received[0] if self.received else None
 
 
 def sparkline(values: list[float], width: int = 40) -> str:
@@ -51,19 +84,25 @@ class Curve(TrainingCurve):
         return table
 
 
-def follow(workspace, job_id: str, *, json_lines: bool = False, on_interrupt=None) -> dict:
-    """Show a job's events until it ends; returns the job's final record. `on_interrupt` is called
-    on Ctrl-C (e.g. to ask the job to cancel) and following goes on until the job ends."""
+def follow(workspace, job_id: str, *, json_lines: bool = False, on_interrupt=None,
+           signals: StopSignals | None = None) -> dict:
+    """Show a job's events until it ends; returns the job's last record. `on_interrupt` is called
+    on Ctrl-C (e.g. to ask the job to cancel) and following goes on until the job ends. With
+    `signals`, it is called on the first of them instead, and a second one stops following."""
     job = get_job(workspace, job_id)
     curve = Curve()
     live = None if json_lines else Live(curve.render(job.job_id), console=stderr, refresh_per_second=4)
     if live is not None:
         live.start()
+    insisted = (lambda: len(signals.received) > 1) if signals is not None else (lambda: False)
     try:
         while True:
             try:
-                for update in follow_job(workspace, job.job_id, after_seq=curve.seen):
+                for update in follow_job(workspace, job.job_id, after_seq=curve.seen, stop=insisted):
                     job = update.job
+                    if signals is not None and signals.received and on_interrupt is not None:
+                        on_interrupt()
+                        on_interrupt = None
                     curve.extend(update.events)
                     if json_lines:
                         for seq, kind, data in update.events:
@@ -80,6 +119,7 @@ def follow(workspace, job_id: str, *, json_lines: bool = False, on_interrupt=Non
                 on_interrupt = None
     finally:
         if live is not None:
-            live.stop()
-            if not stderr.is_terminal:
-                stderr.print()
+            with suppress(OSError):  # a terminal that hung up
+                live.stop()
+                if not stderr.is_terminal:
+                    stderr.print()

@@ -56,6 +56,9 @@ class Workspace:
                        workspace.reports_dir, workspace.taxonomies_dir):
             folder.mkdir(parents=True, exist_ok=True)
         workspace.db.migrate()
+        from engine.models.reconcile import reconcile_models
+
+        reconcile_models(workspace)  # a registration a kill cut short is finished, or set aside with a note
         return workspace
 
     # -- folders -------------------------------------------------------------------------

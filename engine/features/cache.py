@@ -132,3 +132,31 @@ class FeatureCache:
             for key in doomed:
                 txn.delete(key)
         return len(doomed)
+
+    def unreadable(self, *, sample: int | None = None, reporter=None, cancel=None) -> tuple[int, list[str]]:
+        """Decode the entries (all, or about `sample` of them spread over the cache); returns how
+        many were read and the keys of those that could not be decoded."""
+        with self._env.begin(buffers=True) as txn:
+            total = txn.stat()["entries"]
+            step = max(1, total // sample) if sample else 1
+            if reporter is not None:
+                reporter.start("reading feature cache", -(-total // step))
+            read, bad = 0, []
+            for index, (key, value) in enumerate(txn.cursor()):
+                if index % step:
+                    continue
+                if cancel is not None and cancel.cancelled:
+                    break
+                try:
+                    decode_array(bytes(value))
+                except Exception:  # whatever the bytes are, the entry cannot be used
+                    bad.append(bytes(key).decode(errors="replace"))
+                read += 1
+                if reporter is not None:
+                    reporter.advance(1)
+        return read, bad
+
+    def delete(self, keys: Iterable[str]) -> int:
+        """Delete these entries; returns how many there were."""
+        with self._env.begin(write=True) as txn:
+            return sum(bool(txn.delete(key.encode())) for key in keys)

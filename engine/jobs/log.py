@@ -1,8 +1,10 @@
 """Jobs: units of long work recorded in the workspace with their state, progress and events.
 
 Each update is its own short transaction, so other processes can read the workspace while a
-job runs. A job records the pid and host that run it; a job whose process is gone is shown as
-interrupted rather than running forever.
+job runs. A job records the pid and host that run it, and while it works its process writes a
+heartbeat every `HEARTBEAT_S`. A job whose process is gone (seen from its own host), or whose
+heartbeat is older than `STALE_AFTER_S` (seen from anywhere: its host may be gone, its container
+recreated), is marked interrupted rather than shown running forever.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 from engine.concepts import JobState
@@ -22,6 +26,8 @@ from engine.store import jobs as store
 from engine.store.jobs import JobEvent, JobRecord
 
 FINAL_STATES = frozenset(state for state in JobState if state.is_final)
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 60.0  # twelve missed heartbeats: a busy workspace delays one by at most its busy timeout
 
 
 def new_job_id(kind: str) -> str:
@@ -45,8 +51,39 @@ def _process_alive(pid: int | None, host: str | None) -> bool:
         return True
 
 
+def why_stale(job: JobRecord, now_s: float | None = None) -> str | None:
+    """Why a live job is no longer running (its process ended, or it went silent), or None."""
+    if not job.state.is_live:
+        return None
+    if not _process_alive(job.pid, job.host):
+        return "its process ended without finishing"
+    now_s = time.time() if now_s is None else now_s
+    if job.heartbeat_s is not None and now_s - job.heartbeat_s > STALE_AFTER_S:
+        return (f"no heartbeat for {now_s - job.heartbeat_s:.0f} s: its process "
+                f"(pid {job.pid} on {job.host}) stopped or lost the workspace")
+    return None
+
+
+class _Heartbeat(threading.Thread):
+    """Writes a job's heartbeat every `HEARTBEAT_S` until stopped or the job's log is gone."""
+
+    def __init__(self, job: JobLog) -> None:
+        super().__init__(name=f"heartbeat {job.job_id}", daemon=True)
+        self._job = weakref.ref(job)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_S):
+            job = self._job()
+            if job is None:
+                return
+            job.beat()
+            del job
+
+
 class JobLog:
-    """Writes one job's state, progress and events; rate-limits progress writes."""
+    """Writes one job's state, progress and events; rate-limits progress writes. While the job
+    works (any live state but pending) a thread writes its heartbeat."""
 
     def __init__(self, workspace, kind: str, params: dict, min_interval_s: float = 1.0, *,
                  state: JobState = JobState.RUNNING, job_id: str | None = None) -> None:
@@ -54,28 +91,48 @@ class JobLog:
         self.workspace = workspace
         self.min_interval_s = min_interval_s
         self._last_write = 0.0
+        self._lock = threading.Lock()  # the heartbeat thread and the work never write the job's row at once
+        self._heartbeat: _Heartbeat | None = None
         with workspace.db.transaction() as con:
             if job_id is None:
                 self.job_id = new_job_id(kind)
-                store.insert_job(con, self.job_id, kind, state, params, os.getpid(), socket.gethostname())
+                store.insert_job(con, self.job_id, kind, state, params, os.getpid(), socket.gethostname(),
+                                 time.time())
                 self._seq = 0
             else:
                 self.job_id = job_id
-                store.claim_job(con, job_id, os.getpid(), socket.gethostname())
+                store.claim_job(con, job_id, os.getpid(), socket.gethostname(), time.time())
                 self._seq = store.last_event_seq(con, job_id)
+        if job_id is not None or state != JobState.PENDING:
+            self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = _Heartbeat(self)
+            self._heartbeat.start()
+
+    def beat(self) -> None:
+        """Record that the job's process is alive; a busy or vanished workspace skips this beat."""
+        try:
+            with self._lock, self.workspace.db.transaction() as con:
+                store.set_heartbeat(con, self.job_id, time.time())
+        except Exception:  # the next beat tries again; the work itself reports real errors
+            pass
 
     def event(self, kind: str, data: dict, *, progress: float | None = None, message: str | None = None) -> None:
         """An event every follower sees (epoch, metric, log, state), with the job's progress and
         message updated in the same transaction when given."""
         self._seq += 1
-        with self.workspace.db.transaction() as con:
+        with self._lock, self.workspace.db.transaction() as con:
             store.insert_event(con, self.job_id, self._seq, kind, data)
             if progress is not None:
                 store.set_progress(con, self.job_id, progress, message)
 
     def state(self, state: JobState, message: str | None = None) -> None:
-        with self.workspace.db.transaction() as con:
+        with self._lock, self.workspace.db.transaction() as con:
             store.set_state(con, self.job_id, state, message)
+        if state.is_live and state != JobState.PENDING:
+            self._start_heartbeat()
         self.event("state", {"state": state, "message": message})
 
     def cancel_requested(self) -> bool:
@@ -90,7 +147,9 @@ class JobLog:
         self.event("progress", {"progress": fraction, "message": message}, progress=fraction, message=message)
 
     def finish(self, state: JobState, result: dict | None = None, error: str | None = None) -> None:
-        with self.workspace.db.transaction() as con:
+        if self._heartbeat is not None:
+            self._heartbeat.stopped.set()
+        with self._lock, self.workspace.db.transaction() as con:
             store.finish_job(con, self.job_id, state, result, error)
 
 
@@ -117,13 +176,31 @@ class JobReporter:
         self.job.event("log", {"message": message})
 
 
+def _interrupt_stale(con, jobs: list[JobRecord]) -> list[tuple[JobRecord, str]]:
+    """Mark the jobs among `jobs` that are no longer running interrupted; returns them with the reason."""
+    stale = [(job, reason) for job in jobs if (reason := why_stale(job)) is not None]
+    for job, reason in stale:
+        store.mark_interrupted(con, [job.job_id], reason)
+    return stale
+
+
 def _read_jobs(workspace, read) -> list[JobRecord]:
-    """The jobs `read(con)` finds; one whose process died is marked interrupted first."""
+    """The jobs `read(con)` finds; one whose process died or went silent is marked interrupted first."""
     with workspace.db.transaction() as con:
-        dead = [job.job_id for job in read(con) if job.state.is_live and not _process_alive(job.pid, job.host)]
-        if dead:
-            store.mark_interrupted(con, dead, "its process ended without finishing")
+        _interrupt_stale(con, read(con))
         return read(con)
+
+
+def stale_jobs(workspace) -> list[tuple[JobRecord, str]]:
+    """The jobs recorded as live that no longer run, each with why; nothing is changed."""
+    with workspace.db.transaction() as con:
+        return [(job, reason) for job in store.live_jobs(con) if (reason := why_stale(job)) is not None]
+
+
+def interrupt_stale_jobs(workspace) -> list[tuple[JobRecord, str]]:
+    """Mark every job that no longer runs interrupted; returns them with why."""
+    with workspace.db.transaction() as con:
+        return _interrupt_stale(con, store.live_jobs(con))
 
 
 def list_jobs(workspace, limit: int = 50) -> list[JobRecord]:
@@ -148,11 +225,16 @@ def job_events(workspace, job_id: str, after_seq: int = 0) -> list[JobEvent]:
 
 def request_cancel(workspace, job_id: str) -> JobRecord:
     """Ask a job to stop. No signal is sent (a worker still starting up would die of it): the
-    worker's cancel token reads this flag, between files while preparing and between epochs."""
-    job = get_job(workspace, job_id)
+    worker's cancel token reads this flag, between files while preparing and between epochs.
+    A job that no longer runs ends at once: interrupted when its process is gone or silent,
+    cancelled when nothing can tell whether it runs (another host, and no heartbeat recorded)."""
+    job = get_job(workspace, job_id)  # marks a dead or silent job interrupted
     if job.state.is_live:
         with workspace.db.transaction() as con:
             store.request_cancel(con, job.job_id)
+            if job.heartbeat_s is None and job.host != socket.gethostname():
+                store.finish_job(con, job.job_id, JobState.CANCELLED, None,
+                                 f"cancelled; its process on {job.host} cannot be reached or seen from here")
     return get_job(workspace, job.job_id)
 
 

@@ -1,13 +1,21 @@
 """Map a function over items in worker processes, with progress and cancellation.
 
 Workers ignore SIGINT: Ctrl-C reaches the parent, which sets the cancel flag, stops handing out
-work, and keeps every result that was already finished. Small batches run in-process, where
-starting workers would cost more than it saves.
+work, and keeps every result that was already finished. Workers end with their parent: killed
+with it on Linux (the parent-death signal), and on any system when a watch thread sees that the
+process that started them is gone (kill -9 of an import must not leave workers running). Small
+batches run in-process, where starting workers would cost more than it saves.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
@@ -25,9 +33,41 @@ def default_workers() -> int:
     return cpu_threads()
 
 
-def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+PARENT_POLL_S = 0.5
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(owner_pid: int) -> None:
+    """End this worker when its parent dies, however it dies. The parent is the pool's owner
+    (`owner_pid`), or a fork server that ends with the owner."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watch thread below still ends the worker
+    try:
+        os.kill(owner_pid, 0)
+    except ProcessLookupError:  # the owner died before the signal was armed
+        os._exit(1)
+    except PermissionError:
+        pass
+    if os.getppid() != parent:  # the parent died while the signal was being armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_start(owner_pid: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     from threadpoolctl import threadpool_limits
 
+    _die_with_parent(owner_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1)  # small DSP matrix products run slower, not faster, on several BLAS threads
     if initializer is not None:
@@ -72,7 +112,8 @@ def parallel_map(
         return
     chunks: Iterable[Sequence[Item]] = (items[i : i + chunk_size] for i in range(0, len(items), chunk_size))
     chunk_iter = iter(chunks)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(initializer, initargs))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,
+                               initargs=(os.getpid(), initializer, initargs))
     in_flight: dict[Future, Sequence[Item]] = {}
     try:
         def submit_more() -> None:

@@ -26,6 +26,7 @@ from engine.errors import InputError, NotFound
 from engine.features.spec import FeatureSpec
 from engine.models.artifacts import ModelFiles, ModelFilesDamaged, file_hashes
 from engine.store import predictions, versions
+from engine.models.orphans import set_aside
 from engine.store.versions import StoredVersion
 from engine.taxonomy import check_name
 
@@ -113,8 +114,8 @@ def register(workspace, *, name: str, task: str, kind: str, artifact_dir: Path, 
     with workspace.db.transaction() as con:
         version = versions.next_version_number(con, name)
         destination = home / f"v{version}"
-        if destination.exists():  # left by a registration whose transaction did not commit
-            shutil.rmtree(destination)
+        if destination.exists():  # left by a registration that did not commit: kept, never deleted
+            set_aside(workspace, destination, f"it was in the way of registering {name}@{version}")
         os.replace(artifact_dir, destination)
         try:
             versions.insert_version(con, name=name, version=version, task=task, kind=kind,

@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 from engine.concepts import JobState
 
-_COLUMNS = "job_id, kind, state, progress, message, pid, host, created_at, finished_at, error, params, result"
+_COLUMNS = ("job_id, kind, state, progress, message, pid, host, created_at, finished_at, error, params, result, "
+            "heartbeat_s")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class JobRecord:
     error: str | None
     params: dict
     result: dict | None
+    heartbeat_s: float | None = None  # when its process last said it is alive (seconds since the epoch)
 
     def to_dict(self) -> dict:
         return {
@@ -36,7 +38,7 @@ class JobRecord:
             "message": self.message, "pid": self.pid, "host": self.host,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "error": self.error, "params": self.params, "result": self.result,
+            "error": self.error, "params": self.params, "result": self.result, "heartbeat_s": self.heartbeat_s,
         }
 
 
@@ -49,25 +51,31 @@ class JobEvent(NamedTuple):
 
 
 def _record(row) -> JobRecord:
-    job_id, kind, state, *middle, params, result = row
+    job_id, kind, state, *middle, params, result, heartbeat_s = row
     return JobRecord(job_id, kind, JobState(state), *middle, json.loads(params) if params else {},
-                     json.loads(result) if result else None)
+                     json.loads(result) if result else None, heartbeat_s)
 
 
 def _dumps(value) -> str:
     return json.dumps(value, default=str)
 
 
-def insert_job(con, job_id: str, kind: str, state: JobState, params: dict, pid: int, host: str) -> None:
-    con.execute("INSERT INTO jobs (job_id, kind, state, params, pid, host, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
-                [job_id, kind, state, _dumps(params), pid, host])
+def insert_job(con, job_id: str, kind: str, state: JobState, params: dict, pid: int, host: str,
+               heartbeat_s: float) -> None:
+    con.execute("INSERT INTO jobs (job_id, kind, state, params, pid, host, started_at, heartbeat_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, current_timestamp, ?)",
+                [job_id, kind, state, _dumps(params), pid, host, heartbeat_s])
 
 
-def claim_job(con, job_id: str, pid: int, host: str) -> None:
+def claim_job(con, job_id: str, pid: int, host: str, heartbeat_s: float) -> None:
     """The process `pid` on `host` now runs the job (a worker taking over the job it was started for)."""
-    con.execute("UPDATE jobs SET pid = ?, host = ?, started_at = current_timestamp WHERE job_id = ?",
-                [pid, host, job_id])
+    con.execute("UPDATE jobs SET pid = ?, host = ?, started_at = current_timestamp, heartbeat_s = ? WHERE job_id = ?",
+                [pid, host, heartbeat_s, job_id])
+
+
+def set_heartbeat(con, job_id: str, heartbeat_s: float) -> None:
+    """The job's process is alive at `heartbeat_s` (seconds since the epoch)."""
+    con.execute("UPDATE jobs SET heartbeat_s = ? WHERE job_id = ?", [heartbeat_s, job_id])
 
 
 def set_pending_pid(con, job_id: str, pid: int) -> None:
@@ -95,6 +103,14 @@ def finish_job(con, job_id: str, state: JobState, result: dict | None, error: st
 def mark_interrupted(con, job_ids: list[str], error: str) -> None:
     con.execute("UPDATE jobs SET state = ?, finished_at = now(), error = ? WHERE job_id IN (SELECT unnest(?))",
                 [JobState.INTERRUPTED, error, job_ids])
+
+
+def live_jobs(con) -> list[JobRecord]:
+    """The jobs not in a final state, newest first."""
+    finals = [state.value for state in JobState if state.is_final]
+    rows = con.execute(f"SELECT {_COLUMNS} FROM jobs WHERE state NOT IN (SELECT unnest(?)) ORDER BY created_at DESC",
+                       [finals]).fetchall()
+    return [_record(row) for row in rows]
 
 
 def request_cancel(con, job_id: str) -> None:

@@ -207,6 +207,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             ) WHERE winner_rank = 1;
         """,
     ),
+    (
+        "job heartbeats",
+        """
+        ALTER TABLE jobs ADD COLUMN heartbeat_s DOUBLE;  -- seconds since the epoch of the job's last sign of life
+        """,
+    ),
 ]
 
 

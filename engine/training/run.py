@@ -114,6 +114,8 @@ def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict 
 @job_kind("train")
 def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
     from engine.models.kinds import make_model, save_model
+    from engine.models.orphans import write_registration
+    from engine.models.reconcile import reconcile_models
     from engine.models.registry import register
 
     request = TrainRequest(**params).with_task_defaults(workspace)
@@ -156,11 +158,16 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     artifact = workspace.runs_dir / job.job_id / "model"
     artifact.mkdir(parents=True, exist_ok=True)
     save_model(model, artifact)
-    version = register(
-        workspace, name=request.name, task=data.task, kind=request.model, artifact_dir=artifact,
-        feature_spec=data.spec, classes=data.classes, label_counts=data.label_counts,
-        hyperparams=model.get_params(), metrics=metrics, dataset_fingerprint=data.fingerprint, job_id=job.job_id,
+    registration = dict(
+        name=request.name, task=data.task, kind=request.model, feature_spec=data.spec, classes=data.classes,
+        label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
+        dataset_fingerprint=data.fingerprint, job_id=job.job_id,
         meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
               "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights},
     )
+    # the folder says what it is, so a kill between moving it into models/ and committing its row
+    # leaves a registration that can be finished (engine/models/reconcile.py)
+    write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
+    reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
+    version = register(workspace, artifact_dir=artifact, **registration)
     job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes})
