@@ -198,7 +198,7 @@ def test_damaged_model_files_and_missing_clips_are_reported_and_never_touched(ws
     code, document = doctor(ws, "--repair")
     assert code == 1 and not document["ok"] and document["fixed"] == 0
     [model] = findings(document, "models")
-    assert model["problem"].startswith("drums@1: model files damaged: model.json has") and model["fixed"] is None
+    assert model["problem"].startswith("drums@1: model files damaged: model.json (") and model["fixed"] is None
     [clip] = findings(document, "clips")
     assert clip["problem"].endswith("file missing") and clips[0].path in clip["problem"]
     assert damaged.is_file()

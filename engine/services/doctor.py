@@ -23,10 +23,9 @@ import lmdb
 
 from engine.errors import InputError, WorkbenchError, WorkspaceBusy
 from engine.jobs.log import interrupt_stale_jobs, stale_jobs
-from engine.models.kinds import MODEL_FILE
-from engine.models.orphans import REGISTRATION_FILE, file_sha256, has_note, orphans_dir, read_registration
+from engine.models.orphans import file_sha256, has_note, orphans_dir
 from engine.models.reconcile import reconcile_models, unregistered_folders
-from engine.models.registry import list_versions
+from engine.models.registry import DAMAGED, NO_HASHES, list_versions, verify
 from engine.progress import CancelToken, Reporter
 from engine.store.clips import all_clips, known_files
 from engine.store.schema import schema_version
@@ -115,21 +114,14 @@ def _models(workspace: Workspace, cancel: CancelToken) -> Check:
     for version in versions:
         if cancel.cancelled:
             break
-        folder = Path(version.artifact_dir)
-        if not folder.is_dir():
-            check.findings.append(Finding(f"{version.ref}: its folder {folder} is missing"))
-        elif (folder / REGISTRATION_FILE).is_file():
-            problem = read_registration(folder)[1]
-            if problem is not None:
-                check.findings.append(Finding(f"{version.ref}: model files damaged: {problem} (in {folder})"))
-        else:
+        files = verify(version)
+        if files.status == DAMAGED:
+            check.findings.append(Finding(f"{version.ref}: model files damaged: {Path(files.file).name} ({files.problem})"))
+        elif files.status == NO_HASHES:
             unhashed += 1
-            if not (folder / MODEL_FILE).is_file():
-                check.findings.append(Finding(f"{version.ref}: {folder} has no {MODEL_FILE}"))
     check.notes.append(f"{len(versions)} version(s)")
     if unhashed:
-        check.notes.append(f"{unhashed} version(s) trained before files were hashed: their files were checked "
-                           "to be present only (`models verify` checks hashes)")
+        check.notes.append(f"{unhashed} version(s) trained before files were hashed: checked by loading them only")
     return check
 
 
