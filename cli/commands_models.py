@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import BadArguments, finish, handles_errors, print_json, render_rejections, stderr, stdout
+from cli.output import BadArguments, finish, handles_errors, print_json, render_rejections, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.errors import InputError
 
@@ -308,7 +308,7 @@ def predict_command(
     def render() -> None:
         for p in predictions:
             tops = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in p.top)
-            stdout.print(f"{p.path}: [bold]{p.label}[/] ({tops})")
+            stdout.print(f"{shown(p.path)}: [bold]{shown(p.label)}[/] ({shown(tops)})")
             for s in p.sections or []:
                 beats = f" beats {s['start_beat']:g}–{s['end_beat']:g}" if "start_beat" in s else ""
                 stdout.print(f"  {s['start_s']:8.2f}–{s['end_s']:8.2f} s{beats}  {s['label']} {s['confidence']:.2f}")
