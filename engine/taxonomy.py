@@ -6,6 +6,7 @@ own or override a built-in one in `<workspace>/taxonomies/*.toml`.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -104,21 +105,27 @@ def parse_taxonomy(data: dict, origin: str) -> Taxonomy:
     for label_name, entry in labels_table.items():
         check_name(label_name, f"{origin}: label name")
         entry = entry or {}
+        if not isinstance(entry, dict):
+            raise InputError(f"{origin}: label {label_name} must be a table ([labels.{label_name}]), got {entry!r}")
         colour = entry.get("colour", entry.get("color", "#9ca3af"))
         if not _COLOUR.match(str(colour)):
             raise InputError(f"{origin}: label {label_name}: colour must look like #12abef, got {colour!r}")
         min_count = entry.get("min_count", default_min)
-        if not isinstance(min_count, int) or min_count < 1:
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise InputError(f"{origin}: label {label_name}: min_count must be a positive whole number")
         aliases = entry.get("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
             raise InputError(f"{origin}: label {label_name}: aliases must be a list of strings")
         specs.append(LabelSpec(label_name, str(colour), min_count, str(entry.get("description", "")), tuple(aliases)))
     window_s = data.get("window_s")
-    if window_s is not None and (isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or window_s <= 0):
+    if window_s is not None and (isinstance(window_s, bool) or not isinstance(window_s, (int, float))
+                                 or not math.isfinite(window_s) or window_s <= 0):
         raise InputError(f"{origin}: window_s must be a positive number of seconds, got {window_s!r}")
-    return Taxonomy(name=name, labels=tuple(specs), description=str(data.get("description", "")),
-                    window_s=float(window_s) if window_s is not None else None)
+    try:
+        return Taxonomy(name=name, labels=tuple(specs), description=str(data.get("description", "")),
+                        window_s=float(window_s) if window_s is not None else None)
+    except InputError as error:  # two labels share a spelling
+        raise InputError(f"{origin}: {error}") from None
 
 
 def load_taxonomy_file(path: Path) -> Taxonomy:
@@ -129,6 +136,10 @@ def load_taxonomy_file(path: Path) -> Taxonomy:
         raise InputError(f"{path}: cannot read taxonomy ({error.strerror})") from error
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{path}: not valid TOML ({error})") from error
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not UTF-8 text (bad byte at offset {error.start})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid TOML (nested too deeply)") from None
     taxonomy = parse_taxonomy(data, str(path))
     return Taxonomy(taxonomy.name, taxonomy.labels, taxonomy.description, path=path, window_s=taxonomy.window_s)
 
