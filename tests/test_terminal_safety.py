@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
-from textual.widgets import Label
+from textual.widgets import DataTable, Label
 
 from conftest import clip_id_of, write_tone
 from engine.errors import InputError
+from engine.gates.core import GateResult
 from engine.library.importer import import_folder
 from engine.text import printable
 from engine.workspace import Workspace
@@ -163,3 +164,17 @@ async def test_the_label_screen_shows_the_name_literally(hostile, monkeypatch, n
         await settle(app, pilot)
         info = screen.query_one("#label-info", Label).visual.plain  # what is drawn, markup applied
         assert NAMES[name] in info and controls(info) == []
+
+
+async def test_the_gates_screen_lists_failing_files_literally(hostile):
+    app = make_app(hostile.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        check = GateResult("dataset.silent_clips", "Silent clips", False, 2, "== 0",
+                           items=[{"path": "/lib/[b]x\x1b[2J.wav", "source": "pack[/b]"}, {"path": "/lib/new\nline.wav"}])
+        app.screen.show_check(check)
+        await pilot.pause()  # drawn: a stray [/b] must not end the app
+        items = app.screen.query_one("#gates-items", DataTable)
+        assert [str(items.get_row_at(n)[0]) for n in range(items.row_count)] == ["[b]x␛[2J.wav  source=pack[/b]",
+                                                                                  "new␊line.wav"]
