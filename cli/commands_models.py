@@ -102,9 +102,9 @@ def _finish_job(record: dict, json_out: bool) -> None:
             stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "
                          f"macro-F1 {_with_ci(test, 'macro_f1')} on {test.get('n', '?')} test examples")
             for note in result.get("notes", []):
-                stderr.print(f"note: {note}")
+                stderr.print(f"note: {shown(note)}")
         else:
-            stderr.print(f"job {record['job_id']} {state}" + (f": {record['error']}" if record.get("error") else ""))
+            stderr.print(f"job {record['job_id']} {state}" + (f": {shown(record['error'])}" if record.get("error") else ""))
 
     if state == JobState.COMPLETED:
         finish({"job": record}, json_out, render=render)
