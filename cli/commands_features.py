@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import finish, handles_errors, render_rejections, stderr, stdout
+from cli.output import finish, handles_errors, render_rejections, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.features.spec import FeatureSpec, parse_params
 
@@ -124,7 +124,7 @@ def export_dataset_command(
             table.add_row(name, *(str(manifest["counts"][s].get(name, 0)) for s in manifest["counts"]))
         stdout.print(table)
         for note in report.notes:
-            stderr.print(f"note: {note}")
+            stderr.print(f"note: {shown(note)}")
         render_rejections(report.rejections)
 
     finish(report.to_dict(), json_out, partial=bool(report.rejections), cancelled=report.cancelled,

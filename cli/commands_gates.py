@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import BadArguments, ExitCode, finish, handles_errors, print_json, stderr, stdout
+from cli.output import BadArguments, ExitCode, finish, handles_errors, print_json, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Gate thresholds (TOML) over the defaults; see `gates list`.")]
@@ -173,7 +173,7 @@ def triage_suspects(
         table = Table("#", "kind", "score", "label", "suggested", "path", "detail")
         for rank, s in enumerate(found, start=1):
             table.add_row(str(rank), s.kind, f"{s.score:.3f}", escape(s.label), escape(s.suggested or ""),
-                          escape(s.path), escape(s.detail))
+                          shown(s.path), escape(s.detail))
         stdout.print(table)
         stderr.print(f"{len(found)} suspects in {context.taxonomy.name} ({context.spec}); "
                      f"the label screen's ! walks them in this order", markup=False)

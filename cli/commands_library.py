@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import BadArguments, finish, handles_errors, render_rejections, stderr, stdout
+from cli.output import BadArguments, finish, handles_errors, render_rejections, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.concepts import Origin, Segment
 from engine.errors import InputError
@@ -48,11 +48,11 @@ def import_command(
                                workers=workers, reporter=reporter, cancel=cancel)
 
     def render() -> None:
-        stdout.print(f"Imported {report.root}: [bold]{report.added}[/] new, {report.moved} moved, "
+        stdout.print(f"Imported {shown(report.root)}: [bold]{report.added}[/] new, {report.moved} moved, "
                      f"{report.unchanged} unchanged, {report.duplicates} duplicate copies, "
                      f"{report.labelled} labels, {len(report.rejections)} rejected ({report.seconds:.1f} s)")
         for note in report.notes[:5]:
-            stderr.print(f"note: {note}", markup=False)
+            stderr.print(f"note: {shown(note)}")
         render_rejections(report.rejections)
 
     finish(report.to_dict(), json_out, partial=report.partial, cancelled=report.cancelled, render=render)
@@ -85,7 +85,7 @@ def labels_import(
                                    format=format, workers=workers, reporter=reporter, cancel=cancel)
 
     def render() -> None:
-        stdout.print(f"{report.path} ({report.format}): [bold]{report.labelled}[/] labels, "
+        stdout.print(f"{shown(report.path)} ({report.format}): [bold]{report.labelled}[/] labels, "
                      f"{report.clips_added} new clips, {len(report.rejections)} rejected")
         for note in report.notes[:5]:
             stderr.print(f"note: {note}", markup=False)
@@ -119,7 +119,7 @@ def labels_add(
     added = add_label(workspace, clip, label, taxonomy=taxonomy, start_s=start, end_s=end, start_beat=start_beat,
                       end_beat=end_beat, snap=snap, origin=origin, confidence=confidence)
     finish({"label": _label_dict(added)}, json_out,
-           render=lambda: stdout.print(f"label {added.label_id}: [bold]{added.label}[/] on {added.segment.describe()} "
+           render=lambda: stdout.print(f"label {added.label_id}: [bold]{shown(added.label)}[/] on {added.segment.describe()} "
                                        f"of {added.clip_id[:12]} ({added.origin})"))
 
 
@@ -147,7 +147,7 @@ def labels_list(
         table = Table("id", "clip", "taxonomy", "label", "segment", "origin", "conf", "split", "took")
         for item in labels[:limit]:
             took = "" if item.lead_time_s is None else f"{item.lead_time_s:.1f} s"
-            table.add_row(str(item.label_id), item.clip_id[:12], item.taxonomy, item.label, item.segment.describe(),
+            table.add_row(str(item.label_id), item.clip_id[:12], item.taxonomy, shown(item.label), item.segment.describe(),
                           str(item.origin), f"{item.confidence:.2f}", str(item.split or ""), took)
         stdout.print(table)
         if len(labels) > limit:
@@ -168,7 +168,7 @@ def labels_remove(
 
     removed = remove_label(open_workspace(ctx), label_id).removed[0]
     finish({"removed": _label_dict(removed)}, json_out,
-           render=lambda: stdout.print(f"removed label {label_id} ({removed.label} on {removed.segment.describe()})"))
+           render=lambda: stdout.print(f"removed label {label_id} ({shown(removed.label)} on {removed.segment.describe()})"))
 
 
 # -- beats ------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def beats_set(
     workspace = open_workspace(ctx)
     clip_row, moved = set_grid(workspace, clip, grid)
     finish({"grid": _grid_dict(clip_row, grid), "labels_moved": moved}, json_out,
-           render=lambda: stdout.print(f"{clip_row.path}: {grid.bpm:.2f} bpm, first beat {grid.offset_s:.3f} s, "
+           render=lambda: stdout.print(f"{shown(clip_row.path)}: {grid.bpm:.2f} bpm, first beat {grid.offset_s:.3f} s, "
                                        f"{grid.beats_per_bar}/bar; {moved} beat-range labels moved"))
 
 
@@ -274,7 +274,7 @@ def beats_show(
     beats = grid.beat_times_within(clip_row.duration_s)
     finish({"grid": _grid_dict(clip_row, grid), "beats_in_clip": int(len(beats)),
             "bars_in_clip": float(len(beats) / grid.beats_per_bar)}, json_out,
-           render=lambda: stdout.print(f"{clip_row.path}: {grid.bpm:.2f} bpm, first beat {grid.offset_s:.3f} s, "
+           render=lambda: stdout.print(f"{shown(clip_row.path)}: {grid.bpm:.2f} bpm, first beat {grid.offset_s:.3f} s, "
                                        f"{grid.beats_per_bar}/bar, {len(beats)} beats in the clip"))
 
 
@@ -294,17 +294,17 @@ def stats_command(ctx: typer.Context, taxonomy: TaxonomyOption = None, json_out:
         stdout.print(f"labelling speed: {stats.labelling.describe()}")
         sources = Table("source", "clips", "labels", title="Sources")
         for name, counts in stats.sources.items():
-            sources.add_row(name, str(counts["clips"]), str(counts["labels"]))
+            sources.add_row(shown(name), str(counts["clips"]), str(counts["labels"]))
         stdout.print(sources)
         for tax in stats.taxonomies:
             table = Table("label", "count", "minimum", "", title=f"Taxonomy {tax.taxonomy}")
             for count in tax.labels:
                 mark = "[green]✓[/]" if count.ready else "[red]✗[/]"
-                table.add_row(f"[{count.colour}]■[/] {count.label}", str(count.count), str(count.minimum), mark)
+                table.add_row(f"[{count.colour}]■[/] {shown(count.label)}", str(count.count), str(count.minimum), mark)
             stdout.print(table)
             if tax.missing:
-                stdout.print(f"no examples yet: {', '.join(tax.missing)}")
-            verdict = "[green]ready for training[/]" if tax.ready else f"[red]not ready[/]: {'; '.join(tax.reasons)}"
+                stdout.print(f"no examples yet: {shown(', '.join(tax.missing))}")
+            verdict = "[green]ready for training[/]" if tax.ready else f"[red]not ready[/]: {shown('; '.join(tax.reasons))}"
             stdout.print(f"{tax.taxonomy}: {verdict}")
 
     finish(stats.to_dict(), json_out, render=render)
@@ -343,9 +343,9 @@ def clips_list(
     def render() -> None:
         table = Table("id", "source", "seconds", "labels", "predicted", "path")
         for clip in clips:
-            predicted = f"{clip['predicted']} {clip['confidence']:.2f}" if clip["predicted"] else ""
-            table.add_row(clip["clip_id"][:12], clip["source"], f"{clip['duration_s']:.2f}", ",".join(clip["labels"]),
-                          predicted, clip["path"])
+            predicted = f"{shown(clip['predicted'])} {clip['confidence']:.2f}" if clip["predicted"] else ""
+            table.add_row(clip["clip_id"][:12], shown(clip["source"]), f"{clip['duration_s']:.2f}",
+                          shown(",".join(clip["labels"])), predicted, shown(clip["path"]))
         stdout.print(table)
         if listing.total > len(clips):
             stdout.print(f"… {listing.total - len(clips)} more (raise --limit)")

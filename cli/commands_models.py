@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import BadArguments, ExitCode, finish, handles_errors, print_json, render_rejections, stderr, stdout
+from cli.output import BadArguments, ExitCode, finish, handles_errors, print_json, render_rejections, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.errors import InputError
 
@@ -111,9 +111,9 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
             stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "
                          f"macro-F1 {_with_ci(test, 'macro_f1')} on {test.get('n', '?')} test examples")
             for note in result.get("notes", []):
-                stderr.print(f"note: {note}")
+                stderr.print(f"note: {shown(note)}")
         else:
-            stderr.print(f"job {record['job_id']} {state}" + (f": {record['error']}" if record.get("error") else ""))
+            stderr.print(f"job {record['job_id']} {state}" + (f": {shown(record['error'])}" if record.get("error") else ""))
 
     if state == JobState.COMPLETED:
         finish({"job": record}, json_out, render=render)
@@ -352,7 +352,7 @@ def predict_command(
     def render() -> None:
         for p in predictions:
             tops = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in p.top)
-            stdout.print(f"{p.path}: [bold]{p.label}[/] ({tops})")
+            stdout.print(f"{shown(p.path)}: [bold]{shown(p.label)}[/] ({shown(tops)})")
             for s in p.sections or []:
                 beats = f" beats {s['start_beat']:g}–{s['end_beat']:g}" if "start_beat" in s else ""
                 stdout.print(f"  {s['start_s']:8.2f}–{s['end_s']:8.2f} s{beats}  {s['label']} {s['confidence']:.2f}")

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import finish, handles_errors, render_rejections, stdout
+from cli.output import finish, handles_errors, render_rejections, shown, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 
 weights_app = typer.Typer(help="Per-group sampling weights for training.", no_args_is_help=True)
@@ -45,9 +45,9 @@ def hard_negatives_command(
     def render() -> None:
         table = Table("predicted", "confidence", "labelled", "file")
         for n in negatives[:20]:
-            table.add_row(n.predicted, f"{n.confidence:.3f}", n.label or "(ood)", n.path)
+            table.add_row(shown(n.predicted), f"{n.confidence:.3f}", shown(n.label or "(ood)"), shown(n.path))
         stdout.print(table)
-        stdout.print(f"{len(negatives)} hard negatives of {version.ref} written to {path}")
+        stdout.print(f"{len(negatives)} hard negatives of {version.ref} written to {shown(path)}")
         render_rejections(rejections)
 
     finish({"model": version.ref, "out": str(path), "count": len(negatives), "per_label": per_label,

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.context import JsonOption, WorkersOption, open_workspace
-from cli.output import finish, handles_errors, print_json, stdout
+from cli.output import finish, handles_errors, print_json, shown, stdout
 from engine.errors import InputError
 
 taxonomy_app = typer.Typer(help="Label sets: list, show, create, choose the default.", no_args_is_help=True)
@@ -102,7 +102,7 @@ def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", 
         table.add_column("job", no_wrap=True)
         for job in jobs:
             table.add_row(job.created_at.strftime("%m-%d %H:%M"), job.state, f"{job.progress:.0%}",
-                          job.error or job.message or "", job.job_id)
+                          shown(job.error or job.message or ""), job.job_id)
         stdout.print(table)
 
     finish({"jobs": [job.to_dict() for job in jobs]}, json_out, render=render)
@@ -157,7 +157,7 @@ def jobs_follow(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="
 
     record = follow(open_workspace(ctx), job_id, json_lines=json_out)
     if not json_out:
-        stdout.print(f"{record['job_id']}: {record['state']}" + (f" ({record['error']})" if record.get("error") else ""))
+        stdout.print(f"{record['job_id']}: {record['state']}" + (f" ({shown(record['error'])})" if record.get("error") else ""))
     raise typer.Exit(exit_code(record["state"]))
 
 

@@ -19,6 +19,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from engine.errors import Cancelled, WorkbenchError, WorkspaceBusy
+from engine.text import printable
 
 try:  # newer typer parses with its own copy of click, whose errors are not click's
     from typer._click.exceptions import UsageError
@@ -37,11 +38,23 @@ class ExitCode(IntEnum):
 
 class _Console(Console):
     """Rich's console, except that a closed pipe raises BrokenPipeError, so that the root command
-    ends the same way whoever wrote (rich's own handling exits 1, as if the command failed)."""
+    ends the same way whoever wrote (rich's own handling exits 1, as if the command failed), and
+    that no control character of a string it prints reaches the terminal raw: the line breaks the
+    command writes are kept, any other control character is shown (`printable`). Text from outside
+    goes through `shown` first, which shows line breaks too and escapes markup."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
         raise BrokenPipeError("stdout was closed by its reader")
+
+    def render_str(self, text: str, **options: Any):
+        return super().render_str("\n".join(printable(line) for line in text.split("\n")), **options)
+
+
+def shown(value: Any) -> str:
+    """A file name, label, source or message from outside, ready to go into console markup or a
+    table cell: printed literally (`[b]` stays `[b]`), on one line, no control character raw."""
+    return escape(printable(str(value)))
 
 
 stdout = _Console(highlight=False, soft_wrap=True)
@@ -89,7 +102,7 @@ def handles_errors(command: Callable) -> Callable:
             code = ExitCode.CANCELLED if cancelled else ExitCode.FAILED
             if json_out:
                 print_error_json(code, type(error).__name__, message, busy=isinstance(error, WorkspaceBusy))
-            stderr.print(f"[bold red]error:[/] {escape(message)}" if not cancelled else f"[yellow]{escape(message)}[/]")
+            stderr.print(f"[bold red]error:[/] {shown(message)}" if not cancelled else f"[yellow]{shown(message)}[/]")
             raise typer.Exit(int(code)) from None
 
     return wrapper
@@ -131,6 +144,6 @@ def render_rejections(rejections: list, limit: int = 20) -> None:
         return
     stderr.print(f"[yellow]{len(rejections)} rejected:[/]")
     for rejection in rejections[:limit]:
-        stderr.print(f"  {rejection}", markup=False)
+        stderr.print(f"  {printable(str(rejection))}", markup=False)
     if len(rejections) > limit:
         stderr.print(f"  … and {len(rejections) - limit} more (use --json for the full list)")

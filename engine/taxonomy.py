@@ -175,6 +175,10 @@ def load_taxonomy_file(path: Path) -> Taxonomy:
         data = tomllib.loads(text.decode("utf-8"))
     except (ValueError, RecursionError) as error:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         raise InputError(f"{path}: not valid TOML ({error})") from error
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not UTF-8 text (bad byte at offset {error.start})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid TOML (nested too deeply)") from None
     taxonomy = parse_taxonomy(data, str(path))
     return Taxonomy(taxonomy.name, taxonomy.labels, taxonomy.description, path=path, window_s=taxonomy.window_s)
 

@@ -7,6 +7,7 @@ from textual import work
 from textual.worker import Worker, WorkerState
 
 from engine.errors import WorkbenchError
+from engine.text import printable
 from engine.settings import load_settings
 
 
@@ -16,8 +17,9 @@ def in_thread(group: str, *, exclusive: bool = False):
 
 
 def failure_text(error: BaseException | None) -> str:
-    """A failure as a person reads it: the engine's own message, or the type and message of a bug."""
-    return str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
+    """A failure as a person reads it: the engine's own message, or the type and message of a bug,
+    with any control character of a file name it quotes shown (show it with markup off)."""
+    return printable(str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}")
 
 
 class ReportsWorkerErrors:
@@ -27,7 +29,8 @@ class ReportsWorkerErrors:
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             raise_if_strict(event.worker.error)
-            self.notify(failure_text(event.worker.error), title=type(self).__name__, severity="error", timeout=8)
+            self.notify(failure_text(event.worker.error), title=type(self).__name__, severity="error", timeout=8,
+                        markup=False)
 
 
 def raise_if_strict(error: BaseException | None) -> None:

@@ -20,6 +20,7 @@ import io
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -95,6 +96,14 @@ def read_label_file(
 
 class _BadRow(Exception):
     """A row that cannot become a record; the message says why."""
+
+
+class _NotJson(Exception):
+    """A text that cannot be read as JSON; the message says why, `line` where (None: unknown)."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass
@@ -211,7 +220,7 @@ def _audacity_record(content: str, where: str, *, audio: Path, hit_length_s: flo
     if end < start:
         raise _BadRow(f"start {start:g} is after end {end:g}")
     if end == start:
-        end = start + hit_length_s
+        end = _hit_end(start, hit_length_s)
     return LabelRecord(audio_path=audio, label=label, start_s=start, end_s=end, where=where)
 
 
@@ -270,9 +279,9 @@ def _json_lines(label_file: _LabelFile, text: str) -> _JsonContent:
         if not line_text.strip():
             continue
         try:
-            content.items.append((line, json.loads(line_text)))
-        except json.JSONDecodeError as error:
-            label_file.reject(f"not valid JSON: {error.msg} at column {error.colno}", line)
+            content.items.append((line, _json_value(line_text)))
+        except _NotJson as error:
+            label_file.reject(f"not valid JSON: {error}", line)
     return content
 
 
@@ -281,9 +290,9 @@ def _json_document(label_file: _LabelFile, text: str) -> _JsonContent:
     if not text.strip():
         return _JsonContent()
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        label_file.reject(f"not valid JSON: {error.msg} at column {error.colno}", error.lineno)
+        document = _json_value(text)
+    except _NotJson as error:
+        label_file.reject(f"not valid JSON: {error}", error.line or 1)
         return _JsonContent()
     document_start = _JSON_SPACE.match(text).end()
     if isinstance(document, list):
@@ -291,15 +300,30 @@ def _json_document(label_file: _LabelFile, text: str) -> _JsonContent:
     if isinstance(document, dict) and isinstance(document.get("events"), list):
         events_start = dict(_json_child_offsets(text, document_start))["events"]
         named_audio = _field(document, ("audio",))
+        beatmap_audio = None
         if isinstance(named_audio, str):
-            beatmap_audio = _resolve(named_audio, label_file.path.parent)
-        else:
-            beatmap_audio = None
+            try:
+                beatmap_audio = _resolve(named_audio, label_file.path.parent)
+            except _BadRow as bad:
+                label_file.reject(f"audio: {bad}", line=1)
         return _JsonContent(_with_lines(text, events_start, document["events"]), True, beatmap_audio)
     label_file.reject(
         f"expected a list of rows or an object with an 'events' list, got {_json_type(document)}", line=1
     )
     return _JsonContent()
+
+
+def _json_value(text: str) -> Any:
+    """`json.loads(text)`; a text that is not JSON, nests deeper than Python can read or holds a
+    number longer than it reads raises _NotJson."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _NotJson(f"{error.msg} at column {error.colno}", error.lineno) from None
+    except RecursionError:
+        raise _NotJson("nested too deeply", None) from None
+    except ValueError:  # an integer longer than sys.get_int_max_str_digits()
+        raise _NotJson(f"a number has more than {sys.get_int_max_str_digits()} digits", None) from None
 
 
 def _object_rows(label_file: _LabelFile, items: list[tuple[int, Any]]) -> list[tuple[int, Row]]:
@@ -415,7 +439,7 @@ def _event_record(
         audio_path=_resolve(own_path, folder) if own_path is not None else default_audio,
         label=label,
         start_s=time,
-        end_s=time + hit_length_s,
+        end_s=_hit_end(time, hit_length_s),
         source=_text(row, ("source",)),
         where=where,
     )
@@ -453,6 +477,8 @@ def _parse_number(value: Any, name: str) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise _BadRow(f"{name} {value!r} is not a number") from None
+    except OverflowError:  # an integer beyond the floats
+        raise _BadRow(f"{name} is not a finite number ({len(str(abs(value)))} digits)") from None
     if not math.isfinite(number):
         raise _BadRow(f"{name} {value!r} is not a finite number")
     return number
@@ -477,6 +503,15 @@ def _check_not_negative(value: float, name: str) -> None:
         raise _BadRow(f"{name} {value:g} is negative")
 
 
+def _hit_end(start: float, hit_length_s: float) -> float:
+    """Where a hit that starts at `start` ends; a start so large that the hit's length is lost in
+    rounding makes a bad row."""
+    end = start + hit_length_s
+    if not (math.isfinite(end) and end > start):
+        raise _BadRow(f"time {start:g} is too large to hold a {hit_length_s:g} s hit")
+    return end
+
+
 def _confidence(row: Row) -> float:
     confidence = _parse_number(_field(row, ("confidence",)), "confidence")
     if confidence is None:
@@ -497,5 +532,10 @@ def _split(row: Row) -> Split | None:
 
 
 def _resolve(audio_path: str, folder: Path) -> Path:
-    path = Path(audio_path).expanduser()
+    if "\x00" in audio_path:
+        raise _BadRow(f"path {audio_path!r} holds a NUL character, which no file name can")
+    try:
+        path = Path(audio_path).expanduser()
+    except RuntimeError:  # "~someone" whose home folder is unknown
+        raise _BadRow(f"path {audio_path!r}: no home folder for {audio_path.split('/')[0]!r}") from None
     return path if path.is_absolute() else folder / path

@@ -9,6 +9,7 @@ Enter on a check lists what fails; `o` opens those clips in the library.
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -23,6 +24,7 @@ from engine.gates.items import clips_behind
 from engine.gates.store import StoredReport, latest_report
 from engine.jobs.log import spawn_job
 from engine.models.registry import ModelVersion, list_versions
+from engine.text import printable
 from tui.widgets.jobline import JobLine
 from tui.widgets.versions import VersionsWatch
 from tui.workers import ReportsWorkerErrors, in_thread
@@ -168,7 +170,7 @@ class GatesScreen(ReportsWorkerErrors, Screen):
         behind = f"{len(result.items)} item(s) · o opens their clips in the library" if result.items else "no items"
         title.update(f"{STATUS_MARKUP[result.status]} {result.title} ({escape(result.threshold)}) · {behind}")
         for item in result.items:
-            items.add_row(_item_text(item))
+            items.add_row(Text(printable(_item_text(item))))  # it names files: plain text, controls shown
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "gates-table":

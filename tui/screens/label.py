@@ -36,6 +36,7 @@ from engine.library.session import Change, ClipState, LabelHistory, Selection, l
 from engine.library.walk import ClipWalk
 from engine.settings import load_settings
 from engine.taxonomy import Taxonomy
+from engine.text import printable
 from tui.loaders import ClipLoader, Opened
 from tui.playback import Playback, clock
 from tui.widgets.legend import KeyLegend, assign_keys
@@ -109,7 +110,7 @@ class LabelScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="label-top"):
-            yield Label("no clip open: pick one in the library (1, then enter)", id="label-info")
+            yield Label("no clip open: pick one in the library (1, then enter)", id="label-info", markup=False)
             yield Label("", id="label-sound")
         yield TimeRuler(id="label-ruler")
         yield SegmentLane(id="label-lane")
@@ -119,7 +120,7 @@ class LabelScreen(Screen):
         with Horizontal(id="label-bottom"):
             yield SegmentTable(id="label-segments")
             yield KeyLegend(id="label-legend")
-        yield Label("", id="label-status")
+        yield Label("", id="label-status", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -256,13 +257,13 @@ class LabelScreen(Screen):
             where = f" · {list(self.walk.order).index(self.clip_id) + 1}/{len(self.walk.order)}"
             where += f" of '{self.walk.filter}'" if self.walk.filter else ""
         self.query_one("#label-info", Label).update(
-            f"{clip.path.rsplit('/', 1)[-1]}{where} · {clock(clip.duration_s)} · {grid}")
+            printable(f"{clip.path.rsplit('/', 1)[-1]}{where} · {clock(clip.duration_s)} · {grid}"))
         self.query_one(SegmentTable).show_labels(state.labels, self.colour_of, state.grid)
         self.redraw_marks()
 
     def show_status(self, message: str | None = None) -> None:
         if message is not None:
-            self._status_message = message
+            self._status_message = printable(message)  # it may quote a file name or a label
         state = self.state
         if state is None:
             self.query_one("#label-status", Label).update(self._status_message)
@@ -272,7 +273,7 @@ class LabelScreen(Screen):
             beat = float(state.grid.beat_at(self.playhead_s))
             position += (f" · {state.grid.position(beat)} (beat {beat:.1f})" if beat >= 0
                          else " · before 1.1 (beat 0)")
-        editing = f"editing {self.editing.label} — a class key replaces it, esc stops · " if self.editing else ""
+        editing = f"editing {printable(self.editing.label)} — a class key replaces it, esc stops · " if self.editing else ""
         self.query_one("#label-status", Label).update(f"{position} · {editing}{self._status_message}")
 
     def refresh_view(self) -> None:
@@ -524,4 +525,4 @@ class LabelScreen(Screen):
         raise_if_strict(event.worker.error)
         text = failure_text(event.worker.error)
         self.show_status(f"✗ {text}")
-        self.notify(text, title="label screen", severity="error", timeout=8)
+        self.notify(text, title="label screen", severity="error", timeout=8, markup=False)

@@ -24,6 +24,7 @@ from engine.evaluation.metrics import Evaluation
 from engine.concepts import JobState
 from engine.store.jobs import JobRecord
 from engine.models.registry import ModelVersion, check_deletable
+from engine.text import printable
 from tui.widgets.confirm import ConfirmDialog
 from tui.widgets.jobline import JobLine
 from tui.widgets.metrics import MetricsView
@@ -200,7 +201,7 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
     def tell(self, text: str, *, error: bool = False) -> None:
         """In the status line, and as a notification."""
         self.query_one(JobLine).say(text)
-        self.notify(text, severity="error" if error else "information", timeout=8 if error else 5)
+        self.notify(printable(text), severity="error" if error else "information", timeout=8 if error else 5, markup=False)
 
     def on_activation_refused(self, message: ActivationRefused) -> None:
         self.busy = None

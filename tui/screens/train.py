@@ -23,6 +23,7 @@ from engine.evaluation.metrics import Evaluation, format_with_ci
 from engine.jobs.log import list_jobs, request_cancel
 from engine.store.jobs import JobRecord
 from engine.training.curve import TrainingCurve, format_duration
+from engine.text import printable
 from tui.widgets.confirm import ConfirmDialog
 from tui.widgets.jobline import JobLine
 from tui.widgets.jobs import JobsTable
@@ -264,7 +265,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         form = self.query_one(TrainForm)
         if message.error:
             form.show_error(message.error)
-            self.notify(message.error, title="Not started", severity="error")
+            self.notify(printable(message.error), title="Not started", severity="error", markup=False)
             return
         self.notify(f"started {message.job_id}")
         self.select_job(message.job_id)

@@ -2,7 +2,8 @@
 
 The rows are plain `ClipRow`s handed in by the screen; this widget never touches the workspace.
 Only visible lines are rendered (Textual's line API), and the columns share the width: the clip
-name takes what the fixed columns leave.
+name takes what the fixed columns leave. Names, sources and labels are drawn as plain text with
+their control characters shown (`printable`), so a newline or ESC in a file name keeps its row.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.library.browse import ClipRow
+from engine.text import printable
 
 FIXED_COLUMNS = (("source", 10), ("sec", 6), ("labels", 14), ("predicted", 12), ("conf", 5))
 NAME_MIN_WIDTH = 12
@@ -98,7 +100,7 @@ class ClipTable(ScrollView, can_focus=True):
         return [max(NAME_MIN_WIDTH, self._width - fixed)] + [width for _, width in FIXED_COLUMNS]
 
     def _line(self, values: Sequence[str], style: Style) -> Strip:
-        text = " ".join(_cell(value, width) for value, width in zip(values, self._column_widths()))
+        text = " ".join(_cell(printable(value), width) for value, width in zip(values, self._column_widths()))
         return Strip([Segment(_cell(text, self._width), style)], self._width)
 
     def render_line(self, y: int) -> Strip:

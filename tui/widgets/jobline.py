@@ -22,6 +22,7 @@ from textual.widgets import Label, ProgressBar
 from textual.worker import get_current_worker
 
 from engine.errors import WorkbenchError
+from engine.text import printable
 from engine.jobs.follow import POLL_S, JobUpdate, follow_job
 from engine.jobs.log import request_cancel
 from engine.store.jobs import JobRecord
@@ -88,7 +89,8 @@ class JobLine(ReportsWorkerErrors, Horizontal):
         return self.query_one(ProgressBar)
 
     def say(self, text: str | Text) -> None:
-        self.query_one(Label).update(text)
+        """Show `text`: a string literally (it may quote a file name), a Text as styled."""
+        self.query_one(Label).update(text if isinstance(text, Text) else Text(printable(text)))
 
     def follow(self, job_id: str, what: str = "") -> None:
         """Follow a job (replacing any followed before); `what` leads its line (until the first read

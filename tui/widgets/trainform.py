@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select
 
 from engine.errors import InputError
+from engine.text import printable
 from engine.training.launch import DEVICES, MAIN_HYPERPARAMETERS, kind_defaults
 from engine.training.run import TrainRequest
 
@@ -118,7 +120,7 @@ class TrainForm(Vertical):
         self.post_message(self.Submitted(request))
 
     def show_error(self, message: str) -> None:
-        self.query_one("#train-form-message", Label).update(message)
+        self.query_one("#train-form-message", Label).update(Text(printable(message)))  # it may quote a path
 
     def _text(self, key: str) -> str:
         return self.query_one(f"#train-{key}", Input).value.strip()
