@@ -9,7 +9,6 @@ of a screen: `pytest tests/test_snapshots.py --snapshot-update`, and look at the
 from __future__ import annotations
 
 import fcntl
-import shutil
 from pathlib import Path
 
 import pytest
