@@ -209,9 +209,16 @@ def test_html_draws_a_confusion_matrix_and_colours_failures():
 
 
 def test_a_version_whose_gates_failed_needs_force(ws, tmp_path):
+    import numpy as np
+
+    from engine.features.dsp import DspExtractor
+    from engine.models.kinds import make_model, save_model
+
     workspace = Workspace.open(ws)
     artifacts = tmp_path / "artifact"
-    artifacts.mkdir()
+    rng = np.random.default_rng(0)  # a real model of the dsp width: activation tries it before any change
+    rows = rng.standard_normal((20, len(DspExtractor().feature_names())))
+    save_model(make_model("logreg").fit(rows, np.arange(20) % 2, n_classes=2), artifacts)
     version = register(workspace, name="drums", task="drums", kind="logreg", artifact_dir=artifacts,
                        feature_spec=FeatureSpec.parse("dsp"), classes=["kick", "snare"], label_counts={},
                        hyperparams={}, metrics={}, dataset_fingerprint="x", job_id=None)
