@@ -7,6 +7,7 @@ an existing file keeps its mode."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -71,3 +72,24 @@ def read_json_file(path: Path, what: str) -> Any:
         raise InputError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not a readable {what} ({error})") from None
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (memory does not grow with its length)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def read_small_file(path: Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` (a FIFO or device is never read); InputError
+    naming the file otherwise. `what` names the file's role in errors: "taxonomy", "the model's settings"."""
+    try:
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file")
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read {what} ({error.strerror})") from error
+    if len(data) > max_bytes:
+        raise InputError(f"{path}: too large for {what} (over {max_bytes // 1024} KiB)")
+    return data

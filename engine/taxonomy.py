@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError, NotFound
+from engine.io import read_small_file
 from engine.settings import load_settings
 
 DEFAULT_TAXONOMY = "drums"
@@ -162,15 +163,7 @@ def parse_taxonomy(data: dict, origin: str) -> Taxonomy:
 
 def load_taxonomy_file(path: Path) -> Taxonomy:
     """A taxonomy from its TOML file; InputError naming the file and the problem."""
-    try:
-        if not path.is_file():
-            raise InputError(f"{path}: not a regular file")
-        with open(path, "rb") as handle:
-            text = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise InputError(f"{path}: cannot read taxonomy ({error.strerror})") from error
-    if len(text) > MAX_FILE_BYTES:
-        raise InputError(f"{path}: too large for a taxonomy (over {MAX_FILE_BYTES // 1024} KiB)")
+    text = read_small_file(path, "taxonomy", MAX_FILE_BYTES)
     try:
         data = tomllib.loads(text.decode("utf-8"))
     except (ValueError, RecursionError) as error:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors

@@ -14,7 +14,6 @@ The model file's hash is part of the cache key, so replacing the file invalidate
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from engine.audio.regions import normalize_loudness, onset_region
 from engine.errors import InputError, NotFound
 from engine.features.base import Extractor
+from engine.io import file_sha256, read_small_file
 
 
 SAMPLE_RATES = (1_000, 192_000)  # the sample rates (Hz) an embedding model may ask for
@@ -60,15 +60,7 @@ def check_settings(settings: dict[str, Any], where: str) -> None:
 def read_sidecar(path: Path) -> dict[str, Any]:
     """The settings in an embedding model's JSON sidecar, checked (`check_settings`); InputError naming
     the file and the problem."""
-    try:
-        if not path.is_file():
-            raise InputError(f"{path}: not a regular file")
-        with open(path, "rb") as handle:
-            text = handle.read(MAX_SIDECAR_BYTES + 1)
-    except OSError as error:
-        raise InputError(f"{path}: cannot read the model's settings ({error.strerror})") from error
-    if len(text) > MAX_SIDECAR_BYTES:
-        raise InputError(f"{path}: too large for a model's settings (over {MAX_SIDECAR_BYTES // 1024} KiB)")
+    text = read_small_file(path, "the model's settings", MAX_SIDECAR_BYTES)
     try:
         settings = json.loads(text)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -85,11 +77,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
 
 @cache
 def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(Path(path))
 
 
 class OnnxExtractor(Extractor):

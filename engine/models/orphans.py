@@ -9,14 +9,13 @@ note saying why; nothing is deleted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.io import write_bytes_atomically, write_json_atomically
+from engine.io import file_sha256, write_bytes_atomically, write_json_atomically
 
 REGISTRATION_FILE = "registration.json"
 NOTE_FILE = "NOTE.txt"
@@ -27,15 +26,6 @@ REGISTRATION_FIELDS = ("name", "task", "kind", "feature_spec", "classes", "label
 
 def orphans_dir(workspace) -> Path:
     return workspace.models_dir / ORPHANS
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in blocks (memory does not grow with its length)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _artifact_files(folder: Path) -> list[Path]:

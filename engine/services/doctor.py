@@ -23,7 +23,8 @@ import lmdb
 
 from engine.errors import InputError, WorkbenchError, WorkspaceBusy
 from engine.jobs.log import interrupt_stale_jobs, stale_jobs
-from engine.models.orphans import file_sha256, has_note, orphans_dir
+from engine.io import file_sha256
+from engine.models.orphans import has_note, orphans_dir
 from engine.models.reconcile import reconcile_models, unregistered_folders
 from engine.models.registry import DAMAGED, NO_HASHES, list_versions, verify
 from engine.progress import CancelToken, Reporter
