@@ -90,7 +90,7 @@ async def test_a_job_started_from_the_form_draws_its_curve_and_its_version_appea
 
         await wait_for(pilot, lambda: screen.selected, "the new job to be selected")
         job_id = screen.selected
-        assert job_id in screen.query_one(JobsTable).rows
+        await wait_for(pilot, lambda: job_id in screen.query_one(JobsTable).rows, "the new job in the list")
         curve = screen.query_one(LossCurve)
         await wait_for(pilot, lambda: curve.epochs_drawn >= 1, "a point on the loss curve")
         await wait_for(pilot, lambda: screen.job and screen.job.state in FINAL_STATES, "the job to end")

@@ -269,6 +269,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
             return
         self.notify(f"started {message.job_id}")
         self.select_job(message.job_id)
+        self.poll()  # the new job joins the list now, not at the next tick
         self.query_one(JobsTable).focus()  # the screen's keys (x cancel, v view) work from here
 
     def on_jobs_table_selected(self, message: JobsTable.Selected) -> None:
