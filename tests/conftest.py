@@ -31,6 +31,23 @@ def copy_workspace(template: Path, folder: Path) -> Path:
     return copy
 
 
+def copy_workspace_with_versions(template: Path, versions, folder: Path) -> Path:
+    """A copy of a template workspace with its model versions registered again, each with its own copy
+    of the artifacts (versions keep absolute artifact paths, so a plain copy would load, and delete,
+    the template's files)."""
+    from engine.models.registry import register
+
+    root = copy_workspace(template, folder)
+    workspace = Workspace.open(root)
+    for v in versions:
+        artifact = folder / "artifacts" / f"{v.name}-{v.version}"
+        shutil.copytree(v.artifact_dir, artifact)
+        register(workspace, name=v.name, task=v.task, kind=v.kind, artifact_dir=artifact, feature_spec=v.spec,
+                 classes=v.label_set, label_counts=v.label_counts, hyperparams=v.hyperparams, metrics=v.metrics,
+                 dataset_fingerprint=v.dataset_fingerprint, job_id=v.job_id, meta=v.meta)
+    return root
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     return Workspace.open(tmp_path / "ws")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import traceback
 from pathlib import Path
@@ -20,12 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from conftest import copy_workspace, curated_library, write_hits
+from conftest import copy_workspace, copy_workspace_with_versions, curated_library, write_hits
 from engine.audio.synth import DEMO_PACKS
 from engine.jobs.log import FINAL_STATES, JobLog, get_job
 from engine.library.importer import import_folder
 from engine.progress import CancelToken
-from engine.models.registry import list_versions, register
+from engine.models.registry import list_versions
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
 
@@ -150,15 +149,7 @@ def ws(trained, tmp_path) -> Path:
     workspace that holds versions would not do: versions keep absolute artifact paths, so the copy
     would load, and delete, the original's files; see test_registry.py.)"""
     base, versions = trained
-    root = copy_workspace(base, tmp_path)
-    workspace = Workspace.open(root)
-    for v in versions:
-        artifact = tmp_path / "artifacts" / f"{v.name}-{v.version}"
-        shutil.copytree(v.artifact_dir, artifact)
-        register(workspace, name=v.name, task=v.task, kind=v.kind, artifact_dir=artifact, feature_spec=v.spec,
-                 classes=v.label_set, label_counts=v.label_counts, hyperparams=v.hyperparams, metrics=v.metrics,
-                 dataset_fingerprint=v.dataset_fingerprint, job_id=v.job_id, meta=v.meta)
-    return root
+    return copy_workspace_with_versions(base, versions, tmp_path)
 
 
 # -- train and jobs ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ the clip opened to the label saved (its lead time), shown in `stats` and exporte
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -15,13 +14,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from conftest import clip_id_of, copy_workspace, curated_library, track_and_hits, write_hits
+from conftest import clip_id_of, copy_workspace, copy_workspace_with_versions, curated_library, track_and_hits, write_hits
 from engine.audio.synth import DEMO_PACKS
 from engine.concepts import JobState, Origin
 from engine.jobs.log import JobLog
 from engine.library.importer import import_folder
 from engine.library.session import LabelHistory, load_clip_state
-from engine.models.registry import list_versions, register
+from engine.models.registry import list_versions
 from engine.progress import CancelToken
 from engine.store.labels import query_labels
 from engine.store.schema import MIGRATIONS, migrate
@@ -75,15 +74,7 @@ def trained(library, tmp_path_factory) -> tuple[Path, list]:
 def ws(trained, tmp_path) -> Path:
     """This test's own copy of the base workspace, with drums@1 registered (its artifacts copied)."""
     base, versions = trained
-    root = copy_workspace(base, tmp_path)
-    workspace = Workspace.open(root)
-    for v in versions:
-        artifact = tmp_path / "artifacts" / f"{v.name}-{v.version}"
-        shutil.copytree(v.artifact_dir, artifact)
-        register(workspace, name=v.name, task=v.task, kind=v.kind, artifact_dir=artifact, feature_spec=v.spec,
-                 classes=v.label_set, label_counts=v.label_counts, hyperparams=v.hyperparams, metrics=v.metrics,
-                 dataset_fingerprint=v.dataset_fingerprint, job_id=v.job_id, meta=v.meta)
-    return root
+    return copy_workspace_with_versions(base, versions, tmp_path)
 
 
 # -- 18: the top-level help -------------------------------------------------------------------

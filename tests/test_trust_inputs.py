@@ -87,13 +87,20 @@ def test_the_cli_reports_the_retired_clip_and_features_extract_succeeds(workspac
     assert json.loads(extract.stdout)["rejected"] == 0
 
 
-def test_swapped_files_move_and_reverted_content_comes_back(workspace, tmp_path):
+@pytest.fixture
+def a_and_b(workspace, tmp_path):
+    """library/a.wav (labelled kick) and library/b.wav, imported: (the folder, a's clip id, b's clip id)."""
     library = tmp_path / "library"
     write_tone(library / "a.wav", seconds=1.0, freq=220.0)
     write_tone(library / "b.wav", seconds=1.5, freq=330.0)
     import_folder(workspace, library, workers=1)
     a_id, b_id = clip_id_of(workspace, "a.wav"), clip_id_of(workspace, "b.wav")
     add_label(workspace, "a.wav", "kick")
+    return library, a_id, b_id
+
+
+def test_swapped_files_move_and_reverted_content_comes_back(workspace, a_and_b):
+    library, a_id, b_id = a_and_b
     os.rename(library / "a.wav", library / "tmp.wav")
     os.rename(library / "b.wav", library / "a.wav")
     os.rename(library / "tmp.wav", library / "b.wav")
@@ -420,13 +427,8 @@ def test_a_label_file_naming_a_file_edited_in_place_labels_the_new_clip(workspac
         assert old_id not in {clip.clip_id for clip in all_clips(con)}
 
 
-def test_a_file_overwritten_by_a_copy_of_another_clip_retires_its_clip_and_carries_nothing(workspace, tmp_path):
-    library = tmp_path / "library"
-    write_tone(library / "a.wav", seconds=1.0, freq=220.0)
-    write_tone(library / "b.wav", seconds=1.5, freq=330.0)
-    import_folder(workspace, library, workers=1)
-    a_id, b_id = clip_id_of(workspace, "a.wav"), clip_id_of(workspace, "b.wav")
-    add_label(workspace, "a.wav", "kick")
+def test_a_file_overwritten_by_a_copy_of_another_clip_retires_its_clip_and_carries_nothing(workspace, a_and_b):
+    library, a_id, b_id = a_and_b
     (library / "a.wav").write_bytes((library / "b.wav").read_bytes())
     report = import_folder(workspace, library, workers=1)
     assert (report.retired, report.labels_carried, report.duplicates, report.added) == (1, 0, 1, 0)
