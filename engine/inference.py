@@ -150,12 +150,10 @@ def _grid_for(workspace, clip_id: str, path: str, duration_s: float) -> BeatGrid
         grid = get_grid(con, clip_id)
     if grid is not None or duration_s < MIN_DETECT_SECONDS:
         return grid
-    from engine.audio.beatgrid import detect_beat_grid
-    from engine.audio.decode import decode
+    from engine.audio.beatgrid import detect_file_grid
 
     try:
-        samples, rate = decode(path, sample_rate=22050)
-        return detect_beat_grid(samples, rate)
+        return detect_file_grid(path)
     except InputError:
         return None
 

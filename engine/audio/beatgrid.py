@@ -252,3 +252,14 @@ def detect_beat_grid(samples: np.ndarray, sample_rate: int, beats_per_bar: int =
             f"(needs at least {MIN_DETECT_BEATS}; is the clip silent or without a steady beat?)"
         )
     return BeatGrid.constant(tempo.bpm, tempo.first_beat_s, beats_per_bar)
+
+
+def detect_file_grid(path: str, beats_per_bar: int = 4) -> BeatGrid:
+    """The grid of an audio file (`detect_beat_grid`), decoded straight at the tracker's own rate.
+
+    Raises InputError as detect_beat_grid does, and OSError/RuntimeError for a file that cannot be read."""
+    from engine.audio.beat_tracking import ANALYSIS_RATE
+    from engine.audio.decode import decode
+
+    samples, rate = decode(path, sample_rate=ANALYSIS_RATE)
+    return detect_beat_grid(samples, rate, beats_per_bar)

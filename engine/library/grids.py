@@ -30,12 +30,10 @@ def set_grid(workspace, clip_ref: str, grid: BeatGrid, origin: str = "user") -> 
 
 def _detect_one(job: tuple[str, int]) -> dict | str:
     path, beats_per_bar = job
-    from engine.audio.beatgrid import detect_beat_grid
-    from engine.audio.decode import decode
+    from engine.audio.beatgrid import detect_file_grid
 
     try:
-        samples, rate = decode(path, sample_rate=22050)
-        return detect_beat_grid(samples, rate, beats_per_bar).to_dict()
+        return detect_file_grid(path, beats_per_bar).to_dict()
     except InputError as error:
         return str(error)
     except (OSError, RuntimeError) as error:
