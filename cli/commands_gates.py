@@ -43,6 +43,10 @@ def gates_run(
     test: Annotated[Path | None, typer.Option("--test", help="Labelled folder to score the model on (default: its test split).")] = None,
     ood: Annotated[Path | None, typer.Option("--ood", help="Folder of sounds outside the label set (open-set gates).")] = None,
     features: FeaturesOption = "dsp",
+    require_technique: Annotated[list[str] | None, typer.Option(
+        "--require-technique", help="A playing technique that must have an example (repeatable).")] = None,
+    require_techniques_file: Annotated[Path | None, typer.Option(
+        "--require-techniques-file", help="Required techniques: a JSON list or one name per line.")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML report here.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the JSON report here.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any gate fails (for CI).")] = False,
@@ -59,7 +63,8 @@ def gates_run(
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         run = run_and_store(workspace, config=config, taxonomy=taxonomy, model=model, test=test, ood=ood,
                             features=features, halt_on_first_failure=halt, workers=workers, reporter=reporter,
-                            cancel=cancel)
+                            cancel=cancel, required_techniques=require_technique,
+                            required_techniques_file=require_techniques_file)
     report, report_id, json_path, html_path = run.report, run.report_id, run.json_path, run.html_path
     files = {"json": str(json_path), "html": str(html_path)}
     if out:
@@ -106,6 +111,11 @@ def gates_compare(
             stdout.print(f"[bold red]newly failing[/]: {escape(gate_id)}")
         for gate_id in comparison.newly_passing:
             stdout.print(f"[green]newly passing[/]: {escape(gate_id)}")
+        if comparison.techniques:
+            techniques = Table("technique", "base", "new", "change")
+            for t in comparison.techniques:
+                techniques.add_row(escape(t["technique"]), str(t["base"]), str(t["new"]), f"{t['change']:+d}")
+            stdout.print(techniques)
         stdout.print(f"labels outside the taxonomy: {comparison.unknown_before} → {comparison.unknown_after}")
         stdout.print("[bold green]PASS[/]" if comparison.passed else
                       "[bold red]FAIL[/]: " + escape("; ".join(comparison.reasons())))

@@ -9,6 +9,9 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
+
+TechniqueOption = Annotated[list[str] | None, typer.Option(
+    "--technique", "-t", help="A playing technique from the taxonomy's catalogue (repeatable); see `taxonomy techniques`.")]
 from cli.output import BadArguments, finish, handles_errors, render_rejections, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.concepts import Origin, Segment
@@ -22,7 +25,7 @@ def _label_dict(label) -> dict:
             "origin": str(label.origin), "confidence": label.confidence, "segment": segment.key,
             "start_s": segment.start_s, "end_s": segment.end_s, "start_beat": segment.start_beat,
             "end_beat": segment.end_beat, "split": str(label.split) if label.split else None,
-            "lead_time_s": label.lead_time_s}
+            "lead_time_s": label.lead_time_s, "techniques": list(label.techniques)}
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -107,6 +110,7 @@ def labels_add(
     snap: Annotated[str | None, typer.Option("--snap", help="Snap beats to beat, half, quarter or bar.")] = None,
     confidence: Annotated[float, typer.Option("--confidence", min=0.0, max=1.0)] = 1.0,
     origin: Annotated[Origin, typer.Option("--origin", help="Who says so.")] = Origin.USER,
+    technique: TechniqueOption = None,
     taxonomy: TaxonomyOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -117,7 +121,7 @@ def labels_add(
         raise BadArguments("give either seconds (--start/--end) or beats (--start-beat/--end-beat), not both")
     workspace = open_workspace(ctx)
     added = add_label(workspace, clip, label, taxonomy=taxonomy, start_s=start, end_s=end, start_beat=start_beat,
-                      end_beat=end_beat, snap=snap, origin=origin, confidence=confidence)
+                      end_beat=end_beat, snap=snap, origin=origin, confidence=confidence, techniques=technique or ())
     finish({"label": _label_dict(added)}, json_out,
            render=lambda: stdout.print(f"label {added.label_id}: [bold]{shown(added.label)}[/] on {added.segment.describe()} "
                                        f"of {added.clip_id[:12]} ({added.origin})"))
@@ -144,16 +148,41 @@ def labels_list(
         labels = query_labels(con, clip_id=clip_id, taxonomy=taxonomy, label=label, effective=not all_origins)
 
     def render() -> None:
-        table = Table("id", "clip", "taxonomy", "label", "segment", "origin", "conf", "split", "took")
+        with_techniques = any(item.techniques for item in labels[:limit])
+        table = Table("id", "clip", "taxonomy", "label", "segment", "origin", "conf", "split", "took",
+                      *(["techniques"] if with_techniques else []))
         for item in labels[:limit]:
             took = "" if item.lead_time_s is None else f"{item.lead_time_s:.1f} s"
             table.add_row(str(item.label_id), item.clip_id[:12], item.taxonomy, shown(item.label), item.segment.describe(),
-                          str(item.origin), f"{item.confidence:.2f}", str(item.split or ""), took)
+                          str(item.origin), f"{item.confidence:.2f}", str(item.split or ""), took,
+                          *([", ".join(item.techniques)] if with_techniques else []))
         stdout.print(table)
         if len(labels) > limit:
             stdout.print(f"… {len(labels) - limit} more (raise --limit)")
 
     finish({"count": len(labels), "labels": [_label_dict(item) for item in labels[:limit]]}, json_out, render=render)
+
+
+@labels_app.command("tag")
+@handles_errors
+def labels_tag(
+    ctx: typer.Context,
+    label_id: Annotated[int, typer.Argument(help="The label's id (see `labels list`).")],
+    technique: TechniqueOption = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove every technique tag.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Set the playing techniques of a label (from its taxonomy's technique catalogue)."""
+    from engine.library.editing import tag_label
+
+    if not technique and not clear:
+        raise BadArguments("give --technique NAME (repeatable) or --clear")
+    if technique and clear:
+        raise BadArguments("give either --technique or --clear, not both")
+    change = tag_label(open_workspace(ctx), label_id, [] if clear else technique)
+    tagged = change.added[0]
+    finish({"label": _label_dict(tagged)}, json_out,
+           render=lambda: stdout.print(f"label {tagged.label_id}: {shown(change.description)}"))
 
 
 @labels_app.command("remove")
@@ -304,6 +333,12 @@ def stats_command(ctx: typer.Context, taxonomy: TaxonomyOption = None, json_out:
             stdout.print(table)
             if tax.missing:
                 stdout.print(f"no examples yet: {shown(', '.join(tax.missing))}")
+            if tax.techniques:
+                techniques = Table("technique", "segments", "labels", title=f"Techniques of {tax.taxonomy}")
+                for name, by_label in tax.techniques.items():
+                    techniques.add_row(shown(name), str(sum(by_label.values())),
+                                       shown(", ".join(f"{label} {n}" for label, n in by_label.items())))
+                stdout.print(techniques)
             verdict = "[green]ready for training[/]" if tax.ready else f"[red]not ready[/]: {shown('; '.join(tax.reasons))}"
             stdout.print(f"{tax.taxonomy}: {verdict}")
 

@@ -45,6 +45,29 @@ def taxonomy_show(ctx: typer.Context, name: Annotated[str, typer.Argument()], js
     finish(taxonomy.to_dict(), json_out, render=render)
 
 
+@taxonomy_app.command("techniques")
+@handles_errors
+def taxonomy_techniques(ctx: typer.Context, name: Annotated[str | None, typer.Argument(help="Taxonomy (default: the workspace's).")] = None,
+                        json_out: JsonOption = False) -> None:
+    """The playing techniques a taxonomy's labels may be tagged with (its technique catalogue)."""
+    catalogue = open_workspace(ctx).technique_catalogue(name)
+    document = {"taxonomy": catalogue.taxonomy, "path": str(catalogue.path) if catalogue.path else None,
+                "techniques": [{"name": t.name, "description": t.description, "labels": list(t.labels)}
+                               for t in catalogue.techniques]}
+
+    def render() -> None:
+        if not catalogue.techniques:
+            stdout.print(f"taxonomy {catalogue.taxonomy} has no technique catalogue "
+                         f"(add <workspace>/techniques/{catalogue.taxonomy}.json)")
+            return
+        table = Table("technique", "applies to", "description", title=f"{catalogue.taxonomy}: {catalogue.path}")
+        for technique in catalogue.techniques:
+            table.add_row(technique.name, ", ".join(technique.labels) or "every label", technique.description)
+        stdout.print(table)
+
+    finish(document, json_out, render=render)
+
+
 @taxonomy_app.command("create")
 @handles_errors
 def taxonomy_create(

@@ -162,6 +162,7 @@ class Reason(StrEnum):
     NOT_REGULAR = "not a regular file"
     TRUNCATED = "truncated"
     UNSUPPORTED_CODEC = "unsupported codec"
+    UNKNOWN_TECHNIQUE = "technique outside the catalogue"
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class LabelRecord:
     split: Split | None = None
     confidence: float = 1.0
     where: str = ""  # "file:line", for messages
+    techniques: tuple[str, ...] = ()  # as the file names them, checked against the catalogue on import
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,7 @@ class Label:
     segment: Segment = field(default_factory=Segment)
     split: Split | None = None
     lead_time_s: float | None = None  # a person's label: seconds from the clip opened (or its last label) to saving
+    techniques: tuple[str, ...] = ()  # playing techniques from the taxonomy's technique catalogue
 
 
 @dataclass(frozen=True)

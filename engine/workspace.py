@@ -7,6 +7,7 @@
       runs/              job logs and scratch files
       reports/           gate and health reports
       taxonomies/        the workspace's own taxonomies (TOML), next to the built-in ones
+      techniques/        the workspace's own technique catalogues (JSON, one per taxonomy)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from engine.settings import data_home, load_settings
 from engine.store.database import Database
 from engine.store.settings import get_setting, set_setting
 from engine.taxonomy import DEFAULT_TAXONOMY, Taxonomy, TaxonomyRegistry, builtin_taxonomy_dir
+from engine.techniques import TechniqueCatalogue, builtin_technique_dir, catalogue_for
 
 DATABASE_FILE = "workbench.duckdb"
 
@@ -114,3 +116,11 @@ class Workspace:
 
     def taxonomy(self, name: str | None = None) -> Taxonomy:
         return self.taxonomies.get(name or self.default_taxonomy_name)
+
+    @property
+    def techniques_dir(self) -> Path:
+        return self.root / "techniques"
+
+    def technique_catalogue(self, taxonomy: str | None = None) -> TechniqueCatalogue:
+        """The technique catalogue of a taxonomy: the workspace's own, else the built-in one."""
+        return catalogue_for(self.taxonomy(taxonomy), builtin_technique_dir(), self.techniques_dir)

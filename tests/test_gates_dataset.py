@@ -44,7 +44,7 @@ def test_a_clean_library_passes_every_gate_that_applies(clean):
     failed = {gate_id: r.detail for gate_id, r in clean.items() if r.passed is False}
     assert not failed
     assert {g for g, r in clean.items() if r.passed is None} == {
-        "dataset.required_labels", "dataset.segment_length", "dataset.beat_grid"}
+        "dataset.required_labels", "dataset.required_techniques", "dataset.segment_length", "dataset.beat_grid"}
 
 
 def test_counts_below_the_taxonomy_minimum_fail_with_the_short_classes(template, clean):

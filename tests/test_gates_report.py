@@ -27,7 +27,7 @@ runner = CliRunner()
 REPORT_KEYS = {"schema", "created_at", "subject", "passed", "halted", "summary", "gating_results", "settings"}
 RESULT_KEYS = {"gate", "title", "passed", "value", "threshold", "detail", "items", "status"}
 SUBJECT_KEYS = {"scope", "workspace", "taxonomy", "features", "segments", "clips", "sources", "split_by",
-                "class_counts", "unknown_labels", "dataset_fingerprint"}
+                "class_counts", "unknown_labels", "technique_counts", "dataset_fingerprint"}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_bad_config_is_an_error_naming_the_file(ws, tmp_path):
 def test_gates_list_documents_every_default(ws):
     listed = document(gates(ws, "list", "--json"))["gates"]
     dataset = {g["id"]: g for g in listed if g["scope"] == "dataset"}
-    assert len(dataset) == 15
+    assert len(dataset) == 16
     assert dataset["dataset.near_duplicates"]["defaults"] == {"similarity": 0.999, "max_rate": 0.02}
     for entry in dataset.values():
         for name in entry["defaults"]:

@@ -108,6 +108,46 @@ def required_labels(context: DatasetContext, settings: dict) -> GateResult:
                    [{"label": label} for label in missing])
 
 
+def read_required_techniques(path: Path) -> list[str]:
+    """Technique names from a file: a JSON list, or one name per line ('#' starts a comment)."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{path}: required techniques file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read required techniques ({error})") from None
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+        except ValueError as error:
+            raise InputError(f"{path}: not valid JSON ({error})") from None
+        if not all(isinstance(name, str) for name in names):
+            raise InputError(f"{path}: a JSON list of technique names is expected")
+        return names
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+
+
+@gate("dataset.required_techniques", "Required techniques present", required=[], required_file="")
+def required_techniques(context: DatasetContext, settings: dict) -> GateResult:
+    """The playing techniques listed in `required` (names from the taxonomy's technique catalogue)
+    or in `required_file` (a JSON list or one name per line) each have at least one labelled
+    segment. Default: none required (skipped)."""
+    gate_id, title = "dataset.required_techniques", "Required techniques present"
+    required = list(settings["required"])
+    if settings["required_file"]:
+        required += read_required_techniques(settings["required_file"])
+    if not required:
+        return _skip(gate_id, title, "all present", "no required techniques configured")
+    required = list(context.workspace.technique_catalogue(context.taxonomy.name).check(required))
+    counts = {name: sum(by_label.values()) for name, by_label in context.technique_counts.items()}
+    missing = [name for name in required if counts.get(name, 0) == 0]
+    present = ", ".join(f"{name} ({counts[name]})" for name in required if name not in missing)
+    return _result(gate_id, title, not missing, len(missing), f"{len(required)} required; missing",
+                   f"missing: {', '.join(missing)}" if missing else f"all present: {present}",
+                   [{"technique": name} for name in missing])
+
+
 @gate("dataset.unknown_labels", "Labels outside the taxonomy", max_segments=0)
 def unknown_labels(context: DatasetContext, settings: dict) -> GateResult:
     """Labelled segments whose label is not (or no longer) in the taxonomy, at most `max_segments`;

@@ -25,7 +25,7 @@ from engine.features.spec import FeatureSpec
 from engine.progress import CancelToken, Reporter
 from engine.store.clips import clips_by_ids
 from engine.store.grids import grids_by_clip
-from engine.store.labels import labelled_clip_paths
+from engine.store.labels import labelled_clip_paths, technique_counts
 from engine.training.data import training_items
 
 
@@ -82,6 +82,12 @@ class DatasetContext:
     def unknown_counts(self) -> dict[str, int]:
         names = set(self.taxonomy.names)
         return dict(sorted(Counter(i.label for i in self.items if i.label not in names).items()))
+
+    @cached_property
+    def technique_counts(self) -> dict[str, dict[str, int]]:
+        """Labelled segments carrying each technique, by technique, then label."""
+        with self.workspace.db.transaction(read_only=True) as con:
+            return technique_counts(con, self.taxonomy.name)
 
     @cached_property
     def clips(self) -> dict[str, Clip]:
@@ -192,4 +198,5 @@ class DatasetContext:
                 "clips": len({i.clip_id for i in self.items}),
                 "sources": len({i.source for i in self.items}), "split_by": self.split_by,
                 "class_counts": self.class_counts, "unknown_labels": self.unknown_counts,
+                "technique_counts": {name: sum(by_label.values()) for name, by_label in self.technique_counts.items()},
                 "dataset_fingerprint": self.fingerprint}

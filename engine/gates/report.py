@@ -58,6 +58,7 @@ class Comparison:
     newly_passing: list[str] = field(default_factory=list)
     unknown_before: int = 0
     unknown_after: int = 0
+    techniques: list[dict] = field(default_factory=list)  # technique, base, new, change
 
     @property
     def dropped(self) -> list[dict]:
@@ -83,6 +84,7 @@ class Comparison:
         return {"passed": self.passed, "max_drop_pct": self.max_drop_pct, "classes": self.classes,
                 "newly_failing": self.newly_failing, "newly_passing": self.newly_passing,
                 "unknown_labels": {"base": self.unknown_before, "new": self.unknown_after, "rose": self.unknown_rose},
+                "techniques": self.techniques,
                 "reasons": self.reasons()}
 
 
@@ -104,6 +106,11 @@ def compare_reports(base: GateReport, new: GateReport, max_drop_pct: float) -> C
         change = 100.0 * (after - before) / before if before else 0.0
         comparison.classes.append({"label": label, "base": before, "new": after, "change_pct": round(change, 2),
                                    "dropped": before > 0 and -change > max_drop_pct})
+    base_techniques = base.subject.get("technique_counts") or {}
+    new_techniques = new.subject.get("technique_counts") or {}
+    for name in sorted(set(base_techniques) | set(new_techniques)):
+        before, after = int(base_techniques.get(name, 0)), int(new_techniques.get(name, 0))
+        comparison.techniques.append({"technique": name, "base": before, "new": after, "change": after - before})
     before_status = {r.gate: r.passed for r in base.results}
     for result in new.results:
         was = before_status.get(result.gate)

@@ -24,7 +24,8 @@ class GateRun:
 def run_and_store(workspace, *, config: Path | None = None, taxonomy: str | None = None, model: str | None = None,
                   test: Path | None = None, ood: Path | None = None, features: str = "dsp",
                   halt_on_first_failure: bool = False, workers: int | None = None, reporter=None,
-                  cancel=None) -> GateRun:
+                  cancel=None, required_techniques: list[str] | None = None,
+                  required_techniques_file: Path | None = None) -> GateRun:
     from engine.gates.dataset import DatasetContext
     from engine.gates.model import ModelContext
     from engine.gates.report import write_to_workspace
@@ -34,6 +35,10 @@ def run_and_store(workspace, *, config: Path | None = None, taxonomy: str | None
     if (test or ood) and not model:
         raise InputError("--test and --ood score a model; give --model NAME@N too")
     settings = load_settings(config)
+    techniques = settings["dataset.required_techniques"]
+    techniques["required"] = [*techniques["required"], *(required_techniques or [])]
+    if required_techniques_file is not None:
+        techniques["required_file"] = str(required_techniques_file)
     version = resolve(workspace, model) if model else None
     taxonomy = taxonomy or (version.task_taxonomy(workspace) if version else None)
     dataset = DatasetContext(workspace, taxonomy, features, reporter, cancel, workers=workers)

@@ -18,7 +18,7 @@ holds them all, so undo restores every one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 
@@ -29,7 +29,7 @@ from engine.library.clips import resolve_clip
 from engine.library.labels import make_segment, resolve_label_name
 from engine.store.clips import get_clip
 from engine.store.grids import clip_ids_with_grid_from, get_grid, save_grid
-from engine.store.labels import (LabelWrite, delete_label, delete_labels_at, labels_at, query_labels,
+from engine.store.labels import (LabelWrite, delete_label, delete_labels_at, label_by_id, labels_at, query_labels,
                                  remember_taxonomy, upsert_labels)
 from engine.taxonomy import Taxonomy
 
@@ -52,48 +52,58 @@ class Change:
 def put_label(workspace, clip_id: str, label: str, *, taxonomy: str | None = None, start_s: float | None = None,
               end_s: float | None = None, start_beat: float | None = None, end_beat: float | None = None,
               snap: str | None = None, origin: Origin = Origin.USER, confidence: float = 1.0,
-              replacing: Label | None = None, lead_time_s: float | None = None) -> Change:
+              replacing: Label | None = None, lead_time_s: float | None = None,
+              techniques: Sequence[str] = ()) -> Change:
     """Label the whole clip, a seconds range or a beat range (snapped to `snap` when given), replacing
     the label of that segment and origin, and `replacing` too when given (a label moved to a new range).
-    `lead_time_s`: how long the person took to make it, stored with the label."""
+    `lead_time_s`: how long the person took to make it, stored with the label; `techniques`: tags from
+    the taxonomy's technique catalogue."""
     tax = workspace.taxonomy(taxonomy)
     name = resolve_label_name(tax, label)
+    checked = workspace.technique_catalogue(tax.name).check(techniques, name) if techniques else ()
     with workspace.db.transaction() as con:
         clip = get_clip(con, clip_id)
         if clip is None:
             raise NotFound(f"no clip with id {clip_id}")
         return _put(con, clip, tax, name, start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat,
-                    snap=snap, origin=origin, confidence=confidence, replacing=replacing, lead_time_s=lead_time_s)
+                    snap=snap, origin=origin, confidence=confidence, replacing=replacing, lead_time_s=lead_time_s,
+                    techniques=checked)
 
 
 def add_label(workspace, clip_ref: str, label: str, *, taxonomy: str | None = None, start_s: float | None = None,
               end_s: float | None = None, start_beat: float | None = None, end_beat: float | None = None,
-              snap: str | None = None, origin: Origin = Origin.USER, confidence: float = 1.0) -> Label:
+              snap: str | None = None, origin: Origin = Origin.USER, confidence: float = 1.0,
+              techniques: Sequence[str] = ()) -> Label:
     """`put_label` on a clip named as a person types it (an id, an id prefix, a path or a file name).
     Returns the stored label."""
     tax = workspace.taxonomy(taxonomy)
     name = resolve_label_name(tax, label)
+    checked = workspace.technique_catalogue(tax.name).check(techniques, name) if techniques else ()
     with workspace.db.transaction() as con:
         change = _put(con, resolve_clip(con, clip_ref), tax, name, start_s=start_s, end_s=end_s,
-                      start_beat=start_beat, end_beat=end_beat, snap=snap, origin=origin, confidence=confidence)
+                      start_beat=start_beat, end_beat=end_beat, snap=snap, origin=origin, confidence=confidence,
+                      techniques=checked)
     return change.added[0]
 
 
 def _put(con: duckdb.DuckDBPyConnection, clip: Clip, tax: Taxonomy, name: str, *, start_s: float | None,
          end_s: float | None, start_beat: float | None, end_beat: float | None, snap: str | None, origin: Origin,
-         confidence: float, replacing: Label | None = None, lead_time_s: float | None = None) -> Change:
+         confidence: float, replacing: Label | None = None, lead_time_s: float | None = None,
+         techniques: tuple[str, ...] = ()) -> Change:
     grid = get_grid(con, clip.clip_id)
     if snap and grid is not None and start_beat is not None and end_beat is not None:
         start_beat, end_beat = grid.snap(start_beat, snap), grid.snap(end_beat, snap)
     segment = make_segment(clip, grid, start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat)
-    write = LabelWrite(clip.clip_id, tax.name, name, Origin(origin), confidence, segment, lead_time_s=lead_time_s)
+    write = LabelWrite(clip.clip_id, tax.name, name, Origin(origin), confidence, segment, lead_time_s=lead_time_s,
+                       techniques=techniques)
     removed = labels_at(con, write)
     if replacing is not None and all(old.label_id != replacing.label_id for old in removed):
         removed.append(delete_label(con, replacing.label_id))
     pieces, said = [], []
     for old in _covered(con, write, {label.label_id for label in removed}):
         removed.append(delete_label(con, old.label_id))
-        kept = [LabelWrite(old.clip_id, old.taxonomy, old.label, old.origin, old.confidence, part, old.split)
+        kept = [LabelWrite(old.clip_id, old.taxonomy, old.label, old.origin, old.confidence, part, old.split,
+                           techniques=old.techniques)
                 for part in _outside(clip, grid, old.segment, segment)]
         pieces += kept
         said.append(_what_became(old, [piece.segment for piece in kept], grid))
@@ -156,6 +166,20 @@ def remove_label(workspace, label_id: int) -> Change:
                   (removed,))
 
 
+def tag_label(workspace, label_id: int, techniques: Sequence[str]) -> Change:
+    """Set the technique tags of one label (none clears them), checked against its taxonomy's
+    catalogue; undo puts the old tags back. NotFound when there is no such label."""
+    with workspace.db.transaction() as con:
+        old = label_by_id(con, label_id)
+        checked = workspace.technique_catalogue(old.taxonomy).check(techniques, old.label) if techniques else ()
+        write = replace(LabelWrite.of(old), techniques=checked)
+        upsert_labels(con, [write])
+        new = labels_at(con, write)
+        grid = get_grid(con, old.clip_id)
+    tags = ", ".join(checked) or "no technique"
+    return Change(old.clip_id, f"{old.label} on {describe_segment(old.segment, grid)}: {tags}", tuple(new), (old,))
+
+
 def undo_change(workspace, change: Change) -> Change:
     """Take back `change`: the labels it wrote go, the ones it removed come back. Returns `change`."""
     with workspace.db.transaction() as con:
@@ -192,7 +216,8 @@ def carry_user_labels(con: duckdb.DuckDBPyConnection, old: Clip, new: Clip) -> t
         except InputError as error:
             left.append(f"{label.label} on {segment.describe()}: {error}")
             continue
-        write = LabelWrite(new.clip_id, label.taxonomy, label.label, Origin.USER, label.confidence, moved, label.split)
+        write = LabelWrite(new.clip_id, label.taxonomy, label.label, Origin.USER, label.confidence, moved, label.split,
+                           techniques=label.techniques)
         if labels_at(con, write):
             left.append(f"{label.label} on {segment.describe()}: the new file has its own label there")
             continue

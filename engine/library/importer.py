@@ -26,6 +26,7 @@ from engine.store.clips import (clips_by_ids, files_of_clip, insert_clips, known
 from engine.store.grids import get_grid
 from engine.store.labels import LabelWrite
 from engine.taxonomy import Taxonomy
+from engine.techniques import TechniqueCatalogue
 
 
 @dataclass
@@ -269,11 +270,12 @@ def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, aud
         report.clips_added, report.notes = counts.added, counts.notes
         clips = clips_by_ids(con, sorted(set(clip_of.values())))
         writes = []
+        catalogue = workspace.technique_catalogue(tax.name) if any(r.techniques for r in parsed.records) else None
         for record in parsed.records:
             resolved = str(Path(record.audio_path).resolve())
             if resolved not in clip_of:
                 continue  # its file was rejected above
-            write = _label_write(con, record, clips[clip_of[resolved]], tax, origin, hit_length_s, report)
+            write = _label_write(con, record, clips[clip_of[resolved]], tax, origin, hit_length_s, report, catalogue)
             if write is not None:
                 writes.append(write)
         report.labelled = import_labels(con, tax, writes)
@@ -282,12 +284,19 @@ def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, aud
 
 
 def _label_write(con, record: LabelRecord, clip: Clip, tax: Taxonomy, origin: Origin, hit_length_s: float,
-                 report: LabelImportReport) -> LabelWrite | None:
+                 report: LabelImportReport, catalogue: TechniqueCatalogue | None = None) -> LabelWrite | None:
     label = tax.resolve(record.label)
     if label is None:
         report.rejections.append(_record_rejection(
             record, Reason.UNKNOWN_LABEL, f"{record.label!r} is not in taxonomy {tax.name}"))
         return None
+    techniques: tuple[str, ...] = ()
+    if record.techniques and catalogue is not None:
+        try:
+            techniques = catalogue.check(record.techniques, label)
+        except InputError as error:
+            report.rejections.append(_record_rejection(record, Reason.UNKNOWN_TECHNIQUE, str(error)))
+            return None
     grid = get_grid(con, clip.clip_id) if record.start_beat is not None else None
     if record.start_beat is not None and grid is None:
         report.rejections.append(_record_rejection(
@@ -301,7 +310,8 @@ def _label_write(con, record: LabelRecord, clip: Clip, tax: Taxonomy, origin: Or
     except InputError as error:
         report.rejections.append(_record_rejection(record, Reason.OUT_OF_RANGE, str(error)))
         return None
-    return LabelWrite(clip.clip_id, tax.name, label, origin, record.confidence, segment, record.split)
+    return LabelWrite(clip.clip_id, tax.name, label, origin, record.confidence, segment, record.split,
+                      techniques=techniques)
 
 
 def _end_within(record: LabelRecord, clip: Clip, overshoot_s: float) -> float | None:

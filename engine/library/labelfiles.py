@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from engine.concepts import LabelRecord, Reason, Rejection, Split
 from engine.errors import InputError
+from engine.techniques import parse_techniques_text
 
 # The order in which a label file's sibling audio is looked for: lossless formats first.
 SIBLING_AUDIO_ORDER = (".wav", ".flac", ".aiff", ".aif", ".aifc", ".ogg", ".mp3")
@@ -42,7 +43,8 @@ PATH_FIELDS = ("path", "file", "audio")
 LABEL_FIELDS = ("label", "class")
 EVENT_LABEL_FIELDS = ("label", "component", "class", "instrument")
 TIME_FIELDS = ("time", "onset", "t", "time_s")
-MANIFEST_OPTIONAL_FIELDS = ("start_s", "end_s", "start_beat", "end_beat", "source", "split", "confidence")
+MANIFEST_OPTIONAL_FIELDS = ("start_s", "end_s", "start_beat", "end_beat", "source", "split", "confidence",
+                            "techniques")
 
 Row = dict[str, Any]
 RowItem = TypeVar("RowItem")
@@ -407,6 +409,7 @@ def _manifest_record(row: Row, where: str, *, folder: Path) -> LabelRecord:
         split=_split(row),
         confidence=_confidence(row),
         where=where,
+        techniques=_techniques(row),
     )
 
 
@@ -442,6 +445,7 @@ def _event_record(
         end_s=_hit_end(time, hit_length_s),
         source=_text(row, ("source",)),
         where=where,
+        techniques=_techniques(row),
     )
 
 
@@ -510,6 +514,18 @@ def _hit_end(start: float, hit_length_s: float) -> float:
     if not (math.isfinite(end) and end > start):
         raise _BadRow(f"time {start:g} is too large to hold a {hit_length_s:g} s hit")
     return end
+
+
+def _techniques(row: Row) -> tuple[str, ...]:
+    """A row's technique tags: a JSON list of names, or text separated by ';' (or ',' or '|')."""
+    value = _field(row, ("techniques", "technique"))
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(item.strip() for item in value if item.strip())
+    if isinstance(value, str):
+        return tuple(parse_techniques_text(value))
+    raise _BadRow(f"techniques must be text or a list of names, got {_json_type(value)}")
 
 
 def _confidence(row: Row) -> float:

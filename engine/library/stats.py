@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.errors import WorkbenchError
+from engine.store.labels import technique_counts
 from engine.store.library_view import library_counts
 from engine.taxonomy import Taxonomy
 
@@ -31,6 +32,7 @@ class TaxonomyStats:
     clips_covered: int
     ready: bool
     reasons: list[str]
+    techniques: dict[str, dict[str, int]] = field(default_factory=dict)  # technique → label → segments
 
     def to_dict(self) -> dict:
         return {
@@ -38,6 +40,8 @@ class TaxonomyStats:
             "label_counts": {c.label: c.count for c in self.labels},
             "minimums": {c.label: c.minimum for c in self.labels},
             "missing_labels": self.missing, "ready_for_training": self.ready, "reasons": self.reasons,
+            "technique_counts": {name: sum(by_label.values()) for name, by_label in self.techniques.items()},
+            "technique_counts_by_label": self.techniques,
         }
 
 
@@ -111,6 +115,7 @@ def readiness(taxonomy: Taxonomy, counts: dict[str, int]) -> tuple[bool, list[st
 def workspace_stats(workspace, taxonomy: str | None = None) -> WorkspaceStats:
     with workspace.db.transaction(read_only=True) as con:
         counts = library_counts(con)
+        techniques = {row.taxonomy: technique_counts(con, row.taxonomy) for row in counts.per_taxonomy}
     stats = WorkspaceStats(
         clips=counts.clips, total_duration_s=counts.total_duration_s, clips_labelled=counts.clips_labelled,
         labels_per_clip=counts.labels / counts.clips_labelled if counts.clips_labelled else 0.0,
@@ -139,6 +144,6 @@ def workspace_stats(workspace, taxonomy: str | None = None) -> WorkspaceStats:
             labels=[LabelCount(label, n, tax.min_count(label), tax.spec(label).colour) for label, n in known.items()],
             missing=[label for label in tax.names if label not in label_counts],
             segments=covered.segments if covered else 0, clips_covered=covered.clips if covered else 0,
-            ready=ready, reasons=reasons,
+            ready=ready, reasons=reasons, techniques=techniques.get(name, {}),
         ))
     return stats

@@ -31,29 +31,31 @@ class LabelWrite:
     segment: Segment
     split: Split | None = None
     lead_time_s: float | None = None  # seconds a person took to make it (clip opened → saved), when timed
+    techniques: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, label: Label) -> LabelWrite:
         """The write that stores `label` again (as undo does)."""
         return cls(label.clip_id, label.taxonomy, label.label, label.origin, label.confidence, label.segment,
-                   label.split, label.lead_time_s)
+                   label.split, label.lead_time_s, label.techniques)
 
     @property
     def conflict_key(self) -> tuple:
         return (self.clip_id, self.taxonomy, self.segment.key, self.origin)
 
 
-_DOUBLE_COLUMNS = {"confidence", "start_s", "end_s", "start_beat", "end_beat", "lead_time_s"}
+_COLUMN_TYPES = {**{name: "DOUBLE" for name in ("confidence", "start_s", "end_s", "start_beat", "end_beat",
+                                                "lead_time_s")}, "techniques": "VARCHAR[]"}
 _LABEL_COLUMNS = ("label_id, clip_id, taxonomy, label, origin, confidence, start_s, end_s, start_beat, end_beat, "
-                  "split, lead_time_s")
+                  "split, lead_time_s, techniques")
 
 
 def _label_from_row(row: Sequence) -> Label:
     (label_id, clip_id, taxonomy, label, origin, confidence, start_s, end_s, start_beat, end_beat, split,
-     lead_time_s) = row
+     lead_time_s, techniques) = row
     segment = Segment(start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat)
     return Label(label_id, clip_id, taxonomy, label, Origin(origin), confidence, segment,
-                 Split(split) if split else None, lead_time_s)
+                 Split(split) if split else None, lead_time_s, tuple(techniques or ()))
 
 
 def upsert_labels(con: duckdb.DuckDBPyConnection, writes: Sequence[LabelWrite]) -> int:
@@ -70,12 +72,13 @@ def upsert_labels(con: duckdb.DuckDBPyConnection, writes: Sequence[LabelWrite]) 
         "start_beat": [w.segment.start_beat for w in unique], "end_beat": [w.segment.end_beat for w in unique],
         "split": [str(w.split) if w.split else None for w in unique],
         "lead_time_s": [w.lead_time_s for w in unique],
+        "techniques": [list(w.techniques) or None for w in unique],
     }
     names = ", ".join(columns)
-    selects = ", ".join(f"unnest(${name}::{'DOUBLE' if name in _DOUBLE_COLUMNS else 'VARCHAR'}[])" for name in columns)
+    selects = ", ".join(f"unnest(${name}::{_COLUMN_TYPES.get(name, 'VARCHAR')}[])" for name in columns)
     updates = ", ".join(f"{name} = excluded.{name}" for name in ("label", "confidence", "start_s", "end_s",
                                                                     "start_beat", "end_beat", "split",
-                                                                    "lead_time_s"))
+                                                                    "lead_time_s", "techniques"))
     con.execute(
         f"INSERT INTO labels ({names}) SELECT {selects} "
         f"ON CONFLICT (clip_id, taxonomy, segment_key, origin) DO UPDATE SET {updates}, updated_at = now()",
@@ -108,6 +111,25 @@ def labels_at(con: duckdb.DuckDBPyConnection, write: LabelWrite) -> list[Label]:
         [write.clip_id, write.taxonomy, write.segment.key, str(write.origin)],
     ).fetchall()
     return [_label_from_row(row) for row in rows]
+
+
+def label_by_id(con: duckdb.DuckDBPyConnection, label_id: int) -> Label:
+    """One label by id; NotFound when there is none."""
+    row = con.execute(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE label_id = ?", [label_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no label with id {label_id}")
+    return _label_from_row(row)
+
+
+def technique_counts(con: duckdb.DuckDBPyConnection, taxonomy: str) -> dict[str, dict[str, int]]:
+    """How many effective labels of `taxonomy` carry each technique, by technique, then label."""
+    rows = con.execute(
+        "SELECT technique, label, count(*) FROM (SELECT label, unnest(techniques) AS technique FROM effective_labels "
+        "WHERE taxonomy = ?) GROUP BY ALL ORDER BY technique, label", [taxonomy]).fetchall()
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for technique, label, count in rows:
+        counts[technique][label] = count
+    return dict(counts)
 
 
 def delete_label(con: duckdb.DuckDBPyConnection, label_id: int) -> Label:

@@ -213,6 +213,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN heartbeat_s DOUBLE;  -- seconds since the epoch of the job's last sign of life
         """,
     ),
+    (
+        "technique tags on labels",
+        """
+        ALTER TABLE labels ADD COLUMN techniques VARCHAR[];  -- playing techniques from the taxonomy's catalogue
+        """,
+    ),
 ]
 
 
