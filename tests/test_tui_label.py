@@ -507,3 +507,31 @@ async def test_help_scrolls_to_every_row_at_80x24(label_workspace):
         await pilot.press("home")
         await pilot.pause()
         assert table.cursor_row == 0 and table.scroll_y == 0
+
+
+async def test_T_tags_the_picked_segment_with_techniques_and_undo_takes_them_back(label_workspace):
+    def techniques() -> list[tuple[str, ...]]:
+        with label_workspace.db.transaction() as con:
+            return [label.techniques for label in query_labels(con, clip_id=clip_id_of(label_workspace, "track.wav"))]
+
+    app = make_app(label_workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_in_label_screen(app, pilot, "track.wav")
+        await type_range(pilot, "0", "4")
+        await pilot.press("s")
+        await settle(app, pilot)
+        await pilot.press("T")
+        await settle(app, pilot)
+        await pilot.press(*"flam, ghost", "enter")  # not a technique: refused, nothing stored
+        await settle(app, pilot)
+        assert techniques() == [()]
+        await pilot.press("T")
+        await settle(app, pilot)
+        await pilot.press(*"flam,rimshot", "enter")
+        await settle(app, pilot)
+        assert techniques() == [("flam", "rimshot")]
+        assert "tagged: snare on" in text_of(screen, "#label-status")
+        assert screen.query_one(SegmentTable).get_row_at(0)[0].plain == "■ snare flam,rimshot"
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert techniques() == [()]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Clip, Label
 from engine.errors import InputError, NotFound
-from engine.library.editing import Change, put_label, remove_label, undo_change
+from engine.library.editing import Change, put_label, remove_label, tag_label, undo_change
 from engine.library.labels import make_segment
 from engine.store.clips import get_clip
 from engine.store.grids import get_grid
@@ -219,6 +219,10 @@ class LabelHistory:
 
     def delete(self, label: Label) -> Change:
         return self._record(lambda: remove_label(self.workspace, label.label_id))
+
+    def tag(self, label: Label, techniques: list[str]) -> Change:
+        """Set the techniques of `label` (none clears them)."""
+        return self._record(lambda: tag_label(self.workspace, label.label_id, techniques))
 
     def undo(self) -> Change:
         """Take back the latest edit: its labels go, the ones it removed come back."""

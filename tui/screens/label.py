@@ -36,10 +36,12 @@ from engine.library.session import Change, ClipState, LabelHistory, Selection, l
 from engine.library.walk import ClipWalk
 from engine.settings import load_settings
 from engine.taxonomy import Taxonomy
+from engine.techniques import parse_techniques_text
 from engine.text import printable
 from tui.loaders import ClipLoader, Opened
 from tui.playback import Playback, clock
 from tui.widgets.legend import KeyLegend, assign_keys
+from tui.widgets.prompt import PromptDialog
 from tui.widgets.range_editor import RangeChanged, RangeEditor, segment_selection
 from tui.widgets.segments import SegmentTable
 from tui.widgets.spectrogram import Spectrogram
@@ -50,7 +52,7 @@ MIN_SPAN_S = 0.05
 DECODE_REDRAW_S = 0.1
 PALETTE = ("#ef4444", "#f97316", "#eab308", "#84cc16", "#14b8a6", "#3b82f6", "#6366f1", "#a855f7", "#ec4899")
 # Letters the screen's own keys use: never handed out as class keys.
-RESERVED_KEYS = set("lunpNgGteqx")
+RESERVED_KEYS = set("lunpNgGteqxT")
 
 
 def stable_colour(name: str) -> str:
@@ -87,6 +89,7 @@ class LabelScreen(Screen):
         Binding("delete,backspace,x", "delete_segment", "Delete the picked segment", key_display="del/x",
                 show=False),
         Binding("t", "next_taxonomy", "Next taxonomy", show=False),
+        Binding("T", "tag_techniques", "Techniques of the picked segment", key_display="T", show=False),
         Binding("G", "detect_grid", "Detect beat grid", key_display="G", show=False),
     ]
 
@@ -476,6 +479,31 @@ class LabelScreen(Screen):
         self.range_editor.select(segment_selection(label.segment))
         self.query_one(Waveform).focus()
         self.show_status()
+
+    def action_tag_techniques(self) -> None:
+        """Ask for the playing techniques of the picked segment (or the one under the list's cursor)."""
+        label = self.picked_segment() or self.selected_segment()
+        if label is None:
+            self.show_status("no segment to tag: label one first")
+            return
+        catalogue = self.app.workspace.technique_catalogue(label.taxonomy)
+        applicable = [t.name for t in catalogue.techniques if not t.labels or label.label in t.labels]
+        if not applicable:
+            self.show_status(f"no technique applies to {label.label} in the {label.taxonomy} catalogue")
+            return
+
+        def chosen(text: str | None) -> None:
+            if text is not None:
+                names = [] if text.strip().lower() == "none" else parse_techniques_text(text)
+                self.tag_label(label, names)
+
+        self.app.push_screen(PromptDialog(f"Techniques of {label.label} ({', '.join(applicable)}; 'none' clears)",
+                                          ", ".join(label.techniques), "flam, ghost_note"), chosen)
+
+    @in_thread("label-write")
+    def tag_label(self, label: ClipLabel, techniques: list[str]) -> None:
+        change = self.history.tag(label, techniques)
+        self.app.call_from_thread(self.show_change, change, "tagged", self.state_after(change))
 
     def action_next_taxonomy(self) -> None:
         if self.taxonomies and self.taxonomy_name:

@@ -42,7 +42,10 @@ class SegmentTable(DataTable):
         self.labels = list(labels)
         self.clear()
         for label in self.labels:
-            self.add_row(Text("■ " + label.label, style=colour_of(label)), describe_range(label, grid),
+            name = Text("■ " + label.label, style=colour_of(label))
+            if label.techniques:
+                name.append(" " + ",".join(label.techniques), style="italic")
+            self.add_row(name, describe_range(label, grid),
                          str(label.origin), label.taxonomy, key=str(label.label_id))
         index = next((n for n, label in enumerate(self.labels) if label.label_id == kept), 0)
         if self.labels:
