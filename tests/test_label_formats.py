@@ -32,7 +32,7 @@ from engine.store.labels import query_labels
 from engine.store.predictions import Prediction, replace_predictions
 from engine.store.versions import activate_version, insert_version, list_versions
 from engine.workspace import Workspace
-from test_cli import document, expect, invoke, ok
+from test_cli import document, expect, failed, invoke, ok
 
 
 def by_line(parsed) -> dict[int, str]:
@@ -207,6 +207,17 @@ def test_label_studio_export_then_import_gives_the_same_labels(labelled, tmp_pat
     report = import_label_file(fresh, out, taxonomy="sections", root=audio, workers=1)
     assert report.format == "label-studio" and report.rejections == [] and report.clips_added == 2
     assert _labels(fresh) == _labels(labelled)
+
+
+def test_export_and_import_name_a_bad_path(labelled, tmp_path):
+    doc = failed(["labels", "export", "--format", "label-studio", "--out", tmp_path, "-t", "sections"], labelled.root)
+    assert str(tmp_path) in doc["error"]["message"] and "--out tasks.json" in doc["error"]["message"]
+    (tmp_path / "file").write_text("")
+    doc = failed(["labels", "export", "--format", "jams", "--out", tmp_path / "file"], labelled.root)
+    assert "not a folder" in doc["error"]["message"]
+    doc = failed(["labels", "import", tmp_path / "tasks.json", "--root", tmp_path / "nowhere"], labelled.root)
+    assert doc["error"]["message"].startswith(f"{tmp_path / 'nowhere'}: no such folder")
+    assert not (tmp_path / "tasks.json").exists()
 
 
 # -- MIDI drum tracks ------------------------------------------------------------------------------

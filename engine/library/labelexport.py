@@ -16,6 +16,7 @@ to Label Studio as predictions. Every file is written atomically.
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ def export_labels(workspace, format: str, out: Path, *, taxonomy: str | None = N
     which `data.audio` is made relative to. Returns what was written."""
     if format not in EXPORT_FORMATS:
         raise InputError(f"unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if not (math.isfinite(hit_length_s) and hit_length_s > 0):
+        raise InputError(f"hit length must be a positive number of seconds, got {hit_length_s!r}")
     tax = workspace.taxonomy(taxonomy)
     out = Path(out).expanduser()
     with workspace.db.transaction(read_only=True) as con:
@@ -91,15 +94,22 @@ def export_labels(workspace, format: str, out: Path, *, taxonomy: str | None = N
                 items.setdefault(clip_id, _ClipLabels(clips[clip_id], grids.get(clip_id), [])).predictions.append((ref, found))
     ordered = sorted(items.values(), key=lambda item: item.clip.path)
     report = ExportReport(format, str(out), tax.name)
-    if format == "label-studio":
-        _write_label_studio(ordered, out, root, tax.names, report)
-    else:
-        write = _write_audacity if format == "audacity" else _write_jams
-        if out.exists() and not out.is_dir():
-            raise InputError(f"{out}: not a folder (Audacity and JAMS exports write one file per clip into a folder)")
-        names = _file_names(ordered)
-        for item in ordered:
-            write(item, out / names[item.clip.clip_id], hit_length_s, report)
+    if format == "label-studio" and out.is_dir():
+        raise InputError(f"{out}: a folder; a Label Studio export is one file (--out tasks.json)")
+    if format != "label-studio" and out.exists() and not out.is_dir():
+        raise InputError(f"{out}: not a folder (Audacity and JAMS exports write one file per clip into a folder)")
+    try:
+        if format == "label-studio":
+            _write_label_studio(ordered, out, root, tax.names, report)
+        else:
+            write = _write_audacity if format == "audacity" else _write_jams
+            names = _file_names(ordered)
+            for item in ordered:
+                write(item, out / names[item.clip.clip_id], hit_length_s, report)
+    except PermissionError:
+        raise
+    except OSError as error:
+        raise InputError(f"{error.filename or out}: cannot write the export ({error.strerror or error})") from error
     return report
 
 

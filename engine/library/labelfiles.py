@@ -82,6 +82,8 @@ def read_label_file(
         raise InputError(f"unknown label file format {format!r}; choose one of auto, {', '.join(FORMATS)}, midi")
     if not (math.isfinite(hit_length_s) and hit_length_s > 0):
         raise InputError(f"hit length must be a positive number of seconds, got {hit_length_s!r}")
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise InputError(f"{root}: no such folder (--root names the folder that holds the audio)")
     syntax = _syntax(path, format)
     label_file = _LabelFile(path, Path(audio) if audio is not None else None, hit_length_s,
                             Path(root).expanduser().resolve() if root is not None else path.parent)
