@@ -28,6 +28,7 @@ from engine.library.importer import import_folder, import_label_file
 from engine.library.labelexport import export_labels
 from engine.library.labelfiles import read_label_file
 from engine.library.midifiles import GM_DRUM_MAP, read_midi_file, read_note_map
+from engine.store.clips import all_clips
 from engine.store.labels import query_labels
 from engine.store.predictions import Prediction, replace_predictions
 from engine.store.versions import activate_version, insert_version, list_versions
@@ -173,7 +174,7 @@ def labelled(tmp_path_factory) -> Workspace:
 
 def _labels(workspace) -> set[tuple[str, str, float | None, float | None]]:
     with workspace.db.transaction(read_only=True) as con:
-        paths = {c: p for c, p in con.execute("SELECT clip_id, path FROM clips").fetchall()}
+        paths = {clip.clip_id: clip.path for clip in all_clips(con)}
         return {(Path(paths[label.clip_id]).name, label.label,
                  None if label.segment.is_whole else round(label.segment.start_s, 6),
                  None if label.segment.is_whole else round(label.segment.end_s, 6))
