@@ -63,7 +63,7 @@ def import_command(
 
 # -- labels -----------------------------------------------------------------------------------
 
-labels_app = typer.Typer(help="Add, list, remove and import labels (whole clips, time ranges, beat ranges).",
+labels_app = typer.Typer(help="Add, list, remove, import and export labels (whole clips, time ranges, beat ranges).",
                          no_args_is_help=True)
 
 
@@ -71,21 +71,33 @@ labels_app = typer.Typer(help="Add, list, remove and import labels (whole clips,
 @handles_errors
 def labels_import(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Manifest (.csv/.jsonl/.json), Audacity label track (.txt) or event map.")],
-    audio: Annotated[Path | None, typer.Option("--audio", help="The audio a label track or event map belongs to.")] = None,
-    format: Annotated[str, typer.Option("--format", help="auto, manifest, audacity or events.")] = "auto",
+    file: Annotated[Path, typer.Argument(help="Manifest (.csv/.jsonl/.json), Audacity label track (.txt), event map, "
+                                              "Label Studio export (.json) or MIDI drum track (.mid).")],
+    audio: Annotated[Path | None, typer.Option("--audio", help="The audio a label track, event map or MIDI file "
+                                                               "belongs to.")] = None,
+    format: Annotated[str, typer.Option("--format", help="auto, manifest, audacity, events, label-studio or midi.")] = "auto",
     hit_length: Annotated[float, typer.Option("--hit-length", help="Seconds of a hit segment from an event.")] = 0.1,
+    root: Annotated[Path | None, typer.Option("--root", help="Label Studio: the folder below which each task's "
+                                                             "audio is found (default: the file's folder).")] = None,
+    offset: Annotated[float, typer.Option("--offset", help="MIDI: seconds into the audio where the MIDI file "
+                                                           "starts.")] = 0.0,
+    note_map: Annotated[Path | None, typer.Option("--note-map", help="MIDI: a .json or .csv file mapping note "
+                                                                     "numbers to labels or 'ignore'.")] = None,
     taxonomy: TaxonomyOption = None,
     workers: WorkersOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Import labels from a file; audio it names that is not in the workspace yet is imported too."""
     from engine.library.importer import import_label_file
+    from engine.library.midifiles import is_midi_file
 
+    if (offset or note_map is not None) and not (format == "midi" or (format == "auto" and is_midi_file(file))):
+        raise BadArguments("--offset and --note-map are for MIDI files (.mid, .midi or --format midi)")
     workspace = open_workspace(ctx, create=True)  # a manifest can bring in its audio, so it can start one
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         report = import_label_file(workspace, file, taxonomy=taxonomy, audio=audio, hit_length_s=hit_length,
-                                   format=format, workers=workers, reporter=reporter, cancel=cancel)
+                                   format=format, root=root, offset_s=offset, note_map=note_map, workers=workers,
+                                   reporter=reporter, cancel=cancel)
 
     def render() -> None:
         stdout.print(f"{shown(report.path)} ({report.format}): [bold]{report.labelled}[/] labels, "
@@ -95,6 +107,33 @@ def labels_import(
         render_rejections(report.rejections)
 
     finish(report.to_dict(), json_out, partial=report.partial, render=render)
+
+
+@labels_app.command("export")
+@handles_errors
+def labels_export(
+    ctx: typer.Context,
+    format: Annotated[str, typer.Option("--format", help="label-studio (a tasks .json), audacity or jams "
+                                                         "(a folder, one file per clip).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The tasks file (label-studio) or folder to write.")],
+    root: Annotated[Path | None, typer.Option("--root", help="label-studio: Label Studio's local-files document "
+                                                             "root; data.audio is written relative to it.")] = None,
+    hit_length: Annotated[float, typer.Option("--hit-length", help="Ranges this short or shorter are hits "
+                                                                   "(Audacity point labels).")] = 0.1,
+    taxonomy: TaxonomyOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Export a taxonomy's labels (and, for Label Studio, the active model's predictions)."""
+    from engine.library.labelexport import export_labels
+
+    report = export_labels(open_workspace(ctx), format, out, taxonomy=taxonomy, root=root, hit_length_s=hit_length)
+
+    def render() -> None:
+        predictions = f", {report.predictions} predictions" if format == "label-studio" else ""
+        stdout.print(f"{report.taxonomy} → {shown(report.out)} ({report.format}): {report.clips} clips, "
+                     f"{report.labels} labels{predictions}, {len(report.files)} files")
+
+    finish(report.to_dict(), json_out, render=render)
 
 
 @labels_app.command("add")

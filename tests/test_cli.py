@@ -184,7 +184,7 @@ def test_unknown_command_is_a_usage_error(tmp_path):
 
 
 @pytest.mark.parametrize("command", [
-    "import", "labels import", "labels add", "labels list", "labels remove", "beats set", "beats detect",
+    "import", "labels import", "labels export", "labels add", "labels list", "labels remove", "beats set", "beats detect",
     "beats show", "stats", "clips list", "features extract", "cache stats", "cache clear", "export-dataset",
     "taxonomy list", "taxonomy show", "taxonomy create", "taxonomy use", "jobs list", "demo",
 ])

@@ -1,7 +1,7 @@
 """Property-based tests: thousands of generated label files and taxonomies, never a traceback.
 
 Every label-file parser (manifest CSV, JSON lines and JSON; Audacity label tracks; event maps as
-JSON lines, JSON lists and beatmap objects) and the taxonomy loader are fed rows that are
+JSON lines, JSON lists and beatmap objects; Label Studio exports) and the taxonomy loader are fed rows that are
 structured but wrong (known fields holding values of every JSON type, huge and non-finite numbers,
 odd paths) and raw text and bytes. The only outcomes allowed are the module's own: records that
 make sense, rejections naming the file and a line inside it, or an InputError naming the file.
@@ -137,6 +137,30 @@ def test_audacity_track(folder, lines, newline, opts):
     chosen = opts.draw(options(folder))
     chosen["format"] = "audacity" if chosen["format"] != "auto" else "auto"
     check_parse(folder / "track.txt", newline.join(lines).encode(), **chosen)
+
+
+ls_audio = st.sampled_from(["/data/upload/1/0a1b2c3d-track.wav", "track.wav", "/data/local-files/?d=track.wav",
+                            "https://x/y/none.wav", "?d=", "/data/upload/1/", ""]) | json_values
+ls_value = st.fixed_dictionaries({}, optional={"start": json_values | numbers, "end": json_values | numbers,
+                                                "labels": json_values, "choices": json_values, "channel": json_values})
+ls_result = st.fixed_dictionaries({}, optional={"type": st.sampled_from(["labels", "choices", "textarea"]) | json_values,
+                                                 "value": ls_value | json_values, "from_name": json_values})
+ls_annotation = st.fixed_dictionaries({}, optional={"result": st.lists(ls_result, max_size=3) | json_values,
+                                                     "was_cancelled": json_scalars})
+ls_task = st.fixed_dictionaries({"data": st.fixed_dictionaries({}, optional={"audio": ls_audio}) | rows},
+                                optional={"id": json_values, "annotations": st.lists(ls_annotation, max_size=2) | json_values})
+ls_min_row = st.fixed_dictionaries({"annotation_id": json_values}, optional={
+    "audio": ls_audio, "id": json_values, "label": st.lists(ls_value | json_values, max_size=3) | json_values,
+    "choice": json_values})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tasks=st.lists(ls_task | ls_min_row | row_or_value, max_size=4), indent=st.sampled_from([None, 1]),
+       forced=st.booleans())
+def test_label_studio_export(folder, tasks, indent, forced):
+    (folder / "track.wav").write_bytes(b"")
+    check_parse(folder / "export.json", json.dumps(tasks, indent=indent).encode(),
+                format="label-studio" if forced else "auto", root=folder)
 
 
 # -- raw text and bytes -----------------------------------------------------------------------

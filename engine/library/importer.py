@@ -238,17 +238,25 @@ def _record_rejection(record: LabelRecord, reason: Reason, detail: str) -> Rejec
 
 def import_label_file(workspace, path: Path, *, taxonomy: str | None = None, audio: Path | None = None,
                       hit_length_s: float = 0.1, format: str = "auto", origin: Origin = Origin.IMPORT,
+                      root: Path | None = None, offset_s: float = 0.0, note_map: Path | None = None,
                       workers: int | None = None, reporter: Reporter | None = None,
                       cancel: CancelToken | None = None) -> LabelImportReport:
-    """Read a manifest, Audacity label track or event map and label the clips it names.
+    """Read a manifest, Audacity label track, event map, Label Studio export (its audio found below
+    `root`) or MIDI drum track (moved by `offset_s`, its notes mapped by the GM drum map and the
+    `note_map` file) and label the clips it names.
 
     Audio files the workspace does not know yet are imported on the way."""
     from engine.library.labelfiles import read_label_file
+    from engine.library.midifiles import is_midi_file, read_midi_file, read_note_map
 
     started = time.perf_counter()
     path = Path(path).expanduser().resolve()
     tax = workspace.taxonomy(taxonomy)
-    parsed = read_label_file(path, audio=audio, hit_length_s=hit_length_s, format=format)
+    if format == "midi" or (format == "auto" and is_midi_file(path)):
+        parsed = read_midi_file(path, audio=audio, offset_s=offset_s, hit_length_s=hit_length_s,
+                                note_map=read_note_map(note_map) if note_map is not None else None)
+    else:
+        parsed = read_label_file(path, audio=audio, hit_length_s=hit_length_s, format=format, root=root)
     report = LabelImportReport(str(path), parsed.format, rejections=list(parsed.rejections))
     audio_paths = sorted({str(Path(r.audio_path).resolve()) for r in parsed.records})
     with workspace.db.transaction(read_only=True) as con:

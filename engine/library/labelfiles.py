@@ -1,12 +1,16 @@
 """Reading the label files users keep next to their audio.
 
-Three formats are understood:
+Four formats are understood:
 
 - a manifest: one label per row, naming its audio file (CSV with a header, JSON lines, or a
   JSON list of objects);
 - an Audacity label track: `start<TAB>end<TAB>label` lines for one audio file;
 - an event map: onset times with a label each (JSON lines, a JSON list, or a drum beatmap
-  object with an `events` list), every event becoming a short hit segment.
+  object with an `events` list), every event becoming a short hit segment;
+- a Label Studio export of audio tasks (its JSON or JSON-MIN): `labels` regions become seconds
+  ranges, `choices` whole-clip labels; each task's audio is found below a root folder.
+
+(MIDI drum tracks are read by `engine.library.midifiles`, which builds on this module.)
 
 Rows become LabelRecords, not yet tied to clips; every bad row becomes a Rejection with its line
 number, and the good rows around it are kept.
@@ -21,6 +25,7 @@ import json
 import math
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,13 +34,14 @@ from typing import Any, TypeVar
 
 from engine.concepts import LabelRecord, Reason, Rejection, Split
 from engine.errors import InputError
+from engine.library.scan import scan_folder
 from engine.techniques import parse_techniques_text
 
 # The order in which a label file's sibling audio is looked for: lossless formats first.
 SIBLING_AUDIO_ORDER = (".wav", ".flac", ".aiff", ".aif", ".aifc", ".ogg", ".mp3")
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(SIBLING_AUDIO_ORDER)
 
-FORMATS = ("manifest", "audacity", "events")
+FORMATS = ("manifest", "audacity", "events", "label-studio")
 LABEL_FILE_EXTENSIONS = (".csv", ".json", ".jsonl", ".ndjson", ".txt")
 JSON_LINES_EXTENSIONS = (".jsonl", ".ndjson")
 
@@ -54,7 +60,7 @@ RowItem = TypeVar("RowItem")
 class ParsedLabels:
     records: list[LabelRecord]
     rejections: list[Rejection]
-    format: str  # "manifest", "audacity" or "events"
+    format: str  # "manifest", "audacity", "events", "label-studio" or "midi"
 
 
 def read_label_file(
@@ -63,20 +69,26 @@ def read_label_file(
     audio: Path | None = None,
     hit_length_s: float = 0.1,
     format: str = "auto",
+    root: Path | None = None,
 ) -> ParsedLabels:
     """Read one label file into records and rejections.
 
     `audio` names the audio file for formats that do not name it per row (Audacity tracks, event
     maps); without it the sibling audio file with the same stem is used. Point labels and events
-    become hits of `hit_length_s` seconds. `format` forces "manifest", "audacity" or "events".
+    become hits of `hit_length_s` seconds. `format` forces "manifest", "audacity", "events" or
+    "label-studio". `root` is the folder below which a Label Studio task's audio is looked for
+    (default: the label file's folder).
     """
     path = Path(path)
     if format != "auto" and format not in FORMATS:
-        raise InputError(f"unknown label file format {format!r}; choose one of auto, {', '.join(FORMATS)}")
+        raise InputError(f"unknown label file format {format!r}; choose one of auto, {', '.join(FORMATS)}, midi")
     if not (math.isfinite(hit_length_s) and hit_length_s > 0):
         raise InputError(f"hit length must be a positive number of seconds, got {hit_length_s!r}")
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise InputError(f"{root}: no such folder (--root names the folder that holds the audio)")
     syntax = _syntax(path, format)
-    label_file = _LabelFile(path, Path(audio) if audio is not None else None, hit_length_s)
+    label_file = _LabelFile(path, Path(audio) if audio is not None else None, hit_length_s,
+                            Path(root).expanduser().resolve() if root is not None else path.parent)
     text = _read_text(path)
     if syntax == "audacity":
         _read_audacity(label_file, text)
@@ -91,6 +103,8 @@ def read_label_file(
         chosen = format if format != "auto" else _json_format(rows, content.is_beatmap)
     if chosen == "events":
         _read_events(label_file, rows, beatmap_audio)
+    elif chosen == "label-studio":
+        _read_label_studio(label_file, rows)
     else:
         label_file.add_rows(rows, partial(_manifest_record, folder=path.parent))
     return label_file.result(chosen)
@@ -115,6 +129,7 @@ class _LabelFile:
     path: Path
     audio: Path | None
     hit_length_s: float
+    root: Path | None = None  # where a Label Studio task's audio is looked for
     records: list[LabelRecord] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
 
@@ -377,12 +392,16 @@ def _json_type(value: Any) -> str:
 
 
 def _json_format(rows: list[tuple[int, Row]], is_beatmap: bool) -> str:
-    """Events if the file is a beatmap or its first row has a time and no range; else manifest."""
+    """Events if the file is a beatmap or its first row has a time and no range; Label Studio if
+    its first row is a task (a `data` object) or a JSON-MIN row (an `annotation_id` or
+    `annotator`); else manifest."""
     if is_beatmap:
         return "events"
     if not rows:
         return "manifest"
     _, first = rows[0]
+    if isinstance(first.get("data"), dict) or "annotation_id" in first or "annotator" in first:
+        return "label-studio"
     is_event = _field(first, TIME_FIELDS) is not None and _field(first, ("start_s", "start_beat")) is None
     return "events" if is_event else "manifest"
 
@@ -447,6 +466,154 @@ def _event_record(
         where=where,
         techniques=_techniques(row),
     )
+
+
+# Label Studio exports
+
+# The fields of a JSON-MIN row that say who annotated it and when, never a label.
+LABEL_STUDIO_META_FIELDS = frozenset({"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time"})
+# Label Studio stores an uploaded file as "<8 hex digits>-<its name>".
+_UPLOAD_PREFIX = re.compile(r"[0-9a-f]{8}-(?=.)")
+
+
+def _read_label_studio(label_file: _LabelFile, rows: list[tuple[int, Row]]) -> None:
+    """Each task (a JSON export's task, or a JSON-MIN row) labels one audio file: its `labels`
+    regions become seconds ranges, its `choices` whole-clip labels. A full export's cancelled
+    annotations and its predictions are left out."""
+    audio_files = _AudioByName(label_file.root or label_file.path.parent)
+    for line, row in rows:
+        task = f"task {row['id']}" if isinstance(row.get("id"), (int, str)) else "task"
+        try:
+            data = row["data"] if isinstance(row.get("data"), dict) else row
+            audio = audio_files.find(_label_studio_audio(data))
+            results = _label_studio_results(row)
+        except _BadRow as bad:
+            label_file.reject(f"{task}: {bad}", line)
+            continue
+        for result in results:
+            try:
+                label_file.records.extend(_label_studio_records(
+                    result, audio, f"{label_file.path.name}:{line} ({task})", label_file.hit_length_s))
+            except _BadRow as bad:
+                label_file.reject(f"{task}: {bad}", line)
+
+
+def _label_studio_audio(data: Row) -> str:
+    """The audio a task's data names: its `audio` field, else the one field that names an audio file."""
+    value = data.get("audio")
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    named = [v for v in data.values() if isinstance(v, str) and _audio_name(v).lower().endswith(tuple(AUDIO_EXTENSIONS))]
+    if len(named) == 1:
+        return named[0].strip()
+    raise _BadRow("no audio (expected a data.audio field naming the file)")
+
+
+def _audio_name(value: str) -> str:
+    """The file name at the end of a task's audio path or URL; Label Studio's local-files URLs
+    (`/data/local-files/?d=folder/name.wav`) name it in their `d` parameter."""
+    return urllib.parse.unquote(Path(_local_file(value) or urllib.parse.urlsplit(value).path).name)
+
+
+def _local_file(value: str) -> str | None:
+    """The path relative to the storage root that a local-files URL names, else None."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(value).query)
+    return query["d"][0] if query.get("d") else None
+
+
+class _AudioByName:
+    """Finds a task's audio below the root folder: a local-files URL's path relative to the root,
+    else an existing absolute path as it is, else the one file below the root with the path's file
+    name, or with that name less Label Studio's upload prefix ("1a2b3c4d-kick.wav" → "kick.wav")."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._by_name: dict[str, list[Path]] | None = None
+
+    def find(self, value: str) -> Path:
+        relative = _local_file(value)
+        if relative is not None and (self.root / relative).is_file():
+            return self.root / relative
+        if relative is None and "://" not in value and Path(value).is_absolute() and Path(value).is_file():
+            return Path(value)
+        name = _audio_name(value)
+        names = [name] + ([_UPLOAD_PREFIX.sub("", name, count=1)] if _UPLOAD_PREFIX.match(name) else [])
+        for candidate in names:
+            found = self._files().get(candidate, [])
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise _BadRow(f"audio {value!r}: {len(found)} files named {candidate!r} below {self.root}")
+        raise _BadRow(f"audio {value!r}: no file named {' or '.join(map(repr, names))} below {self.root} "
+                      "(give the folder that holds the audio with --root)")
+
+    def _files(self) -> dict[str, list[Path]]:
+        if self._by_name is None:
+            self._by_name = {}
+            for file in scan_folder(self.root).files if self.root.is_dir() else []:
+                self._by_name.setdefault(file.name, []).append(file)
+        return self._by_name
+
+
+def _label_studio_results(row: Row) -> list[Row]:
+    """A task's results as `{"type", "value"}` objects: the results of its annotations that were not
+    cancelled (a full export), or its result fields (a JSON-MIN row)."""
+    if isinstance(row.get("data"), dict):
+        annotations = row.get("annotations") or []
+        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+            raise _BadRow("annotations must be a list of objects")
+        results = []
+        for annotation in annotations:
+            if annotation.get("was_cancelled"):
+                continue
+            result = annotation.get("result") or []
+            if not isinstance(result, list):
+                raise _BadRow(f"an annotation's result must be a list, got {_json_type(result)}")
+            results += result
+        return results
+    results = []
+    for name, value in row.items():
+        if name in LABEL_STUDIO_META_FIELDS or name == "audio" or isinstance(value, (int, float, bool)) or value is None:
+            continue
+        if isinstance(value, str) and _audio_name(value).lower().endswith(tuple(AUDIO_EXTENSIONS)):
+            continue  # the audio, named by another field than `audio`
+        if isinstance(value, str):  # one choice
+            results.append({"type": "choices", "value": {"choices": [value]}, "from_name": name})
+        elif isinstance(value, dict) and "choices" in value:  # several choices
+            results.append({"type": "choices", "value": value, "from_name": name})
+        elif isinstance(value, list):  # regions
+            results += [{"type": "labels", "value": region, "from_name": name} for region in value]
+        else:
+            results.append({"type": None, "value": value, "from_name": name})
+    return results
+
+
+def _label_studio_records(result: Any, audio: Path, where: str, hit_length_s: float) -> list[LabelRecord]:
+    if not isinstance(result, dict) or not isinstance(result.get("value"), dict):
+        raise _BadRow("a result must be an object with a 'value' object")
+    kind, value, name = result.get("type"), result["value"], result.get("from_name", "?")
+    if kind == "choices":
+        choices = _label_list(value, "choices", name)
+        return [LabelRecord(audio_path=audio, label=choice, where=where) for choice in choices]
+    if kind == "labels":
+        labels = _label_list(value, "labels", name)
+        start = _parse_number(value.get("start"), "start")
+        end = _parse_number(value.get("end"), "end")
+        if start is None or end is None:
+            raise _BadRow(f"{name}: a region needs a start and an end in seconds")
+        _check_not_negative(start, "start")
+        if end < start:
+            raise _BadRow(f"{name}: start {start:g} is after end {end:g}")
+        end = end if end > start else _hit_end(start, hit_length_s)
+        return [LabelRecord(audio_path=audio, label=label, start_s=start, end_s=end, where=where) for label in labels]
+    raise _BadRow(f"{name}: result type {kind!r} is not imported (only labels and choices are)")
+
+
+def _label_list(value: Row, key: str, name: str) -> list[str]:
+    labels = value.get(key)
+    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) and label.strip() for label in labels):
+        raise _BadRow(f"{name}: expected a non-empty list of label names in '{key}'")
+    return [label.strip() for label in labels]
 
 
 # Shared row validation
