@@ -21,10 +21,10 @@ class Provenance:
     license: str
     origin: str
 
-    def describe(self) -> str:
-        """'fsd_subset/default/train cc-by-4.0'"""
-        where = "/".join(part for part in (self.dataset, self.config, self.split) if part)
-        return f"{where} {self.license}"
+    @property
+    def where(self) -> str:
+        """'fsd_subset/default/train': dataset, config and split."""
+        return "/".join(part for part in (self.dataset, self.config, self.split) if part)
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in COLUMNS if name != "clip_id"}
