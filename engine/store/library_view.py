@@ -39,6 +39,7 @@ class ClipRow(NamedTuple):  # a tuple, so 100,000 of them are built in a blink
     labels: str  # the clip's effective labels, comma-separated
     predicted: str | None  # the active model's label for the whole clip
     confidence: float | None
+    provenance: str | None = None  # a clip imported from a dataset: "fsd_subset/default/train cc-by-4.0"
 
     @property
     def name(self) -> str:
@@ -100,9 +101,12 @@ _LABELS_AND_PREDICTION = (
     "           FROM effective_labels GROUP BY clip_id) l USING (clip_id) "
     "LEFT JOIN (SELECT clip_id, label, confidence FROM predictions "
     "           WHERE segment_key = 'whole' AND model_id IN (SELECT model_id FROM model_versions WHERE is_active) "
-    "           QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY confidence DESC) = 1) p USING (clip_id)"
+    "           QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY confidence DESC) = 1) p USING (clip_id) "
+    "LEFT JOIN clip_provenance pv USING (clip_id)"
 )
-_COLUMNS = "c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence"
+_PROVENANCE = ("CASE WHEN pv.clip_id IS NOT NULL THEN concat_ws(' ', concat_ws('/', pv.dataset, pv.config, pv.split), "
+               "pv.license) END")
+_COLUMNS = f"c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence, {_PROVENANCE}"
 
 
 def _clips_table_only(conditions: list[str], order: str) -> bool:
@@ -207,7 +211,7 @@ def list_clips(con: duckdb.DuckDBPyConnection, *, query: str = "", sort: str = "
     rows = con.execute(
         "SELECT c.clip_id, c.path, c.source, c.duration_s, c.sample_rate, c.channels, coalesce(labels, ''), "
         "p.label, p.confidence, concat_ws('/', pv.dataset, pv.config, pv.split), pv.license "
-        f"FROM clips c {_LABELS_AND_PREDICTION} LEFT JOIN clip_provenance pv USING (clip_id) {where} "
+        f"FROM clips c {_LABELS_AND_PREDICTION} {where} "
         f"ORDER BY {SORT_ORDERS[sort]} LIMIT $limit", {**params, "limit": limit},
     ).fetchall()
     clips = [ListedClip(*row[:6], labels=tuple(label for label in row[6].split(",") if label),
