@@ -21,6 +21,7 @@ import csv
 import fnmatch
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,9 +56,15 @@ def is_hf_dataset(root: Path) -> bool:
     if not root.is_dir():
         return False
     card = root / CARD
-    if card.is_file() and card.read_bytes()[:4].startswith(b"---"):
-        return True
-    return any(root.rglob("metadata.csv")) or any(root.rglob("metadata.jsonl")) or any(root.rglob("*.parquet"))
+    if card.is_file():
+        with open(card, "rb") as handle:
+            if handle.read(4).startswith(b"---"):
+                return True
+    for _, folders, files in os.walk(root):  # one walk, ended at the first sign
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        if any(name in METADATA_FILES or name.endswith(".parquet") for name in files):
+            return True
+    return False
 
 
 # -- the card ---------------------------------------------------------------------------------
