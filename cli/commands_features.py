@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
-from cli.output import finish, handles_errors, render_rejections, shown, stderr, stdout
+from cli.output import BadArguments, finish, handles_errors, render_rejections, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.features.spec import FeatureSpec, parse_params
 
@@ -103,14 +103,33 @@ def export_dataset_command(
     augment: Annotated[int, typer.Option("--augment", min=0,
                                          help="Augmented copies per training segment (gain, shift, noise, pitch).")] = 0,
     min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0)] = 0.0,
+    format: Annotated[str, typer.Option("--format", help="features: manifest.json + arrays per split; "
+                                                         "audiofolder: a Hugging Face AudioFolder (audio, "
+                                                         "metadata.csv per split, a card with the licences).")] = "features",
     taxonomy: TaxonomyOption = None,
     workers: WorkersOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Write a labelled feature dataset (manifest.json + arrays per split)."""
+    """Write a labelled feature dataset (manifest.json + arrays per split), or the labelled audio as a
+    Hugging Face AudioFolder (--format audiofolder)."""
     from engine.datasets.export import export_dataset
 
+    if format not in ("features", "audiofolder"):
+        raise BadArguments(f"--format must be features or audiofolder, not {format!r}")
     workspace = open_workspace(ctx)
+    if format == "audiofolder":
+        from engine.datasets.audiofolder import export_audiofolder
+
+        folder = export_audiofolder(workspace, out, taxonomy=taxonomy, split_by=split, val=val, test=test, seed=seed,
+                                    min_confidence=min_confidence)
+
+        def said() -> None:
+            splits = ", ".join(f"{n} {name}" for name, n in folder.splits.items())
+            licences = ", ".join(f"{n} {name}" for name, n in folder.licenses.items())
+            stdout.print(f"wrote {shown(folder.out)}: {folder.clips} clips ({splits}); licences: {shown(licences)}")
+            render_rejections(folder.rejections)
+
+        finish(folder.to_dict(), json_out, partial=bool(folder.rejections), render=said)
     spec = FeatureSpec.parse(extractor, parse_params(param or []))
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         report = export_dataset(workspace, out, spec, taxonomy=taxonomy, split_by=split, val=val, test=test,

@@ -36,11 +36,17 @@ def import_command(
     path: Annotated[Path, typer.Argument(help="A folder (searched recursively) or one audio file.")],
     curated: Annotated[bool, typer.Option("--curated", help="PATH/<class>/... : folders name the labels.")] = False,
     source: Annotated[str | None, typer.Option("--source", help="Source/pack name (default: the top folder).")] = None,
+    allow_license: Annotated[list[str] | None, typer.Option(
+        "--allow-license", help="A Hugging Face dataset: also allow this licence of its card (e.g. cc-by-sa-4.0; "
+                                "CC0 and CC-BY are allowed already). Repeatable.")] = None,
+    label_column: Annotated[str, typer.Option("--label-column", help="A Hugging Face dataset: its label column.")] = "label",
+    audio_column: Annotated[str, typer.Option("--audio-column", help="Parquet shards: their audio column.")] = "audio",
     taxonomy: TaxonomyOption = None,
     workers: WorkersOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Import audio files (wav, flac, ogg, mp3, aiff) into the workspace."""
+    """Import audio files (wav, flac, ogg, mp3, aiff) into the workspace, or a local Hugging Face dataset
+    (AudioFolder or parquet shards; --source names its dataset id, by default the folder's name)."""
     from engine.library.importer import import_folder
 
     if not path.expanduser().exists():  # before the workspace: a typo must not leave an empty one behind
@@ -48,9 +54,14 @@ def import_command(
     workspace = open_workspace(ctx, create=True)  # importing is how a workspace starts
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         report = import_folder(workspace, path, curated=curated, source=source, taxonomy=taxonomy,
-                               workers=workers, reporter=reporter, cancel=cancel)
+                               workers=workers, reporter=reporter, cancel=cancel, allow_licenses=allow_license or (),
+                               label_column=label_column, audio_column=audio_column)
 
     def render() -> None:
+        if report.dataset:
+            splits = ", ".join(f"{n} {split}" for split, n in report.dataset["splits"].items())
+            stdout.print(f"dataset {shown(report.dataset['id'])}, licence {shown(report.dataset['license'])}: "
+                         f"{shown(splits) or 'no clips'}")
         stdout.print(f"Imported {shown(report.root)}: [bold]{report.added}[/] new, {report.moved} moved, "
                      f"{report.unchanged} unchanged, {report.duplicates} duplicate copies, "
                      f"{report.labelled} labels, {len(report.rejections)} rejected ({report.seconds:.1f} s)")
@@ -393,7 +404,8 @@ def clips_list(
     ctx: typer.Context,
     query: Annotated[str, typer.Option(
         "--filter", "-f", help="The library's filter words, all of which must hold: label:kick, source:808, "
-                               "predicted:snare, unlabelled, low, disagrees, and words of the path "
+                               "predicted:snare, license:cc-by-4.0, dataset:NAME, unlabelled, low, disagrees, "
+                               "and words of the path "
                                "(quote one to search it as text: '\"low\"').")] = "",
     sort: Annotated[str, typer.Option("--sort", "-s", help=f"Order: {', '.join(SORTS)}.")] = "path",
     source: Annotated[str | None, typer.Option("--source", help="Only clips of this source (pack), "
@@ -412,14 +424,18 @@ def clips_list(
         listing = list_clips(con, query=query, sort=sort, source=source, unlabelled=unlabelled, limit=limit)
     clips = [{"clip_id": c.clip_id, "path": c.path, "source": c.source, "duration_s": c.duration_s,
               "sample_rate": c.sample_rate, "channels": c.channels, "labels": list(c.labels),
-              "predicted": c.predicted, "confidence": c.confidence} for c in listing.clips]
+              "predicted": c.predicted, "confidence": c.confidence, "dataset": c.dataset, "license": c.license}
+             for c in listing.clips]
 
     def render() -> None:
-        table = Table("id", "source", "seconds", "labels", "predicted", "path")
+        from_datasets = any(clip["dataset"] for clip in clips)
+        table = Table("id", "source", "seconds", "labels", "predicted", *(["dataset", "licence"] if from_datasets else []),
+                      "path")
         for clip in clips:
             predicted = f"{shown(clip['predicted'])} {clip['confidence']:.2f}" if clip["predicted"] else ""
+            provenance = [shown(clip["dataset"] or ""), shown(clip["license"] or "")] if from_datasets else []
             table.add_row(clip["clip_id"][:12], shown(clip["source"]), f"{clip['duration_s']:.2f}",
-                          shown(",".join(clip["labels"])), predicted, shown(clip["path"]))
+                          shown(",".join(clip["labels"])), predicted, *provenance, shown(clip["path"]))
         stdout.print(table)
         if listing.total > len(clips):
             stdout.print(f"… {listing.total - len(clips)} more (raise --limit)")

@@ -286,14 +286,58 @@ def models_export(
     ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
     out: Annotated[Path, typer.Option("--out", "-o")],
     format: Annotated[str, typer.Option("--format")] = "onnx",
+    workers: WorkersOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Export a version (ONNX: input 'features', output 'probabilities'; a .json sidecar names the classes)."""
-    from engine.models.registry import export
+    """Export a version (ONNX: input 'features', output 'probabilities'; a .json sidecar names the classes,
+    taxonomy and features). Written only when the graph matches the model on its held-out split (parity)."""
+    from engine.services.model_exchange import export_version
 
-    path = export(open_workspace(ctx), ref, out, format)
-    finish({"path": str(path), "sidecar": str(path.with_suffix(".json"))}, json_out,
-           render=lambda: stdout.print(f"wrote {path} and {path.with_suffix('.json').name}"))
+    workspace = open_workspace(ctx)
+    with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        result = export_version(workspace, ref, out, format, workers=workers, reporter=reporter, cancel=cancel)
+
+    def render() -> None:
+        stdout.print(f"wrote {shown(str(result.path))} and {shown(result.path.with_suffix('.json').name)}")
+        if result.parity is not None:
+            stdout.print(result.parity.describe(), markup=False)
+        for note in result.notes:
+            stderr.print(f"note: {shown(note)}")
+
+    finish(result.to_dict(), json_out, render=render)
+
+
+@models_app.command("import")
+@handles_errors
+def models_import(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Argument(help="An ONNX model: one float input (a batch of features), "
+                                               "output 'probabilities' (batch, classes).")],
+    name: Annotated[str, typer.Option("--name", "-n", help="The model name; the import is its next version.")],
+    sidecar: Annotated[Path | None, typer.Option("--sidecar", help="The JSON naming classes, taxonomy and "
+                                                                   "features (default: MODEL with .json).")] = None,
+    taxonomy: TaxonomyOption = None,
+    workers: WorkersOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Import a model trained elsewhere as a version of NAME, after trying it on a few clips of the
+    workspace (it must run and give valid probabilities over the sidecar's classes)."""
+    from engine.services.model_exchange import import_version
+
+    imported = import_version(open_workspace(ctx), model, name=name, sidecar_path=sidecar, taxonomy=taxonomy,
+                              workers=workers)
+    trial = imported.trial
+
+    def render() -> None:
+        stdout.print(f"imported {shown(imported.version.ref)}: {len(imported.version.label_set)} classes "
+                     f"({shown(', '.join(imported.version.label_set))}) on {imported.version.spec} features, "
+                     f"task {shown(imported.version.task)}")
+        stdout.print(f"tried on {len(trial.clips)} clips: output {trial.shape[0]}×{trial.shape[1]}, "
+                     f"rows sum to {trial.row_sums[0]:.4f}–{trial.row_sums[1]:.4f}")
+        for note in imported.notes:
+            stderr.print(f"note: {shown(note)}")
+
+    finish(imported.to_dict(), json_out, render=render)
 
 
 @models_app.command("verify")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,27 @@ def create_beside(path: Path, *, folder: bool = False) -> Path:
         except FileExistsError:
             continue
         return candidate
+
+
+def write_folder_atomically(out: Path, fill: Callable[[Path], None]) -> Path:
+    """Call `fill(staging)` on a fresh folder beside `out`, then swap it into place (an existing `out`
+    is replaced); on any failure `out` is untouched and the staging folder is removed."""
+    out = Path(out).expanduser().resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = create_beside(out, folder=True)
+    try:
+        fill(staging)
+        if out.exists():
+            previous = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
+            out.rename(previous)
+            staging.rename(out)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> Path:

@@ -289,12 +289,117 @@ def test_models_export_writes_onnx_and_a_sidecar(ws, tmp_path):
     pytest.importorskip("onnx")
     document = ok(["models", "export", "drums@1", "--out", tmp_path / "drums.onnx"], ws)
     assert document["path"] == str(tmp_path / "drums.onnx") and Path(document["path"]).is_file()
-    assert json.loads(Path(document["sidecar"]).read_text())["classes"] == CLASSES
-    message = fails(["models", "export", "gbm", "--out", tmp_path / "gbm.onnx"], ws, kind="NotSupported")
-    assert "lgbm models cannot be exported to ONNX" in message
-    assert not (tmp_path / "gbm.onnx").exists()
+    sidecar = json.loads(Path(document["sidecar"]).read_text())
+    assert sidecar["classes"] == CLASSES and sidecar["taxonomy"] == "drums" and sidecar["features"]["kind"] == "dsp"
     message = fails(["models", "export", "drums", "--out", tmp_path / "x", "--format", "pt"], ws)
     assert "unknown export format 'pt'" in message
+
+
+def test_lgbm_exports_to_onnx_with_parity_on_its_held_out_split(ws, tmp_path, monkeypatch):
+    """The parity the command reports is the one measured here, independently, on the test split that
+    the model gates reproduce: the native LightGBM model against ONNX Runtime on the written file."""
+    import numpy as np
+    import onnxruntime
+
+    from engine.gates.model import ModelContext
+    from engine.models.registry import resolve
+
+    ok(["train", "--name", "boosted", "--model", "lgbm", *FEW_CLIPS], ws)  # with its job, to reproduce its split
+    document = ok(["models", "export", "boosted", "--out", tmp_path / "gbm.onnx"], ws)
+    parity = document["parity"]
+    rows = ModelContext(Workspace.open(ws), resolve(Workspace.open(ws), "boosted")).rows
+    session = onnxruntime.InferenceSession(str(tmp_path / "gbm.onnx"), providers=["CPUExecutionProvider"])
+    exported = session.run(["probabilities"], {"features": rows.features.astype(np.float32)})[0]
+    assert parity["split"] == "test split" and parity["rows"] == len(rows.y) > 0
+    assert parity["max_abs_difference"] == pytest.approx(float(np.abs(exported - rows.probabilities).max()), abs=1e-9)
+    assert parity["ok"] and parity["max_abs_difference"] <= parity["tolerance"] == 1e-4
+    assert parity["same_top_class"] == 1.0
+    assert "parity on the test split" in run(["models", "export", "boosted", "--out", tmp_path / "g2.onnx"], ws,
+                                             json_out=False).stdout
+    assert "parity not measured: no job" in ok(["models", "export", "gbm", "--out", tmp_path / "g3.onnx"], ws)["notes"][0]
+
+    from engine.models.external import OnnxClassifier  # a graph that strays past the tolerance is not written
+
+    real = OnnxClassifier.predict_proba
+    monkeypatch.setattr(OnnxClassifier, "predict_proba", lambda self, X: real(self, X) + 1e-3)
+    message = fails(["models", "export", "boosted", "--out", tmp_path / "off.onnx"], ws, kind="ParityFailed")
+    assert "misses parity" in message and "tolerance 0.0001" in message
+    assert not (tmp_path / "off.onnx").exists() and not (tmp_path / "off.json").exists()
+
+
+# -- models import: external ONNX models, written by hand as the sidecar format says --------------
+
+def write_external(folder: Path, *, classes=CLASSES, width: int = 3, softmax: bool = True,
+                   sidecar: dict | None = None) -> Path:
+    """A hand-made ONNX classifier of dsp feature vectors: the first `width` features, softmaxed
+    (or not), as 'probabilities'; and its sidecar JSON as README.md documents it."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Slice", ["features", "starts", "ends", "axes"], ["head"])]
+    nodes.append(helper.make_node("Softmax", ["head"], ["probabilities"], axis=1) if softmax
+                 else helper.make_node("Identity", ["head"], ["probabilities"]))
+    constants = [helper.make_tensor(name, TensorProto.INT64, [1], [value])
+                 for name, value in (("starts", 0), ("ends", width), ("axes", 1))]
+    graph = helper.make_graph(nodes, "external", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, None])],
+                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, width])],
+                              initializer=constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "ext.onnx"
+    path.write_bytes(model.SerializeToString())
+    document = {"classes": list(classes), "taxonomy": "drums", "features": "dsp"} if sidecar is None else sidecar
+    (folder / "ext.json").write_text(json.dumps(document))
+    return path
+
+
+def test_models_import_registers_an_external_onnx_model_after_trying_it(ws, tmp_path):
+    import numpy as np
+
+    path = write_external(tmp_path / "ext")
+    document = ok(["models", "import", path, "--name", "ext"], ws)
+    assert document["model"] == "ext@1" and document["classes"] == CLASSES and document["features"] == "dsp"
+    assert document["trial"]["shape"] == [4, 3] and len(document["trial"]["clips"]) == 4
+    version = next(m for m in ok(["models", "list", "ext"], ws)["models"])
+    assert version["kind"] == "onnx" and version["classes"] == CLASSES and version["feature_spec"]["kind"] == "dsp"
+    assert ok(["models", "verify", "ext@1"], ws)["versions"][0]["status"] == "ok"
+    listed = ok(["clips", "list", "--limit", "1"], ws)["clips"][0]
+    predicted = ok(["predict", listed["path"], "--model", "ext"], ws)["predictions"][0]
+    confidences = [t["confidence"] for t in predicted["top"]]
+    assert predicted["label"] in CLASSES and np.isclose(sum(confidences), 1.0, atol=1e-5)
+
+
+def test_an_exported_version_imports_back_with_the_same_predictions(ws, tmp_path):
+    ok(["models", "export", "gbm", "--out", tmp_path / "gbm.onnx"], ws)
+    assert ok(["models", "import", tmp_path / "gbm.onnx", "--name", "gbm_again"], ws)["model"] == "gbm_again@1"
+    path = ok(["clips", "list", "--limit", "1"], ws)["clips"][0]["path"]
+    native = ok(["predict", path, "--model", "gbm"], ws)["predictions"][0]["top"]
+    imported = ok(["predict", path, "--model", "gbm_again"], ws)["predictions"][0]["top"]
+    assert [t["label"] for t in imported] == [t["label"] for t in native]
+    assert [t["confidence"] for t in imported] == pytest.approx([t["confidence"] for t in native], abs=1e-4)
+
+
+REFUSED_IMPORTS = [
+    (lambda d: write_external(d, softmax=False), "not probabilities"),
+    (lambda d: write_external(d, width=2), "output of shape (4, 2), not (4, 3)"),
+    (lambda d: write_external(d, sidecar={"classes": ["kick"], "features": "dsp"}), "at least 2 class names"),
+    (lambda d: write_external(d, sidecar={"classes": CLASSES}), "'features' must name the feature set"),
+    (lambda d: write_external(d, sidecar={"classes": ["kick", "cowbell", "snare"], "taxonomy": "drums",
+                                          "features": "dsp"}), "cowbell"),
+    (lambda d: write_external(d, sidecar={"classes": CLASSES, "features": "mel"}), "input has rank 2"),
+    (lambda d: (write_external(d), (d / "ext.onnx").write_bytes(b"not a graph"))[0], "ONNX Runtime cannot load it"),
+    (lambda d: (write_external(d), (d / "ext.json").unlink())[0], "model sidecar not found"),
+]
+
+
+def test_models_import_refuses_a_model_that_does_not_fit(ws, tmp_path):
+    for case, (make, reason) in enumerate(REFUSED_IMPORTS):
+        path = make(tmp_path / f"ext{case}")
+        message = fails(["models", "import", path, "--name", "ext"], ws, kind="InputError")
+        assert reason in message and str(tmp_path / f"ext{case}") in message, (reason, message)
+    assert ok(["models", "list", "ext"], ws)["models"] == []
 
 
 # -- predict and infer ------------------------------------------------------------------------

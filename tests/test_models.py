@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.models.base import NotSupported, TrainingCallback
+from engine.models.base import TrainingCallback
 from engine.models.kinds import MODEL_KINDS, load_model, make_model, save_model
 
 KINDS = ["logreg", "lgbm", "mlp", "cnn"]
-ONNX_KINDS = ["logreg", "mlp", "cnn"]
+ONNX_KINDS = ["logreg", "lgbm", "mlp", "cnn"]
 # Small but enough to learn the synthetic data below; the torch kinds on CPU so seeds repeat exactly.
 FAST = {
     "logreg": {},
@@ -165,12 +165,6 @@ def test_onnx_export_matches_native_probabilities(kind, trained, tmp_path):
     for rows in (X[:5], X):  # the batch size is free
         exported = session.run(["probabilities"], {"features": rows})[0]
         assert np.max(np.abs(exported - model.predict_proba(rows))) < 1e-4
-
-
-def test_lgbm_onnx_export_is_not_supported(trained, tmp_path):
-    model = trained("lgbm")[0]
-    with pytest.raises(NotSupported, match="converter"):
-        model.export_onnx(tmp_path / "model.onnx")
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")

@@ -21,11 +21,10 @@ import pytest
 from conftest import copy_workspace, curated_library
 from engine.audio.synth import DEMO_PACKS
 from engine.concepts import Split
-from engine.errors import InputError, NotFound, WorkbenchError
+from engine.errors import InputError, NotFound
 from engine.features.spec import FeatureSpec
 from engine.inference import infer_library
 from engine.library.importer import import_folder
-from engine.models.base import NotSupported
 from engine.models.kinds import make_model, save_model
 from engine.models.registry import (activate, activation_history, delete, export, list_versions, load_classifier, register,
                              resolve, rollback)
@@ -223,12 +222,18 @@ def test_logreg_exports_to_onnx_with_the_same_probabilities(ws, template, train_
     assert sorted(p.name for p in out.parent.iterdir()) == ["drums.json", "drums.onnx"]  # no temp files
 
 
-def test_lgbm_export_fails_clearly_and_writes_nothing(ws, template, tmp_path):
+def test_an_export_its_check_refuses_writes_nothing(ws, template, tmp_path):
     add_version(ws, template, kind="lgbm")
     out = tmp_path / "out" / "drums.onnx"
-    with pytest.raises(NotSupported, match="lgbm models cannot be exported to ONNX") as raised:
-        export(ws, "drums@1", out)
-    assert isinstance(raised.value, WorkbenchError)  # the CLI turns it into a message and exit 1
+    seen = []
+
+    def refuse(version, data: bytes) -> None:
+        seen.append((version.ref, len(data)))
+        raise InputError("parity missed")
+
+    with pytest.raises(InputError, match="parity missed"):
+        export(ws, "drums@1", out, check=refuse)
+    assert seen and seen[0][0] == "drums@1" and seen[0][1] > 0  # the check saw the graph's bytes
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
     with pytest.raises(InputError, match="unknown export format 'tflite'"):
         export(ws, "drums@1", out, fmt="tflite")

@@ -200,6 +200,7 @@ async def test_an_empty_workspace_says_how_to_import_and_i_runs_the_import_as_a_
         rejected = await wait_for(pilot, lambda: isinstance(app.screen, RejectionsDialog) and app.screen,
                                   "the import job's rejections", timeout=120)
         rows = rejected.query_one(DataTable)
+        await wait_for(pilot, lambda: rows.row_count, "the rejections dialog's rows")  # filled once it is mounted
         assert rows.row_count == 1 and rows.get_row_at(0)[0] == "broken.wav"
         await pilot.press("escape")
         library_screen = app.screen

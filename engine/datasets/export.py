@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from engine.datasets.splits import SPLITS, assign_splits
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
 from engine.features.spec import FeatureSpec
-from engine.io import create_beside
+from engine.io import write_folder_atomically
 from engine.progress import CancelToken, Reporter
 from engine.store.labels import labelled_segments
 
@@ -64,25 +63,14 @@ def fingerprint(rows: list[dict], spec: FeatureSpec, code_versions: list[str]) -
 
 def _write_atomically(out: Path, files: dict[str, bytes | np.ndarray]) -> None:
     """Write every file into a fresh folder beside `out`, then swap it into place."""
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = create_beside(out, folder=True)
-    try:
+    def fill(staging: Path) -> None:
         for name, content in files.items():
             if isinstance(content, np.ndarray):
                 np.save(staging / name, content, allow_pickle=False)
             else:
                 (staging / name).write_bytes(content)
-        if out.exists():
-            previous = out.with_name(f".{out.name}.old-{int(time.time())}")
-            out.rename(previous)
-            staging.rename(out)
-            shutil.rmtree(previous, ignore_errors=True)
-        else:
-            staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_folder_atomically(out, fill)
 
 
 @dataclass

@@ -8,6 +8,7 @@ with its path and the reason, and everything else is imported.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,11 +20,14 @@ from engine.jobs.kinds import job_kind
 from engine.library.clips import is_unchanged
 from engine.library.editing import carry_user_labels, import_labels
 from engine.library.labels import make_segment
-from engine.library.scan import ProbedFile, folder_roles, probe_files, scan_folder
+from engine.library.hf import (DatasetRead, Entry, SPLIT_NAMES, check_licence, is_hf_dataset, read_audiofolder,
+                               read_card, read_parquet)
+from engine.library.scan import ProbedFile, folder_roles, is_hidden, probe_files, scan_folder
 from engine.progress import CancelToken, Reporter
 from engine.store.clips import (clips_by_ids, files_of_clip, insert_clips, known_files, move_clip, record_files,
                                 retire_clip)
 from engine.store.grids import get_grid
+from engine.store.provenance import Provenance, record_provenance
 from engine.store.labels import LabelWrite
 from engine.taxonomy import Taxonomy
 from engine.techniques import TechniqueCatalogue
@@ -44,6 +48,7 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
+    dataset: dict | None = None  # a Hugging Face dataset's id, licence and clips per split
 
     @property
     def partial(self) -> bool:
@@ -60,6 +65,7 @@ class ImportReport:
             "labelled": self.labelled, "ignored": self.ignored,
             "rejected": len(self.rejections), "rejections": [r.to_dict() for r in self.rejections],
             "notes": self.notes, "cancelled": self.cancelled, "seconds": round(self.seconds, 3),
+            "dataset": self.dataset,
         }
 
 
@@ -157,12 +163,18 @@ def _replace(con, old: Clip, file: ProbedFile, new: Clip | None, report: ImportR
 
 def import_folder(workspace, root: Path, *, curated: bool = False, source: str | None = None,
                   taxonomy: str | None = None, workers: int | None = None, reporter: Reporter | None = None,
-                  cancel: CancelToken | None = None) -> ImportReport:
-    """Import every audio file below `root` (or the single file `root`)."""
+                  cancel: CancelToken | None = None, allow_licenses: Sequence[str] = (),
+                  label_column: str = "label", audio_column: str = "audio") -> ImportReport:
+    """Import every audio file below `root` (or the single file `root`); a folder laid out as a
+    Hugging Face dataset (see `engine.library.hf`) is imported as one (`import_dataset`)."""
     started = time.perf_counter()
     root = Path(root).expanduser().resolve()
     if not root.exists():
         raise InputError(f"{root}: no such file or folder")
+    if not curated and is_hf_dataset(root):
+        return import_dataset(workspace, root, allow_licenses=allow_licenses, dataset_id=source,
+                              label_column=label_column, audio_column=audio_column, taxonomy=taxonomy,
+                              workers=workers, reporter=reporter, cancel=cancel)
     tax = workspace.taxonomy(taxonomy)
     report = ImportReport(str(root))
     scan = scan_folder(root)
@@ -191,6 +203,84 @@ def import_folder(workspace, root: Path, *, curated: bool = False, source: str |
     return report
 
 
+def dataset_clips_dir(workspace, dataset: str) -> Path:
+    """Where the audio bytes of a dataset's parquet rows are written, each file named by its SHA-256."""
+    return workspace.root / "datasets" / (re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("._") or "dataset")
+
+
+def import_dataset(workspace, root: Path, *, allow_licenses: Sequence[str] = (), dataset_id: str | None = None,
+                   label_column: str = "label", audio_column: str = "audio", taxonomy: str | None = None,
+                   workers: int | None = None, reporter: Reporter | None = None,
+                   cancel: CancelToken | None = None) -> ImportReport:
+    """Import a Hugging Face dataset folder (AudioFolder and/or parquet shards) whose card's licence is
+    allowed: its clips, their labels (with the dataset's split), and each clip's provenance (dataset,
+    config, split, licence, the file or row it came from). A licence outside the allowlist imports nothing."""
+    started = time.perf_counter()
+    root = Path(root).expanduser().resolve()
+    card = read_card(root)
+    check_licence(card, allow_licenses)
+    tax = workspace.taxonomy(taxonomy)
+    dataset = dataset_id or root.name
+    report = ImportReport(str(root))
+    scan = scan_folder(root)
+    report.rejections.extend(scan.unreadable)
+    shards = sorted(p for p in root.rglob("*.parquet") if not any(is_hidden(part) for part in p.relative_to(root).parts))
+    read = read_audiofolder(root, card, scan.files, label_column)
+    if shards:
+        clips_dir = dataset_clips_dir(workspace, dataset)
+        from_shards = read_parquet(root, card, shards, clips_dir, audio_column=audio_column, label_column=label_column)
+        read = DatasetRead(read.entries + from_shards.entries, read.rejections + from_shards.rejections)
+    report.rejections.extend(read.rejections)
+    entries = {entry.path: entry for entry in read.entries}
+    with workspace.db.transaction(read_only=True) as con:
+        known = known_files(con, list(entries))
+    clip_of = {path: known[path].clip_id for path in entries if is_unchanged(path, known.get(path))}
+    report.unchanged += len(clip_of)
+    probed, rejected = probe_files([p for p in entries if p not in clip_of], workers=workers, reporter=reporter,
+                                   cancel=cancel)
+    report.rejections.extend(Rejection(r.path, r.reason, f"{entries[r.path].origin}: {r.detail}" if r.detail
+                                       else entries[r.path].origin, r.line) for r in rejected)
+    if shards:  # bytes written from a shard row that turned out not to be audio are not kept
+        for rejection in rejected:
+            if Path(rejection.path).is_relative_to(clips_dir):
+                Path(rejection.path).unlink(missing_ok=True)
+    report.cancelled = bool(cancel and cancel.cancelled)
+    clip_of.update({path: f.clip_id for path, f in probed.items()})
+    writes = [write for path, entry in entries.items() if path in clip_of
+              for write in [_dataset_label(entry, clip_of[path], tax, label_column, report)] if write is not None]
+    provenance = [Provenance(clip_of[path], dataset, entry.config, entry.split, card.licence, entry.origin)
+                  for path, entry in entries.items() if path in clip_of]
+    with workspace.db.transaction() as con:
+        _store_probed(con, list(probed.values()), {path: dataset for path in probed}, True, report)
+        record_provenance(con, provenance)
+        if writes:
+            report.labelled = import_labels(con, tax, writes)
+    splits: dict[str, int] = {}
+    for row in provenance:
+        splits[row.split or "none"] = splits.get(row.split or "none", 0) + 1
+    report.dataset = {"id": dataset, "license": card.licence, "card": str(card.path) if card.path.is_file() else None,
+                      "parquet_shards": len(shards), "splits": dict(sorted(splits.items()))}
+    report.rejections.sort(key=lambda r: (r.path, r.line or 0))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _dataset_label(entry: Entry, clip_id: str, tax: Taxonomy, label_column: str,
+                   report: ImportReport) -> LabelWrite | None:
+    """The import label of a dataset entry (its split kept when it is one workbench knows); a label the
+    taxonomy does not know is a rejection naming the metadata line or shard row."""
+    if entry.label is None:
+        return None
+    label = tax.resolve(entry.label)
+    if label is None:
+        report.rejections.append(Rejection(entry.path, Reason.UNKNOWN_LABEL,
+                                           f"{entry.origin}: {label_column} {entry.label!r} is not a label or alias of "
+                                           f"taxonomy {tax.name} ({', '.join(tax.names)})"))
+        return None
+    split = SPLIT_NAMES.get(entry.split) if entry.split else None
+    return LabelWrite(clip_id, tax.name, label, Origin.IMPORT, 1.0, Segment.whole(), split)
+
+
 @job_kind("import")
 def run_import_job(workspace, job, params: dict, cancel) -> None:
     """An import in a process of its own (the TUI's library starts one with `i`), with progress;
@@ -200,7 +290,7 @@ def run_import_job(workspace, job, params: dict, cancel) -> None:
     job.state(JobState.RUNNING, f"importing {params['folder']}")
     report = import_folder(workspace, Path(params["folder"]), curated=bool(params.get("curated")),
                            source=params.get("source"), taxonomy=params.get("taxonomy"),
-                           reporter=JobReporter(job), cancel=cancel)
+                           allow_licenses=params.get("allow_licenses") or (), reporter=JobReporter(job), cancel=cancel)
     result = {**report.to_dict(), "summary": report.summary()}
     if report.cancelled:
         job.finish(JobState.CANCELLED, result=result, error=f"cancelled; kept {report.summary()}")

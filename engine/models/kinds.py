@@ -21,7 +21,9 @@ _KIND_CLASSES = {
     "lgbm": "engine.models.lgbm:LightGbmClassifier",
     "mlp": "engine.models.mlp:MlpClassifier",
     "cnn": "engine.models.cnn:CnnClassifier",
+    "onnx": "engine.models.external:OnnxClassifier",  # imported, never trained here
 }
+TRAINABLE_KINDS = ("logreg", "lgbm", "mlp", "cnn")
 
 
 class _Kinds(Mapping[str, type[Classifier]]):

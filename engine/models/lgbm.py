@@ -18,6 +18,7 @@ from engine.settings import cpu_threads
 MODEL_FILE = "lgbm.txt"
 META_FILE = "lgbm.json"
 REPORT_EVERY = 10  # rounds between callback reports
+ONNX_OPSET = 15  # the ai.onnx opset of an exported model (onnxruntime >= 1.10 runs it)
 
 
 def _accuracy(predictions: np.ndarray, data) -> tuple[str, float, bool]:
@@ -86,8 +87,20 @@ class LightGbmClassifier(Classifier):
         return model
 
     def export_onnx(self, path: Path) -> None:
-        raise NotSupported("lgbm models cannot be exported to ONNX: no LightGBM-to-ONNX converter "
-                           "(such as onnxmltools) is installed")
+        """The boosted trees as an ONNX TreeEnsembleClassifier (onnxmltools' LightGBM converter), with
+        the one output 'probabilities' (the converter's 'label' output is dropped)."""
+        try:
+            import onnxmltools
+            from onnxmltools.convert.common.data_types import FloatTensorType
+        except ImportError:
+            raise NotSupported("lgbm models cannot be exported to ONNX: onnxmltools is not installed") from None
+        features = FloatTensorType([None, self.booster_.num_feature()])
+        graph = onnxmltools.convert_lightgbm(self.booster_, initial_types=[("features", features)], zipmap=False,
+                                             target_opset=ONNX_OPSET)
+        kept = [output for output in graph.graph.output if output.name == "probabilities"]
+        del graph.graph.output[:]
+        graph.graph.output.extend(kept)
+        Path(path).write_bytes(graph.SerializeToString())
 
 
 def _check_model_text(files: ModelFiles, text: str, n_classes: int, n_features: int | None) -> None:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.io import write_atomically, write_json_atomically
+from engine.io import write_bytes_atomically, write_json_atomically
 from engine.errors import InputError, NotFound
 from engine.features.spec import FeatureSpec
 from engine.models.artifacts import ModelFiles, ModelFilesDamaged, file_hashes
@@ -242,15 +244,25 @@ def verify(version: ModelVersion) -> FilesCheck:
     return FilesCheck(version.ref, NO_HASHES if hashes is None else OK)
 
 
-def export(workspace, ref: str, out: Path, fmt: str = "onnx") -> Path:
+def export(workspace, ref: str, out: Path, fmt: str = "onnx",
+           check: Callable[[ModelVersion, bytes], None] | None = None) -> Path:
     """Write a version as ONNX (input 'features', output 'probabilities'), atomically; a JSON
-    sidecar next to it names the classes and the features the model expects."""
+    sidecar next to it names the classes, the taxonomy and the features the model expects (what
+    `models import` reads). `check(version, onnx_bytes)`, when given, runs before anything is
+    written and may refuse by raising."""
     if fmt != "onnx":
         raise InputError(f"unknown export format {fmt!r}; supported: onnx")
     version = resolve(workspace, ref)
     out = Path(out).expanduser().resolve()
-    write_atomically(out, load_classifier(version).export_onnx)
-    sidecar = {"model": version.ref, "kind": version.kind, "classes": version.label_set,
-               "features": version.feature_spec, "meta": {k: v for k, v in version.meta.items() if k != FILES_KEY}}
+    classifier = load_classifier(version)
+    with tempfile.TemporaryDirectory() as scratch:
+        classifier.export_onnx(Path(scratch) / "model.onnx")
+        data = (Path(scratch) / "model.onnx").read_bytes()
+    if check is not None:
+        check(version, data)
+    write_bytes_atomically(out, data)
+    sidecar = {"model": version.ref, "kind": version.kind, "classes": version.label_set, "taxonomy": version.task,
+               "features": version.feature_spec, "window_s": version.meta.get("window_s"),
+               "meta": {k: v for k, v in version.meta.items() if k != FILES_KEY}}
     write_json_atomically(out.with_suffix(".json"), sidecar)
     return out

@@ -1,7 +1,8 @@
 """The library's read model: clips joined with their effective labels and the active model's
 predictions, for browsing, walking and counting.
 
-A filter is a few words: `label:kick`, `source:808`, `unlabelled`, `predicted:snare`, `low`
+A filter is a few words: `label:kick`, `source:808`, `unlabelled`, `predicted:snare`,
+`license:cc-by-4.0` and `dataset:fsd_subset` (a clip imported from a dataset), `low`
 (prediction confidence under LOW_CONFIDENCE), `disagrees` (see DISAGREEING), and plain words that
 must all appear in the clip's path; a word in double quotes is always text of the path (`"low"`
 finds low_tom.wav).
@@ -38,6 +39,7 @@ class ClipRow(NamedTuple):  # a tuple, so 100,000 of them are built in a blink
     labels: str  # the clip's effective labels, comma-separated
     predicted: str | None  # the active model's label for the whole clip
     confidence: float | None
+    provenance: str | None = None  # a clip imported from a dataset: "fsd_subset/default/train cc-by-4.0"
 
     @property
     def name(self) -> str:
@@ -73,6 +75,12 @@ def _conditions(query: str) -> tuple[list[str], dict]:
         elif colon and key == "source":
             conditions.append(f"c.source ILIKE ${name}")
             params[name] = f"%{value}%"
+        elif colon and key in ("license", "licence"):
+            conditions.append(f"c.clip_id IN (SELECT clip_id FROM clip_provenance WHERE license ILIKE ${name})")
+            params[name] = value
+        elif colon and key == "dataset":
+            conditions.append(f"c.clip_id IN (SELECT clip_id FROM clip_provenance WHERE dataset ILIKE ${name})")
+            params[name] = value
         elif colon and key == "predicted":
             conditions.append(f"p.label = ${name}")
             params[name] = value
@@ -93,9 +101,12 @@ _LABELS_AND_PREDICTION = (
     "           FROM effective_labels GROUP BY clip_id) l USING (clip_id) "
     "LEFT JOIN (SELECT clip_id, label, confidence FROM predictions "
     "           WHERE segment_key = 'whole' AND model_id IN (SELECT model_id FROM model_versions WHERE is_active) "
-    "           QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY confidence DESC) = 1) p USING (clip_id)"
+    "           QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY confidence DESC) = 1) p USING (clip_id) "
+    "LEFT JOIN clip_provenance pv USING (clip_id)"
 )
-_COLUMNS = "c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence"
+_PROVENANCE = ("CASE WHEN pv.clip_id IS NOT NULL THEN concat_ws(' ', concat_ws('/', pv.dataset, pv.config, pv.split), "
+               "pv.license) END")
+_COLUMNS = f"c.clip_id, c.path, c.source, c.duration_s, coalesce(labels, ''), p.label, p.confidence, {_PROVENANCE}"
 
 
 def _clips_table_only(conditions: list[str], order: str) -> bool:
@@ -175,6 +186,8 @@ class ListedClip:
     labels: tuple[str, ...]  # its effective labels, in any taxonomy
     predicted: str | None = None  # the active model's label for the whole clip
     confidence: float | None = None
+    dataset: str | None = None  # for a clip imported from a dataset: its id, config and split ("fsd/default/train")
+    license: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,11 +210,12 @@ def list_clips(con: duckdb.DuckDBPyConnection, *, query: str = "", sort: str = "
     total = con.execute(f"SELECT count(*) FROM clips c {_LABELS_AND_PREDICTION} {where}", params).fetchone()[0]
     rows = con.execute(
         "SELECT c.clip_id, c.path, c.source, c.duration_s, c.sample_rate, c.channels, coalesce(labels, ''), "
-        f"p.label, p.confidence FROM clips c {_LABELS_AND_PREDICTION} {where} ORDER BY {SORT_ORDERS[sort]} "
-        "LIMIT $limit", {**params, "limit": limit},
+        "p.label, p.confidence, concat_ws('/', pv.dataset, pv.config, pv.split), pv.license "
+        f"FROM clips c {_LABELS_AND_PREDICTION} {where} "
+        f"ORDER BY {SORT_ORDERS[sort]} LIMIT $limit", {**params, "limit": limit},
     ).fetchall()
     clips = [ListedClip(*row[:6], labels=tuple(label for label in row[6].split(",") if label),
-                        predicted=row[7], confidence=row[8]) for row in rows]
+                        predicted=row[7], confidence=row[8], dataset=row[9] or None, license=row[10]) for row in rows]
     return ClipListing(clips, total)
 
 

@@ -219,6 +219,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE labels ADD COLUMN techniques VARCHAR[];  -- playing techniques from the taxonomy's catalogue
         """,
     ),
+    (
+        "clip provenance from published datasets",
+        """
+        CREATE TABLE clip_provenance (
+            clip_id VARCHAR PRIMARY KEY,          -- a clip imported from a dataset (the first one it came from)
+            dataset VARCHAR NOT NULL,             -- the dataset's id (its folder's name unless given)
+            config VARCHAR NOT NULL,              -- its configuration ("default" when it has one)
+            split VARCHAR,                        -- train / validation / test, as the dataset has it
+            license VARCHAR NOT NULL,             -- the licence its card declares, e.g. cc-by-4.0
+            origin VARCHAR NOT NULL,              -- the file or shard row the bytes came from
+            imported_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        """,
+    ),
 ]
 
 

@@ -20,10 +20,10 @@ MAIN_HYPERPARAMETERS = {
 
 def kind_defaults(model: str) -> dict:
     """The hyperparameters a model kind takes, with their default values."""
-    from engine.models.kinds import MODEL_KINDS
+    from engine.models.kinds import MODEL_KINDS, TRAINABLE_KINDS
 
-    if model not in MODEL_KINDS:
-        raise InputError(f"unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}")
+    if model not in TRAINABLE_KINDS:
+        raise InputError(f"unknown model {model!r}; choose one of {', '.join(TRAINABLE_KINDS)}")
     return dict(MODEL_KINDS[model].defaults)
 
 

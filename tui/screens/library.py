@@ -18,7 +18,7 @@ from textual.widgets import Footer, Header, Input, Label
 from engine.concepts import JobState
 from engine.errors import WorkbenchError
 from engine.jobs.log import spawn_job
-from engine.library.browse import SORTS, Page, browse, library_stamp
+from engine.library.browse import SORTS, ClipRow, Page, browse, library_stamp
 from engine.library.walk import ClipWalk
 from engine.library.stats import workspace_stats
 from tui.widgets.cliptable import ClipTable
@@ -55,6 +55,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
         self._counts_requested = False
         self._stamp: tuple | None = None  # library_stamp of the rows shown
         self.only: tuple[list[str], str] | None = None  # clip ids another screen asked to show, and why
+        self._status = "loading…"  # the status line's count and order
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -117,10 +118,20 @@ class LibraryScreen(ReportsWorkerErrors, Screen):
         self.page = page
         among = f" of the {len(self.only[0]):,} from {self.only[1]} (escape shows all)" if self.only else ""
         shown = f"first {len(page.rows)} of {page.total:,} clips, loading the rest…" if loading else f"{page.total:,} clips"
-        self.query_one("#library-status", Label).update(f"{shown}{among} · sorted by {self.sort}")
+        self._status = f"{shown}{among} · sorted by {self.sort}"
+        self.show_status(table.current)
         if not loading and not self._counts_requested:
             self._counts_requested = True
             self.refresh_readiness()
+
+    def show_status(self, row: ClipRow | None) -> None:
+        """The status line: the count and order, and where the highlighted clip came from when it was
+        imported from a dataset (its dataset, config, split and licence)."""
+        provenance = f" · {row.provenance}" if row is not None and row.provenance else ""
+        self.query_one("#library-status", Label).update(f"{self._status}{provenance}")
+
+    def on_clip_table_highlighted(self, event: ClipTable.Highlighted) -> None:
+        self.show_status(event.row)
 
     # -- actions ----------------------------------------------------------------------------
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -161,14 +161,15 @@ class ModelsScreen(ReportsWorkerErrors, Screen):
 
     @in_thread("models-change")
     def export_version(self, ref: str, path: str) -> None:
-        from engine.models.registry import export
+        from engine.services.model_exchange import export_version
 
         try:
-            written = export(self.app.workspace, ref, Path(path))
+            result = export_version(self.app.workspace, ref, Path(path))
         except WorkbenchError as error:
             self.post_message(Done(str(error), error=True))
             return
-        self.post_message(Done(f"wrote {written} and {written.with_suffix('.json').name}"))
+        parity = f"; {result.parity.describe()}" if result.parity else ""
+        self.post_message(Done(f"wrote {result.path} and {result.path.with_suffix('.json').name}{parity}"))
 
     # -- messages ------------------------------------------------------------------------------
     def on_versions_loaded(self, message: VersionsLoaded) -> None:
