@@ -304,6 +304,14 @@ def stats_command(ctx: typer.Context, taxonomy: TaxonomyOption = None, json_out:
             stdout.print(table)
             if tax.missing:
                 stdout.print(f"no examples yet: {shown(', '.join(tax.missing))}")
+            if tax.suggestions:
+                outcomes = Table("suggested", "accepted", "corrected", "rejected", "pending", "acceptance",
+                                 title=f"Suggestions of {tax.taxonomy} (acceptance = accepted / decided)")
+                for s in tax.suggestions:
+                    rate = "–" if s.acceptance_rate is None else f"{s.acceptance_rate:.0%}"
+                    outcomes.add_row(shown(s.label), str(s.accepted), str(s.corrected), str(s.rejected),
+                                     str(s.pending), rate)
+                stdout.print(outcomes)
             verdict = "[green]ready for training[/]" if tax.ready else f"[red]not ready[/]: {shown('; '.join(tax.reasons))}"
             stdout.print(f"{tax.taxonomy}: {verdict}")
 

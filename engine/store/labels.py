@@ -166,3 +166,9 @@ def labelled_clip_paths(con: duckdb.DuckDBPyConnection, taxonomy: str) -> dict[s
 def labelled_clip_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     """The clips with at least one label, of any taxonomy and origin."""
     return {row[0] for row in con.execute("SELECT DISTINCT clip_id FROM labels").fetchall()}
+
+
+def clip_ids_labelled_in(con: duckdb.DuckDBPyConnection, taxonomy: str) -> set[str]:
+    """Clips with an effective label (any origin) of `taxonomy`."""
+    rows = con.execute("SELECT DISTINCT clip_id FROM effective_labels WHERE taxonomy = ?", [taxonomy]).fetchall()
+    return {row[0] for row in rows}
