@@ -151,3 +151,96 @@ def test_accept_all_above_and_bad_input(ws):
     assert result.exit_code == 2  # neither clips nor --all-above
     result = runner.invoke(app, ["--headless", "--workspace", str(ws), "suggest", "--model", "drums", "--by", "vibes"])
     assert result.exit_code == 1 and "unknown uncertainty measure 'vibes'" in result.stderr
+
+
+# -- the label screen ----------------------------------------------------------------------------
+
+def store_suggestions(workspace, suggested: list[tuple[str, str]]) -> None:
+    """Suggestions as `suggest` stores them (a model label and a ranked row each), without a model:
+    (file name, label) in rank order."""
+    from engine.library.editing import import_labels
+    from engine.store.labels import LabelWrite
+    from engine.store.suggestions import NewSuggestion, add_suggestions
+    from engine.concepts import Segment
+
+    tax = workspace.taxonomy("drums")
+    with workspace.db.transaction() as con:
+        ids = [clip_id_of(workspace, name) for name, _ in suggested]
+        import_labels(con, tax, [LabelWrite(clip_id, "drums", label, Origin.MODEL, 0.6, Segment.whole())
+                                 for clip_id, (_, label) in zip(ids, suggested)])
+        add_suggestions(con, [NewSuggestion(clip_id, "drums", Segment.whole(), label, 0.6, 1, "drums@1", rank, 0.8)
+                              for rank, (clip_id, (_, label)) in enumerate(zip(ids, suggested), start=1)])
+
+
+def drums_labels(workspace, name: str) -> list[tuple[str, str]]:
+    with workspace.db.transaction() as con:
+        return [(str(label.origin), label.label)
+                for label in query_labels(con, clip_id=clip_id_of(workspace, name), taxonomy="drums")]
+
+
+def outcomes(workspace) -> dict[str, tuple]:
+    from engine.triage.suggestions import all_suggestions
+
+    return {s.path.rsplit("/", 1)[-1]: (s.outcome, s.corrected_to) for s in all_suggestions(workspace)}
+
+
+async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_corrects(tmp_path, monkeypatch):
+    from test_tui import settle, shown_text
+    from textual.widgets import Label
+    from tui.app import make_app
+    from tui.screens.label import LabelScreen
+    from tui.widgets.segments import SegmentTable
+    from conftest import track_and_hits
+
+    monkeypatch.setenv("WORKBENCH_SOUND", "off")
+    workspace = track_and_hits(Workspace.open(tmp_path / "ws"), tmp_path / "audio")
+    store_suggestions(workspace, [("kick_0_01.wav", "snare"), ("track.wav", "kick")])  # kick_0_00.wav opens first
+    app = make_app(workspace.root)
+
+    def status() -> str:
+        return " ".join(shown_text(app.screen.query_one("#label-status", Label)).split())
+
+    def open_name() -> str:
+        return app.screen.state.clip.path.rsplit("/", 1)[-1]
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, LabelScreen)
+        await pilot.press("S")  # the most informative pending suggestion first
+        await settle(app, pilot)
+        assert open_name() == "kick_0_01.wav"
+        assert "suggested ? snare (60%, drums@1 #1)" in status()
+        row = screen.query_one(SegmentTable).get_row_at(0)[0]  # drawn distinct from a label
+        assert row.plain == "? snare" and row.style.italic
+        assert [band.suggested for band in screen.marks().bands] == [True]
+
+        await pilot.press("k")  # a class key corrects it
+        await settle(app, pilot)
+        assert drums_labels(workspace, "kick_0_01.wav") == [("user", "kick")]
+        assert outcomes(workspace)["kick_0_01.wav"] == ("corrected", "kick")
+        assert "suggested" not in status() and "corrected" in status()
+        assert [band.suggested for band in screen.marks().bands] == [False]
+
+        await pilot.press("S")
+        await settle(app, pilot)
+        assert open_name() == "track.wav"
+        await pilot.press("A")
+        await settle(app, pilot)
+        assert drums_labels(workspace, "track.wav") == [("user", "kick")]
+        assert outcomes(workspace)["track.wav"] == ("accepted", None)
+        await pilot.press("u")  # undo makes it pending again
+        await settle(app, pilot)
+        assert drums_labels(workspace, "track.wav") == [("model", "kick")]
+        assert outcomes(workspace)["track.wav"] == (None, None)
+        await pilot.press("R")
+        await settle(app, pilot)
+        assert drums_labels(workspace, "track.wav") == []  # the model's label went
+        assert outcomes(workspace)["track.wav"] == ("rejected", None)
+        await pilot.press("R")
+        await settle(app, pilot)
+        assert "no pending suggestion on this clip" in status()
+        await pilot.press("S")
+        await settle(app, pilot)
+        assert "no pending suggestion left" in status()
