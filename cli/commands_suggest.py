@@ -114,7 +114,7 @@ def _decide(ctx: typer.Context, outcome: str, clips: list[str] | None, above: fl
     def render() -> None:
         for d in decisions:
             stdout.print(f"{outcome} {shown(d.suggestion.label)} on {shown(d.suggestion.path)}")
-        stdout.print(f"{len(decisions)} suggestions {outcome}")
+        stdout.print(f"{len(decisions)} suggestion{'' if len(decisions) == 1 else 's'} {outcome}")
 
     finish({"outcome": outcome, "decided": [d.to_dict() for d in decisions]}, json_out, render=render)
 
@@ -156,7 +156,8 @@ def suggest_correct(
     decision = decide(workspace, found[0].suggestion_id, "corrected", label)
 
     def render() -> None:
-        stdout.print(f"{decision.outcome}: {shown(decision.change.description)}")
+        instead = f" → {shown(decision.corrected_to)}" if decision.corrected_to else ""
+        stdout.print(f"{decision.outcome} {shown(decision.suggestion.label)}{instead} on {shown(decision.suggestion.path)}")
 
     finish({"decided": [decision.to_dict()]}, json_out, render=render)
 

@@ -4,7 +4,6 @@ accepts, rejects or corrects each, and `stats` shows the acceptance rate per cla
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
