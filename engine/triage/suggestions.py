@@ -8,9 +8,10 @@ suggestion from this version a person rejected), and keeps `limit` of them:
   margin  = 1 - (p1 - p2)          (default; 1 when the top two tie, 0 when the model is sure)
   entropy = H(p) / log(K)          (Shannon entropy over K classes, scaled to [0, 1]);
 - diversity: clips are taken most uncertain first, and a clip whose features point the same way
-  as one already taken (cosine similarity of z-scored feature vectors ≥ `similarity`, the
-  near-duplicate measure of `engine.datasets.similarity`) is skipped, so near-duplicates are
-  never suggested together: labelling one tells the model about the other.
+  as one already taken or still pending from an earlier run (cosine similarity of z-scored
+  feature vectors ≥ `similarity`, the near-duplicate measure of `engine.datasets.similarity`) is
+  skipped, so near-duplicates are never suggested together: labelling one tells the model about
+  the other.
 
 Each kept clip gets the model's top label as a label of origin `model` (with its probability as
 confidence: the library shows it until a person decides) and a row in `suggestions` with its rank.
@@ -56,19 +57,22 @@ def uncertainty(probabilities: np.ndarray, measure: str = "margin") -> np.ndarra
     raise InputError(f"unknown uncertainty measure {measure!r}; choose {' or '.join(MEASURES)}")
 
 
-def pick_diverse(scores: np.ndarray, features: np.ndarray, limit: int,
-                 similarity: float = DEFAULT_SIMILARITY) -> list[int]:
+def pick_diverse(scores: np.ndarray, features: np.ndarray, limit: int, similarity: float = DEFAULT_SIMILARITY,
+                 taken: int = 0) -> list[int]:
     """Up to `limit` row indices, highest score first (ties by index), skipping a row whose cosine
-    similarity (z-scored features) to a row already picked is at least `similarity`."""
+    similarity (z-scored features) to a row already picked is at least `similarity`. The last
+    `taken` rows of `features` (beyond `scores`) count as picked already and are never returned."""
     units = unit_rows(features)
-    picked: list[int] = []
+    picked = list(range(len(scores), len(scores) + taken))
+    chosen: list[int] = []
     for row in np.lexsort((np.arange(len(scores)), -np.asarray(scores))):
-        if len(picked) >= limit:
+        if len(chosen) >= limit:
             break
         if picked and float(np.max(units[picked] @ units[row])) >= similarity:
             continue
         picked.append(int(row))
-    return picked
+        chosen.append(int(row))
+    return chosen
 
 
 @dataclass
@@ -103,18 +107,22 @@ def suggest(workspace, ref: str, *, limit: int = 20, measure: str = "margin", si
     tax = workspace.taxonomy(taxonomy)
     with workspace.db.transaction(read_only=True) as con:
         skip = clip_ids_labelled_in(con, taxonomy) | rejected_clip_ids(con, version.model_id, taxonomy)
-        clips = [clip for clip in all_clips(con) if clip.clip_id not in skip]
+        waiting = {s.clip_id for s in query_suggestions(con, taxonomy=taxonomy)}
+        library = all_clips(con)
+    clips = [clip for clip in library if clip.clip_id not in skip]
     if not clips:
         return SuggestRun(version.ref, taxonomy, 0, [], [])
     targets = [Target(clip.clip_id, clip.path, clip.size_bytes) for clip in clips]
-    features, kept, rejections = model.features(workspace, targets, workers=workers, reporter=reporter,
+    suggested = [Target(clip.clip_id, clip.path, clip.size_bytes) for clip in library if clip.clip_id in waiting]
+    features, kept, rejections = model.features(workspace, targets + suggested, workers=workers, reporter=reporter,
                                                 cancel=cancel)
-    if not kept:
+    fresh = sum(1 for k in kept if k < len(targets))  # kept indices come in order: the candidates first
+    if not fresh:
         return SuggestRun(version.ref, taxonomy, len(clips), [], rejections)
-    probabilities = model.classifier.predict_proba(features)
+    probabilities = model.classifier.predict_proba(features[:fresh])
     scores = uncertainty(probabilities, measure)
     classes = version.label_set
-    chosen = pick_diverse(scores, features, limit, similarity)
+    chosen = pick_diverse(scores, features, limit, similarity, taken=len(kept) - fresh)
     new, writes = [], []
     for rank, row in enumerate(chosen, start=1):
         clip_id, best = targets[kept[row]].clip_id, int(np.argmax(probabilities[row]))
