@@ -408,12 +408,11 @@ class LabelScreen(Screen):
         except InputError as error:
             self.range_editor.refuse(error)
             return
+        self.show_status(f"saving {name}…")
         suggestion = self.suggestion()
         if suggestion is not None and selection is None and self.editing is None:
-            self.show_status(f"saving {name}…")  # on a suggested clip, a class key decides the suggestion
-            self.decide(suggestion, "corrected", name)
+            self.save_decision(suggestion, "corrected", name)  # on a suggested clip, a class key decides it
             return
-        self.show_status(f"saving {name}…")
         self.save_label(self.state, name, self.taxonomy_name, selection, self.editing)
 
     @in_thread("label-write")
@@ -443,10 +442,10 @@ class LabelScreen(Screen):
             self.show_status("no pending suggestion on this clip (S walks to the next one)")
             return
         self.show_status(f"{outcome[:-2]}ing the suggestion…")
-        self.decide(suggestion, outcome)
+        self.save_decision(suggestion, outcome)
 
     @in_thread("label-write")
-    def decide(self, suggestion: Suggestion, outcome: str, label: str | None = None) -> None:
+    def save_decision(self, suggestion: Suggestion, outcome: str, label: str | None = None) -> None:
         """Accept, reject or correct (to `label`) a suggestion; `u` undoes it and makes it pending again."""
         workspace = self.app.workspace
         outcomes = []
