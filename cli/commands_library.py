@@ -389,6 +389,14 @@ def stats_command(ctx: typer.Context, taxonomy: TaxonomyOption = None, json_out:
                     techniques.add_row(shown(name), str(sum(by_label.values())),
                                        shown(", ".join(f"{label} {n}" for label, n in by_label.items())))
                 stdout.print(techniques)
+            if tax.suggestions:
+                outcomes = Table("suggested", "accepted", "corrected", "rejected", "pending", "acceptance",
+                                 title=f"Suggestions of {tax.taxonomy} (acceptance = accepted / decided)")
+                for s in tax.suggestions:
+                    rate = "–" if s.acceptance_rate is None else f"{s.acceptance_rate:.0%}"
+                    outcomes.add_row(shown(s.label), str(s.accepted), str(s.corrected), str(s.rejected),
+                                     str(s.pending), rate)
+                stdout.print(outcomes)
             verdict = "[green]ready for training[/]" if tax.ready else f"[red]not ready[/]: {shown('; '.join(tax.reasons))}"
             stdout.print(f"{tax.taxonomy}: {verdict}")
 

@@ -25,7 +25,8 @@ from textual.worker import get_current_worker
 from engine.audio.preview import Preview, decode_preview, envelope, spectrogram
 from engine.library.grids import detect_grids
 from engine.library.session import ClipState, load_clip_state
-from engine.library.walk import ClipWalk, library_order, next_in_queue, suspect_queue, unlabelled_ids
+from engine.library.walk import (ClipWalk, library_order, next_in_queue, next_suggestion, suspect_queue,
+                                 unlabelled_ids)
 from engine.taxonomy import Taxonomy
 from tui.widgets.waveform import Envelope
 
@@ -131,11 +132,13 @@ class ClipLoader:
 
     def next_clip(self, kind: str, walk: ClipWalk, current: str,
                   show: Callable[[str, str, str | None], None]) -> None:
-        """The next 'unlabelled' clip of `walk` after `current`, or the next 'suspect' one (None when
-        none is left); `show` gets the kind, `current` and the clip found."""
+        """The next 'unlabelled' clip of `walk` after `current`, or the next 'suspect' or 'suggestion'
+        one in its queue (None when none is left); `show` gets the kind, `current` and the clip found."""
         def work() -> None:
             if kind == "unlabelled":
                 target = walk.next_among(current, unlabelled_ids(self.workspace))
+            elif kind == "suggestion":
+                target = next_suggestion(self.workspace, current)
             else:
                 target = next_in_queue(suspect_queue(self.workspace), current)
             self.deliver(show, kind, current, target)

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Clip, Label
@@ -23,17 +23,24 @@ from engine.library.labels import make_segment
 from engine.store.clips import get_clip
 from engine.store.grids import get_grid
 from engine.store.labels import query_labels
+from engine.store.suggestions import Suggestion, query_suggestions
 
 SNAPS = ("beat", "bar")
 
 
 @dataclass(frozen=True)
 class ClipState:
-    """A clip with its beat grid and its effective labels (every taxonomy)."""
+    """A clip with its beat grid, its effective labels (every taxonomy) and a model's pending
+    suggestions on it."""
 
     clip: Clip
     grid: BeatGrid | None
     labels: list[Label]
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+    def suggestion_in(self, taxonomy: str | None) -> Suggestion | None:
+        """The pending suggestion of `taxonomy` on this clip, if any."""
+        return next((s for s in self.suggestions if s.taxonomy == taxonomy), None)
 
     @property
     def last_beat(self) -> int | None:
@@ -48,7 +55,8 @@ def load_clip_state(workspace, clip_id: str) -> ClipState:
         clip = get_clip(con, clip_id)
         if clip is None:
             raise NotFound(f"no clip with id {clip_id}")
-        return ClipState(clip, get_grid(con, clip_id), query_labels(con, clip_id=clip_id))
+        return ClipState(clip, get_grid(con, clip_id), query_labels(con, clip_id=clip_id),
+                         query_suggestions(con, clip_id=clip_id))
 
 
 # -- the selection --------------------------------------------------------------------------------------
@@ -182,7 +190,7 @@ class LabelHistory:
 
     def __init__(self, workspace, clock: Callable[[], float] = time.monotonic) -> None:
         self.workspace = workspace
-        self._done: list[Change] = []
+        self._done: list[tuple[Change, Callable[[], object]]] = []  # each edit with what undoes it
         self._lock = threading.Lock()  # edits from worker threads go one at a time, in order
         self._clock = clock
         self._since: dict[str, float] = {}  # clip id → when it was opened or last labelled
@@ -196,10 +204,19 @@ class LabelHistory:
         return bool(self._done)
 
     def _record(self, edit: Callable[[], Change]) -> Change:
-        with self._lock:
+        def with_undo() -> tuple[Change, Callable[[], object]]:
             change = edit()
-            self._done.append(change)
-        return change
+            return change, lambda: undo_change(self.workspace, change)
+
+        return self.record(with_undo)[0]
+
+    def record(self, edit: Callable[[], tuple[Change, Callable[[], object]]]) -> tuple[Change, Callable[[], object]]:
+        """Make an edit that undoes in its own way (a decision on a suggestion also makes it pending
+        again): `edit` saves it and returns its Change and what undoes it."""
+        with self._lock:
+            done = edit()
+            self._done.append(done)
+        return done
 
     def label(self, state: ClipState, label: str, *, taxonomy: str, selection: Selection | None = None,
               replacing: Label | None = None) -> Change:
@@ -229,5 +246,7 @@ class LabelHistory:
         with self._lock:
             if not self._done:
                 raise NotFound("nothing to undo")
-            undo_change(self.workspace, self._done[-1])
-            return self._done.pop()
+            change, undo = self._done[-1]
+            undo()
+            self._done.pop()
+            return change

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from engine.errors import WorkbenchError
 from engine.store.labels import technique_counts
 from engine.store.library_view import library_counts
+from engine.store.suggestions import OutcomeCount, outcome_counts
 from engine.taxonomy import Taxonomy
 
 
@@ -33,6 +34,7 @@ class TaxonomyStats:
     ready: bool
     reasons: list[str]
     techniques: dict[str, dict[str, int]] = field(default_factory=dict)  # technique → label → segments
+    suggestions: list[SuggestionOutcomes] = field(default_factory=list)  # per suggested label
 
     def to_dict(self) -> dict:
         return {
@@ -42,7 +44,38 @@ class TaxonomyStats:
             "missing_labels": self.missing, "ready_for_training": self.ready, "reasons": self.reasons,
             "technique_counts": {name: sum(by_label.values()) for name, by_label in self.techniques.items()},
             "technique_counts_by_label": self.techniques,
+            "suggestions": {s.label: s.to_dict() for s in self.suggestions},
         }
+
+
+@dataclass(frozen=True)
+class SuggestionOutcomes:
+    """What people decided on a model's suggestions of one label: acceptance rate = accepted / decided
+    (accepted, rejected or corrected to another label)."""
+
+    label: str
+    accepted: int
+    rejected: int
+    corrected: int
+    pending: int
+
+    @property
+    def decided(self) -> int:
+        return self.accepted + self.rejected + self.corrected
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.decided if self.decided else None
+
+    @classmethod
+    def of(cls, count: OutcomeCount) -> SuggestionOutcomes:
+        return cls(count.label, count.accepted, count.rejected, count.corrected, count.pending)
+
+    def to_dict(self) -> dict:
+        rate = self.acceptance_rate
+        return {"accepted": self.accepted, "rejected": self.rejected, "corrected": self.corrected,
+                "pending": self.pending, "decided": self.decided,
+                "acceptance_rate": None if rate is None else round(rate, 4)}
 
 
 @dataclass(frozen=True)
@@ -116,6 +149,7 @@ def workspace_stats(workspace, taxonomy: str | None = None) -> WorkspaceStats:
     with workspace.db.transaction(read_only=True) as con:
         counts = library_counts(con)
         techniques = {row.taxonomy: technique_counts(con, row.taxonomy) for row in counts.per_taxonomy}
+        outcomes = outcome_counts(con)
     stats = WorkspaceStats(
         clips=counts.clips, total_duration_s=counts.total_duration_s, clips_labelled=counts.clips_labelled,
         labels_per_clip=counts.labels / counts.clips_labelled if counts.clips_labelled else 0.0,
@@ -145,5 +179,6 @@ def workspace_stats(workspace, taxonomy: str | None = None) -> WorkspaceStats:
             missing=[label for label in tax.names if label not in label_counts],
             segments=covered.segments if covered else 0, clips_covered=covered.clips if covered else 0,
             ready=ready, reasons=reasons, techniques=techniques.get(name, {}),
+            suggestions=[SuggestionOutcomes.of(count) for count in outcomes if count.taxonomy == name],
         ))
     return stats

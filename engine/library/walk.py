@@ -1,4 +1,5 @@
-"""Walking from clip to clip while labelling: next, previous, next unlabelled, next suspect.
+"""Walking from clip to clip while labelling: next, previous, next unlabelled, next suspect, next
+suggestion.
 
 The walk follows an order of clip ids (the library's filtered, sorted list when labelling starts
 from there; all clips by path otherwise). "Unlabelled" and "suspect" are looked up fresh each
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from engine.store.clips import clip_ids_by_path
 from engine.store.library_view import doubted_clip_ids, unlabelled_clip_ids
+from engine.store.suggestions import query_suggestions
 
 
 def library_order(workspace) -> list[str]:
@@ -40,6 +42,14 @@ def suspect_queue(workspace) -> list[str]:
     queue = queued_clips(workspace)
     doubted = suspect_ids(workspace) - set(queue)
     return queue + [clip_id for clip_id in library_order(workspace) if clip_id in doubted]
+
+
+def next_suggestion(workspace, current: str) -> str | None:
+    """The clip of the most informative pending suggestion (oldest batch, then rank); from a clip
+    whose suggestion is still pending (skipped), the one after it, going round to the start."""
+    with workspace.db.transaction(read_only=True) as con:
+        queue = list(dict.fromkeys(s.clip_id for s in query_suggestions(con, pending=True)))
+    return next_in_queue(queue, current) or next((clip_id for clip_id in queue if clip_id != current), None)
 
 
 def next_in_queue(queue: Sequence[str], current: str) -> str | None:

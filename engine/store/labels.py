@@ -160,11 +160,14 @@ def remember_taxonomy(con: duckdb.DuckDBPyConnection, taxonomy: Taxonomy) -> Non
 def labelled_segments(con: duckdb.DuckDBPyConnection, taxonomy: str | None = None, *,
                       min_confidence: float = 0.0) -> list[LabelledSegment]:
     """The effective labels of a taxonomy (every taxonomy when None) with at least `min_confidence`,
-    each with its clip's file and source: by clip path, then start (a whole clip first)."""
+    leaving out a model's suggestions nobody has decided yet (`suggest`), each with its clip's file
+    and source: by clip path, then start (a whole clip first)."""
     rows = con.execute(
         "SELECT c.clip_id, c.path, c.size_bytes, c.source, l.start_s, l.end_s, l.start_beat, l.end_beat, l.label, "
         "l.split, l.lead_time_s FROM effective_labels l JOIN clips c USING (clip_id) "
         "WHERE ($taxonomy IS NULL OR l.taxonomy = $taxonomy) AND l.confidence >= $min_confidence "
+        "AND NOT (l.origin = 'model' AND EXISTS (SELECT 1 FROM suggestions s WHERE s.outcome IS NULL "
+        "AND s.clip_id = l.clip_id AND s.taxonomy = l.taxonomy AND s.segment_key = l.segment_key)) "
         "ORDER BY c.path, l.start_s NULLS FIRST",
         {"taxonomy": taxonomy, "min_confidence": min_confidence},
     ).fetchall()
@@ -188,3 +191,9 @@ def labelled_clip_paths(con: duckdb.DuckDBPyConnection, taxonomy: str) -> dict[s
 def labelled_clip_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     """The clips with at least one label, of any taxonomy and origin."""
     return {row[0] for row in con.execute("SELECT DISTINCT clip_id FROM labels").fetchall()}
+
+
+def clip_ids_labelled_in(con: duckdb.DuckDBPyConnection, taxonomy: str) -> set[str]:
+    """Clips with an effective label (any origin) of `taxonomy`."""
+    rows = con.execute("SELECT DISTINCT clip_id FROM effective_labels WHERE taxonomy = ?", [taxonomy]).fetchall()
+    return {row[0] for row in rows}

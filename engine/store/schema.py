@@ -233,6 +233,30 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "suggestions: a model's labels on unlabelled clips for a person to accept, reject or correct",
+        """
+        CREATE SEQUENCE suggestion_ids START 1;
+        CREATE TABLE suggestions (
+            suggestion_id BIGINT PRIMARY KEY DEFAULT nextval('suggestion_ids'),
+            clip_id VARCHAR NOT NULL,
+            taxonomy VARCHAR NOT NULL,
+            segment_key VARCHAR NOT NULL,
+            start_s DOUBLE,
+            end_s DOUBLE,
+            label VARCHAR NOT NULL,               -- what the model suggests
+            confidence DOUBLE NOT NULL,           -- the model's probability of it
+            model_id BIGINT NOT NULL,
+            model_ref VARCHAR NOT NULL,           -- name@N, kept when the version is deleted
+            rank INTEGER NOT NULL,                -- 1 = the most informative of its batch
+            score DOUBLE NOT NULL,                -- its uncertainty (see engine/triage/suggestions.py)
+            outcome VARCHAR,                      -- NULL while pending, else accepted | rejected | corrected
+            corrected_to VARCHAR,                 -- the label a person gave instead (corrected)
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            decided_at TIMESTAMP
+        );
+        """,
+    ),
 ]
 
 

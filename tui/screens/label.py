@@ -31,13 +31,16 @@ from textual.worker import Worker, WorkerState
 from engine.audio.playback import Player, open_player
 from engine.audio.preview import Preview
 from engine.concepts import Label as ClipLabel
+from engine.concepts import Origin
 from engine.errors import InputError
 from engine.library.session import Change, ClipState, LabelHistory, Selection, load_clip_state
 from engine.library.walk import ClipWalk
 from engine.settings import load_settings
 from engine.taxonomy import Taxonomy
+from engine.store.suggestions import Suggestion
 from engine.techniques import parse_techniques_text
 from engine.text import printable
+from engine.triage.suggestions import decide, undo_decision
 from tui.loaders import ClipLoader, Opened
 from tui.playback import Playback, clock
 from tui.widgets.legend import KeyLegend, assign_keys
@@ -52,7 +55,7 @@ MIN_SPAN_S = 0.05
 DECODE_REDRAW_S = 0.1
 PALETTE = ("#ef4444", "#f97316", "#eab308", "#84cc16", "#14b8a6", "#3b82f6", "#6366f1", "#a855f7", "#ec4899")
 # Letters the screen's own keys use: never handed out as class keys.
-RESERVED_KEYS = set("lunpNgGteqxT")
+RESERVED_KEYS = set("lunpNgGteqxTSAR")
 
 
 def stable_colour(name: str) -> str:
@@ -68,6 +71,9 @@ class LabelScreen(Screen):
         Binding("p", "walk(-1)", "Prev"),
         Binding("N", "next_unlabelled", "Unlabelled", key_display="N"),
         Binding("exclamation_mark", "next_suspect", "Next suspect", key_display="!", show=False),
+        Binding("S", "next_suggestion", "Next suggestion (most informative first)", key_display="S", show=False),
+        Binding("A", "decide_suggestion('accepted')", "Accept the suggestion", key_display="A", show=False),
+        Binding("R", "decide_suggestion('rejected')", "Reject the suggestion", key_display="R", show=False),
         Binding("plus,equals_sign", "zoom(0.5)", "Zoom in", key_display="+", show=False),
         Binding("minus", "zoom(2)", "Zoom out", key_display="-", show=False),
         Binding("left", "scroll_view(-0.25)", "Scroll left", key_display="←", show=False),
@@ -143,7 +149,8 @@ class LabelScreen(Screen):
 
     def help_rows(self) -> list[tuple[str, str]]:
         """The class keys of the current taxonomy, for the help screen."""
-        return [(key, f"label {name} (the selection, else the whole clip)") for key, name in self.keys.items()]
+        return [(key, f"label {name} (the selection, else the whole clip; corrects a suggestion)")
+                for key, name in self.keys.items()]
 
     # -- opening clips -----------------------------------------------------------------------------------
     def open_first_clip(self) -> None:
@@ -235,7 +242,7 @@ class LabelScreen(Screen):
         bands = tuple(
             Band(label.segment.start_s if not label.segment.is_whole else 0.0,
                  label.segment.end_s if not label.segment.is_whole else state.clip.duration_s,
-                 self.colour_of(label), label.label)
+                 self.colour_of(label), label.label, suggested=label.origin == Origin.MODEL)
             for label in state.labels)
         selection = self.range_editor.selection
         selected = selection.seconds(state.grid) if selection else None
@@ -277,7 +284,11 @@ class LabelScreen(Screen):
             position += (f" · {state.grid.position(beat)} (beat {beat:.1f})" if beat >= 0
                          else " · before 1.1 (beat 0)")
         editing = f"editing {printable(self.editing.label)} — a class key replaces it, esc stops · " if self.editing else ""
-        self.query_one("#label-status", Label).update(f"{position} · {editing}{self._status_message}")
+        suggestion = self.suggestion()
+        suggested = (f"suggested ? {printable(suggestion.label)} ({suggestion.confidence:.0%}, "
+                     f"{printable(suggestion.model_ref)} #{suggestion.rank}) — A accepts, R rejects, a class key "
+                     "corrects · " if suggestion and not self.editing else "")
+        self.query_one("#label-status", Label).update(f"{position} · {editing}{suggested}{self._status_message}")
 
     def refresh_view(self) -> None:
         """Recompute the envelope and spectrogram of the visible span (in a worker)."""
@@ -401,6 +412,10 @@ class LabelScreen(Screen):
             self.range_editor.refuse(error)
             return
         self.show_status(f"saving {name}…")
+        suggestion = self.suggestion()
+        if suggestion is not None and selection is None and self.editing is None:
+            self.save_decision(suggestion, "corrected", name)  # on a suggested clip, a class key decides it
+            return
         self.save_label(self.state, name, self.taxonomy_name, selection, self.editing)
 
     @in_thread("label-write")
@@ -418,6 +433,38 @@ class LabelScreen(Screen):
     def undo_change(self) -> None:
         change = self.history.undo()
         self.app.call_from_thread(self.show_undone, change, self.state_after(change))
+
+    # -- suggestions -------------------------------------------------------------------------------------
+    def suggestion(self) -> Suggestion | None:
+        """The open clip's pending suggestion in the taxonomy the class keys label."""
+        return self.state.suggestion_in(self.taxonomy_name) if self.state is not None else None
+
+    def action_decide_suggestion(self, outcome: str) -> None:
+        suggestion = self.suggestion()
+        if suggestion is None:
+            self.show_status("no pending suggestion on this clip (S walks to the next one)")
+            return
+        self.show_status(f"{outcome[:-2]}ing the suggestion…")
+        self.save_decision(suggestion, outcome)
+
+    @in_thread("label-write")
+    def save_decision(self, suggestion: Suggestion, outcome: str, label: str | None = None) -> None:
+        """Accept, reject or correct (to `label`) a suggestion; `u` undoes it and makes it pending again."""
+        workspace = self.app.workspace
+        outcomes = []
+
+        def edit():
+            decision = decide(workspace, suggestion.suggestion_id, outcome, label)
+            outcomes.append(decision.outcome)
+            return decision.change, lambda: undo_decision(workspace, decision)
+
+        change, _ = self.history.record(edit)
+        self.app.call_from_thread(self.show_change, change, f"{outcomes[0]} (S: next suggestion)",
+                                  self.state_after(change))
+
+    def action_next_suggestion(self) -> None:
+        if self.clip_id is not None:
+            self.loader.next_clip("suggestion", self.walk, self.clip_id, self.walked)
 
     def state_after(self, change: Change) -> ClipState:
         """(In a worker) the state of the clip `change` was made on, read after it."""
@@ -533,9 +580,10 @@ class LabelScreen(Screen):
         if current != self.clip_id:
             return  # another clip was opened meanwhile
         if target is None:
-            hint = "" if kind == "unlabelled" else (" (suspects: the `triage suspects` queue, then clips the "
-                                                    "active model doubts)")
-            self.show_status(f"no {kind} clip left{hint}")
+            said = {"suspect": "no suspect clip left (suspects: the `triage suspects` queue, then clips the "
+                               "active model doubts)",
+                    "suggestion": "no pending suggestion left (`suggest --model REF` makes some)"}
+            self.show_status(said.get(kind, f"no {kind} clip left"))
         else:
             self.open_clip(target)
             self.show_status(f"next {kind} clip")

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 
 from engine.audio.beatgrid import BeatGrid
-from engine.concepts import Label
+from engine.concepts import Label, Origin
 
 
 def describe_range(label: Label, grid: BeatGrid | None) -> str:
@@ -25,6 +26,11 @@ def describe_range(label: Label, grid: BeatGrid | None) -> str:
 
 
 class SegmentTable(DataTable):
+    """A model's suggestion awaiting a person reads "? label" in the style of
+    `segment-table--suggested` (styles/label.tcss)."""
+
+    COMPONENT_CLASSES = DataTable.COMPONENT_CLASSES | {"segment-table--suggested"}
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.labels: list[Label] = []
@@ -41,12 +47,16 @@ class SegmentTable(DataTable):
         kept = self.current.label_id if self.current else None
         self.labels = list(labels)
         self.clear()
+        suggested = self.get_component_rich_style("segment-table--suggested", partial=True)
         for label in self.labels:
-            name = Text("■ " + label.label, style=colour_of(label))
+            if label.origin == Origin.MODEL:
+                name = Text("? " + label.label, style=Style.parse(colour_of(label)) + suggested)
+            else:
+                name = Text("■ " + label.label, style=colour_of(label))
             if label.techniques:
                 name.append(" " + ",".join(label.techniques), style="italic")
-            self.add_row(name, describe_range(label, grid),
-                         str(label.origin), label.taxonomy, key=str(label.label_id))
+            self.add_row(name, describe_range(label, grid), str(label.origin), label.taxonomy,
+                         key=str(label.label_id))
         index = next((n for n, label in enumerate(self.labels) if label.label_id == kept), 0)
         if self.labels:
             self.move_cursor(row=index)

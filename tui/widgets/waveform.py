@@ -29,12 +29,14 @@ PLAYHEAD = Style(color="#000000", bgcolor="#facc15")
 
 @dataclass(frozen=True)
 class Band:
-    """A labelled segment as drawn: seconds, colour, name."""
+    """A labelled segment as drawn: seconds, colour, name; a model's suggestion awaiting a person is
+    `suggested` (the lane draws it in its own style, marked "?")."""
 
     start_s: float
     end_s: float
     colour: str
     name: str
+    suggested: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,18 +157,26 @@ class TimeRuler(MarkedView):
 
 
 class SegmentLane(MarkedView):
-    """One line: each labelled segment as a coloured bar with its name where it fits."""
+    """One line: each labelled segment as a coloured bar with its name where it fits; a suggestion
+    in the style of `segment-lane--suggested` (styles/label.tcss), its name after a "?"."""
+
+    COMPONENT_CLASSES = {"segment-lane--suggested"}
 
     def render_line(self, y: int) -> Strip:
         width, marks, base = self.size.width, self.marks, self.rich_style
+        suggested = self.get_component_rich_style("segment-lane--suggested", partial=True)
         cells = [(" ", base)] * width
         for band in sorted(marks.bands, key=lambda b: b.end_s - b.start_s, reverse=True):
             first = max(0, marks.column_of(band.start_s, width))
             last = min(width, marks.column_of(band.end_s, width))
             if last <= first:
                 continue
-            colour = Style(bgcolor=band.colour, color="#000000", bold=True)
-            name = (" " + band.name)[: last - first]
+            if band.suggested:
+                colour = Style(bgcolor=band.colour, color="#000000") + suggested
+                name = (" ? " + band.name)[: last - first]
+            else:
+                colour = Style(bgcolor=band.colour, color="#000000", bold=True)
+                name = (" " + band.name)[: last - first]
             for column in range(first, last):
                 offset = column - first
                 cells[column] = (name[offset] if offset < len(name) else " ", colour)
