@@ -130,7 +130,8 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         raise Cancelled("cancelled while preparing")
     job.event("data", {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
                        "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
-                       "rejected": len(data.rejections)})
+                       "rejected": len(data.rejections), "grouping": data.grouping,
+                       "groups": len(set(data.split_groups))})
     model = make_model(request.model, **{"seed": request.seed, **request.hyperparams})
     _check_fit(request.model, data.spec, data, model.input_rank)
     train_x, train_y = data.part(Split.TRAIN)
@@ -163,11 +164,13 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
         dataset_fingerprint=data.fingerprint, job_id=job.job_id,
         meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
-              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights},
+              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights,
+              "grouping": data.grouping},
     )
     # the folder says what it is, so a kill between moving it into models/ and committing its row
     # leaves a registration that can be finished (engine/models/reconcile.py)
     write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
     reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
     version = register(workspace, artifact_dir=artifact, **registration)
-    job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes})
+    job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes,
+                                               "grouping": data.grouping})
