@@ -68,10 +68,12 @@ class JobResult(Message):
 def form_options(workspace) -> dict:
     from engine.models.kinds import MODEL_KINDS
     from engine.training.launch import feature_choices
+    from engine.training.auto import AUTO
     from engine.training.run import DEFAULT_MODEL, default_features
 
-    return {"kinds": list(MODEL_KINDS), "features": feature_choices(workspace),
-            "default_features": {kind: default_features(workspace, kind) for kind in MODEL_KINDS},
+    # auto: the kind and features are chosen by cross-validation; features "auto" is each kind's default
+    return {"kinds": [AUTO, *MODEL_KINDS], "features": [AUTO, *feature_choices(workspace)],
+            "default_features": {AUTO: AUTO, **{kind: default_features(workspace, kind) for kind in MODEL_KINDS}},
             "tasks": workspace.taxonomies.names(), "default_task": workspace.default_taxonomy_name,
             "default_kind": DEFAULT_MODEL}
 
