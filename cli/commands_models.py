@@ -49,6 +49,8 @@ def train_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     augment: Annotated[int, typer.Option("--augment", min=0, help="Augmented copies of each training example.")] = 0,
     weights: Annotated[Path | None, typer.Option("--weights", help="Per-group sample weights from `weights derive`.")] = None,
+    ensemble: Annotated[int, typer.Option("--ensemble", min=0, help="With --model auto: average the best K candidates "
+                                                                    "on the winner's features (no ONNX export).")] = 0,
     cv: Annotated[int, typer.Option("--cv", min=0, help="Also report K-fold grouped cross-validation (mean and 95% "
                                                         "interval per metric) over the training and validation rows.")] = 0,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1)] = None,
@@ -80,7 +82,8 @@ def train_command(
                            dataset=str(dataset.expanduser().resolve()) if dataset else None, taxonomy=taxonomy,
                            window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
                            split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams,
-                           weights=str(weights.expanduser().resolve()) if weights else None, cv=cv)
+                           weights=str(weights.expanduser().resolve()) if weights else None, cv=cv,
+                           ensemble=ensemble)
     workspace = open_workspace(ctx)
     if weights:
         from engine.datasets.weights import read_weights

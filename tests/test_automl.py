@@ -8,6 +8,7 @@ A curated library of 3 classes x 5 packs x 4 clips; the search is narrowed to lo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,3 +132,29 @@ def test_train_cv_prints_the_table_and_puts_it_in_the_json_document(workspace, l
     assert cv["folds"] == 3 and cv["grouping"] == "source" and set(cv["metrics"]) == {"accuracy", "macro_f1", "ece"}
     bad = runner.invoke(app, [*args[:5], "bad", *args[6:-1], "1"])
     assert bad.exit_code != 0 and "at least 2 folds" in bad.stdout + bad.stderr
+
+
+def test_an_ensemble_averages_the_best_candidates_and_its_member_files_are_checked(workspace, library, small_search,
+                                                                                    tmp_path):
+    from engine.models.artifacts import ModelFilesDamaged
+    from engine.models.base import NotSupported
+    from engine.models.registry import load_classifier
+
+    params = TrainRequest(name="mix", dataset=str(library), min_class_samples=2, seed=1, ensemble=2).__dict__
+    run_training(workspace, JobLog(workspace, "train", params, state="pending"), params, CancelToken())
+    version = resolve(workspace, "mix@1")
+    table = version.meta["auto"]["table"]
+    best_two = sorted(table, key=lambda r: -r["metrics"]["macro_f1"]["mean"])[:2]
+    assert version.kind == "ensemble"
+    assert version.hyperparams["members"] == [{"kind": r["kind"], "hyperparams": r["hyperparams"]} for r in best_two]
+    model = load_classifier(version)
+    data = training_data(workspace, FeatureSpec.parse("dsp"), dataset=library, min_class_samples=2, seed=1)
+    features = data.features[:8]
+    assert np.allclose(model.predict_proba(features),
+                       np.mean([m.predict_proba(features) for m in model.members_], axis=0))
+    with pytest.raises(NotSupported, match="ensemble"):
+        model.export_onnx(tmp_path / "mix.onnx")
+    member_file = next(p for p in (Path(version.artifact_dir) / "member1").iterdir() if p.name != "model.json")
+    member_file.write_bytes(member_file.read_bytes()[:-1] + b" ")
+    with pytest.raises(ModelFilesDamaged, match="member1"):
+        load_classifier(version)

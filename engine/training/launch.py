@@ -54,6 +54,9 @@ def check_request(workspace, request: TrainRequest) -> None:
     _, unused = split_hyperparams(request.model, request.hyperparams)
     if unused:
         raise InputError(f"{request.model} does not take {', '.join(unused)}")
+    if request.ensemble and (request.model != "auto" or request.ensemble < 2):
+        raise InputError(f"--ensemble needs --model auto and at least 2 members, not {request.ensemble} "
+                         f"with --model {request.model}")
     if request.cv == 1 or request.cv < 0:
         raise InputError(f"--cv needs at least 2 folds, not {request.cv}")
     request.spec(workspace).extractors(workspace.embeddings_dir)  # bad features fail here

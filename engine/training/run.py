@@ -19,6 +19,7 @@ from engine.features.spec import FeatureSpec, parse_params
 from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobLog
 from engine.progress import CancelToken
+from engine.models.kinds import ENSEMBLE
 from engine.training.auto import AUTO, PREFERRED_EMBEDDING
 from engine.training.data import TrainingData, training_data
 
@@ -58,6 +59,7 @@ class TrainRequest:
     hyperparams: dict = field(default_factory=dict)
     weights: str | None = None  # a `weights derive` file: per-group sample weights for the training rows
     cv: int = 0  # grouped cross-validation folds reported before the final training (0: none)
+    ensemble: int = 0  # with model "auto": average the best K candidates on the winner's features (0: the winner alone)
 
     def spec(self, workspace) -> FeatureSpec:
         return FeatureSpec.parse(self.features or default_features(workspace, self.model),
@@ -182,8 +184,25 @@ def _choose(workspace, job: JobLog, asked: TrainRequest, cancel: CancelToken) ->
     won = next(row for row in table if row["chosen"])
     summary = {"score": SCORE, "winner": winner.to_dict(), "table": table,
                "cv": {key: won[key] for key in ("folds", "grouping", "rows", "metrics", "seconds")}}
+    request = replace(chosen, model=winner.kind, hyperparams=winner.hyperparams)
+    if asked.ensemble:
+        members = _ensemble_members(table, winner.features, asked.ensemble)
+        summary["ensemble"] = members
+        if len(members) < asked.ensemble:
+            data.notes.append(f"--ensemble {asked.ensemble}: only {len(members)} candidates on {winner.features}")
+        if len(members) >= 2:
+            request = replace(chosen, model=ENSEMBLE, hyperparams={"members": members, "seed": asked.seed})
     job.event("auto", summary)
-    return replace(chosen, model=winner.kind, hyperparams=winner.hyperparams), data, summary
+    return request, data, summary
+
+
+def _ensemble_members(table: list[dict], features: str, count: int) -> list[dict]:
+    """The `count` best candidates of the search on `features` (an ensemble averages one input)."""
+    from engine.training.auto import SCORE
+
+    scored = [row for row in table if "metrics" in row and row["features"] == features]
+    scored.sort(key=lambda row: -row["metrics"][SCORE]["mean"])
+    return [{"kind": row["kind"], "hyperparams": row["hyperparams"]} for row in scored[:count]]
 
 
 @job_kind("train")
