@@ -42,6 +42,7 @@ def library(tmp_path_factory):
 @pytest.fixture
 def small_search(monkeypatch):
     monkeypatch.setattr(auto, "SEARCH", SMALL_SEARCH)
+    monkeypatch.setattr(auto, "AUTO_FOLDS", 3)
 
 
 def test_grouped_folds_are_scikit_learns_and_never_split_a_group():
@@ -65,6 +66,9 @@ def test_the_interval_over_folds_is_the_student_t_interval_of_scipy():
     assert result["mean"] == pytest.approx(np.mean(values))
     assert (result["low"], result["high"]) == (pytest.approx(low), pytest.approx(high))
     assert mean_interval([0.5]) == {"mean": 0.5, "low": 0.5, "high": 0.5, "values": [0.5]}
+    spread = mean_interval([0.6, 1.0, 0.95], bounds=(0.0, 1.0))  # scipy's interval reaches past 1
+    assert spread["high"] == 1.0 and spread["low"] == pytest.approx(
+        stats.t.interval(0.95, 2, loc=0.85, scale=stats.sem([0.6, 1.0, 0.95]))[0])
 
 
 def test_cross_validation_scores_each_held_out_pack_with_a_model_that_never_saw_it(workspace, library):

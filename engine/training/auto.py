@@ -28,7 +28,7 @@ SEARCH: dict[str, tuple[dict, ...]] = {
     "logreg": ({"C": 0.1}, {"C": 1.0}),
     "lgbm": ({"num_leaves": 15},),
     "mlp": ({"hidden": 64, "dropout": 0.5}, {"hidden": 256}),
-    "cnn": ({},),
+    "cnn": ({"epochs": 15},),  # the costliest candidate by far (mel extraction, convolutions): fewer epochs
 }
 
 

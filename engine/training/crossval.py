@@ -76,5 +76,5 @@ def cross_validate(data: TrainingData, kind: str, hyperparams: dict, folds: int,
     if cancel is not None and cancel.cancelled:
         raise Cancelled("cancelled in cross-validation")
     return {"folds": folds, "grouping": data.grouping, "rows": int(len(rows)),
-            "metrics": {metric: mean_interval(values) for metric, values in scores.items()},
+            "metrics": {metric: mean_interval(values, bounds=(0.0, 1.0)) for metric, values in scores.items()},
             "seconds": round(time.monotonic() - started, 3)}
