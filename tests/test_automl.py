@@ -112,6 +112,11 @@ def test_auto_picks_the_best_candidate_by_cross_validation_and_trains_it(workspa
     assert version.metrics["cv"]["metrics"] == best["metrics"]
     kinds = [kind for _, kind, _ in job_events(workspace, job.job_id)]
     assert kinds.count("candidate") == 3 and "auto" in kinds
+    from tui.screens.train import cv_lines  # what the train screen shows under the result
+
+    lines = cv_lines(search, version.metrics["cv"])
+    assert len(lines) == 4 and sum(line.startswith("search *") for line in lines) == 1
+    assert lines[-1].startswith(f"cross-validation, {search['cv']['folds']} folds by source: macro-F1")
 
 
 def test_the_candidates_are_each_kind_on_the_features_its_input_takes(workspace, monkeypatch):

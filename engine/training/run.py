@@ -18,8 +18,8 @@ from engine.errors import Cancelled, InputError
 from engine.features.spec import FeatureSpec, parse_params
 from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobLog
-from engine.progress import CancelToken
 from engine.models.kinds import ENSEMBLE
+from engine.progress import CancelToken
 from engine.training.auto import AUTO, PREFERRED_EMBEDDING
 from engine.training.data import TrainingData, training_data
 

@@ -131,7 +131,26 @@ def job_result(workspace, job: JobRecord) -> JobResult:
                                      f"macro-F1 {format_with_ci(test, 'macro_f1')}", None, result.get("notes", []))
     test = version.metrics.get("test")
     title = f"{version.ref} · {version.kind} on {version.spec} · test split"
-    return JobResult(job.job_id, title, Evaluation.from_dict(test) if test else None, version.meta.get("notes", []))
+    return JobResult(job.job_id, title, Evaluation.from_dict(test) if test else None,
+                     [*version.meta.get("notes", []), *cv_lines(version.meta.get("auto"), version.metrics.get("cv"))])
+
+
+def cv_lines(search: dict | None, cv: dict | None) -> list[str]:
+    """The model search's table (auto) and the cross-validation, one line per row."""
+
+    def score(metrics: dict, key: str) -> str:
+        m = metrics[key]
+        return f"{m['mean']:.3f} ({m['low']:.3f}–{m['high']:.3f})"
+
+    lines = []
+    for row in (search or {}).get("table", []):
+        params = " ".join(f"{k}={v}" for k, v in row["hyperparams"].items())
+        outcome = f"macro-F1 {score(row['metrics'], 'macro_f1')}" if "metrics" in row else f"failed: {row['error']}"
+        lines.append(f"search {'*' if row.get('chosen') else ' '} {row['kind']} on {row['features']} {params}: {outcome}")
+    if cv:
+        lines.append(f"cross-validation, {cv['folds']} folds by {cv['grouping']}: macro-F1 {score(cv['metrics'], 'macro_f1')}, "
+                     f"accuracy {score(cv['metrics'], 'accuracy')}")
+    return lines
 
 
 class TrainScreen(ReportsWorkerErrors, Screen):
