@@ -68,3 +68,18 @@ def test_the_training_report_names_the_grouping_and_warns_about_the_test_score(w
     version = resolve(workspace, "packless@1")
     assert version.meta["grouping"] == "inferred"
     assert any("near-identical audio" in note and "optimistic" in note for note in version.meta["notes"])
+
+
+def test_the_leakage_gate_checks_the_split_train_makes_with_inferred_groups(workspace, tmp_path):
+    from engine.gates.dataset import DatasetContext, split_leakage
+    from engine.gates.dataset_context import SplitPlan
+    from engine.library.importer import import_folder
+
+    _packless_folder(tmp_path / "curated")
+    import_folder(workspace, tmp_path / "curated", curated=True, workers=1)
+    context = DatasetContext(workspace, plan=SplitPlan(min_class_samples=2), workers=1)
+    assert context.grouping == "inferred"
+    result = split_leakage(context, {"similarity": 0.999, "max_pairs": 0})
+    assert result.passed and "split by groups of near-identical audio" in result.detail
+    by_clip = DatasetContext(workspace, plan=SplitPlan(split_by="clip", min_class_samples=2), workers=1)
+    assert not split_leakage(by_clip, {"similarity": 0.999, "max_pairs": 0}).passed  # the copies straddle

@@ -89,17 +89,9 @@ def _from_items(workspace, items: list[LabelledSegment], spec: FeatureSpec, task
     if len({item.label for item in items}) < 2:
         raise InputError(f"need at least 2 classes with {min_class_samples}+ examples to train; "
                          f"have {dict(Counter(item.label for item in items))} (lower --min-class-samples?)")
-    groups, grouping = None, "source" if split_by == "group" else "clip"
-    if chosen_split != split_by:
-        groups = _inferred_groups(workspace, items, workers, reporter, cancel)
-        count = len(set(groups))
-        if count >= MIN_GROUPS_FOR_GROUP_SPLIT:
-            grouping = "inferred"
-            notes.append(f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources: split {GROUPINGS['inferred']}, "
-                         f"{count} groups; the test score may still be optimistic (clips of one kit can differ)")
-        else:
-            groups, grouping, split_by = None, "clip", chosen_split
-            notes.append(f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources and groups: split by clip; {UNTRUSTED_TEST}")
+    groups, grouping, split_by, grouping_notes = split_groups(workspace, items, split_by, chosen_split,
+                                                              workers=workers, reporter=reporter, cancel=cancel)
+    notes += grouping_notes
     assembled = assemble(workspace, items, spec, split_by=split_by, val=val, test=test, seed=seed, augment=augment,
                          workers=workers, reporter=reporter, cancel=cancel, groups=groups)
     rejections = rejections + assembled.rejections
@@ -117,6 +109,23 @@ def _from_items(workspace, items: list[LabelledSegment], spec: FeatureSpec, task
         left_out=left_out, notes=notes, rejections=rejections, cancelled=assembled.cancelled,
         targets=assembled.targets, split_groups=assembled.groups, grouping=grouping,
     )
+
+
+def split_groups(workspace, items: list[LabelledSegment], asked: str, chosen: str, *, workers=None, reporter=None,
+                 cancel=None) -> tuple[list[str] | None, str, str, list[str]]:
+    """What the split keeps whole, given the split asked for and the one `training_items` chose:
+    (groups, or None for the plain split_by; the grouping's name, see GROUPINGS; split_by; notes).
+    With fewer than MIN_GROUPS_FOR_GROUP_SPLIT sources, groups inferred from the files, else clips."""
+    if chosen == asked:
+        return None, "source" if asked == "group" else "clip", asked, []
+    groups = _inferred_groups(workspace, items, workers, reporter, cancel)
+    count = len(set(groups))
+    if count >= MIN_GROUPS_FOR_GROUP_SPLIT:
+        return groups, "inferred", asked, [
+            f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources: split {GROUPINGS['inferred']}, {count} groups; "
+            "the test score may still be optimistic (clips of one kit can differ)"]
+    return None, "clip", chosen, [f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources and groups: split by clip; "
+                                  f"{UNTRUSTED_TEST}"]
 
 
 def _inferred_groups(workspace, items: list[LabelledSegment], workers, reporter, cancel) -> list[str]:
