@@ -117,7 +117,9 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
             if result.get("auto"):
                 stdout.print(cv_table(result["auto"]["table"], "model search (grouped cross-validation, no test data)"))
             if result.get("cv"):
-                stdout.print(cv_table([{**result["cv"], "kind": "", "features": "", "hyperparams": {}}],
+                trained = (result.get("auto") or {}).get("winner") or record.get("params") or {}
+                stdout.print(cv_table([{**result["cv"], "kind": trained.get("kind", trained.get("model", "")),
+                                        "features": trained.get("features") or "", "hyperparams": {}}],
                                       f"{result['cv']['folds']}-fold grouped cross-validation ({result['cv']['grouping']})"))
             test = result.get("test") or {}
             stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "
@@ -140,21 +142,24 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
 
 
 def cv_table(rows: list[dict], title: str) -> Table:
-    """Cross-validation rows: candidate, folds, each metric's mean with its 95% interval, seconds."""
+    """Cross-validation rows: candidate (kind, features, the hyperparameters in which the rows
+    differ), folds, macro-F1 and accuracy means with their 95% intervals (ECE is in --json), seconds."""
     table = Table(title=title, title_justify="left")
-    for column in ("", "model", "features", "hyperparameters", "folds", "macro-F1", "accuracy", "ECE", "s"):
+    differ = {key for row in rows for key, value in row["hyperparams"].items()
+              if any(other["hyperparams"].get(key) != value for other in rows)}
+    for column in ("", "model", "features", "hyperparameters", "folds", "macro-F1", "accuracy", "s"):
         table.add_column(column)
     for row in rows:
         metrics = row.get("metrics") or {}
 
         def cell(key: str) -> str:
             m = metrics.get(key)
-            return f"{m['mean']:.3f} ({m['low']:.3f}–{m['high']:.3f})" if m else shown(row.get("error", "—"))
+            return f"{m['mean']:.3f} ({m['low']:.2f}–{m['high']:.2f})" if m else ""
 
         table.add_row("*" if row.get("chosen") else "", row["kind"], shown(row["features"]),
-                      " ".join(f"{k}={v}" for k, v in row["hyperparams"].items()), str(row.get("folds", "—")),
-                      cell("macro_f1"), cell("accuracy") if metrics else "", cell("ece") if metrics else "",
-                      f"{row.get('seconds', 0):.1f}")
+                      " ".join(f"{k}={v}" for k, v in row["hyperparams"].items() if k in differ),
+                      str(row.get("folds", "—")), cell("macro_f1") if metrics else shown(row.get("error", "—")),
+                      cell("accuracy"), f"{row.get('seconds', 0):.1f}")
     return table
 
 
