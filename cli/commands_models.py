@@ -31,10 +31,12 @@ def _with_ci(metrics: dict | None, key: str) -> str:
 def train_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", "-n", help="Model name; each training adds a version.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="mlp (default), logreg, lgbm or cnn.")] = "mlp",
+    model: Annotated[str, typer.Option("--model", "-m", help="auto (default: chosen by grouped cross-validation), "
+                                                           "logreg, lgbm, mlp or cnn.")] = "auto",
     features: Annotated[str | None, typer.Option("--features", "-f",
-                                                 help="dsp, mel, onnx:NAME or hybrid:NAME (default: hybrid:aisfx when "
-                                                      "installed, else dsp; mel for cnn).")] = None,
+                                                 help="dsp, mel, onnx:NAME or hybrid:NAME (default: auto tries dsp, mel "
+                                                      "and hybrid:aisfx when installed; a kind trains on hybrid:aisfx "
+                                                      "when installed, else dsp; mel for cnn).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Feature parameter key=value.")] = None,
     dataset: Annotated[Path | None, typer.Option("--dataset", help="Train on a curated folder or an export instead of the workspace's labels.")] = None,
     taxonomy: TaxonomyOption = None,
@@ -47,6 +49,10 @@ def train_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     augment: Annotated[int, typer.Option("--augment", min=0, help="Augmented copies of each training example.")] = 0,
     weights: Annotated[Path | None, typer.Option("--weights", help="Per-group sample weights from `weights derive`.")] = None,
+    ensemble: Annotated[int, typer.Option("--ensemble", min=0, help="With --model auto: average the best K candidates "
+                                                                    "on the winner's features (no ONNX export).")] = 0,
+    cv: Annotated[int, typer.Option("--cv", min=0, help="Also report K-fold grouped cross-validation (mean and 95% "
+                                                        "interval per metric) over the training and validation rows.")] = 0,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1)] = None,
     lr: Annotated[float | None, typer.Option("--lr", min=0.0)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
@@ -76,7 +82,8 @@ def train_command(
                            dataset=str(dataset.expanduser().resolve()) if dataset else None, taxonomy=taxonomy,
                            window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
                            split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams,
-                           weights=str(weights.expanduser().resolve()) if weights else None)
+                           weights=str(weights.expanduser().resolve()) if weights else None, cv=cv,
+                           ensemble=ensemble)
     workspace = open_workspace(ctx)
     if weights:
         from engine.datasets.weights import read_weights
@@ -107,6 +114,13 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
 
     def render() -> None:
         if state == JobState.COMPLETED:
+            if result.get("auto"):
+                stdout.print(cv_table(result["auto"]["table"], "model search (grouped cross-validation, no test data)"))
+            if result.get("cv"):
+                trained = (result.get("auto") or {}).get("winner") or record.get("params") or {}
+                stdout.print(cv_table([{**result["cv"], "kind": trained.get("kind", trained.get("model", "")),
+                                        "features": trained.get("features") or "", "hyperparams": {}}],
+                                      f"{result['cv']['folds']}-fold grouped cross-validation ({result['cv']['grouping']})"))
             test = result.get("test") or {}
             stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "
                          f"macro-F1 {_with_ci(test, 'macro_f1')} on {test.get('n', '?')} test examples")
@@ -125,6 +139,28 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
         with suppress(OSError):
             render()
     raise typer.Exit(exit_code(state, signum))
+
+
+def cv_table(rows: list[dict], title: str) -> Table:
+    """Cross-validation rows: candidate (kind, features, the hyperparameters in which the rows
+    differ), folds, macro-F1 and accuracy means with their 95% intervals (ECE is in --json), seconds."""
+    table = Table(title=title, title_justify="left")
+    differ = {key for row in rows for key, value in row["hyperparams"].items()
+              if any(other["hyperparams"].get(key) != value for other in rows)}
+    for column in ("", "model", "features", "hyperparameters", "folds", "macro-F1", "accuracy", "s"):
+        table.add_column(column)
+    for row in rows:
+        metrics = row.get("metrics") or {}
+
+        def cell(key: str) -> str:
+            m = metrics.get(key)
+            return f"{m['mean']:.3f} ({m['low']:.2f}–{m['high']:.2f})" if m else ""
+
+        table.add_row("*" if row.get("chosen") else "", row["kind"], shown(row["features"]),
+                      " ".join(f"{k}={v}" for k, v in row["hyperparams"].items() if k in differ),
+                      str(row.get("folds", "—")), cell("macro_f1") if metrics else shown(row.get("error", "—")),
+                      cell("accuracy"), f"{row.get('seconds', 0):.1f}")
+    return table
 
 
 # -- eval ---------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def drums_template(tmp_path_factory) -> Path:
     curated_library(root / "curated", classes=tuple(CLASSES), per_pack=4, packs=DEMO_PACKS[:3])
     ws = Workspace.open(root / "ws")
     import_folder(ws, root / "curated", curated=True, workers=1)
-    train(ws, name="drums", min_class_samples=2, split_by="clip")
+    train(ws, name="drums", model="mlp", min_class_samples=2, split_by="clip")
     return ws.root
 
 
@@ -185,7 +185,7 @@ def sections_ws(tmp_path_factory) -> tuple[Workspace, Path]:
             add_label(ws, name, section["label"], taxonomy="sections", start_beat=section["start_beat"],
                       end_beat=section["end_beat"])
     # no window or region given: the sections taxonomy's window_s (4 s) and whole-window dsp are the defaults
-    train(ws, name="sections", taxonomy="sections", features="dsp", min_class_samples=3)
+    train(ws, name="sections", model="mlp", taxonomy="sections", features="dsp", min_class_samples=3)
     return ws, root
 
 

@@ -84,6 +84,7 @@ class Assembled:
     extractors: list
     rejections: list[Rejection] = field(default_factory=list)
     cancelled: bool = False
+    groups: list[str] = field(default_factory=list)  # the group each row's split kept whole
 
     @property
     def labels(self) -> list[str]:
@@ -106,28 +107,35 @@ def window_items(items: list[LabelledSegment], window_s: float | None) -> list[L
     return windowed
 
 
-def split_items(items: list[LabelledSegment], *, split_by: str, val: float, test: float, seed: int) -> list[Split]:
+def split_items(items: list[LabelledSegment], *, split_by: str, val: float, test: float, seed: int,
+                groups: list[str] | None = None) -> list[Split]:
     """Each item's split, stratified by label, keeping each clip (or each source with
     split_by="group") in one split; an item's fixed split (from a manifest) is kept."""
     if split_by not in ("clip", "group"):
         raise InputError(f"--split must be 'group' (by source) or 'clip', not {split_by!r}")
-    groups = [i.source if split_by == "group" else i.clip_id for i in items]
+    if groups is None:
+        groups = [i.source if split_by == "group" else i.clip_id for i in items]
     return assign_splits([i.label for i in items], groups, [i.split for i in items], val=val, test=test, seed=seed)
 
 
 def assemble(workspace, items: list[LabelledSegment], spec: FeatureSpec, *, split_by: str = "clip", val: float = 0.15,
              test: float = 0.15, seed: int = 0, augment: int = 0, workers: int | None = None,
-             reporter: Reporter | None = None, cancel: CancelToken | None = None) -> Assembled:
-    """Split the items (each clip, or each source with split_by="group", kept in one split), add
-    `augment` augmented copies of each training item, and featurise everything through the cache."""
-    splits = split_items(items, split_by=split_by, val=val, test=test, seed=seed)
+             reporter: Reporter | None = None, cancel: CancelToken | None = None,
+             groups: list[str] | None = None) -> Assembled:
+    """Split the items (each clip, or each source with split_by="group", or each of the given
+    `groups`, kept in one split), add `augment` augmented copies of each training item, and
+    featurise everything through the cache."""
+    if groups is None:
+        groups = [i.source if split_by == "group" else i.clip_id for i in items]
+    splits = split_items(items, split_by=split_by, val=val, test=test, seed=seed, groups=groups)
     extractors = spec.extractors(workspace.embeddings_dir)
     rng = np.random.default_rng(seed)
-    augmented = [(i, Target.of(i, random_augmentation(rng)))
-                 for i, split in zip(items, splits) if split == Split.TRAIN for _ in range(augment)]
-    all_items = items + [item for item, _ in augmented]
+    augmented = [(n, Target.of(i, random_augmentation(rng)))
+                 for n, (i, split) in enumerate(zip(items, splits)) if split == Split.TRAIN for _ in range(augment)]
+    all_items = items + [items[n] for n, _ in augmented]
     all_targets = [Target.of(i) for i in items] + [target for _, target in augmented]
     all_splits = splits + [Split.TRAIN] * len(augmented)
+    all_groups = list(groups) + [groups[n] for n, _ in augmented]
     extraction = extract_features(workspace.cache, all_targets, spec, extractors,
                                   workers=workers, reporter=reporter, cancel=cancel)
     if extraction.cancelled:
@@ -136,7 +144,7 @@ def assemble(workspace, items: list[LabelledSegment], spec: FeatureSpec, *, spli
     if not kept:
         raise InputError("no segment could be featurised; see the rejected files")
     return Assembled([all_items[k] for k in kept], [all_targets[k] for k in kept], [all_splits[k] for k in kept],
-                     features, extractors, extraction.rejections)
+                     features, extractors, extraction.rejections, groups=[all_groups[k] for k in kept])
 
 
 def export_dataset(workspace, out: Path, spec: FeatureSpec, *, taxonomy: str | None = None, split_by: str = "clip",

@@ -63,3 +63,19 @@ def _give_each_split_a_group(chosen: dict[str, Split], members: dict[str, list[i
         if len([g for g in chosen if chosen[g] == Split.TRAIN]) < 2 or not in_train:
             return
         chosen[min(in_train, key=lambda g: len(members[g]))] = split
+
+
+def grouped_folds(labels: Sequence[str], groups: Sequence[str], folds: int, *, seed: int = 0) -> np.ndarray:
+    """The fold (0..folds-1) of each row for cross-validation: every group in one fold, each fold's
+    classes close to the whole's (scikit-learn's StratifiedGroupKFold, shuffled by `seed`)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    count = len(set(groups))
+    if folds < 2 or count < folds:
+        raise InputError(f"cross-validation needs at least 2 folds and a group per fold: asked for {folds} folds "
+                         f"over {count} groups (sources)")
+    fold_of = np.zeros(len(labels), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), list(labels), list(groups))):
+        fold_of[held_out] = fold
+    return fold_of

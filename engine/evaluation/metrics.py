@@ -316,6 +316,25 @@ def format_evaluation(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
+def mean_interval(values: Sequence[float], level: float = CI_LEVEL,
+                  bounds: tuple[float, float] = (-np.inf, np.inf)) -> dict:
+    """The mean of per-fold values and its Student-t interval (`level`, 95% by default):
+    mean ± t((1+level)/2, n-1) · s/√n with s the sample standard deviation, clipped to the metric's
+    `bounds` (few folds that disagree can reach past 0 or 1). With one value the interval is that
+    value. {"mean", "low", "high", "values"}."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        raise InputError("no values to average")
+    mean = float(values.mean())
+    half = 0.0
+    if values.size > 1:
+        half = float(t.ppf((1 + level) / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+    return {"mean": mean, "low": max(mean - half, bounds[0]), "high": min(mean + half, bounds[1]),
+            "values": [float(v) for v in values]}
+
+
 def format_with_ci(metrics: dict | None, key: str, *, sign: bool = True) -> str:
     """One headline number of a stored evaluation (`to_dict`) as a percentage with its 95% CI:
     '91.7% (83–100)' ('91.7 (83–100)' without the sign); an em dash when missing."""

@@ -21,6 +21,7 @@ from engine.datasets.similarity import DEFAULT_SIMILARITY
 from engine.errors import InputError
 from engine.gates.core import GateResult, gate
 from engine.gates.dataset_context import DatasetContext, SplitPlan  # noqa: F401  (the context of this scope)
+from engine.training.data import GROUPINGS
 
 ITEM_LIMIT = 200  # items listed per failing gate; the detail line gives the full count
 
@@ -286,7 +287,7 @@ def near_duplicates(context: DatasetContext, settings: dict) -> GateResult:
 def split_leakage(context: DatasetContext, settings: dict) -> GateResult:
     """Pairs of segments that are the same clip or near duplicates (cosine >= `similarity`, default
     0.999) but land in different splits under the split `train` assigns by default (grouped by
-    source with 3+ sources, else by clip; seed 0; val and test 0.15). A leaked pair lets the test
+    source with 3+ sources, else by inferred groups or clip; seed 0; val and test 0.15). A leaked pair lets the test
     score hear training audio. Default: `max_pairs` 0."""
     gate_id, title = "dataset.split_leakage", "No duplicate across train/val/test"
     threshold = f"<= {settings['max_pairs']} pairs across splits"
@@ -305,7 +306,7 @@ def split_leakage(context: DatasetContext, settings: dict) -> GateResult:
     passed = leaked <= settings["max_pairs"]
     return _result(gate_id, title, passed, leaked, threshold,
                    f"{len(exact)} clips in two splits, {int(across.sum())} near-duplicate pairs across splits "
-                   f"(split by {'source' if context.split_by == 'group' else 'clip'})",
+                   f"(split {GROUPINGS[context.grouping]})",
                    [{"kind": "same clip", **e} for e in exact] +
                    [{"kind": "near duplicate", **p} for p in _pair_items(context, pairs, rows, across)])
 

@@ -26,7 +26,7 @@ from engine.progress import CancelToken, Reporter
 from engine.store.clips import clips_by_ids
 from engine.store.grids import grids_by_clip
 from engine.store.labels import labelled_clip_paths, technique_counts
-from engine.training.data import training_items
+from engine.training.data import split_groups, training_items
 
 
 @dataclass(frozen=True)
@@ -112,20 +112,29 @@ class DatasetContext:
 
     # -- the split train would use -------------------------------------------------------------
     @cached_property
-    def _training(self) -> tuple[list[LabelledSegment], str]:
-        """The items `train` keeps under its defaults, and whether it splits them by 'group' or 'clip'."""
-        kept, _, split_by = training_items(self.items, self.plan.min_class_samples, self.plan.split_by)
-        return kept, split_by
+    def _training(self) -> tuple[list[LabelledSegment], str, list[str] | None, str]:
+        """The items `train` keeps under its defaults, whether it splits them by 'group' or 'clip',
+        the groups it keeps whole (None: by source or clip) and the grouping's name."""
+        kept, _, chosen = training_items(self.items, self.plan.min_class_samples, self.plan.split_by)
+        groups, grouping, split_by, _ = split_groups(self.workspace, kept, self.plan.split_by, chosen,
+                                                     workers=self.workers, reporter=self.reporter, cancel=self.cancel)
+        return kept, split_by, groups, grouping
 
     @property
     def split_by(self) -> str:
         return self._training[1]
 
+    @property
+    def grouping(self) -> str:
+        """What the split keeps whole: source, inferred or clip (training.data.GROUPINGS)."""
+        return self._training[3]
+
     @cached_property
     def splits(self) -> list[Split | None]:
         """Each item's split under `train`'s defaults; None for items of classes it leaves out."""
-        kept, split_by = self._training
-        assigned = split_items(kept, split_by=split_by, val=self.plan.val, test=self.plan.test, seed=self.plan.seed)
+        kept, split_by, groups, _ = self._training
+        assigned = split_items(kept, split_by=split_by, val=self.plan.val, test=self.plan.test, seed=self.plan.seed,
+                               groups=groups)
         split_of = {id(item): split for item, split in zip(kept, assigned)}
         return [split_of.get(id(item)) for item in self.items]
 

@@ -21,35 +21,40 @@ _KIND_CLASSES = {
     "lgbm": "engine.models.lgbm:LightGbmClassifier",
     "mlp": "engine.models.mlp:MlpClassifier",
     "cnn": "engine.models.cnn:CnnClassifier",
-    "onnx": "engine.models.external:OnnxClassifier",  # imported, never trained here
 }
-TRAINABLE_KINDS = ("logreg", "lgbm", "mlp", "cnn")
+ENSEMBLE = "ensemble"  # members of the kinds above, made by `train --model auto --ensemble K`, never trained by name
+_SAVED_CLASSES = {**_KIND_CLASSES, ENSEMBLE: "engine.models.ensemble:EnsembleClassifier",
+                  "onnx": "engine.models.external:OnnxClassifier"}  # imported (`models import`), never trained here
 
 
 class _Kinds(Mapping[str, type[Classifier]]):
     """A read-only mapping of kind name to class that imports a kind's module on lookup."""
 
+    def __init__(self, classes: dict[str, str]) -> None:
+        self._classes = classes
+
     def __getitem__(self, kind: str) -> type[Classifier]:
-        module, name = _KIND_CLASSES[kind].split(":")
+        module, name = self._classes[kind].split(":")
         return getattr(importlib.import_module(module), name)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_KIND_CLASSES)
+        return iter(self._classes)
 
     def __len__(self) -> int:
-        return len(_KIND_CLASSES)
+        return len(self._classes)
 
     def __contains__(self, kind: object) -> bool:
-        return kind in _KIND_CLASSES
+        return kind in self._classes
 
 
-MODEL_KINDS: Mapping[str, type[Classifier]] = _Kinds()
+MODEL_KINDS: Mapping[str, type[Classifier]] = _Kinds(_KIND_CLASSES)  # the kinds a person trains by name
+SAVED_KINDS: Mapping[str, type[Classifier]] = _Kinds(_SAVED_CLASSES)  # the kinds a model folder may hold
 
 
 def _kind_class(kind: str) -> type[Classifier]:
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
-    return MODEL_KINDS[kind]
+    if kind not in SAVED_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(SAVED_KINDS)}")
+    return SAVED_KINDS[kind]
 
 
 def make_model(kind: str, **hyperparams: Any) -> Classifier:
@@ -71,11 +76,11 @@ def load_model(folder: Path, *, hashes: dict | None = None, kind: str | None = N
     registry expects. Any problem with the files raises `ModelFilesDamaged` naming the file."""
     files = ModelFiles(folder, hashes)
     saved = files.json(MODEL_FILE, {"kind": str})
-    if saved["kind"] not in MODEL_KINDS:
+    if saved["kind"] not in SAVED_KINDS:
         raise files.damaged(MODEL_FILE, f"unknown model kind {saved['kind']!r}")
     if kind is not None and saved["kind"] != kind:
         raise files.damaged(MODEL_FILE, f"kind {saved['kind']!r} where the registry has {kind!r}")
-    kind_class = MODEL_KINDS[saved["kind"]]
+    kind_class = SAVED_KINDS[saved["kind"]]
     model = kind_class.load(files)
     if n_classes is not None and model.n_classes_ != n_classes:
         raise files.damaged(kind_class.saved_files[0], f"{model.n_classes_} classes where the registry has {n_classes}")

@@ -23,6 +23,14 @@ from engine.features.spec import FeatureSpec
 from engine.progress import CancelToken, Reporter
 
 MIN_GROUPS_FOR_GROUP_SPLIT = 3
+GROUPINGS = {
+    "source": "by source (pack)",
+    "inferred": "by groups of near-identical audio and file-name runs (the packs are unknown)",
+    "clip": "by clip",
+    "export": "as the exported dataset's splits",
+}
+UNTRUSTED_TEST = ("the test score cannot be trusted: clips of one kit may be on both sides of the split; "
+                  "evaluate on other packs (`eval --dataset`) or put each pack in a subfolder")
 
 
 @dataclass
@@ -41,6 +49,12 @@ class TrainingData:
     rejections: list[Rejection] = field(default_factory=list)
     cancelled: bool = False
     targets: list = field(default_factory=list)  # the Target (clip, segment) of each row; empty for an export
+    split_groups: list[str] = field(default_factory=list)  # the group each row's split kept whole
+    grouping: str = "source"  # what the splits kept whole: source, inferred (GROUPINGS), clip, or export
+
+    def __post_init__(self) -> None:
+        if not self.split_groups:
+            self.split_groups = list(self.groups)
 
     def part(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
         chosen = self.splits == str(split)
@@ -75,11 +89,11 @@ def _from_items(workspace, items: list[LabelledSegment], spec: FeatureSpec, task
     if len({item.label for item in items}) < 2:
         raise InputError(f"need at least 2 classes with {min_class_samples}+ examples to train; "
                          f"have {dict(Counter(item.label for item in items))} (lower --min-class-samples?)")
-    if chosen_split != split_by:
-        notes.append(f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources: split by clip instead of by source")
-        split_by = chosen_split
+    groups, grouping, split_by, grouping_notes = split_groups(workspace, items, split_by, chosen_split,
+                                                              workers=workers, reporter=reporter, cancel=cancel)
+    notes += grouping_notes
     assembled = assemble(workspace, items, spec, split_by=split_by, val=val, test=test, seed=seed, augment=augment,
-                         workers=workers, reporter=reporter, cancel=cancel)
+                         workers=workers, reporter=reporter, cancel=cancel, groups=groups)
     rejections = rejections + assembled.rejections
     classes = sorted(set(assembled.labels))
     index = {name: n for n, name in enumerate(classes)}
@@ -93,8 +107,45 @@ def _from_items(workspace, items: list[LabelledSegment], spec: FeatureSpec, task
         label_counts=dict(sorted(Counter(i.label for i, t in zip(assembled.items, assembled.targets)
                                          if not t.augment).items())),
         left_out=left_out, notes=notes, rejections=rejections, cancelled=assembled.cancelled,
-        targets=assembled.targets,
+        targets=assembled.targets, split_groups=assembled.groups, grouping=grouping,
     )
+
+
+def split_groups(workspace, items: list[LabelledSegment], asked: str, chosen: str, *, workers=None, reporter=None,
+                 cancel=None) -> tuple[list[str] | None, str, str, list[str]]:
+    """What the split keeps whole, given the split asked for and the one `training_items` chose:
+    (groups, or None for the plain split_by; the grouping's name, see GROUPINGS; split_by; notes).
+    With fewer than MIN_GROUPS_FOR_GROUP_SPLIT sources, groups inferred from the files, else clips."""
+    if chosen == asked:
+        return None, "source" if asked == "group" else "clip", asked, []
+    groups = _inferred_groups(workspace, items, workers, reporter, cancel)
+    count = len(set(groups))
+    if count >= MIN_GROUPS_FOR_GROUP_SPLIT:
+        return groups, "inferred", asked, [
+            f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources: split {GROUPINGS['inferred']}, {count} groups; "
+            "the test score may still be optimistic (clips of one kit can differ)"]
+    return None, "clip", chosen, [f"fewer than {MIN_GROUPS_FOR_GROUP_SPLIT} sources and groups: split by clip; "
+                                  f"{UNTRUSTED_TEST}"]
+
+
+def _inferred_groups(workspace, items: list[LabelledSegment], workers, reporter, cancel) -> list[str]:
+    """Groups of near-identical audio (on dsp features, through the cache) and file-name runs within
+    each source (`datasets.grouping`); an item that cannot be featurised is a group of its own."""
+    from engine.datasets.grouping import infer_groups
+    from engine.features.extract import Target, extract_features, load_features
+
+    spec = FeatureSpec.parse("dsp")
+    extractors = spec.extractors(workspace.embeddings_dir)
+    targets = [Target.of(item) for item in items]
+    extract_features(workspace.cache, targets, spec, extractors, workers=workers, reporter=reporter, cancel=cancel)
+    features, kept = load_features(workspace.cache, targets, extractors)
+    groups = [item.clip_id for item in items]
+    if kept:
+        chosen = [items[k] for k in kept]
+        inferred = infer_groups([i.path for i in chosen], [i.label for i in chosen], [i.source for i in chosen], features)
+        for k, group in zip(kept, inferred):
+            groups[k] = group
+    return groups
 
 
 def _from_export(path: Path, spec: FeatureSpec | None, workspace, min_class_samples: int) -> TrainingData:
@@ -112,6 +163,7 @@ def _from_export(path: Path, spec: FeatureSpec | None, workspace, min_class_samp
         groups=[g for g, kept in zip(dataset.groups, keep) if kept], fingerprint=manifest_fingerprint,
         label_counts=dict(sorted(Counter(labels).items())), left_out=left_out,
         notes=[f"left out {label} ({n} < {min_class_samples} examples)" for label, n in left_out.items()],
+        grouping="export",
     )
 
 

@@ -19,11 +19,15 @@ MAIN_HYPERPARAMETERS = {
 
 
 def kind_defaults(model: str) -> dict:
-    """The hyperparameters a model kind takes, with their default values."""
-    from engine.models.kinds import MODEL_KINDS, TRAINABLE_KINDS
+    """The hyperparameters a model kind takes, with their default values; for `auto`, those any
+    kind of its search takes (each candidate uses the ones its kind takes)."""
+    from engine.models.kinds import MODEL_KINDS
+    from engine.training.auto import AUTO, SEARCH
 
-    if model not in TRAINABLE_KINDS:
-        raise InputError(f"unknown model {model!r}; choose one of {', '.join(TRAINABLE_KINDS)}")
+    if model == AUTO:
+        return {key: value for kind in reversed(SEARCH) for key, value in MODEL_KINDS[kind].defaults.items()}
+    if model not in MODEL_KINDS:
+        raise InputError(f"unknown model {model!r}; choose one of {AUTO}, {', '.join(MODEL_KINDS)}")
     return dict(MODEL_KINDS[model].defaults)
 
 
@@ -50,6 +54,11 @@ def check_request(workspace, request: TrainRequest) -> None:
     _, unused = split_hyperparams(request.model, request.hyperparams)
     if unused:
         raise InputError(f"{request.model} does not take {', '.join(unused)}")
+    if request.ensemble and (request.model != "auto" or request.ensemble < 2):
+        raise InputError(f"--ensemble needs --model auto and at least 2 members, not {request.ensemble} "
+                         f"with --model {request.model}")
+    if request.cv == 1 or request.cv < 0:
+        raise InputError(f"--cv needs at least 2 folds, not {request.cv}")
     request.spec(workspace).extractors(workspace.embeddings_dir)  # bad features fail here
 
 

@@ -18,18 +18,21 @@ from engine.errors import Cancelled, InputError
 from engine.features.spec import FeatureSpec, parse_params
 from engine.jobs.kinds import job_kind
 from engine.jobs.log import JobLog
+from engine.models.kinds import ENSEMBLE
 from engine.progress import CancelToken
+from engine.training.auto import AUTO, PREFERRED_EMBEDDING
 from engine.training.data import TrainingData, training_data
 
+# The default: choose kind, features and hyperparameters by grouped cross-validation (training/auto.py).
 # Measured with bench/bench_generalisation.py (train on some packs, test on unseen ones, synthetic
-# and real Debian drum packs): mlp on hybrid aiSFX + dsp features generalised best, mlp on dsp
-# best without the embedding; LightGBM and the CNN memorised packs.
-DEFAULT_MODEL = "mlp"
-PREFERRED_EMBEDDING = "aisfx"
+# and real Debian drum packs): mlp on hybrid aiSFX + dsp features generalised best of the fixed
+# choices, mlp on dsp best without the embedding; LightGBM and the CNN memorised packs.
+DEFAULT_MODEL = AUTO
 
 
 def default_features(workspace, model: str) -> str:
-    """mel for the CNN; else hybrid:aisfx when that embedding is installed, else dsp."""
+    """mel for the CNN; else hybrid:aisfx when that embedding is installed, else dsp (what an
+    explicit kind trains on without --features)."""
     if model == "cnn":
         return "mel"
     return f"hybrid:{PREFERRED_EMBEDDING}" if (workspace.embeddings_dir / f"{PREFERRED_EMBEDDING}.onnx").is_file() else "dsp"
@@ -55,6 +58,8 @@ class TrainRequest:
     augment: int = 0
     hyperparams: dict = field(default_factory=dict)
     weights: str | None = None  # a `weights derive` file: per-group sample weights for the training rows
+    cv: int = 0  # grouped cross-validation folds reported before the final training (0: none)
+    ensemble: int = 0  # with model "auto": average the best K candidates on the winner's features (0: the winner alone)
 
     def spec(self, workspace) -> FeatureSpec:
         return FeatureSpec.parse(self.features or default_features(workspace, self.model),
@@ -111,15 +116,7 @@ def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict 
     return evaluate(labels, model.predict_proba(features), data.classes, seed=seed).to_dict()
 
 
-@job_kind("train")
-def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
-    from engine.models.kinds import make_model, save_model
-    from engine.models.orphans import write_registration
-    from engine.models.reconcile import reconcile_models
-    from engine.models.registry import register
-
-    request = TrainRequest(**params).with_task_defaults(workspace)
-    job.state(JobState.PREPARING, "extracting features")
+def _training_data(workspace, request: TrainRequest, cancel: CancelToken) -> TrainingData:
     data = training_data(
         workspace, request.spec(workspace) if (request.features or not request.dataset) else None,
         dataset=Path(request.dataset) if request.dataset else None, taxonomy=request.taxonomy,
@@ -128,9 +125,105 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         cancel=cancel)
     if data.cancelled or cancel.cancelled:
         raise Cancelled("cancelled while preparing")
+    return data
+
+
+def _data_event(job: JobLog, data: TrainingData) -> None:
     job.event("data", {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
                        "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
-                       "rejected": len(data.rejections)})
+                       "rejected": len(data.rejections), "grouping": data.grouping,
+                       "groups": len(set(data.split_groups))})
+
+
+def _cross_validate(job: JobLog, data: TrainingData, request: TrainRequest, cancel: CancelToken) -> dict:
+    from engine.training.crossval import cross_validate
+
+    job.state(JobState.EVALUATING, f"cross-validating {request.model} over {request.cv} grouped folds")
+
+    def on_fold(done: int, total: int) -> None:
+        job.progress(done / total, f"cross-validation fold {done}/{total}")
+
+    cv = cross_validate(data, request.model, request.hyperparams, request.cv, seed=request.seed, cancel=cancel,
+                        on_fold=on_fold)
+    job.event("cv", {"model": request.model, "features": str(data.spec), **cv})
+    return cv
+
+
+def _choose(workspace, job: JobLog, asked: TrainRequest, cancel: CancelToken) -> tuple[TrainRequest, TrainingData, dict]:
+    """`--model auto`: cross-validate the candidates over the training and validation rows; the
+    winner's request (kind, features, hyperparameters), its training data and the search's table."""
+    from engine.datasets.source import is_export
+    from engine.training.auto import SCORE, candidates, search
+
+    prepared: dict[str, tuple[TrainRequest, TrainingData]] = {}
+
+    def prepare(features: str) -> tuple[TrainRequest, TrainingData]:
+        if features not in prepared:
+            chosen = replace(asked, features=features).with_task_defaults(workspace)
+            prepared[features] = chosen, _training_data(workspace, chosen, cancel)
+        return prepared[features]
+
+    if asked.dataset and is_export(Path(asked.dataset)):  # an export has its features: search the kinds only
+        request = asked.with_task_defaults(workspace)
+        data = _training_data(workspace, request, cancel)
+        prepared[str(data.spec)] = request, data
+        found = candidates(workspace, str(data.spec), asked.hyperparams, rank=data.features.ndim - 1)
+    else:
+        found = candidates(workspace, asked.features, asked.hyperparams)
+    job.state(JobState.TRAINING, f"choosing among {len(found)} candidates by grouped cross-validation")
+
+    def on_result(row: dict, done: int, total: int) -> None:
+        score = row["metrics"][SCORE]["mean"] if "metrics" in row else None
+        job.event("candidate", row, progress=done / total,
+                  message=f"{done}/{total} {row['kind']} on {row['features']}: "
+                          + (f"macro-F1 {score:.3f}" if score is not None else "failed"))
+
+    winner, table = search(found, lambda features: prepare(features)[1], seed=asked.seed, cancel=cancel,
+                           on_result=on_result)
+    chosen, data = prepare(winner.features)
+    won = next(row for row in table if row["chosen"])
+    summary = {"score": SCORE, "winner": winner.to_dict(), "table": table,
+               "cv": {key: won[key] for key in ("folds", "grouping", "rows", "metrics", "seconds")}}
+    request = replace(chosen, model=winner.kind, hyperparams=winner.hyperparams)
+    if asked.ensemble:
+        members = _ensemble_members(table, winner.features, asked.ensemble)
+        summary["ensemble"] = members
+        if len(members) < asked.ensemble:
+            data.notes.append(f"--ensemble {asked.ensemble}: only {len(members)} candidates on {winner.features}")
+        if len(members) >= 2:
+            request = replace(chosen, model=ENSEMBLE, hyperparams={"members": members, "seed": asked.seed})
+    job.event("auto", summary)
+    return request, data, summary
+
+
+def _ensemble_members(table: list[dict], features: str, count: int) -> list[dict]:
+    """The `count` best candidates of the search on `features` (an ensemble averages one input)."""
+    from engine.training.auto import SCORE
+
+    scored = [row for row in table if "metrics" in row and row["features"] == features]
+    scored.sort(key=lambda row: -row["metrics"][SCORE]["mean"])
+    return [{"kind": row["kind"], "hyperparams": row["hyperparams"]} for row in scored[:count]]
+
+
+@job_kind("train")
+def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
+    from engine.models.kinds import make_model, save_model
+    from engine.models.orphans import write_registration
+    from engine.models.reconcile import reconcile_models
+    from engine.models.registry import register
+
+    asked = TrainRequest(**params)
+    request = asked.with_task_defaults(workspace)
+    job.state(JobState.PREPARING, "extracting features")
+    search = None
+    if asked.model == AUTO:
+        request, data, search = _choose(workspace, job, asked, cancel)
+    else:
+        data = _training_data(workspace, request, cancel)
+    _data_event(job, data)
+    cv = search["cv"] if search else None
+    if request.cv:
+        cv = _cross_validate(job, data, request, cancel)
     model = make_model(request.model, **{"seed": request.seed, **request.hyperparams})
     _check_fit(request.model, data.spec, data, model.input_rank)
     train_x, train_y = data.part(Split.TRAIN)
@@ -151,7 +244,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     metrics = {"val": _evaluate_split(model, data, Split.VAL, request.seed),
                "test": _evaluate_split(model, data, Split.TEST, request.seed),
                "train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
-               "sizes": data.sizes()}
+               "sizes": data.sizes(), "cv": cv}
     if metrics["test"] is None:
         data.notes.append("no test split: the report uses validation data")
         metrics["test"] = metrics["val"]
@@ -163,11 +256,13 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
         dataset_fingerprint=data.fingerprint, job_id=job.job_id,
         meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
-              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights},
+              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights,
+              "grouping": data.grouping, "auto": search},
     )
     # the folder says what it is, so a kill between moving it into models/ and committing its row
     # leaves a registration that can be finished (engine/models/reconcile.py)
     write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
     reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
     version = register(workspace, artifact_dir=artifact, **registration)
-    job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes})
+    job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes,
+                                               "grouping": data.grouping, "cv": cv, "auto": search})

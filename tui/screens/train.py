@@ -66,12 +66,14 @@ class JobResult(Message):
 
 
 def form_options(workspace) -> dict:
-    from engine.models.kinds import TRAINABLE_KINDS
+    from engine.models.kinds import MODEL_KINDS
+    from engine.training.auto import AUTO
     from engine.training.launch import feature_choices
     from engine.training.run import DEFAULT_MODEL, default_features
 
-    return {"kinds": list(TRAINABLE_KINDS), "features": feature_choices(workspace),
-            "default_features": {kind: default_features(workspace, kind) for kind in TRAINABLE_KINDS},
+    # auto: the kind and features are chosen by cross-validation; features "auto" is each kind's default
+    return {"kinds": [AUTO, *MODEL_KINDS], "features": [AUTO, *feature_choices(workspace)],
+            "default_features": {AUTO: AUTO, **{kind: default_features(workspace, kind) for kind in MODEL_KINDS}},
             "tasks": workspace.taxonomies.names(), "default_task": workspace.default_taxonomy_name,
             "default_kind": DEFAULT_MODEL}
 
@@ -129,7 +131,26 @@ def job_result(workspace, job: JobRecord) -> JobResult:
                                      f"macro-F1 {format_with_ci(test, 'macro_f1')}", None, result.get("notes", []))
     test = version.metrics.get("test")
     title = f"{version.ref} · {version.kind} on {version.spec} · test split"
-    return JobResult(job.job_id, title, Evaluation.from_dict(test) if test else None, version.meta.get("notes", []))
+    return JobResult(job.job_id, title, Evaluation.from_dict(test) if test else None,
+                     [*version.meta.get("notes", []), *cv_lines(version.meta.get("auto"), version.metrics.get("cv"))])
+
+
+def cv_lines(search: dict | None, cv: dict | None) -> list[str]:
+    """The model search's table (auto) and the cross-validation, one line per row."""
+
+    def score(metrics: dict, key: str) -> str:
+        m = metrics[key]
+        return f"{m['mean']:.3f} ({m['low']:.3f}–{m['high']:.3f})"
+
+    lines = []
+    for row in (search or {}).get("table", []):
+        params = " ".join(f"{k}={v}" for k, v in row["hyperparams"].items())
+        outcome = f"macro-F1 {score(row['metrics'], 'macro_f1')}" if "metrics" in row else f"failed: {row['error']}"
+        lines.append(f"search {'*' if row.get('chosen') else ' '} {row['kind']} on {row['features']} {params}: {outcome}")
+    if cv:
+        lines.append(f"cross-validation, {cv['folds']} folds by {cv['grouping']}: macro-F1 {score(cv['metrics'], 'macro_f1')}, "
+                     f"accuracy {score(cv['metrics'], 'accuracy')}")
+    return lines
 
 
 class TrainScreen(ReportsWorkerErrors, Screen):

@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, Label, Select
 
 from engine.errors import InputError
 from engine.text import printable
+from engine.training.auto import AUTO
 from engine.training.launch import DEVICES, MAIN_HYPERPARAMETERS, kind_defaults
 from engine.training.run import TrainRequest
 
@@ -135,8 +136,9 @@ class TrainForm(Vertical):
             elif self._text(key):
                 hyperparams[key] = parse_number(self._text(key), *NUMBER_FIELDS[key])
         min_class = self._text("min-class")
+        features = str(self.query_one("#train-features", Select).value)
         return TrainRequest(
-            name=self._text("name"), model=model, features=str(self.query_one("#train-features", Select).value),
+            name=self._text("name"), model=model, features=None if features == AUTO else features,
             taxonomy=str(self.query_one("#train-task", Select).value),
             split_by=str(self.query_one("#train-split", Select).value),
             min_class_samples=parse_number(min_class, *MIN_CLASS) if min_class else TrainRequest.min_class_samples,
