@@ -160,3 +160,51 @@ def test_export_audiofolder_is_read_back_by_datasets(tmp_path):
     assert loaded["train"].num_rows + loaded["test"].num_rows == 7
     assert sorted(set(loaded["train"]["label"])) == ["kick", "snare"]
     assert set(loaded["train"]["license"]) == {"cc-by-4.0"}
+
+
+@pytest.mark.parametrize("licences, allowed, refused", [
+    (["cc0-1.0"], (), None), (["cc-by-4.0", "cc-by-3.0"], (), None), (["CC-BY-2.0"], (), None),
+    (["cc-by-nc-4.0"], (), "cc-by-nc-4.0"), (["cc-by-sa-4.0"], (), "cc-by-sa-4.0"), (["mit"], (), "mit"),
+    (["cc-by-4.0", "cc-by-nd-4.0"], (), "cc-by-nd-4.0"), (["cc-by-nc-4.0"], ("CC-BY-NC-4.0",), None),
+])
+def test_the_licence_allowlist(tmp_path, licences, allowed, refused):
+    from engine.errors import InputError
+    from engine.library.hf import check_licence, read_card
+
+    listed = "".join(f"\n- {name}" for name in licences)
+    (tmp_path / "README.md").write_text(f"---\nlicense:{listed}\n---\n")
+    card = read_card(tmp_path)
+    assert card.licences == [name.lower() for name in licences]
+    if refused is None:
+        check_licence(card, allowed)
+    else:
+        with pytest.raises(InputError, match=f"licence {refused}, which is not allowed"):
+            check_licence(card, allowed)
+
+
+def test_card_configs_metadata_jsonl_and_a_bad_card(tmp_path):
+    """A card's `configs` (data_files per split, as the Hugging Face docs write them) place files; a
+    metadata.jsonl labels them; a bad line is rejected with its number; broken YAML names its line."""
+    from engine.errors import InputError
+    from engine.library.hf import read_audiofolder, read_card
+
+    root = tmp_path / "ds"
+    for name in ("a.wav", "b.wav", "c.wav"):
+        (root / "clips" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "clips" / name).write_bytes(b"RIFF")
+    (root / "README.md").write_text(
+        "---\nlicense: cc0-1.0\nconfigs:\n- config_name: hits\n  data_files:\n  - split: train\n    path: clips/[ab].wav\n"
+        "  - split: test\n    path: clips/c.wav\n---\n")
+    (root / "clips" / "metadata.jsonl").write_text(
+        '{"file_name": "a.wav", "label": "kick"}\n{"file_name": "b.wav", "label": "snare"}\nnot json\n'
+        '{"file_name": "c.wav", "label": null}\n')
+    card = read_card(root)
+    read = read_audiofolder(root, card, sorted((root / "clips").glob("*.wav")), "label")
+    assert [(Path(e.path).name, e.label, e.config, e.split, e.origin) for e in read.entries] == [
+        ("a.wav", "kick", "hits", "train", "clips/metadata.jsonl line 1"),
+        ("b.wav", "snare", "hits", "train", "clips/metadata.jsonl line 2"),
+        ("c.wav", None, "hits", "test", "clips/metadata.jsonl line 4")]
+    assert [(r.line, r.reason, r.detail[:14]) for r in read.rejections] == [(3, "bad row", "not valid JSON")]
+    (root / "README.md").write_text("---\nlicense: [cc0-1.0\n---\n")
+    with pytest.raises(InputError, match=r"README.md: line \d+: the YAML front matter is not valid YAML"):
+        read_card(root)
