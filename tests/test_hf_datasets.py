@@ -208,3 +208,14 @@ def test_card_configs_metadata_jsonl_and_a_bad_card(tmp_path):
     (root / "README.md").write_text("---\nlicense: [cc0-1.0\n---\n")
     with pytest.raises(InputError, match=r"README.md: line \d+: the YAML front matter is not valid YAML"):
         read_card(root)
+
+
+def test_class_folders_are_not_configs_but_parquet_config_folders_are(tmp_path):
+    from engine.library.hf import placement, read_card
+
+    card = read_card(tmp_path)  # no card: licence unknown, no configs
+    assert card.licences == ["unknown"]
+    assert placement(tmp_path, card, tmp_path / "kick" / "a.wav") == ("default", None)
+    assert placement(tmp_path, card, tmp_path / "validation" / "kick" / "a.wav") == ("default", "validation")
+    assert placement(tmp_path, card, tmp_path / "data" / "test-00000-of-00001.parquet") == ("default", "test")
+    assert placement(tmp_path, card, tmp_path / "hits" / "train" / "0000.parquet") == ("hits", "train")
