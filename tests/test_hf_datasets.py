@@ -219,3 +219,25 @@ def test_class_folders_are_not_configs_but_parquet_config_folders_are(tmp_path):
     assert placement(tmp_path, card, tmp_path / "validation" / "kick" / "a.wav") == ("default", "validation")
     assert placement(tmp_path, card, tmp_path / "data" / "test-00000-of-00001.parquet") == ("default", "test")
     assert placement(tmp_path, card, tmp_path / "hits" / "train" / "0000.parquet") == ("hits", "train")
+
+
+async def test_the_library_status_line_names_a_dataset_clips_provenance(tmp_path):
+    from textual.widgets import Label
+
+    from engine.library.importer import import_folder
+    from engine.workspace import Workspace
+    from tui.app import make_app
+    from tui.widgets.cliptable import ClipTable
+    from tui_pilot import wait_for
+
+    workspace = Workspace.open(tmp_path / "ws")
+    root = tmp_path / "kit"
+    write_hits(root / "test" / "kick", "kick", 1)
+    (root / "README.md").write_text(CARD.format(licence="cc0-1.0"))
+    import_folder(workspace, root, workers=1)
+    app = make_app(workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        status = app.screen.query_one("#library-status", Label)
+        await wait_for(pilot, lambda: app.screen.query_one(ClipTable).row_count == 1, "the clip")
+        await wait_for(pilot, lambda: "kit/default/test cc0-1.0" in str(status.content), "the provenance")
+        assert str(status.content) == "1 clips · sorted by path · kit/default/test cc0-1.0"
