@@ -295,6 +295,26 @@ def test_models_export_writes_onnx_and_a_sidecar(ws, tmp_path):
     assert "unknown export format 'pt'" in message
 
 
+def with_job(ws: Path, ref: str, name: str, folder: Path) -> None:
+    """`ref` registered again as `name` with a record of the training job that made it (the copies of
+    the template's versions come without their jobs), so its splits can be reproduced."""
+    import shutil
+
+    from engine.concepts import JobState
+    from engine.models.registry import register, resolve
+
+    workspace = Workspace.open(ws)
+    version = resolve(workspace, ref)
+    params = TrainRequest(name=version.name, model=version.kind, min_class_samples=2, split_by="clip",
+                          hyperparams={"n_estimators": 10, "patience": 10}).__dict__
+    job = JobLog(workspace, "train", params, state=JobState.COMPLETED)
+    shutil.copytree(version.artifact_dir, folder / "artifact")
+    register(workspace, name=name, task=version.task, kind=version.kind, artifact_dir=folder / "artifact",
+             feature_spec=version.spec, classes=version.label_set, label_counts=version.label_counts,
+             hyperparams=version.hyperparams, metrics=version.metrics, dataset_fingerprint=version.dataset_fingerprint,
+             job_id=job.job_id, meta=version.meta)
+
+
 def test_lgbm_exports_to_onnx_with_parity_on_its_held_out_split(ws, tmp_path, monkeypatch):
     """The parity the command reports is the one measured here, independently, on the test split that
     the model gates reproduce: the native LightGBM model against ONNX Runtime on the written file."""
@@ -304,7 +324,7 @@ def test_lgbm_exports_to_onnx_with_parity_on_its_held_out_split(ws, tmp_path, mo
     from engine.gates.model import ModelContext
     from engine.models.registry import resolve
 
-    ok(["train", "--name", "boosted", "--model", "lgbm", *FEW_CLIPS], ws)  # with its job, to reproduce its split
+    with_job(ws, "gbm", "boosted", tmp_path)  # its training job's record, to reproduce its split
     document = ok(["models", "export", "boosted", "--out", tmp_path / "gbm.onnx"], ws)
     parity = document["parity"]
     rows = ModelContext(Workspace.open(ws), resolve(Workspace.open(ws), "boosted")).rows

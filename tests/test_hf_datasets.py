@@ -39,10 +39,10 @@ def audiofolder(root: Path, licence: str = "cc-by-4.0") -> Path:
     for split, per_class in (("train", 3), ("test", 1)):
         rows = ["file_name,label"]
         for kind in ("kick", "snare"):
-            for n, path in enumerate(write_hits(root / split / "audio", kind, per_class, seed=len(split))):
+            for path in write_hits(root / split / "audio", kind, per_class, seed=len(split)):
                 rows.append(f"audio/{path.name},{kind}")
-        if split == "train":
-            rows += ["audio/missing.wav,kick", f"audio/{path.name.replace('snare', 'snare')},zither", ",snare"]
+        if split == "train":  # a missing file; a known file listed again with an unknown label; no file_name
+            rows += ["audio/missing.wav,kick", f"audio/{path.name},zither", ",snare"]
         (root / split / "metadata.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -50,7 +50,7 @@ def audiofolder(root: Path, licence: str = "cc-by-4.0") -> Path:
 def test_an_audiofolder_imports_with_labels_splits_licence_and_rejected_rows(tmp_path):
     root = audiofolder(tmp_path / "fsd_subset")
     report = invoke(["import", root], tmp_path / "ws", 3)
-    assert report["added"] == 8 and report["labelled"] == 7  # the snare relabelled 'zither' keeps its first label
+    assert report["added"] == 8 and report["labelled"] == 7  # the snare listed again as 'zither': the later row wins and is rejected
     assert report["dataset"] == {"id": "fsd_subset", "license": "cc-by-4.0", "card": str(root / "README.md"),
                                  "parquet_shards": 0, "splits": {"test": 2, "train": 6}}
     rejected = {(r["path"], r["line"], r["reason"]) for r in report["rejections"]}
@@ -160,3 +160,84 @@ def test_export_audiofolder_is_read_back_by_datasets(tmp_path):
     assert loaded["train"].num_rows + loaded["test"].num_rows == 7
     assert sorted(set(loaded["train"]["label"])) == ["kick", "snare"]
     assert set(loaded["train"]["license"]) == {"cc-by-4.0"}
+
+
+@pytest.mark.parametrize("licences, allowed, refused", [
+    (["cc0-1.0"], (), None), (["cc-by-4.0", "cc-by-3.0"], (), None), (["CC-BY-2.0"], (), None),
+    (["cc-by-nc-4.0"], (), "cc-by-nc-4.0"), (["cc-by-sa-4.0"], (), "cc-by-sa-4.0"), (["mit"], (), "mit"),
+    (["cc-by-4.0", "cc-by-nd-4.0"], (), "cc-by-nd-4.0"), (["cc-by-nc-4.0"], ("CC-BY-NC-4.0",), None),
+])
+def test_the_licence_allowlist(tmp_path, licences, allowed, refused):
+    from engine.errors import InputError
+    from engine.library.hf import check_licence, read_card
+
+    listed = "".join(f"\n- {name}" for name in licences)
+    (tmp_path / "README.md").write_text(f"---\nlicense:{listed}\n---\n")
+    card = read_card(tmp_path)
+    assert card.licences == [name.lower() for name in licences]
+    if refused is None:
+        check_licence(card, allowed)
+    else:
+        with pytest.raises(InputError, match=f"licence {refused}, which is not allowed"):
+            check_licence(card, allowed)
+
+
+def test_card_configs_metadata_jsonl_and_a_bad_card(tmp_path):
+    """A card's `configs` (data_files per split, as the Hugging Face docs write them) place files; a
+    metadata.jsonl labels them; a bad line is rejected with its number; broken YAML names its line."""
+    from engine.errors import InputError
+    from engine.library.hf import read_audiofolder, read_card
+
+    root = tmp_path / "ds"
+    for name in ("a.wav", "b.wav", "c.wav"):
+        (root / "clips" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "clips" / name).write_bytes(b"RIFF")
+    (root / "README.md").write_text(
+        "---\nlicense: cc0-1.0\nconfigs:\n- config_name: hits\n  data_files:\n  - split: train\n    path: clips/[ab].wav\n"
+        "  - split: test\n    path: clips/c.wav\n---\n")
+    (root / "clips" / "metadata.jsonl").write_text(
+        '{"file_name": "a.wav", "label": "kick"}\n{"file_name": "b.wav", "label": "snare"}\nnot json\n'
+        '{"file_name": "c.wav", "label": null}\n')
+    card = read_card(root)
+    read = read_audiofolder(root, card, sorted((root / "clips").glob("*.wav")), "label")
+    assert [(Path(e.path).name, e.label, e.config, e.split, e.origin) for e in read.entries] == [
+        ("a.wav", "kick", "hits", "train", "clips/metadata.jsonl line 1"),
+        ("b.wav", "snare", "hits", "train", "clips/metadata.jsonl line 2"),
+        ("c.wav", None, "hits", "test", "clips/metadata.jsonl line 4")]
+    assert [(r.line, r.reason, r.detail[:14]) for r in read.rejections] == [(3, "bad row", "not valid JSON")]
+    (root / "README.md").write_text("---\nlicense: [cc0-1.0\n---\n")
+    with pytest.raises(InputError, match=r"README.md: line \d+: the YAML front matter is not valid YAML"):
+        read_card(root)
+
+
+def test_class_folders_are_not_configs_but_parquet_config_folders_are(tmp_path):
+    from engine.library.hf import placement, read_card
+
+    card = read_card(tmp_path)  # no card: licence unknown, no configs
+    assert card.licences == ["unknown"]
+    assert placement(tmp_path, card, tmp_path / "kick" / "a.wav") == ("default", None)
+    assert placement(tmp_path, card, tmp_path / "validation" / "kick" / "a.wav") == ("default", "validation")
+    assert placement(tmp_path, card, tmp_path / "data" / "test-00000-of-00001.parquet") == ("default", "test")
+    assert placement(tmp_path, card, tmp_path / "hits" / "train" / "0000.parquet") == ("hits", "train")
+
+
+async def test_the_library_status_line_names_a_dataset_clips_provenance(tmp_path):
+    from textual.widgets import Label
+
+    from engine.library.importer import import_folder
+    from engine.workspace import Workspace
+    from tui.app import make_app
+    from tui.widgets.cliptable import ClipTable
+    from tui_pilot import wait_for
+
+    workspace = Workspace.open(tmp_path / "ws")
+    root = tmp_path / "kit"
+    write_hits(root / "test" / "kick", "kick", 1)
+    (root / "README.md").write_text(CARD.format(licence="cc0-1.0"))
+    import_folder(workspace, root, workers=1)
+    app = make_app(workspace.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        status = app.screen.query_one("#library-status", Label)
+        await wait_for(pilot, lambda: app.screen.query_one(ClipTable).row_count == 1, "the clip")
+        await wait_for(pilot, lambda: "kit/default/test cc0-1.0" in str(status.content), "the provenance")
+        assert str(status.content) == "1 clips · sorted by path · kit/default/test cc0-1.0"

@@ -151,8 +151,10 @@ def _split_of(relative: Path) -> str | None:
 
 
 def _config_of(relative: Path) -> str:
-    """A shard or file's config: its first folder unless that is 'data' or a split; else 'default'."""
-    first = relative.parts[0] if len(relative.parts) > 1 else None
+    """A config's name from a path: a parquet shard's first folder unless that is 'data' or a split
+    (`CONFIG/test/….parquet`, as the Hub's parquet conversion writes them); else 'default' (an
+    AudioFolder's folders are splits and classes, never configs)."""
+    first = relative.parts[0] if len(relative.parts) > 1 and relative.suffix == ".parquet" else None
     return first if first and first != "data" and first.lower() not in SPLIT_NAMES else DEFAULT_CONFIG
 
 
