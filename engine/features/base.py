@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from functools import cache
 from typing import Any, ClassVar
 
@@ -88,6 +89,11 @@ class Extractor(ABC):
     @abstractmethod
     def extract(self, samples: np.ndarray) -> np.ndarray:
         """Features of one segment: `samples` is mono float32 at `self.sample_rate`."""
+
+    def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Features of several segments, in order; an extractor that can share work across them
+        (one STFT over all their frames) overrides this."""
+        return [self.extract(samples) for samples in batch]
 
     def onset_span_s(self) -> float | None:
         """How much of a segment `extract` reads, in seconds from just before its onset; None: all of it.

@@ -8,6 +8,8 @@ band. Frame statistics are taken over the active frames only, so trailing silenc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from engine.audio import dsp
@@ -41,11 +43,6 @@ def _summary(rows: np.ndarray, active: np.ndarray) -> np.ndarray:
     """Per-row mean, then per-row standard deviation, over the active frames."""
     chosen = rows[:, active]
     return np.concatenate([chosen.mean(axis=1), chosen.std(axis=1)])
-
-
-def _active_frames(frames: np.ndarray) -> np.ndarray:
-    rms = dsp.frame_rms(frames)
-    return rms >= rms.max() * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
 
 
 def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -102,16 +99,25 @@ class DspExtractor(Extractor):
         ]
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
-        sample_rate, n_fft = self.sample_rate, int(self.params["n_fft"])
-        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, self.params["region_s"])
-        region = normalize_loudness(region, self.params["target_db"])
+        return self.extract_batch([samples])[0]
 
-        frames = dsp.frame(region, n_fft, int(self.params["hop"]))
+    def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of every sound
+        in the batch; only the per-sound statistics are taken sound by sound."""
+        if not batch:
+            return []
+        sample_rate, n_fft = self.sample_rate, int(self.params["n_fft"])
+        regions = [normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), sample_rate,
+                                                   self.params["region_s"]), self.params["target_db"])
+                   for samples in batch]
+        framed = [dsp.frame(region, n_fft, int(self.params["hop"])) for region in regions]
+        bounds = np.cumsum([0] + [len(frames) for frames in framed])
+        frames = np.concatenate(framed)
         power = dsp.power_spectrogram(frames)
         magnitude = np.sqrt(power)
         freqs = dsp.fft_frequencies(sample_rate, n_fft)
         mel_power = dsp.mel_filterbank(sample_rate, n_fft, int(self.params["n_mels"])) @ power
-        cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB), int(self.params["n_mfcc"]))
+        cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB, bounds=bounds), int(self.params["n_mfcc"]))
         centroid = dsp.spectral_centroid(magnitude, freqs)
         spectral = np.stack(
             [
@@ -122,14 +128,17 @@ class DspExtractor(Extractor):
                 dsp.zero_crossing_rate(frames),
             ]
         )
-        active = _active_frames(frames)
-        vector = np.concatenate(
-            [
-                _summary(cepstra, active),
-                _summary(dsp.delta(cepstra), active),
-                _summary(spectral, active),
-                _temporal(region, sample_rate),
-                _band_ratios(power, freqs),
-            ]
-        )
-        return vector.astype(np.float32)
+        groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
+        rms = dsp.frame_rms(frames)
+        vectors = []
+        for region, first, last in zip(regions, bounds[:-1], bounds[1:]):
+            active = rms[first:last] >= rms[first:last].max() * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
+            vector = np.concatenate(
+                [
+                    *(_summary(rows[:, first:last], active) for rows in groups),
+                    _temporal(region, sample_rate),
+                    _band_ratios(power[:, first:last], freqs),
+                ]
+            )
+            vectors.append(vector.astype(np.float32))
+        return vectors

@@ -6,6 +6,8 @@ shorter than the patch is padded with the floor value, a longer one is cut.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from engine.audio import dsp
@@ -34,17 +36,27 @@ class MelExtractor(Extractor):
         return ((n_frames - 1) * hop + n_fft // 2) / self.sample_rate
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
+        return self.extract_batch([samples])[0]
+
+    def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One STFT and one mel projection over the frames of every sound in the batch."""
+        if not batch:
+            return []
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
         n_mels, n_frames = int(self.params["n_mels"]), int(self.params["frames"])
         floor = -float(self.params["top_db"])
-        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, self.onset_span_s())
-        region = normalize_loudness(region, self.params["target_db"])
-
-        power = dsp.power_spectrogram(dsp.frame(region, n_fft, hop)[:n_frames])
+        framed = [dsp.frame(normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), sample_rate,
+                                                            self.onset_span_s()), self.params["target_db"]),
+                            n_fft, hop)[:n_frames] for samples in batch]
+        bounds = np.cumsum([0] + [len(frames) for frames in framed])
+        power = dsp.power_spectrogram(np.concatenate(framed))
         filters = dsp.mel_filterbank(
             sample_rate, n_fft, n_mels, float(self.params["fmin"]), float(self.params["fmax"])
         )
         log_mel = np.maximum(dsp.power_to_db(filters @ power), floor)
-        patch = np.full((n_mels, n_frames), floor, dtype=np.float32)
-        patch[:, : log_mel.shape[1]] = log_mel
-        return patch
+        patches = []
+        for first, last in zip(bounds[:-1], bounds[1:]):
+            patch = np.full((n_mels, n_frames), floor, dtype=np.float32)
+            patch[:, : last - first] = log_mel[:, first:last]
+            patches.append(patch)
+        return patches
