@@ -39,8 +39,10 @@ def hann_window(n_fft: int) -> np.ndarray:
 
 def power_spectrogram(frames: np.ndarray) -> np.ndarray:
     """|STFT|² of Hann-windowed frames, shape (n_fft // 2 + 1, n_frames), float32."""
-    spectrum = scipy.fft.rfft(frames * hann_window(frames.shape[1]), axis=1)
-    return (spectrum.real**2 + spectrum.imag**2).T
+    spectrum = scipy.fft.rfft(frames * hann_window(frames.shape[1]), axis=1, overwrite_x=True)
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
+    return power.T
 
 
 @cache

@@ -95,6 +95,11 @@ class Extractor(ABC):
         (one STFT over all their frames) overrides this."""
         return [self.extract(samples) for samples in batch]
 
+    def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Features of the windows [first, last) (in samples) of one long sound; an extractor that can
+        take them from one pass over the sound (one STFT) overrides this."""
+        return self.extract_batch([samples[first:last] for first, last in windows])
+
     def onset_span_s(self) -> float | None:
         """How much of a segment `extract` reads, in seconds from just before its onset; None: all of it.
 

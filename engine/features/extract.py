@@ -93,6 +93,17 @@ class ExtractReport:
                 "cancelled": self.cancelled, "seconds": round(self.seconds, 3)}
 
 
+def changed_file(path: str) -> Rejection:
+    return Rejection(path, Reason.CHANGED, "the file's size differs from the imported clip; re-import it")
+
+
+def unreadable_file(path: str, error: OSError | RuntimeError) -> Rejection:
+    """A file that could not be decoded: gone since import, or unreadable."""
+    if isinstance(error, FileNotFoundError):
+        return Rejection(path, Reason.MISSING_FILE, "moved or deleted since import; re-import its folder")
+    return Rejection(path, Reason.UNREADABLE, str(error))
+
+
 # -- in the worker ----------------------------------------------------------------------------
 
 _worker_extractors: list[Extractor] = []
@@ -156,12 +167,10 @@ def _decode_clip(job: _ClipJob) -> tuple[list[tuple[str, np.ndarray, int]], floa
     for (region_key, start_s, end_s, augment), needed in zip(job.regions, job.needs):
         try:
             if os.path.getsize(job.path) != job.size_bytes:
-                return Rejection(job.path, Reason.CHANGED, "the file's size differs from the imported clip; re-import it")
+                return changed_file(job.path)
             native, rate = _decode_region(job.path, start_s, end_s, [_worker_extractors[i] for i in needed])
-        except FileNotFoundError:
-            return Rejection(job.path, Reason.MISSING_FILE, "moved or deleted since import; re-import its folder")
         except (OSError, RuntimeError) as error:
-            return Rejection(job.path, Reason.UNREADABLE, str(error))
+            return unreadable_file(job.path, error)
         audio_seconds += native.size / rate
         if augment:
             native = apply_augmentation(native, rate, augment, seed=zlib.crc32(f"{job.clip_id}{region_key}".encode()))
