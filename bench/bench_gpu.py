@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_models import mel_like  # noqa: E402  (the same mel-shaped patches as the training bench)
 from engine.models.kinds import make_model  # noqa: E402
-from engine.models.torch_nets import CnnNet, resolve_device  # noqa: E402
+from engine.device import resolve_device  # noqa: E402
+from engine.models.torch_nets import CnnNet  # noqa: E402
 
 
 def engine_rate(X, y, X_val, y_val, epochs: int) -> tuple[float, int]:

@@ -190,3 +190,25 @@ def test_one_cache_path_opened_twice_in_a_process_is_shared(tmp_path):
     third = FeatureCache(tmp_path / "cache.lmdb")
     assert third.missing(["dsp:x:1|clip|whole", "other|clip|whole"]) == ["other|clip|whole"]
     third.close()
+
+
+def test_log_mel_through_torch_matches_numpy():
+    """The path a GPU takes (torch STFT and mel projection), run here on the CPU, against numpy."""
+    from engine.audio import dsp
+    from engine.features.mel import torch_log_mel
+
+    rng = np.random.default_rng(0)
+    frames = dsp.frame(rng.standard_normal(22050).astype(np.float32) * 0.1, 1024, 256)
+    filters = dsp.mel_filterbank(22050, 1024, 64, 20.0, 11025.0)
+    expected = dsp.power_to_db(filters @ dsp.power_spectrogram(frames))
+    np.testing.assert_allclose(torch_log_mel(frames, filters, "cpu"), expected, atol=1e-3)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_extracting_on_cuda_without_it_is_a_clear_error_and_auto_takes_the_cpu(library):
+    from engine.errors import InputError
+
+    with pytest.raises(InputError, match="CUDA"):
+        extract_workspace(library, FeatureSpec.parse("mel"), workers=1, device="cuda")
+    report = extract_workspace(library, FeatureSpec.parse("mel"), workers=1, device="auto")
+    assert report.extracted == 18

@@ -59,6 +59,10 @@ class Extractor(ABC):
     # Modules whose source defines what this extractor computes (its own module is always included).
     code_modules: ClassVar[tuple[str, ...]] = ()
 
+    # Where batched tensor work runs: "cpu" (numpy) or a torch device ("cuda", or "cpu" to run the
+    # torch path on the CPU). Not a parameter: the features are the same within float tolerance.
+    device: str = "cpu"
+
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
         if unknown:

@@ -25,6 +25,7 @@ from engine.audio.augment import Augmentation, apply_augmentation, augmentation_
 from engine.audio.decode import decode, find_onset, read_range, resample
 from engine.audio.regions import PREROLL_S, envelope_block
 from engine.concepts import LabelledSegment, Reason, Rejection, Segment
+from engine.errors import InputError
 from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
 from engine.features.spec import FeatureSpec
@@ -248,9 +249,22 @@ def _plan(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[E
 
 def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: FeatureSpec, extractors: list[Extractor],
                      *, workers: int | None = None, reporter: Reporter | None = None,
-                     cancel: CancelToken | None = None, on_progress=None) -> ExtractReport:
-    """Fill the cache for every target; `on_progress(fraction)` is called as clips finish."""
+                     cancel: CancelToken | None = None, on_progress=None, device: str = "cpu") -> ExtractReport:
+    """Fill the cache for every target; `on_progress(fraction)` is called as clips finish.
+
+    `device` ("cpu", "cuda" or "auto") is where the extractors that can run tensor work elsewhere
+    run it (log-mel, ONNX embeddings): on CUDA the workers start fresh (spawned) and each puts its
+    batches on the card."""
     started = time.perf_counter()
+    if device != "cpu":
+        from engine.device import resolve_device
+
+        try:
+            device = resolve_device(device).type
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        for extractor in extractors:
+            extractor.device = device
     unique_targets = list({(t.clip_id, t.region_key): t for t in targets}.values())
     report = ExtractReport(str(spec), targets=len(unique_targets))
     jobs = _plan(cache, unique_targets, extractors)
@@ -268,6 +282,7 @@ def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: Featu
     last_write = time.monotonic()
     for done, (batch, outcomes) in enumerate(parallel_map(_extract_batch, batches, workers=workers, chunk_size=1,
                                                            inline_below=2, reporter=reporter, cancel=cancel,
+                                                           spawn=device == "cuda",
                                                            initializer=_install_extractors,
                                                            initargs=(extractors,)), 1):
         for job, result in zip(batch, outcomes):

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors, save_file
 from torch import nn
 
+from engine.device import resolve_device
 from engine.models.artifacts import ModelFiles
 from engine.models.base import Classifier, TrainingCallback
 from engine.settings import cpu_threads
@@ -35,19 +36,6 @@ MAX_AUTO_BATCH = 4096
 AUTO_MEMORY_SHARE = 0.25  # "auto" batch size: a training step may take this share of the GPU's free memory
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "network.json"
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" is CUDA when available, else the CPU; asking for CUDA without it is an error."""
-    cuda = torch.cuda.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {name!r}")
-    if name == "cuda" and not cuda:
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU "
-                         "(is the CUDA build of torch installed?); use 'cpu' or 'auto'")
-    return torch.device(name)
 
 
 class Standardize(nn.Module):
