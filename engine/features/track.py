@@ -24,7 +24,7 @@ from engine.features.extract import changed_file, feature_row, unreadable_file
 from engine.progress import CancelToken
 from engine.settings import cpu_threads
 
-CHUNK_S = 60.0
+CHUNK_S = 30.0
 MARGIN_S = 0.1  # decoded either side of a chunk, so its first and last windows see real samples around them
 
 
