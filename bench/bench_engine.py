@@ -4,7 +4,8 @@
     python bench/bench_engine.py features cache  # some: features, cache, import
 
 features  dsp and mel extraction on all cores vs the naive loop (librosa.load at 22050 Hz +
-          librosa MFCC/spectral features per file, one process), in seconds of audio per second.
+          librosa MFCC/spectral features per file, one process), in seconds of audio per second, and
+          as a share of the ceiling: decoding each file and one STFT of it, per core x cores.
 cache     re-extracting 1,000 clips from a warm cache vs cold.
 import    importing 10,000 short files (hashing included) in files per second, vs a naive loop
           (hash + soundfile.info + a row-at-a-time insert); then `stats` on that workspace.
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.audio.synth import DEMO_PACKS, DRUM_CLASSES, synthesize_hit, write_curated_library  # noqa: E402
 from engine.features.service import extract_workspace  # noqa: E402
+from engine.jobs.parallel import default_workers  # noqa: E402
 from engine.features.spec import FeatureSpec  # noqa: E402
 from engine.library.importer import import_folder  # noqa: E402
 from engine.library.stats import workspace_stats  # noqa: E402
@@ -65,13 +67,34 @@ def bench_features(scratch: Path) -> None:
     for path in paths:
         naive_features(path)
     naive_rate = seconds / (time.perf_counter() - started)
+    ceiling = decode_stft_rate(paths) * default_workers()
     workspace = Workspace.open(scratch / "ws_features")
     import_folder(workspace, scratch / "lib", curated=True)
-    print(f"{len(paths)} files, {seconds:.0f} s of audio")
+    print(f"{len(paths)} files, {seconds:.0f} s of audio; ceiling: decode + one STFT per file, "
+          f"{ceiling:.0f} s/s on {default_workers()} cores")
     for kind in ("dsp", "mel"):
         workspace.cache.clear()
         report = extract_workspace(workspace, FeatureSpec.parse(kind))
-        line(f"{kind} extraction (all cores)", seconds / report.seconds, naive_rate, "s/s", "target >= 5x")
+        rate = seconds / report.seconds
+        line(f"{kind} extraction (all cores)", rate, naive_rate, "s/s", "target >= 5x")
+        print(f"{'':<34} = {rate / ceiling:.0%} of the decode + STFT ceiling (goal about 50%)")
+
+
+def decode_stft_rate(paths: list[Path]) -> float:
+    """The ceiling, per core: seconds of audio per second to decode each file at its own rate and take
+    one power STFT (1024/256, numpy) of it, one process, no features."""
+    from threadpoolctl import threadpool_limits
+
+    from engine.audio import dsp
+    from engine.audio.decode import decode
+
+    with threadpool_limits(limits=1):
+        started = time.perf_counter()
+        for path in paths:
+            samples, _ = decode(path)
+            dsp.power_spectrogram(dsp.frame(samples, 1024, 256))
+        took = time.perf_counter() - started
+    return audio_seconds(paths) / took
 
 
 def curated_thousand(scratch: Path, name: str) -> Path:

@@ -29,6 +29,8 @@ def features_extract(
     labelled_only: Annotated[bool, typer.Option("--labelled-only", help="Skip clips without labels.")] = False,
     taxonomy: TaxonomyOption = None,
     workers: WorkersOption = None,
+    device: Annotated[str, typer.Option("--device", help="cpu (default), cuda, or auto (cuda when there is one): where "
+                                                         "log-mel and ONNX embeddings run.")] = "cpu",
     json_out: JsonOption = False,
 ) -> None:
     """Extract features for every labelled segment (and every unlabelled clip); Ctrl-C keeps what is done."""
@@ -38,7 +40,7 @@ def features_extract(
     spec = FeatureSpec.parse(extractor, parse_params(param or []))
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         report = extract_workspace(workspace, spec, labelled_only=labelled_only, taxonomy=taxonomy, workers=workers,
-                                   reporter=reporter, cancel=cancel)
+                                   reporter=reporter, cancel=cancel, device=device)
 
     def render() -> None:
         rate = report.audio_seconds / report.seconds if report.seconds else 0.0

@@ -27,6 +27,15 @@ def _with_ci(metrics: dict | None, key: str) -> str:
     return format_with_ci(metrics, key)
 
 
+def _batch_size(text: str | None) -> int | str | None:
+    """--batch-size: a positive whole number or "auto"."""
+    if text is None or text.strip().lower() == "auto":
+        return text and "auto"
+    if not text.strip().isdigit() or int(text) < 1:
+        raise InputError(f"--batch-size must be a positive whole number or auto, not {text!r}")
+    return int(text)
+
+
 @handles_errors
 def train_command(
     ctx: typer.Context,
@@ -55,7 +64,8 @@ def train_command(
                                                         "interval per metric) over the training and validation rows.")] = 0,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1)] = None,
     lr: Annotated[float | None, typer.Option("--lr", min=0.0)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
+    batch_size: Annotated[str | None, typer.Option("--batch-size", help="Rows per step, or auto: the kind's default on "
+                                                                         "the CPU, a batch that fills the GPU on CUDA.")] = None,
     weight_decay: Annotated[float | None, typer.Option("--weight-decay", min=0.0)] = None,
     dropout: Annotated[float | None, typer.Option("--dropout", min=0.0, max=0.95)] = None,
     patience: Annotated[int | None, typer.Option("--patience", min=1, help="Early-stopping patience.")] = None,
@@ -72,7 +82,7 @@ def train_command(
     from engine.training.launch import split_hyperparams, start_training
     from engine.training.run import TrainRequest
 
-    given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "dropout": dropout,
+    given = {"epochs": epochs, "lr": lr, "batch_size": _batch_size(batch_size), "weight_decay": weight_decay, "dropout": dropout,
              "patience": patience, "device": device, "seed": seed, "class_balance": not no_class_balance}
     hyperparams, unused = split_hyperparams(model, given)
     ignored = [f"--{k.replace('_', '-')}" for k in unused if k in HYPERPARAMETER_OPTIONS]

@@ -17,6 +17,7 @@ from engine.audio.beatgrid import BeatGrid
 from engine.concepts import Rejection, Segment
 from engine.errors import InputError
 from engine.features.extract import Target, extract_features, load_features
+from engine.features.track import track_window_features
 from engine.evaluation.openset import UNKNOWN_LABEL
 from engine.progress import CancelToken, Reporter
 from engine.models.registry import ModelVersion, load_classifier, resolve
@@ -170,12 +171,14 @@ def track_sections(workspace, model: LoadedModel, clip_id: str, path: str, size_
                    window_s: float | None = None, hop_bars: float = 1.0, workers: int | None = None,
                    cancel: CancelToken | None = None) -> TrackSections:
     """A section model slid along a long track (windows of `window_s`, default the model's own, every
-    `hop_bars` bars of its grid), smoothed into timed sections."""
+    `hop_bars` bars of its grid), smoothed into timed sections. The windows' features come from the
+    track decoded in chunks (`features.track`), not from each window decoded alone."""
     window = window_s or model.window_s
     grid = _grid_for(workspace, clip_id, path, duration_s)
     starts, beats = _window_starts(duration_s, window, grid, hop_bars)
-    targets = [Target(clip_id, path, size_bytes, Segment.window(s, window)) for s in starts]
-    probabilities, kept, failed = model.probabilities(workspace, targets, workers=workers, cancel=cancel)
+    features, kept, failed = track_window_features(workspace.cache, clip_id, path, size_bytes, starts, window,
+                                                   model.extractors, workers=workers, cancel=cancel)
+    probabilities = model.classifier.predict_proba(features) if kept else np.zeros((0, len(model.version.label_set)))
     sections = smooth_sections(starts[kept], window, probabilities, model.version.label_set, duration_s, grid, beats)
     return TrackSections(sections, grid, probabilities, failed)
 

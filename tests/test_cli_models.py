@@ -516,3 +516,12 @@ def test_activate_or_delete_without_a_version_is_a_usage_error_with_a_clear_mess
         assert error["message"] in result.stderr
     show = ok(["models", "show", "drums"], ws)
     assert show["activations"] == [] and len(ok(["models", "list", "drums"], ws)["models"]) == 2  # none deleted
+
+
+def test_batch_size_takes_a_number_or_auto_and_refuses_anything_else(tmp_path):
+    result = run(["train", "--name", "x", "--model", "cnn", "--batch-size", "lots"], tmp_path / "ws")
+    exits(result, 1)
+    assert "--batch-size must be a positive whole number or auto" in one_document(result)["error"]["message"]
+    from cli.commands_models import _batch_size
+
+    assert (_batch_size("auto"), _batch_size("AUTO"), _batch_size("48"), _batch_size(None)) == ("auto", "auto", 48, None)

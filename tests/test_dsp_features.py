@@ -87,6 +87,27 @@ def test_delta_matches_librosa_away_from_edges():
     assert np.all(dsp.delta(np.ones((3, 1), dtype=np.float32)) == 0)
 
 
+def test_side_by_side_sounds_get_their_own_delta_edges_and_db_floor():
+    """Frames of several sounds in one array (`bounds`) give each sound what it gets alone."""
+    rng = np.random.default_rng(2)
+    parts = [rng.standard_normal((20, n)).astype(np.float32) * scale for n, scale in ((1, 1.0), (7, 1e-4), (30, 3.0))]
+    bounds = np.cumsum([0] + [part.shape[1] for part in parts])
+    joined = np.concatenate(parts, axis=1)
+    np.testing.assert_array_equal(dsp.delta(joined, bounds=bounds),
+                                  np.concatenate([dsp.delta(part) for part in parts], axis=1))
+    power = np.abs(joined)
+    np.testing.assert_array_equal(dsp.power_to_db(power, top_db=40.0, bounds=bounds),
+                                  np.concatenate([dsp.power_to_db(np.abs(part), top_db=40.0) for part in parts], axis=1))
+
+
+def test_a_batch_gives_each_sound_its_features_alone():
+    sounds = [kick(), hat(), kick(0.05) * 0.01, np.zeros(300, dtype=np.float32), hat(2.0)]
+    for extractor in (DspExtractor(), MelExtractor(), DspExtractor(region_s=None)):
+        batched = extractor.extract_batch(sounds)
+        for sound, features in zip(sounds, batched, strict=True):
+            np.testing.assert_allclose(features, extractor.extract(sound), rtol=1e-4, atol=1e-4)
+
+
 def test_spectral_shape_matches_librosa():
     signal = kick() + hat(0.5)
     power = dsp.power_spectrogram(dsp.frame(signal, 1024, 256))

@@ -33,6 +33,7 @@ def test_extract_then_warm_run_decodes_nothing(library, monkeypatch):
         raise AssertionError("the warm path decoded audio")
 
     monkeypatch.setattr(extract_module, "decode", no_decoding)
+    monkeypatch.setattr(extract_module, "read_range", no_decoding)
     warm = extract_workspace(library, spec, workers=1)
     assert (warm.extracted, warm.cached, warm.clips_decoded) == (0, 18, 0)
     extractors = spec.extractors(library.embeddings_dir)
@@ -132,7 +133,7 @@ def test_cancel_keeps_what_was_finished(workspace, tmp_path, monkeypatch):
     import_folder(workspace, tmp_path / "pack", workers=1)
     cancel = CancelToken()
     calls = []
-    original = extract_module._extract_clip
+    original = extract_module._decode_clip
 
     def cancel_after_ten(job):
         calls.append(job)
@@ -140,15 +141,31 @@ def test_cancel_keeps_what_was_finished(workspace, tmp_path, monkeypatch):
             cancel.cancel()  # as Ctrl-C does, while the tenth clip is being worked on
         return original(job)
 
-    monkeypatch.setattr(extract_module, "_extract_clip", cancel_after_ten)
+    monkeypatch.setattr(extract_module, "_decode_clip", cancel_after_ten)
     spec = FeatureSpec.parse("dsp")
     report = extract_workspace(workspace, spec, workers=1, cancel=cancel)
-    assert report.cancelled and report.extracted == 10
+    # the batch that held the tenth clip is finished and kept; no later batch starts
+    assert report.cancelled and 10 <= report.extracted < 40 and len(calls) == report.extracted
     extractors = spec.extractors(workspace.embeddings_dir)
     _, kept = load_features(workspace.cache, workspace_targets(workspace), extractors)
-    assert len(kept) == 10
+    assert len(kept) == report.extracted
     resumed = extract_workspace(workspace, spec, workers=1)
-    assert (resumed.cached, resumed.extracted) == (10, 30)
+    assert (resumed.cached, resumed.extracted) == (report.extracted, 40 - report.extracted)
+
+
+def test_batched_extraction_matches_one_clip_at_a_time(library):
+    """Clips extracted in one batch (one STFT over all their frames) get the features each gets alone."""
+    from engine.audio.decode import decode
+
+    for kind in ("dsp", "mel"):
+        spec = FeatureSpec.parse(kind)
+        extractors = spec.extractors(library.embeddings_dir)
+        report = extract_workspace(library, spec, workers=1)
+        assert report.extracted == 18
+        targets = workspace_targets(library)
+        batched, kept = load_features(library.cache, targets, extractors)
+        alone = np.stack([extractors[0].extract(decode(targets[k].path, extractors[0].sample_rate)[0]) for k in kept])
+        np.testing.assert_allclose(batched, alone, rtol=1e-4, atol=1e-4)
 
 
 def test_cache_stats_and_clear(library):
@@ -173,3 +190,25 @@ def test_one_cache_path_opened_twice_in_a_process_is_shared(tmp_path):
     third = FeatureCache(tmp_path / "cache.lmdb")
     assert third.missing(["dsp:x:1|clip|whole", "other|clip|whole"]) == ["other|clip|whole"]
     third.close()
+
+
+def test_log_mel_through_torch_matches_numpy():
+    """The path a GPU takes (torch STFT and mel projection), run here on the CPU, against numpy."""
+    from engine.audio import dsp
+    from engine.features.mel import torch_log_mel
+
+    rng = np.random.default_rng(0)
+    frames = dsp.frame(rng.standard_normal(22050).astype(np.float32) * 0.1, 1024, 256)
+    filters = dsp.mel_filterbank(22050, 1024, 64, 20.0, 11025.0)
+    expected = dsp.power_to_db(filters @ dsp.power_spectrogram(frames))
+    np.testing.assert_allclose(torch_log_mel(frames, filters, "cpu"), expected, atol=1e-3)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_extracting_on_cuda_without_it_is_a_clear_error_and_auto_takes_the_cpu(library):
+    from engine.errors import InputError
+
+    with pytest.raises(InputError, match="CUDA"):
+        extract_workspace(library, FeatureSpec.parse("mel"), workers=1, device="cuda")
+    report = extract_workspace(library, FeatureSpec.parse("mel"), workers=1, device="auto")
+    assert report.extracted == 18

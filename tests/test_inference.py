@@ -228,6 +228,40 @@ def test_a_section_model_labels_the_sections_of_a_new_track(sections_ws):
     assert agreement >= 0.75, f"only {agreement:.0%} of the track labelled with its true section: {sections}"
 
 
+def test_track_windows_from_one_stft_match_the_windows_decoded_alone(sections_ws, tmp_path):
+    """The section path's window features (chunks of the track, one STFT each) against each window
+    decoded and extracted alone (the path training takes): close vectors and the same sections."""
+    from engine.features.extract import Target, extract_features, load_features
+    from engine.concepts import Segment
+    from engine.features.track import track_window_features
+    from engine.inference import load
+    from engine.store.clips import clip_seen_at
+
+    ws, _ = sections_ws
+    model = load(ws, "sections")
+    arrangement, bpm, offset = NEW_TRACK
+    path = tmp_path / "again.wav"
+    write_track(path, arrangement, bpm, offset, seed=7)
+    import_folder(ws, path, workers=1)
+    with ws.db.transaction(read_only=True) as con:
+        clip = clip_seen_at(con, str(path.resolve()))
+    grid = BeatGrid.constant(bpm, offset)
+    starts, beats = _window_starts(clip.duration_s, WINDOW_S, grid)
+    sliced, kept, rejections = track_window_features(ws.cache, clip.clip_id, str(path), clip.size_bytes, starts,
+                                                     WINDOW_S, model.extractors, workers=2)
+    assert rejections == [] and kept == list(range(len(starts)))
+    targets = [Target(clip.clip_id, str(path), clip.size_bytes, Segment.window(s, WINDOW_S)) for s in starts]
+    extract_features(ws.cache, targets, model.version.spec, model.extractors, workers=1)
+    alone, _ = load_features(ws.cache, targets, model.extractors)
+    scale = alone.std(axis=0) + 1e-6  # each feature against its spread over the track's windows
+    assert np.median(np.abs(sliced - alone) / scale) < 0.05
+    assert np.percentile(np.abs(sliced - alone) / scale, 99) < 1.0
+    classes = model.version.label_set
+    sections = [smooth_sections(starts, WINDOW_S, model.classifier.predict_proba(x), classes, clip.duration_s, grid,
+                                beats) for x in (sliced, alone)]
+    assert [(s["label"], s["start_s"]) for s in sections[0]] == [(s["label"], s["start_s"]) for s in sections[1]]
+
+
 def test_smoothing_removes_a_one_window_blip():
     starts = np.arange(12) * 2.0  # a window per 2-second bar
     probabilities = np.tile([0.9, 0.1], (12, 1))

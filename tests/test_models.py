@@ -175,6 +175,42 @@ def test_asking_for_cuda_without_it_is_a_clear_error(kind):
         make_model(kind, device="cuda").fit(X, y)
 
 
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_auto_batch_size_on_the_cpu_is_the_kinds_default_and_is_saved_as_a_number(kind, tmp_path):
+    X, y, _, _ = dataset(kind)
+    model = make_model(kind, **{**quick(kind), "batch_size": "auto"}).fit(X, y)
+    assert model.get_params()["batch_size"] == MODEL_KINDS[kind].defaults["batch_size"]
+    save_model(model, tmp_path / "m")
+    assert load_model(tmp_path / "m").get_params()["batch_size"] == model.get_params()["batch_size"]
+    with pytest.raises(ValueError, match="batch_size"):
+        make_model(kind, **{**quick(kind), "batch_size": "big"}).fit(X, y)
+
+
+def test_training_reads_the_loss_once_per_epoch_not_once_per_step(monkeypatch):
+    """The epoch's loss is summed where the network runs; reading it (a host sync on a GPU) happens per
+    epoch. Counted: the engine's own reads (the optimizer's step counters live on the host anyway)."""
+    import sys
+
+    import torch
+
+    X, y, X_val, y_val = dataset("mlp")
+    reads = []
+    original = torch.Tensor.item
+
+    def counted(tensor):
+        if "engine" in Path(sys._getframe(1).f_code.co_filename).parts:
+            reads.append(tensor.shape)
+        return original(tensor)
+
+    monkeypatch.setattr(torch.Tensor, "item", counted)
+    recorder = Recorder()
+    make_model("mlp", **{**quick("mlp"), "epochs": 3, "batch_size": 4}).fit(X, y, X_val=X_val, y_val=y_val,
+                                                                           callback=recorder)
+    steps_per_epoch = -(-len(y) // 4)
+    assert len(recorder.calls) == 3 and steps_per_epoch == 12
+    assert len(reads) <= 3 * 3  # per epoch: the training loss, the validation loss and accuracy
+
+
 def test_spec_augment_masks_and_shifts_with_the_floor_value():
     import torch
 

@@ -44,15 +44,19 @@ def decode(path: str | Path, sample_rate: int | None = None, start_s: float = 0.
            end_s: float | None = None) -> tuple[np.ndarray, int]:
     """Mono float32 samples of [start_s, end_s) of a file, resampled to `sample_rate` if given."""
     with soundfile.SoundFile(str(path)) as handle:
-        rate = handle.samplerate
-        first = max(0, int(round(start_s * rate)))
-        last = handle.frames if end_s is None else min(handle.frames, int(round(end_s * rate)))
-        handle.seek(min(first, handle.frames))
-        samples = handle.read(max(0, last - first), dtype="float32", always_2d=True)
-    mono = to_mono(samples)
+        mono = read_range(handle, start_s, end_s)
     if sample_rate is not None:
-        return resample(mono, rate, sample_rate), sample_rate
-    return mono, rate
+        return resample(mono, handle.samplerate, sample_rate), sample_rate
+    return mono, handle.samplerate
+
+
+def read_range(handle: soundfile.SoundFile, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
+    """Mono float32 samples of [start_s, end_s) of an open file, at its own rate."""
+    rate = handle.samplerate
+    first = max(0, int(round(start_s * rate)))
+    last = handle.frames if end_s is None else min(handle.frames, int(round(end_s * rate)))
+    handle.seek(min(first, handle.frames))
+    return to_mono(handle.read(max(0, last - first), dtype="float32", always_2d=True))
 
 
 def find_onset(path: str | Path, start_s: float = 0.0, end_s: float | None = None,

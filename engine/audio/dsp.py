@@ -39,8 +39,10 @@ def hann_window(n_fft: int) -> np.ndarray:
 
 def power_spectrogram(frames: np.ndarray) -> np.ndarray:
     """|STFT|² of Hann-windowed frames, shape (n_fft // 2 + 1, n_frames), float32."""
-    spectrum = scipy.fft.rfft(frames * hann_window(frames.shape[1]), axis=1)
-    return (spectrum.real**2 + spectrum.imag**2).T
+    spectrum = scipy.fft.rfft(frames * hann_window(frames.shape[1]), axis=1, overwrite_x=True)
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
+    return power.T
 
 
 @cache
@@ -80,12 +82,20 @@ def mel_filterbank(
     return weights
 
 
-def power_to_db(power: np.ndarray, ref: float = 1.0, top_db: float | None = None) -> np.ndarray:
-    """10·log10(power / ref), floored at AMIN; with top_db, also at top_db below the maximum."""
+def power_to_db(power: np.ndarray, ref: float = 1.0, top_db: float | None = None,
+                bounds: np.ndarray | None = None) -> np.ndarray:
+    """10·log10(power / ref), floored at AMIN; with top_db, also at top_db below the maximum.
+
+    `bounds` (frame offsets, 0 first and the frame count last) splits a spectrogram that holds
+    several sounds' frames side by side: each sound is floored below its own maximum."""
     db = 10.0 * np.log10(np.maximum(power, AMIN)) - 10.0 * np.log10(max(ref, AMIN))
-    if top_db is not None and db.size:
-        db = np.maximum(db, db.max() - top_db)
-    return db
+    if top_db is None or not db.size:
+        return db
+    if bounds is None:
+        return np.maximum(db, db.max() - top_db)
+    starts, sizes = np.asarray(bounds[:-1]), np.diff(bounds)
+    peaks = np.maximum.reduceat(db.max(axis=0), starts[sizes > 0])
+    return np.maximum(db, np.repeat(peaks - top_db, sizes[sizes > 0]))
 
 
 def mfcc(log_mel: np.ndarray, n_mfcc: int) -> np.ndarray:
@@ -93,14 +103,22 @@ def mfcc(log_mel: np.ndarray, n_mfcc: int) -> np.ndarray:
     return scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0)[:n_mfcc]
 
 
-def delta(features: np.ndarray, width: int = 9) -> np.ndarray:
-    """Local slope over frames by linear regression over `width` frames, edges repeated."""
+def delta(features: np.ndarray, width: int = 9, bounds: np.ndarray | None = None) -> np.ndarray:
+    """Local slope over frames by linear regression over `width` frames, edges repeated.
+
+    With `bounds` (as in `power_to_db`), each sound's frames are a sequence of their own: its
+    edges are repeated, and no slope reaches into a neighbour's frames."""
     half = width // 2
     n_frames = features.shape[1]
-    padded = np.pad(features, ((0, 0), (half, half)), mode="edge")
+    bounds = np.array([0, n_frames]) if bounds is None else np.asarray(bounds)
+    sizes = np.diff(bounds)
+    first = np.repeat(bounds[:-1], sizes)
+    last = np.repeat(bounds[1:] - 1, sizes)
+    index = np.arange(n_frames)
     slope = np.zeros_like(features)
     for k in range(1, half + 1):
-        slope += k * (padded[:, half + k : half + k + n_frames] - padded[:, half - k : half - k + n_frames])
+        ahead, behind = np.minimum(index + k, last), np.maximum(index - k, first)
+        slope += k * (features[:, ahead] - features[:, behind])
     return slope / (2 * sum(k * k for k in range(1, half + 1)))
 
 

@@ -35,6 +35,19 @@ def first_above(env: np.ndarray, threshold_db: float) -> int:
     return int(np.argmax(env >= env.max() * 10.0 ** (threshold_db / 20.0)))
 
 
+def onset_start(samples: np.ndarray, sample_rate: int, threshold_db: float = -40.0) -> int | None:
+    """Where `onset_region`'s region starts: PREROLL_S before the onset, in samples from the start
+    (negative when the sound starts sooner); None for empty or all-zero input."""
+    block = envelope_block(sample_rate)
+    env = envelope(samples, block)
+    if env.size == 0 or not env.max() > 0:
+        return None
+    block_start = first_above(env, threshold_db) * block
+    level = env.max() * 10.0 ** (threshold_db / 20.0)
+    onset = block_start + int(np.argmax(np.abs(samples[block_start : block_start + block]) >= level))
+    return onset - round(sample_rate * PREROLL_S)
+
+
 def onset_region(
     samples: np.ndarray, sample_rate: int, max_seconds: float | None, threshold_db: float = -40.0
 ) -> np.ndarray:
@@ -45,19 +58,26 @@ def onset_region(
     PREROLL_S: a sound that starts sooner is padded with zeros, so the same hit gives the same
     region whatever silence led up to it. Empty or all-zero input is returned unchanged.
     """
-    block = envelope_block(sample_rate)
-    env = envelope(samples, block)
-    if env.size == 0 or not env.max() > 0:
+    return region_from(samples, onset_start(samples, sample_rate, threshold_db), sample_rate, max_seconds)
+
+
+def region_from(samples: np.ndarray, start: int | None, sample_rate: int, max_seconds: float | None) -> np.ndarray:
+    """`onset_region` of samples whose `onset_start` is already known."""
+    if start is None:
         return samples
-    block_start = first_above(env, threshold_db) * block
-    level = env.max() * 10.0 ** (threshold_db / 20.0)
-    onset = block_start + int(np.argmax(np.abs(samples[block_start : block_start + block]) >= level))
-    start = onset - round(sample_rate * PREROLL_S)
     stop = start + round(max_seconds * sample_rate) if max_seconds else len(samples)
     if start >= 0:
         return samples[start:stop]
     lead = np.zeros(min(-start, stop - start), dtype=samples.dtype)
     return np.concatenate([lead, samples[: max(stop, 0)]])
+
+
+def loudness_gain(samples: np.ndarray, target_db: float = -20.0) -> float:
+    """The factor `normalize_loudness` scales finite samples by: 1.0 for silence."""
+    level = active_rms(samples)
+    if level <= 10.0 ** (SILENCE_DB / 20.0):
+        return 1.0
+    return 10.0 ** (target_db / 20.0) / level
 
 
 def active_rms(samples: np.ndarray, block: int = LOUDNESS_BLOCK) -> float:
@@ -75,7 +95,5 @@ def normalize_loudness(samples: np.ndarray, target_db: float = -20.0) -> np.ndar
     Non-finite samples are replaced by zeros, so the result is always finite.
     """
     samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    level = active_rms(samples)
-    if level <= 10.0 ** (SILENCE_DB / 20.0):
-        return samples
-    return samples * np.float32(10.0 ** (target_db / 20.0) / level)
+    gain = loudness_gain(samples, target_db)
+    return samples if gain == 1.0 else samples * np.float32(gain)

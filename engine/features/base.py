@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from functools import cache
 from typing import Any, ClassVar
 
@@ -58,6 +59,10 @@ class Extractor(ABC):
     # Modules whose source defines what this extractor computes (its own module is always included).
     code_modules: ClassVar[tuple[str, ...]] = ()
 
+    # Where batched tensor work runs: "cpu" (numpy) or a torch device ("cuda", or "cpu" to run the
+    # torch path on the CPU). Not a parameter: the features are the same within float tolerance.
+    device: str = "cpu"
+
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
         if unknown:
@@ -88,6 +93,16 @@ class Extractor(ABC):
     @abstractmethod
     def extract(self, samples: np.ndarray) -> np.ndarray:
         """Features of one segment: `samples` is mono float32 at `self.sample_rate`."""
+
+    def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Features of several segments, in order; an extractor that can share work across them
+        (one STFT over all their frames) overrides this."""
+        return [self.extract(samples) for samples in batch]
+
+    def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Features of the windows [first, last) (in samples) of one long sound; an extractor that can
+        take them from one pass over the sound (one STFT) overrides this."""
+        return self.extract_batch([samples[first:last] for first, last in windows])
 
     def onset_span_s(self) -> float | None:
         """How much of a segment `extract` reads, in seconds from just before its onset; None: all of it.

@@ -8,6 +8,8 @@ band. Frame statistics are taken over the active frames only, so trailing silenc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from engine.audio import dsp
@@ -16,8 +18,11 @@ from engine.audio.regions import (
     envelope,
     envelope_block,
     first_above,
+    loudness_gain,
     normalize_loudness,
     onset_region,
+    onset_start,
+    region_from,
 )
 from engine.features.base import Extractor
 
@@ -43,11 +48,6 @@ def _summary(rows: np.ndarray, active: np.ndarray) -> np.ndarray:
     return np.concatenate([chosen.mean(axis=1), chosen.std(axis=1)])
 
 
-def _active_frames(frames: np.ndarray) -> np.ndarray:
-    rms = dsp.frame_rms(frames)
-    return rms >= rms.max() * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
-
-
 def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
     """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB)."""
     block = envelope_block(sample_rate)
@@ -71,11 +71,16 @@ def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
     )
 
 
-def _band_ratios(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """Share of the region's energy below, between and above BAND_EDGES_HZ."""
-    cumulative = np.concatenate([[0.0], np.cumsum(power.sum(axis=1), dtype=np.float64)])
-    bounds = np.concatenate([[0], np.searchsorted(freqs, BAND_EDGES_HZ), [len(freqs)]])
-    return np.diff(cumulative[bounds]) / max(cumulative[-1], np.finfo(np.float32).tiny)
+def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Each frame's energy below, between and above BAND_EDGES_HZ: shape (bands, frames), float64."""
+    bounds = np.concatenate([[0], np.searchsorted(freqs, BAND_EDGES_HZ)])
+    return np.add.reduceat(power, bounds, axis=0, dtype=np.float64)
+
+
+def _band_ratios(energy: np.ndarray) -> np.ndarray:
+    """Share of a sound's energy in each band, from its frames' `_band_energy`."""
+    totals = energy.sum(axis=1)
+    return totals / max(totals.sum(), np.finfo(np.float32).tiny)
 
 
 class DspExtractor(Extractor):
@@ -102,16 +107,71 @@ class DspExtractor(Extractor):
         ]
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
-        sample_rate, n_fft = self.sample_rate, int(self.params["n_fft"])
-        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, self.params["region_s"])
-        region = normalize_loudness(region, self.params["target_db"])
+        return self.extract_batch([samples])[0]
 
-        frames = dsp.frame(region, n_fft, int(self.params["hop"]))
+    def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of every sound
+        in the batch; only the per-sound statistics are taken sound by sound."""
+        if not batch:
+            return []
+        n_fft, hop = int(self.params["n_fft"]), int(self.params["hop"])
+        regions = [normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
+                                                   self.params["region_s"]), self.params["target_db"])
+                   for samples in batch]
+        framed = [dsp.frame(region, n_fft, hop) for region in regions]
+        bounds = np.cumsum([0] + [len(frames) for frames in framed])
+        return self._vectors(regions, bounds, *self._frame_values(np.concatenate(framed)))
+
+    def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Features of the windows [first, last) (in samples) of one long sound, the inner frames of
+        every window taken from one STFT over all of it.
+
+        As `extract_batch` of the windows' samples, but for where a window's inner frames fall: on
+        the sound's own hop grid, at most hop / 2 samples from where the window's own frames would
+        be. The frames that reach past a window's onset region into its zero padding (two at each
+        end with the defaults) are its own, so the edges the statistics see are the same. Loudness
+        normalisation is applied as the gain it would be (the descriptors other than the MFCCs do
+        not depend on it)."""
+        if not windows:
+            return []
+        samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
+        inner = self._frame_values(dsp.frame(samples, n_fft, hop))
+        total = inner[2].size
+        regions, gains, picks, edge_frames = [], [], [], []
+        edge_count = 0
+        for first, last in windows:
+            window = samples[first:last]
+            onset = onset_start(window, sample_rate)
+            region = region_from(window, onset, sample_rate, self.params["region_s"])
+            start = first + max(onset or 0, -first)  # the region's first sample in the sound
+            own = dsp.frame(region, n_fft, hop)
+            n = len(own)
+            edge = np.flatnonzero((np.arange(n) * hop < n_fft // 2) | (np.arange(n) * hop + n_fft // 2 > len(region)))
+            middle = np.setdiff1d(np.arange(n), edge)
+            grid = np.clip(int(round(start / hop)) + middle, 0, total - 1)
+            pick = np.empty(n, dtype=np.int64)
+            pick[middle] = grid
+            pick[edge] = total + edge_count + np.arange(len(edge))
+            edge_frames.append(own[edge])
+            edge_count += len(edge)
+            picks.append(pick)
+            regions.append(region)
+            gains.append(np.float32(loudness_gain(region, self.params["target_db"]) ** 2))
+        edges = self._frame_values(np.concatenate(edge_frames))
+        mel_power, spectral, rms, energy = (np.concatenate([whole, part], axis=-1) for whole, part in zip(inner, edges))
+        bounds = np.cumsum([0] + [len(pick) for pick in picks])
+        scaled = np.concatenate([mel_power[:, pick] * gain for pick, gain in zip(picks, gains)], axis=1)
+        every = np.concatenate(picks)
+        return self._vectors(regions, bounds, scaled, spectral[:, every], rms[every], energy[:, every])
+
+    def _frame_values(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per frame: mel power, the spectral-shape rows, RMS and band energies."""
+        sample_rate, n_fft = self.sample_rate, int(self.params["n_fft"])
         power = dsp.power_spectrogram(frames)
         magnitude = np.sqrt(power)
         freqs = dsp.fft_frequencies(sample_rate, n_fft)
         mel_power = dsp.mel_filterbank(sample_rate, n_fft, int(self.params["n_mels"])) @ power
-        cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB), int(self.params["n_mfcc"]))
         centroid = dsp.spectral_centroid(magnitude, freqs)
         spectral = np.stack(
             [
@@ -122,14 +182,22 @@ class DspExtractor(Extractor):
                 dsp.zero_crossing_rate(frames),
             ]
         )
-        active = _active_frames(frames)
-        vector = np.concatenate(
-            [
-                _summary(cepstra, active),
-                _summary(dsp.delta(cepstra), active),
-                _summary(spectral, active),
-                _temporal(region, sample_rate),
-                _band_ratios(power, freqs),
-            ]
-        )
-        return vector.astype(np.float32)
+        return mel_power, spectral, dsp.frame_rms(frames), _band_energy(power, freqs)
+
+    def _vectors(self, regions: list[np.ndarray], bounds: np.ndarray, mel_power: np.ndarray, spectral: np.ndarray,
+                 rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
+        """Each sound's vector from its frames' values, the sounds' frames side by side (`bounds`)."""
+        cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB, bounds=bounds), int(self.params["n_mfcc"]))
+        groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
+        vectors = []
+        for region, first, last in zip(regions, bounds[:-1], bounds[1:]):
+            active = rms[first:last] >= rms[first:last].max() * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
+            vector = np.concatenate(
+                [
+                    *(_summary(rows[:, first:last], active) for rows in groups),
+                    _temporal(region, self.sample_rate),
+                    _band_ratios(energy[:, first:last]),
+                ]
+            )
+            vectors.append(vector.astype(np.float32))
+        return vectors

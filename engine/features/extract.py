@@ -2,9 +2,10 @@
 
 A Target is one segment of one clip, or an augmented copy of it. Extraction first asks the cache
 which (target, extractor) pairs are missing — with a warm cache nothing is decoded at all — then
-decodes each region that still needs work on its own (seek + frames; of a long segment only the part
-around its onset that the extractors read), resamples per extractor rate, and writes results in
-batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
+hands the clips to the workers in batches: each region that still needs work is decoded on its own
+(seek + frames; of a long segment only the part around its onset that the extractors read) and
+resampled per extractor rate, and each extractor runs once over the batch's regions (one STFT over
+all their frames). Results are written in batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
 """
 
 from __future__ import annotations
@@ -21,18 +22,22 @@ import numpy as np
 import soundfile
 
 from engine.audio.augment import Augmentation, apply_augmentation, augmentation_key
-from engine.audio.decode import decode, find_onset, resample
+from engine.audio.decode import decode, find_onset, read_range, resample
 from engine.audio.regions import PREROLL_S, envelope_block
 from engine.concepts import LabelledSegment, Reason, Rejection, Segment
+from engine.errors import InputError
 from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
 from engine.features.spec import FeatureSpec
-from engine.jobs.parallel import parallel_map
+from engine.jobs.parallel import default_workers, parallel_map
 from engine.progress import CancelToken, Reporter
 
 WRITE_EVERY_S = 0.5
 REGIONS_PER_JOB = 16  # a long track's windows are spread over several jobs, so every core helps
 INLINE_BELOW_PAIRS = 32  # less work than this runs in-process: starting workers would cost more
+MAX_BATCH_CLIPS = 32  # clips a worker takes at once: their regions share one STFT per extractor
+BATCH_SAMPLES = 1 << 22  # decoded samples (16 MB) a worker holds before it runs the extractors over them
+BATCHES_PER_WORKER = 4  # at least this many batches per worker (when there are clips enough), to share the work out
 LONG_SEGMENT_S = 60.0  # a longer segment is streamed to find its onset; only the part the extractors read is decoded
 EDGE_S = 0.05  # decoded either side of that part, so resampling has real samples at its edges
 
@@ -89,6 +94,17 @@ class ExtractReport:
                 "cancelled": self.cancelled, "seconds": round(self.seconds, 3)}
 
 
+def changed_file(path: str) -> Rejection:
+    return Rejection(path, Reason.CHANGED, "the file's size differs from the imported clip; re-import it")
+
+
+def unreadable_file(path: str, error: OSError | RuntimeError) -> Rejection:
+    """A file that could not be decoded: gone since import, or unreadable."""
+    if isinstance(error, FileNotFoundError):
+        return Rejection(path, Reason.MISSING_FILE, "moved or deleted since import; re-import its folder")
+    return Rejection(path, Reason.UNREADABLE, str(error))
+
+
 # -- in the worker ----------------------------------------------------------------------------
 
 _worker_extractors: list[Extractor] = []
@@ -119,11 +135,10 @@ def _decode_region(path: str, start_s: float | None, end_s: float | None,
     (where they share one), so it finds the onset the whole segment would give."""
     start = start_s or 0.0
     spans = [extractor.onset_span_s() for extractor in extractors]
-    if None in spans:
-        return decode(path, start_s=start, end_s=end_s)
-    end = end_s if end_s is not None else soundfile.info(path).duration
-    if end - start <= LONG_SEGMENT_S:
-        return decode(path, start_s=start, end_s=end_s)
+    with soundfile.SoundFile(path) as handle:  # one open for a short segment: its length, then its samples
+        end = end_s if end_s is not None else handle.frames / handle.samplerate
+        if None in spans or end - start <= LONG_SEGMENT_S:
+            return read_range(handle, start, end_s), handle.samplerate
     lead_s = max(0.0, find_onset(path, start, end) - PREROLL_S - EDGE_S - start)
     rates = {extractor.sample_rate for extractor in extractors}
     if len(rates) == 1:
@@ -133,30 +148,78 @@ def _decode_region(path: str, start_s: float | None, end_s: float | None,
     return decode(path, start_s=first, end_s=min(end, first + 2 * EDGE_S + max(spans)))
 
 
-def _extract_clip(job: _ClipJob) -> tuple[list[tuple[str, np.ndarray]], float] | Rejection:
-    """Features for the missing (region, extractor) pairs of one clip, and the audio seconds decoded."""
-    results = []
+@dataclass
+class _Decoded:
+    """One region's samples, waiting in a batch for the extractors that still miss it."""
+
+    outcome: int  # which clip of the batch it belongs to
+    clip_id: str
+    region_key: str
+    samples: np.ndarray
+    rate: int
+    needs: tuple[int, ...]
+
+
+def _decode_clip(job: _ClipJob) -> tuple[list[tuple[str, np.ndarray, int]], float] | Rejection:
+    """The clip's regions that still need work — (region key, samples, rate), augmented where asked —
+    and the audio seconds decoded; a Rejection when the file is gone, changed or unreadable."""
+    regions = []
     audio_seconds = 0.0
     for (region_key, start_s, end_s, augment), needed in zip(job.regions, job.needs):
         try:
             if os.path.getsize(job.path) != job.size_bytes:
-                return Rejection(job.path, Reason.CHANGED, "the file's size differs from the imported clip; re-import it")
+                return changed_file(job.path)
             native, rate = _decode_region(job.path, start_s, end_s, [_worker_extractors[i] for i in needed])
-        except FileNotFoundError:
-            return Rejection(job.path, Reason.MISSING_FILE, "moved or deleted since import; re-import its folder")
         except (OSError, RuntimeError) as error:
-            return Rejection(job.path, Reason.UNREADABLE, str(error))
+            return unreadable_file(job.path, error)
         audio_seconds += native.size / rate
         if augment:
             native = apply_augmentation(native, rate, augment, seed=zlib.crc32(f"{job.clip_id}{region_key}".encode()))
-        by_rate: dict[int, np.ndarray] = {}
-        for index in needed:
-            extractor = _worker_extractors[index]
-            if extractor.sample_rate not in by_rate:
-                by_rate[extractor.sample_rate] = resample(native, rate, extractor.sample_rate)
-            features = np.asarray(extractor.extract(by_rate[extractor.sample_rate]), dtype=np.float32)
-            results.append((cache_key(extractor.cache_prefix, job.clip_id, region_key), features))
-    return results, audio_seconds
+        regions.append((region_key, native, rate))
+    return regions, audio_seconds
+
+
+def _run_extractors(pending: list[_Decoded], outcomes: list) -> None:
+    """Each extractor over all the pending regions that miss it at once (one batched call), resampled
+    once per region and rate; the features join their clip's outcome."""
+    resampled: dict[tuple[int, int], np.ndarray] = {}
+    for index, extractor in enumerate(_worker_extractors):
+        chosen = [n for n, item in enumerate(pending) if index in item.needs]
+        if not chosen:
+            continue
+        rate = extractor.sample_rate
+        for n in chosen:
+            if (n, rate) not in resampled:
+                resampled[n, rate] = resample(pending[n].samples, pending[n].rate, rate)
+        batch = extractor.extract_batch([resampled[n, rate] for n in chosen])
+        for n, features in zip(chosen, batch):
+            item = pending[n]
+            key = cache_key(extractor.cache_prefix, item.clip_id, item.region_key)
+            outcomes[item.outcome][0].append((key, np.asarray(features, dtype=np.float32)))
+
+
+def _extract_batch(jobs: tuple[_ClipJob, ...]) -> list[tuple[list[tuple[str, np.ndarray]], float] | Rejection]:
+    """For each clip job, its features for the missing (region, extractor) pairs and the audio seconds
+    decoded, or its Rejection. The regions of several clips go through each extractor together,
+    in groups of at most BATCH_SAMPLES decoded samples, so memory stays bounded."""
+    outcomes: list = []
+    pending: list[_Decoded] = []
+    held = 0
+    for job in jobs:
+        decoded = _decode_clip(job)
+        if isinstance(decoded, Rejection):
+            outcomes.append(decoded)
+            continue
+        regions, audio_seconds = decoded
+        outcomes.append(([], audio_seconds))
+        for (region_key, samples, rate), needs in zip(regions, job.needs):
+            pending.append(_Decoded(len(outcomes) - 1, job.clip_id, region_key, samples, rate, needs))
+            held += samples.size
+        if held >= BATCH_SAMPLES:
+            _run_extractors(pending, outcomes)
+            pending, held = [], 0
+    _run_extractors(pending, outcomes)
+    return outcomes
 
 
 # -- in the parent ----------------------------------------------------------------------------
@@ -186,40 +249,58 @@ def _plan(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[E
 
 def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: FeatureSpec, extractors: list[Extractor],
                      *, workers: int | None = None, reporter: Reporter | None = None,
-                     cancel: CancelToken | None = None, on_progress=None) -> ExtractReport:
-    """Fill the cache for every target; `on_progress(fraction)` is called as clips finish."""
+                     cancel: CancelToken | None = None, on_progress=None, device: str = "cpu") -> ExtractReport:
+    """Fill the cache for every target; `on_progress(fraction)` is called as clips finish.
+
+    `device` ("cpu", "cuda" or "auto") is where the extractors that can run tensor work elsewhere
+    run it (log-mel, ONNX embeddings): on CUDA the workers start fresh (spawned) and each puts its
+    batches on the card."""
     started = time.perf_counter()
+    if device != "cpu":
+        from engine.device import resolve_device
+
+        try:
+            device = resolve_device(device).type
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        for extractor in extractors:
+            extractor.device = device
     unique_targets = list({(t.clip_id, t.region_key): t for t in targets}.values())
     report = ExtractReport(str(spec), targets=len(unique_targets))
     jobs = _plan(cache, unique_targets, extractors)
     pending_pairs = sum(len(n) for job in jobs for n in job.needs)
     report.cached = len(unique_targets) * len(extractors) - pending_pairs
+    workers = default_workers() if workers is None else workers
+    if pending_pairs < INLINE_BELOW_PAIRS:
+        workers = 1
+    size = max(1, min(MAX_BATCH_CLIPS, math.ceil(len(jobs) / (max(workers, 1) * BATCHES_PER_WORKER))))
+    batches = [tuple(jobs[first: first + size]) for first in range(0, len(jobs), size)]
     if reporter is not None:
-        reporter.start(f"Extracting {spec}", len(jobs))
+        reporter.start(f"Extracting {spec}", len(batches))
     buffer: dict[str, np.ndarray] = {}
     decoded_clips: set[str] = set()
     last_write = time.monotonic()
-    if pending_pairs < INLINE_BELOW_PAIRS:
-        workers = 1
-    for done, (job, result) in enumerate(parallel_map(_extract_clip, jobs, workers=workers,
-                                                       chunk_size=max(1, min(4, len(jobs) // 4)), inline_below=2,
-                                                       reporter=reporter, cancel=cancel,
-                                                       initializer=_install_extractors, initargs=(extractors,)), 1):
-        if isinstance(result, Rejection):
-            report.rejections.append(result)
-            continue
-        features, audio_seconds = result
-        buffer.update(features)
-        report.extracted += len(features)
-        decoded_clips.add(job.clip_id)
+    for done, (batch, outcomes) in enumerate(parallel_map(_extract_batch, batches, workers=workers, chunk_size=1,
+                                                           inline_below=2, reporter=reporter, cancel=cancel,
+                                                           spawn=device == "cuda",
+                                                           initializer=_install_extractors,
+                                                           initargs=(extractors,)), 1):
+        for job, result in zip(batch, outcomes):
+            if isinstance(result, Rejection):
+                report.rejections.append(result)
+                continue
+            features, audio_seconds = result
+            buffer.update(features)
+            report.extracted += len(features)
+            decoded_clips.add(job.clip_id)
+            report.audio_seconds += audio_seconds
         report.clips_decoded = len(decoded_clips)
-        report.audio_seconds += audio_seconds
         if time.monotonic() - last_write > WRITE_EVERY_S:
             cache.put_many(buffer)
             buffer.clear()
             last_write = time.monotonic()
             if on_progress is not None:
-                on_progress(done / max(len(jobs), 1))
+                on_progress(done / max(len(batches), 1))
     cache.put_many(buffer)
     report.cancelled = bool(cancel and cancel.cancelled)
     report.rejections.sort(key=lambda r: r.path)

@@ -6,11 +6,27 @@ shorter than the patch is padded with the floor value, a longer one is cut.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from engine.audio import dsp
 from engine.audio.regions import normalize_loudness, onset_region
 from engine.features.base import Extractor
+
+
+def torch_log_mel(frames: np.ndarray, filters: np.ndarray, device: str) -> np.ndarray:
+    """`power_to_db(filters @ power_spectrogram(frames))` computed by torch on `device`, all the
+    frames in one batch: (n_mels, n_frames) float32 on the host."""
+    import torch
+
+    with torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(device)
+        window = torch.from_numpy(dsp.hann_window(frames.shape[1]).copy()).to(device)
+        spectrum = torch.fft.rfft(x * window, dim=1)
+        power = spectrum.real.square() + spectrum.imag.square()
+        mel = power @ torch.from_numpy(filters.copy()).to(device).T
+        return (10.0 * torch.log10(mel.clamp_min(dsp.AMIN))).T.cpu().numpy()
 
 
 class MelExtractor(Extractor):
@@ -28,23 +44,42 @@ class MelExtractor(Extractor):
         "top_db": 80.0,
     }
 
+    @property
+    def torch_device(self) -> str | None:
+        """The torch device the STFT and mel projection run on; None: numpy on the CPU."""
+        return None if self.device == "cpu" else self.device
+
     def onset_span_s(self) -> float:
         """Long enough that the last frame's window is filled with the sound, not with padding."""
         n_fft, hop, n_frames = int(self.params["n_fft"]), int(self.params["hop"]), int(self.params["frames"])
         return ((n_frames - 1) * hop + n_fft // 2) / self.sample_rate
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
+        return self.extract_batch([samples])[0]
+
+    def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One STFT and one mel projection over the frames of every sound in the batch."""
+        if not batch:
+            return []
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
         n_mels, n_frames = int(self.params["n_mels"]), int(self.params["frames"])
         floor = -float(self.params["top_db"])
-        region = onset_region(np.asarray(samples, dtype=np.float32), sample_rate, self.onset_span_s())
-        region = normalize_loudness(region, self.params["target_db"])
-
-        power = dsp.power_spectrogram(dsp.frame(region, n_fft, hop)[:n_frames])
+        framed = [dsp.frame(normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), sample_rate,
+                                                            self.onset_span_s()), self.params["target_db"]),
+                            n_fft, hop)[:n_frames] for samples in batch]
+        bounds = np.cumsum([0] + [len(frames) for frames in framed])
         filters = dsp.mel_filterbank(
             sample_rate, n_fft, n_mels, float(self.params["fmin"]), float(self.params["fmax"])
         )
-        log_mel = np.maximum(dsp.power_to_db(filters @ power), floor)
-        patch = np.full((n_mels, n_frames), floor, dtype=np.float32)
-        patch[:, : log_mel.shape[1]] = log_mel
-        return patch
+        frames = np.concatenate(framed)
+        if self.torch_device is None:
+            log_mel = dsp.power_to_db(filters @ dsp.power_spectrogram(frames))
+        else:
+            log_mel = torch_log_mel(frames, filters, self.torch_device)
+        log_mel = np.maximum(log_mel, floor)
+        patches = []
+        for first, last in zip(bounds[:-1], bounds[1:]):
+            patch = np.full((n_mels, n_frames), floor, dtype=np.float32)
+            patch[:, : last - first] = log_mel[:, first:last]
+            patches.append(patch)
+        return patches

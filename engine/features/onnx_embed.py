@@ -105,10 +105,11 @@ class OnnxExtractor(Extractor):
         self._session = None
 
     def __getstate__(self) -> dict:
-        return {"params": self.params}
+        return {"params": self.params, "device": self.device}
 
     def __setstate__(self, state: dict) -> None:
         self.params = state["params"]
+        self.device = state.get("device", "cpu")
         self._session = None
 
     def _open(self):
@@ -118,9 +119,11 @@ class OnnxExtractor(Extractor):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
+            providers = ["CPUExecutionProvider"]
+            if self.device == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")  # onnxruntime-gpu on a CUDA box
             try:
-                self._session = onnxruntime.InferenceSession(
-                    self.params["model_path"], options, providers=["CPUExecutionProvider"])
+                self._session = onnxruntime.InferenceSession(self.params["model_path"], options, providers=providers)
             except Exception as error:  # onnxruntime raises its own exception types
                 raise InputError(f"{self.params['model_path']}: cannot load ONNX model ({error})") from error
         return self._session

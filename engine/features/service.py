@@ -32,13 +32,16 @@ def _unlabelled_clips(con) -> list[Clip]:
 
 def extract_workspace(workspace, spec: FeatureSpec, *, labelled_only: bool = False, taxonomy: str | None = None,
                       workers: int | None = None, reporter: Reporter | None = None,
-                      cancel: CancelToken | None = None) -> ExtractReport:
-    """Extract features for the workspace's segments into its cache, recorded as an `extract` job."""
+                      cancel: CancelToken | None = None, device: str = "cpu") -> ExtractReport:
+    """Extract features for the workspace's segments into its cache, recorded as an `extract` job;
+    `device` as `extract_features` takes it."""
     extractors = spec.extractors(workspace.embeddings_dir)
     targets = workspace_targets(workspace, labelled_only=labelled_only, taxonomy=taxonomy)
-    job = JobLog(workspace, "extract", {"spec": spec.to_dict(), "labelled_only": labelled_only, "taxonomy": taxonomy})
+    job = JobLog(workspace, "extract", {"spec": spec.to_dict(), "labelled_only": labelled_only, "taxonomy": taxonomy,
+                                        "device": device})
     try:
-        return _extract(workspace, job, spec, extractors, targets, workers=workers, reporter=reporter, cancel=cancel)
+        return _extract(workspace, job, spec, extractors, targets, workers=workers, reporter=reporter, cancel=cancel,
+                        device=device)
     except BaseException as error:
         stopped = isinstance(error, (KeyboardInterrupt, Cancelled))
         job.finish(JobState.CANCELLED if stopped else JobState.FAILED, error=str(error))
@@ -50,14 +53,15 @@ def run_extract_job(workspace, job: JobLog, params: dict, cancel: CancelToken) -
     """An extract job in a worker process, with the params `extract_workspace` records."""
     spec = FeatureSpec(**params["spec"])
     targets = workspace_targets(workspace, labelled_only=params["labelled_only"], taxonomy=params["taxonomy"])
-    _extract(workspace, job, spec, spec.extractors(workspace.embeddings_dir), targets, cancel=cancel)
+    _extract(workspace, job, spec, spec.extractors(workspace.embeddings_dir), targets, cancel=cancel,
+             device=params.get("device", "cpu"))
 
 
 def _extract(workspace, job: JobLog, spec: FeatureSpec, extractors, targets: list[Target], *,
              workers: int | None = None, reporter: Reporter | None = None,
-             cancel: CancelToken | None = None) -> ExtractReport:
+             cancel: CancelToken | None = None, device: str = "cpu") -> ExtractReport:
     """Fill the cache for the targets, with the job's progress as clips finish, and record how it ended."""
     report = extract_features(workspace.cache, targets, spec, extractors, workers=workers, reporter=reporter,
-                              cancel=cancel, on_progress=lambda fraction: job.progress(fraction))
+                              cancel=cancel, on_progress=lambda fraction: job.progress(fraction), device=device)
     job.finish(JobState.CANCELLED if report.cancelled else JobState.COMPLETED, result=report.to_dict())
     return report

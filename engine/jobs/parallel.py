@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import multiprocessing
 import os
 import signal
 import sys
@@ -89,11 +90,13 @@ def parallel_map(
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
     inline_below: int = INLINE_BELOW,
+    spawn: bool = False,
 ) -> Iterator[tuple[Item, Result]]:
     """Yield (item, function(item)) as results arrive, in no fixed order.
 
     `function` must be a picklable module-level function. Stops early (without raising) when
-    `cancel` is set; the caller decides what a cancelled run means.
+    `cancel` is set; the caller decides what a cancelled run means. With `spawn`, workers start as
+    fresh interpreters instead of forks (work that opens CUDA in them needs that).
     """
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(items) < inline_below:
@@ -113,7 +116,8 @@ def parallel_map(
     chunks: Iterable[Sequence[Item]] = (items[i : i + chunk_size] for i in range(0, len(items), chunk_size))
     chunk_iter = iter(chunks)
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,
-                               initargs=(os.getpid(), initializer, initargs))
+                               initargs=(os.getpid(), initializer, initargs),
+                               mp_context=multiprocessing.get_context("spawn") if spawn else None)
     in_flight: dict[Future, Sequence[Item]] = {}
     try:
         def submit_more() -> None:

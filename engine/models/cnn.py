@@ -17,20 +17,22 @@ MAX_SHIFT = 4  # frames, either way
 
 
 def _band_mask(batch: int, length: int, max_width: int, generator: torch.Generator) -> torch.Tensor:
-    """(batch, length) booleans: one random run of 0..max_width cells per row."""
-    width = torch.randint(0, max_width + 1, (batch, 1), generator=generator)
-    start = (torch.rand((batch, 1), generator=generator) * (length - width + 1)).long()
-    cells = torch.arange(length)
+    """(batch, length) booleans: one random run of 0..max_width cells per row, on the generator's device."""
+    device = generator.device
+    width = torch.randint(0, max_width + 1, (batch, 1), generator=generator, device=device)
+    start = (torch.rand((batch, 1), generator=generator, device=device) * (length - width + 1)).long()
+    cells = torch.arange(length, device=device)
     return (cells >= start) & (cells < start + width)
 
 
 def spec_augment(patches: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A random frequency band and time span masked, and a small time shift, per patch."""
+    """A random frequency band and time span masked, and a small time shift, per patch. The random
+    draws are made where the generator lives (the GPU's own when training there: no copies)."""
     batch, n_mels, frames = patches.shape
     freq = _band_mask(batch, n_mels, MAX_FREQ_MASK, generator)[:, :, None]
     time = _band_mask(batch, frames, MAX_TIME_MASK, generator)[:, None, :]
-    shift = torch.randint(-MAX_SHIFT, MAX_SHIFT + 1, (batch, 1), generator=generator)
-    source = torch.arange(frames) - shift  # output frame t takes input frame t - shift
+    shift = torch.randint(-MAX_SHIFT, MAX_SHIFT + 1, (batch, 1), generator=generator, device=generator.device)
+    source = torch.arange(frames, device=generator.device) - shift  # output frame t takes input frame t - shift
     inside = ((source >= 0) & (source < frames))[:, None, :]
     index = source.clamp(0, frames - 1)[:, None, :].expand(batch, n_mels, frames)
     device = patches.device

@@ -2,8 +2,10 @@
 
 Training runs from in-memory tensors (no DataLoader workers) and is repeatable on CPU for a given
 seed: the global torch seed drives initialisation and dropout, a torch.Generator the shuffling and
-augmentation, deterministic algorithms are on and torch uses at most two threads. On CUDA the loop
-uses mixed precision and pinned host batches. Fitted networks are kept and used on the CPU.
+augmentation, deterministic algorithms are on and torch uses the `threads` setting's CPU threads. On
+CUDA the training data stays on the card when it fits, the loop reads the loss once per epoch, the
+forward pass runs under bf16 autocast, and `batch_size="auto"` picks a batch that fills the card.
+Fitted networks are kept and used on the CPU.
 """
 
 from __future__ import annotations
@@ -23,26 +25,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors, save_file
 from torch import nn
 
+from engine.device import resolve_device
 from engine.models.artifacts import ModelFiles
 from engine.models.base import Classifier, TrainingCallback
 from engine.settings import cpu_threads
 
 PREDICT_BATCH = 256
+RESIDENT_SHARE = 0.5  # training data moves to the GPU when it takes at most this share of its free memory
+MAX_AUTO_BATCH = 4096
+AUTO_MEMORY_SHARE = 0.25  # "auto" batch size: a training step may take this share of the GPU's free memory
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "network.json"
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" is CUDA when available, else the CPU; asking for CUDA without it is an error."""
-    cuda = torch.cuda.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {name!r}")
-    if name == "cuda" and not cuda:
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU "
-                         "(is the CUDA build of torch installed?); use 'cpu' or 'auto'")
-    return torch.device(name)
 
 
 class Standardize(nn.Module):
@@ -136,8 +129,10 @@ class TorchClassifier(Classifier):
         if X_val is not None and len(X_val):
             validation = _tensor(X_val), torch.as_tensor(np.asarray(y_val, dtype=np.int64))
         row_weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
-        _train(self.net_, _tensor(X), torch.from_numpy(y), hp, device, weights=weights, validation=validation,
-               callback=callback or TrainingCallback(), augment=self._augment, row_weights=row_weights)
+        self.hyperparams["batch_size"] = _train(
+            self.net_, _tensor(X), torch.from_numpy(y), hp, device, weights=weights, validation=validation,
+            callback=callback or TrainingCallback(), augment=self._augment, row_weights=row_weights,
+            default_batch=self.defaults["batch_size"])
         self.net_.cpu().eval()
         return self
 
@@ -195,41 +190,89 @@ def _tensor(X: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32))
 
 
+def fits_on_device(tensors: list[torch.Tensor], device: torch.device) -> bool:
+    """Whether the training tensors can live on the device for the whole fit: always on the CPU; on
+    CUDA when they take at most RESIDENT_SHARE of its free memory."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return sum(t.numel() * t.element_size() for t in tensors) <= RESIDENT_SHARE * free
+
+
+def resolve_batch_size(value: int | str, default: int, net: nn.Module, X: torch.Tensor, device: torch.device) -> int:
+    """A batch size given as a number is that number; "auto" is the kind's default on the CPU and, on
+    CUDA, the largest power of two (up to MAX_AUTO_BATCH, and a tenth of the training rows) whose
+    forward and backward pass takes at most AUTO_MEMORY_SHARE of the card's free memory."""
+    if value != "auto":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"batch_size must be a positive whole number or 'auto', not {value!r}")
+        return value
+    if device.type != "cuda":
+        return default
+    probe = copy.deepcopy(net)  # its batch-norm statistics move; the network being trained stays as it is
+    chosen, size = default, default
+    while size <= min(MAX_AUTO_BATCH, max(default, len(X) // 10)):
+        free, _ = torch.cuda.mem_get_info(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        rows = X[torch.arange(size) % len(X)].to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            probe(rows).float().sum().backward()
+        used = torch.cuda.max_memory_allocated(device) - before
+        probe.zero_grad(set_to_none=True)
+        del rows
+        if used > AUTO_MEMORY_SHARE * free:
+            break
+        chosen, size = size, size * 2
+    return chosen
+
+
 def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any], device: torch.device, *,
            weights: np.ndarray | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
            callback: TrainingCallback,
            augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-           row_weights: torch.Tensor | None = None) -> None:
+           row_weights: torch.Tensor | None = None, default_batch: int = 32) -> int:
     """Mini-batch AdamW on cross-entropy; with validation data, early stopping keeps the best epoch.
-    `row_weights` (one per training row) weight each row's loss on top of the class weights."""
+    `row_weights` (one per training row) weight each row's loss on top of the class weights.
+
+    The training tensors move to the device once when they fit (`fits_on_device`), else each batch
+    is copied over from pinned memory; the epoch's loss is summed on the device and read once per
+    epoch, so no step waits for the device. On CUDA the forward pass runs under bf16 autocast and
+    augmentation draws its randomness on the card. Returns the batch size used."""
     cuda = device.type == "cuda"
-    generator = torch.Generator().manual_seed(hp["seed"])
+    generator = torch.Generator().manual_seed(hp["seed"])  # the shuffling: the same on every device
+    augment_generator = torch.Generator(device).manual_seed(hp["seed"]) if cuda else generator
+    batch_size = resolve_batch_size(hp["batch_size"], default_batch, net, X, device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     class_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
+    resident = fits_on_device([X, y] + ([] if row_weights is None else [row_weights]), device)
+    if resident:
+        X, y = X.to(device), y.to(device)
+        row_weights = None if row_weights is None else row_weights.to(device)
     best_loss, best_state, stale = float("inf"), None, 0
     for epoch in range(1, hp["epochs"] + 1):
         net.train()
-        total = 0.0
-        for index in torch.randperm(len(X), generator=generator).split(hp["batch_size"]):
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        order = torch.randperm(len(X), generator=generator)
+        for index in (order.to(device) if resident else order).split(batch_size):
             xb, yb = X[index], y[index]
-            if cuda:
-                xb, yb = xb.pin_memory(), yb.pin_memory()
-            xb = augment(xb.to(device, non_blocking=True), generator)
-            with torch.autocast(device.type, enabled=cuda):
-                loss = _weighted_loss(net(xb), yb.to(device, non_blocking=True), class_weights,
-                                      None if row_weights is None else row_weights[index].to(device))
+            wb = None if row_weights is None else row_weights[index]
+            if not resident:  # CUDA, data too large to keep there: batches come from pinned memory
+                xb, yb = xb.pin_memory().to(device, non_blocking=True), yb.pin_memory().to(device, non_blocking=True)
+                wb = None if wb is None else wb.to(device)
+            xb = augment(xb, augment_generator)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = _weighted_loss(net(xb).float(), yb, class_weights, wb)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            total += loss.item() * len(index)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach().double() * len(index)
         val_loss = val_accuracy = None
         if validation is not None:
             logits = _logits(net, validation[0], device)
             val_loss = F.cross_entropy(logits, validation[1]).item()
             val_accuracy = (logits.argmax(dim=1) == validation[1]).double().mean().item()
-        callback.on_epoch_end(epoch, hp["epochs"], total / len(X), val_loss, val_accuracy)
+        callback.on_epoch_end(epoch, hp["epochs"], total.item() / len(X), val_loss, val_accuracy)
         if val_loss is not None:
             if val_loss < best_loss:
                 best_loss, best_state, stale = val_loss, copy.deepcopy(net.state_dict()), 0
@@ -239,6 +282,7 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
             break
     if best_state is not None:
         net.load_state_dict(best_state)
+    return batch_size
 
 
 def _weighted_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None,
