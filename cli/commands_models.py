@@ -101,6 +101,7 @@ def train_command(
 def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None:
     from cli.follow import exit_code
     from engine.concepts import JobState
+    from engine.evaluation.calibration import format_calibration
 
     state = record["state"]
     result = record.get("result") or {}
@@ -110,6 +111,8 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
             test = result.get("test") or {}
             stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "
                          f"macro-F1 {_with_ci(test, 'macro_f1')} on {test.get('n', '?')} test examples")
+            if calibration := format_calibration(result.get("calibration")):
+                stdout.print(f"calibration: {calibration}", markup=False)
             for note in result.get("notes", []):
                 stderr.print(f"note: {shown(note)}")
         else:
@@ -187,6 +190,7 @@ def models_list(ctx: typer.Context, name: Annotated[str | None, typer.Argument()
 def models_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
                 json_out: JsonOption = False) -> None:
     """A version's details, metrics and activation history."""
+    from engine.evaluation.calibration import format_calibration
     from engine.evaluation.metrics import Evaluation, format_evaluation
     from engine.models.registry import activation_history, resolve
 
@@ -201,6 +205,8 @@ def models_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAM
         stdout.print(f"hyperparameters: {version.hyperparams}", markup=False)
         if version.metrics.get("test"):
             stdout.print(format_evaluation(Evaluation.from_dict(version.metrics["test"])), markup=False)
+        if calibration := format_calibration(version.metrics.get("calibration")):
+            stdout.print(f"calibration: {calibration}", markup=False)
         for entry in history:
             stdout.print(f"{entry['at']}: activated v{entry['version']} (from v{entry['previous_version']}) "
                          f"{entry['reason'] or ''}", markup=False)

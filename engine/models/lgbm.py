@@ -60,9 +60,6 @@ class LightGbmClassifier(Classifier):
         self.booster_ = lgb.Booster(model_str=booster.model_to_string())
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.booster_.predict(np.asarray(X, dtype=np.float32), num_threads=cpu_threads())
-
     def logits(self, X: np.ndarray) -> np.ndarray:
         return self.booster_.predict(np.asarray(X, dtype=np.float32), raw_score=True, num_threads=cpu_threads())
 

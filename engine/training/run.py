@@ -111,6 +111,23 @@ def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict 
     return evaluate(labels, model.predict_proba(features), data.classes, seed=seed).to_dict()
 
 
+def _calibrate(model, data: TrainingData) -> dict | None:
+    """Fit the model's temperature on the validation split (sets `model.temperature_`); the summary
+    keeps T and the ECE / NLL of val and test before and after. None without validation rows."""
+    from engine.evaluation.calibration import calibration_summary, fit_temperature
+
+    val_x, val_y = data.part(Split.VAL)
+    if len(val_y) == 0:
+        return None
+    val_logits = model.logits(val_x)
+    model.temperature_ = fit_temperature(val_logits, val_y)
+    test_x, test_y = data.part(Split.TEST)
+    splits = {"val": (val_logits, val_y)}
+    if len(test_y):
+        splits["test"] = (model.logits(test_x), test_y)
+    return calibration_summary(model.temperature_, splits)
+
+
 @job_kind("train")
 def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
     from engine.models.kinds import make_model, save_model
@@ -148,10 +165,13 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     if cancel.cancelled:
         raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
     job.state(JobState.EVALUATING)
+    calibration = _calibrate(model, data)
+    if calibration is None:
+        data.notes.append("no validation split: probabilities are not calibrated (temperature 1)")
     metrics = {"val": _evaluate_split(model, data, Split.VAL, request.seed),
                "test": _evaluate_split(model, data, Split.TEST, request.seed),
                "train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
-               "sizes": data.sizes()}
+               "sizes": data.sizes(), "calibration": calibration}
     if metrics["test"] is None:
         data.notes.append("no test split: the report uses validation data")
         metrics["test"] = metrics["val"]
@@ -170,4 +190,5 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
     reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
     version = register(workspace, artifact_dir=artifact, **registration)
-    job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes})
+    job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(),
+                                           "calibration": calibration, "notes": data.notes})
