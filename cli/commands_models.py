@@ -55,6 +55,9 @@ def train_command(
     patience: Annotated[int | None, typer.Option("--patience", min=1, help="Early-stopping patience.")] = None,
     no_class_balance: Annotated[bool, typer.Option("--no-class-balance", help="Do not weight classes by rarity.")] = False,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda (torch models).")] = None,
+    log: Annotated[list[str] | None, typer.Option(
+        "--log", help="Log the run to tensorboard, mlflow or wandb (offline), under the workspace's tracking/ "
+                      "folder; repeatable. Each needs its extra: pip install 'workbench[mlflow]'.")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Return the job id at once; the job keeps running.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -76,7 +79,7 @@ def train_command(
                            dataset=str(dataset.expanduser().resolve()) if dataset else None, taxonomy=taxonomy,
                            window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
                            split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams,
-                           weights=str(weights.expanduser().resolve()) if weights else None)
+                           weights=str(weights.expanduser().resolve()) if weights else None, log=list(log or []))
     workspace = open_workspace(ctx)
     if weights:
         from engine.datasets.weights import read_weights
