@@ -66,6 +66,7 @@ def train_command(
     from cli.follow import StopSignals, follow
     from engine.concepts import JobState
     from engine.jobs.log import request_cancel
+    from engine.embeddings.aisfx import ensure_installed
     from engine.training.launch import split_hyperparams, start_training
     from engine.training.run import TrainRequest
 
@@ -81,6 +82,8 @@ def train_command(
                            split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams,
                            weights=str(weights.expanduser().resolve()) if weights else None, log=list(log or []))
     workspace = open_workspace(ctx)
+    with progress_bar() as reporter:
+        ensure_installed(workspace, features, reporter)  # the first use of onnx:aisfx / hybrid:aisfx converts it
     if weights:
         from engine.datasets.weights import read_weights
 
