@@ -36,17 +36,16 @@ def train(ws: Path, *args) -> object:
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     """A workspace whose one training was logged to every installed logger; its JSON document."""
-    import os
-
     home = tmp_path_factory.mktemp("tracking")
-    for variable, folder in (("WANDB_CONFIG_DIR", "wandb_config"), ("WANDB_CACHE_DIR", "wandb_cache"),
-                             ("WANDB_DATA_DIR", "wandb_data")):
-        os.environ[variable] = str(home / folder)
-    os.environ["WANDB_MODE"] = "offline"
     library = curated_library(home / "library", per_pack=3, packs=DEMO_PACKS[:3])
     ws = Workspace.open(home / "ws")
     import_folder(ws, library, curated=True, workers=1)
-    result = train(ws.root, *[arg for name in LOGGERS for arg in ("--log", name)])
+    with pytest.MonkeyPatch.context() as patch:  # W&B keeps its own files in the test's folder, offline
+        for variable, folder in (("WANDB_CONFIG_DIR", "wandb_config"), ("WANDB_CACHE_DIR", "wandb_cache"),
+                                 ("WANDB_DATA_DIR", "wandb_data")):
+            patch.setenv(variable, str(home / folder))
+        patch.setenv("WANDB_MODE", "offline")
+        result = train(ws.root, *[arg for name in LOGGERS for arg in ("--log", name)])
     assert result.exit_code == 0, result.stdout + result.stderr
     (version,) = list_versions(ws, "drums")
     return ws, version
