@@ -243,14 +243,18 @@ def verify(version: ModelVersion) -> FilesCheck:
 
 
 def export(workspace, ref: str, out: Path, fmt: str = "onnx") -> Path:
-    """Write a version as ONNX (input 'features', output 'probabilities'), atomically; a JSON
-    sidecar next to it names the classes and the features the model expects."""
+    """Write a version as ONNX (input 'features', output 'probabilities', the version's temperature
+    applied in the graph), atomically; a JSON sidecar next to it names the classes, the features the
+    model expects and the temperature."""
     if fmt != "onnx":
         raise InputError(f"unknown export format {fmt!r}; supported: onnx")
     version = resolve(workspace, ref)
     out = Path(out).expanduser().resolve()
-    write_atomically(out, load_classifier(version).export_onnx)
+    classifier = load_classifier(version)
+    write_atomically(out, classifier.export_onnx)
     sidecar = {"model": version.ref, "kind": version.kind, "classes": version.label_set,
-               "features": version.feature_spec, "meta": {k: v for k, v in version.meta.items() if k != FILES_KEY}}
+               "features": version.feature_spec,
+               "temperature": classifier.temperature_,  # already inside the graph: its probabilities are calibrated
+               "meta": {k: v for k, v in version.meta.items() if k != FILES_KEY}}
     write_json_atomically(out.with_suffix(".json"), sidecar)
     return out
