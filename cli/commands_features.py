@@ -11,6 +11,7 @@ from rich.table import Table
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
 from cli.output import BadArguments, finish, handles_errors, render_rejections, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
+from engine.embeddings.aisfx import ensure_installed
 from engine.features.spec import FeatureSpec, parse_params
 
 ExtractorOption = Annotated[str, typer.Option("--extractor", "-e", help="dsp, mel, onnx:NAME or hybrid:NAME.")]
@@ -39,6 +40,7 @@ def features_extract(
     workspace = open_workspace(ctx)
     spec = FeatureSpec.parse(extractor, parse_params(param or []))
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        ensure_installed(workspace, str(spec), reporter)  # the first use of onnx:aisfx / hybrid:aisfx converts it
         report = extract_workspace(workspace, spec, labelled_only=labelled_only, taxonomy=taxonomy, workers=workers,
                                    reporter=reporter, cancel=cancel, device=device)
 
@@ -134,6 +136,7 @@ def export_dataset_command(
         finish(folder.to_dict(), json_out, partial=bool(folder.rejections), render=said)
     spec = FeatureSpec.parse(extractor, parse_params(param or []))
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        ensure_installed(workspace, str(spec), reporter)
         report = export_dataset(workspace, out, spec, taxonomy=taxonomy, split_by=split, val=val, test=test,
                                 seed=seed, augment=augment, min_confidence=min_confidence, workers=workers,
                                 reporter=reporter, cancel=cancel)
@@ -173,6 +176,7 @@ def dataset_info(
     workspace = open_workspace(ctx)
     spec = FeatureSpec.parse(extractor, parse_params(param or [])) if extractor else None
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        ensure_installed(workspace, extractor, reporter)
         dataset = open_dataset(path, workspace, spec=spec, taxonomy=taxonomy, workers=workers, reporter=reporter,
                                cancel=cancel)
     summary = dataset.summary()
@@ -216,18 +220,19 @@ def embeddings_list(ctx: typer.Context, json_out: JsonOption = False) -> None:
 def embeddings_install_aisfx(
     ctx: typer.Context,
     source: Annotated[Path | None, typer.Option("--source", help="The aisfx wheel, its unpacked folder or checkpoint.pth "
-                                                                  "(default: an installed aisfx package).")] = None,
+                                                                  "(default: the weights workbench ships).")] = None,
     name: Annotated[str, typer.Option("--name")] = "aisfx",
     json_out: JsonOption = False,
 ) -> None:
-    """Install the aiSFX sound-effects embedding (512-d, CC-BY-4.0) as an ONNX model, offline.
-
-    Get the weights first without its old pinned dependencies: `pip install --no-deps aisfx==0.1.2`
-    (or `pip download --no-deps aisfx==0.1.2` and pass the wheel as --source)."""
+    """Install the aiSFX sound-effects embedding (512-d, CC-BY-4.0) as an ONNX model, offline, from the
+    weights workbench ships (or --source). The first use of --features onnx:aisfx or hybrid:aisfx does
+    this by itself; run it to convert ahead, or to make `train` default to hybrid:aisfx."""
     from engine.embeddings.aisfx import install_aisfx
 
     # Setting up the embedding can come before the first import (training then uses it by default).
-    path = install_aisfx(open_workspace(ctx, create=True), source=source, name=name)
+    workspace = open_workspace(ctx, create=True)
+    with progress_bar() as reporter:
+        path = install_aisfx(workspace, source=source, name=name, reporter=reporter)
     finish({"name": name, "path": str(path)}, json_out,
            render=lambda: stdout.print(f"installed {path}; use --features onnx:{name} or hybrid:{name}"))
 

@@ -12,6 +12,7 @@ from rich.table import Column, Table
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
 from cli.output import BadArguments, ExitCode, finish, handles_errors, print_json, shown, stderr, stdout
 from cli.progress import cancel_on_ctrl_c, progress_bar
+from engine.embeddings.aisfx import ensure_installed
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Gate thresholds (TOML) over the defaults; see `gates list`.")]
 FeaturesOption = Annotated[str, typer.Option("--features", "-f", help="Features for duplicates and mislabels (dsp, onnx:NAME, hybrid:NAME).")]
@@ -61,6 +62,7 @@ def gates_run(
 
     workspace = open_workspace(ctx)
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        ensure_installed(workspace, features, reporter)  # the first use of onnx:aisfx / hybrid:aisfx converts it
         run = run_and_store(workspace, config=config, taxonomy=taxonomy, model=model, test=test, ood=ood,
                             features=features, halt_on_first_failure=halt, workers=workers, reporter=reporter,
                             cancel=cancel, required_techniques=require_technique,
@@ -175,6 +177,7 @@ def triage_suspects(
     spec = version.spec if version else (features or "dsp")
     taxonomy = taxonomy or (version.task_taxonomy(workspace) if version else None)
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
+        ensure_installed(workspace, str(spec), reporter)
         context = DatasetContext(workspace, taxonomy, spec, reporter, cancel, workers=workers)
         found = suspects(context, settings, limit)
     queue = save_queue(workspace, [s.to_dict() for s in found])

@@ -71,6 +71,9 @@ def train_command(
     patience: Annotated[int | None, typer.Option("--patience", min=1, help="Early-stopping patience.")] = None,
     no_class_balance: Annotated[bool, typer.Option("--no-class-balance", help="Do not weight classes by rarity.")] = False,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda (torch models).")] = None,
+    log: Annotated[list[str] | None, typer.Option(
+        "--log", help="Log the run to tensorboard, mlflow or wandb (offline), under the workspace's tracking/ "
+                      "folder; repeatable. Each needs its extra: pip install 'workbench[mlflow]'.")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Return the job id at once; the job keeps running.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -79,6 +82,7 @@ def train_command(
     from cli.follow import StopSignals, follow
     from engine.concepts import JobState
     from engine.jobs.log import request_cancel
+    from engine.embeddings.aisfx import ensure_installed
     from engine.training.launch import split_hyperparams, start_training
     from engine.training.run import TrainRequest
 
@@ -93,8 +97,10 @@ def train_command(
                            window_s=window, min_class_samples=min_class_samples, min_confidence=min_confidence,
                            split_by=split, val=val, test=test, seed=seed, augment=augment, hyperparams=hyperparams,
                            weights=str(weights.expanduser().resolve()) if weights else None, cv=cv,
-                           ensemble=ensemble)
+                           ensemble=ensemble, log=list(log or []))
     workspace = open_workspace(ctx)
+    with progress_bar() as reporter:
+        ensure_installed(workspace, features, reporter)  # the first use of onnx:aisfx / hybrid:aisfx converts it
     if weights:
         from engine.datasets.weights import read_weights
 
@@ -118,6 +124,7 @@ def train_command(
 def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None:
     from cli.follow import exit_code
     from engine.concepts import JobState
+    from engine.evaluation.calibration import format_calibration
 
     state = record["state"]
     result = record.get("result") or {}
@@ -134,6 +141,8 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
             test = result.get("test") or {}
             stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "
                          f"macro-F1 {_with_ci(test, 'macro_f1')} on {test.get('n', '?')} test examples")
+            if calibration := format_calibration(result.get("calibration")):
+                stdout.print(f"calibration: {calibration}", markup=False)
             for note in result.get("notes", []):
                 stderr.print(f"note: {shown(note)}")
         else:
@@ -233,6 +242,7 @@ def models_list(ctx: typer.Context, name: Annotated[str | None, typer.Argument()
 def models_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
                 json_out: JsonOption = False) -> None:
     """A version's details, metrics and activation history."""
+    from engine.evaluation.calibration import format_calibration
     from engine.evaluation.metrics import Evaluation, format_evaluation
     from engine.models.registry import activation_history, resolve
 
@@ -247,6 +257,8 @@ def models_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAM
         stdout.print(f"hyperparameters: {version.hyperparams}", markup=False)
         if version.metrics.get("test"):
             stdout.print(format_evaluation(Evaluation.from_dict(version.metrics["test"])), markup=False)
+        if calibration := format_calibration(version.metrics.get("calibration")):
+            stdout.print(f"calibration: {calibration}", markup=False)
         for entry in history:
             stdout.print(f"{entry['at']}: activated v{entry['version']} (from v{entry['previous_version']}) "
                          f"{entry['reason'] or ''}", markup=False)

@@ -5,6 +5,7 @@
       cache.lmdb/        cached features, keyed by (clip hash, segment, extractor, params, code version)
       models/            model versions; models/embeddings/ holds ONNX embedding models
       runs/              job logs and scratch files
+      tracking/          experiment logs (`train --log`): TensorBoard events, mlflow.db, W&B offline runs
       reports/           gate and health reports
       taxonomies/        the workspace's own taxonomies (TOML), next to the built-in ones
       techniques/        the workspace's own technique catalogues (JSON, one per taxonomy)
@@ -79,6 +80,11 @@ class Workspace:
     @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
+
+    @property
+    def tracking_dir(self) -> Path:
+        """Experiment logs written by `train --log` (engine/training/tracking.py); made on first use."""
+        return self.root / "tracking"
 
     @property
     def reports_dir(self) -> Path:

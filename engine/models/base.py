@@ -48,6 +48,9 @@ class Classifier(ABC):
     kind: ClassVar[str]
     input_rank: ClassVar[int] = 1  # 1: rows are feature vectors (N, D); 2: rows are patches (N, M, T)
     has_logits: ClassVar[bool] = False  # True when `logits` gives the model's own pre-softmax scores
+    # Temperature scaling fitted on validation data after training (engine/evaluation/calibration.py);
+    # saved in model.json by `kinds.save_model`, 1.0 (no scaling) until set.
+    temperature_: float = 1.0
     defaults: ClassVar[dict[str, Any]] = {}
     saved_files: ClassVar[tuple[str, ...]]  # what `save` writes; the first holds the hyperparameters and class count
 
@@ -71,13 +74,14 @@ class Classifier(ABC):
         of class balancing."""
 
     @abstractmethod
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """(N, n_classes_) probabilities, each row summing to 1."""
-
     def logits(self, X: np.ndarray) -> np.ndarray:
-        """(N, n_classes_) scores whose softmax is `predict_proba`: the model's own logits when
-        `has_logits`, else log-probabilities."""
-        return np.log(np.maximum(self.predict_proba(X), 1e-300))
+        """(N, n_classes_) the model's own pre-softmax scores, before temperature scaling."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(N, n_classes_) probabilities, each row summing to 1: softmax(logits / temperature_)."""
+        scores = np.asarray(self.logits(X), dtype=np.float64) / self.temperature_
+        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.argmax(self.predict_proba(X), axis=1)
@@ -107,5 +111,6 @@ class Classifier(ABC):
         return model
 
     def export_onnx(self, path: Path) -> None:
-        """Write an ONNX graph: input 'features' float32 [batch, ...], output 'probabilities' [batch, K]."""
+        """Write an ONNX graph: input 'features' float32 [batch, ...], output 'probabilities' [batch, K]
+        (softmax(logits / temperature_): the temperature is part of the graph)."""
         raise NotSupported(f"{self.kind} models cannot be exported to ONNX")

@@ -53,8 +53,11 @@ class EnsembleClassifier(Classifier):
                                     sample_weight=sample_weight) for member in self._members()]
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return np.mean([member.predict_proba(X) for member in self.members_], axis=0)
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """The log of the members' mean probability: the ensemble's temperature (fitted on validation
+        like any kind's) scales these."""
+        mean = np.mean([member.predict_proba(X) for member in self.members_], axis=0)
+        return np.log(np.maximum(mean, np.finfo(np.float64).tiny))
 
     def save(self, folder: Path) -> None:
         from engine.models.kinds import save_model

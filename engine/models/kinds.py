@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,12 @@ def make_model(kind: str, **hyperparams: Any) -> Classifier:
 
 
 def save_model(model: Classifier, folder: Path) -> None:
-    """The model's own files plus model.json naming its kind and hyperparameters."""
+    """The model's own files plus model.json naming its kind, hyperparameters and temperature."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder)
-    (folder / MODEL_FILE).write_text(json.dumps({"kind": model.kind, "hyperparams": model.get_params()}, indent=2))
+    (folder / MODEL_FILE).write_text(json.dumps({"kind": model.kind, "hyperparams": model.get_params(),
+                                                 "temperature": model.temperature_}, indent=2))
 
 
 def load_model(folder: Path, *, hashes: dict | None = None, kind: str | None = None,
@@ -82,6 +84,10 @@ def load_model(folder: Path, *, hashes: dict | None = None, kind: str | None = N
         raise files.damaged(MODEL_FILE, f"kind {saved['kind']!r} where the registry has {kind!r}")
     kind_class = SAVED_KINDS[saved["kind"]]
     model = kind_class.load(files)
+    temperature = saved.get("temperature", 1.0)  # folders saved before calibration have none
+    if type(temperature) not in (int, float) or not math.isfinite(temperature) or temperature <= 0:
+        raise files.damaged(MODEL_FILE, f"temperature {temperature!r} is not a positive number")
+    model.temperature_ = float(temperature)
     if n_classes is not None and model.n_classes_ != n_classes:
         raise files.damaged(kind_class.saved_files[0], f"{model.n_classes_} classes where the registry has {n_classes}")
     return model

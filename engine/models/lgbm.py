@@ -61,9 +61,6 @@ class LightGbmClassifier(Classifier):
         self.booster_ = lgb.Booster(model_str=booster.model_to_string())
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.booster_.predict(np.asarray(X, dtype=np.float32), num_threads=cpu_threads())
-
     def logits(self, X: np.ndarray) -> np.ndarray:
         return self.booster_.predict(np.asarray(X, dtype=np.float32), raw_score=True, num_threads=cpu_threads())
 
@@ -100,7 +97,23 @@ class LightGbmClassifier(Classifier):
         kept = [output for output in graph.graph.output if output.name == "probabilities"]
         del graph.graph.output[:]
         graph.graph.output.extend(kept)
+        _apply_temperature(graph, self.temperature_)
         Path(path).write_bytes(graph.SerializeToString())
+
+
+def _apply_temperature(graph, temperature: float) -> None:
+    """Make the graph's 'probabilities' softmax(log(p) / temperature), as `predict_proba` computes
+    them (log p is the raw score up to a per-row constant, which softmax ignores)."""
+    from onnx import TensorProto, helper
+
+    for node in graph.graph.node:
+        node.output[:] = ["uncalibrated" if name == "probabilities" else name for name in node.output]
+    graph.graph.initializer.append(helper.make_tensor("temperature", TensorProto.FLOAT, [], [float(temperature)]))
+    graph.graph.node.extend([
+        helper.make_node("Log", ["uncalibrated"], ["log_probabilities"]),
+        helper.make_node("Div", ["log_probabilities", "temperature"], ["scaled"]),
+        helper.make_node("Softmax", ["scaled"], ["probabilities"], axis=1),
+    ])
 
 
 def _check_model_text(files: ModelFiles, text: str, n_classes: int, n_features: int | None) -> None:

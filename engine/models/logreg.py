@@ -19,11 +19,6 @@ SCALE_FLOOR = 1e-6
 ABSENT_CLASS_LOGIT = -50.0  # classes missing from the training labels get a probability of about 0
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def _log_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(y)), y], 1e-15))))
 
@@ -68,9 +63,6 @@ class LogisticRegressionClassifier(Classifier):
         standardized = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
         return standardized @ self.coef_.T + self.intercept_
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return _softmax(self.logits(X))
-
     def save(self, folder: Path) -> None:
         (Path(folder) / PARAMS_FILE).write_text(json.dumps({
             "hyperparams": self.hyperparams, "n_classes": self.n_classes_, "mean": self.mean_.tolist(),
@@ -111,6 +103,5 @@ class LogisticRegressionClassifier(Classifier):
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(self.coef_))
             linear.bias.copy_(torch.from_numpy(self.intercept_))
-        module = torch.nn.Sequential(Standardize(self.mean_.tolist(), self.scale_.tolist()), linear,
-                                     torch.nn.Softmax(dim=1))
-        export_onnx(module, torch.zeros(2, self.coef_.shape[1]), path)
+        module = torch.nn.Sequential(Standardize(self.mean_.tolist(), self.scale_.tolist()), linear)
+        export_onnx(module, torch.zeros(2, self.coef_.shape[1]), path, self.temperature_)

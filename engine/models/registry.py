@@ -246,10 +246,10 @@ def verify(version: ModelVersion) -> FilesCheck:
 
 def export(workspace, ref: str, out: Path, fmt: str = "onnx",
            check: Callable[[ModelVersion, bytes], None] | None = None) -> Path:
-    """Write a version as ONNX (input 'features', output 'probabilities'), atomically; a JSON
-    sidecar next to it names the classes, the taxonomy and the features the model expects (what
-    `models import` reads). `check(version, onnx_bytes)`, when given, runs before anything is
-    written and may refuse by raising."""
+    """Write a version as ONNX (input 'features', output 'probabilities', the version's temperature
+    applied in the graph), atomically; a JSON sidecar next to it names the classes, the taxonomy, the
+    features the model expects (what `models import` reads) and the temperature. `check(version,
+    onnx_bytes)`, when given, runs before anything is written and may refuse by raising."""
     if fmt != "onnx":
         raise InputError(f"unknown export format {fmt!r}; supported: onnx")
     version = resolve(workspace, ref)
@@ -263,6 +263,7 @@ def export(workspace, ref: str, out: Path, fmt: str = "onnx",
     write_bytes_atomically(out, data)
     sidecar = {"model": version.ref, "kind": version.kind, "classes": version.label_set, "taxonomy": version.task,
                "features": version.feature_spec, "window_s": version.meta.get("window_s"),
+               "temperature": classifier.temperature_,  # already inside the graph: its probabilities are calibrated
                "meta": {k: v for k, v in version.meta.items() if k != FILES_KEY}}
     write_json_atomically(out.with_suffix(".json"), sidecar)
     return out

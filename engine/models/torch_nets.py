@@ -139,10 +139,6 @@ class TorchClassifier(Classifier):
     def logits(self, X: np.ndarray) -> np.ndarray:
         return _logits(self.net_, _tensor(X), torch.device("cpu")).double().numpy()
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        logits = _logits(self.net_, _tensor(X), torch.device("cpu"))
-        return torch.softmax(logits.double(), dim=1).numpy()
-
     def save(self, folder: Path) -> None:
         state = {name: value.detach().cpu().contiguous() for name, value in self.net_.state_dict().items()}
         save_file(state, Path(folder) / WEIGHTS_FILE)
@@ -183,7 +179,7 @@ class TorchClassifier(Classifier):
 
     def export_onnx(self, path: Path) -> None:
         example = torch.zeros(2, *self.config_["input_shape"])
-        export_onnx(nn.Sequential(self.net_, nn.Softmax(dim=1)), example, path)
+        export_onnx(self.net_, example, path, self.temperature_)
 
 
 def _tensor(X: np.ndarray) -> torch.Tensor:
@@ -296,9 +292,21 @@ def _weighted_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: to
     return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
-def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:
-    """Trace `module` (CPU, eval) to ONNX: input "features" and output "probabilities", batch size free."""
-    module.cpu().eval()
+class _Probabilities(nn.Module):
+    """softmax(logits / temperature) over a logits module: the temperature is a constant of the graph."""
+
+    def __init__(self, logits: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.logits, self.temperature = logits, float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x) / self.temperature, dim=1)
+
+
+def export_onnx(logits: nn.Module, example: torch.Tensor, path: Path, temperature: float = 1.0) -> None:
+    """Trace `logits` (CPU, eval) followed by softmax(· / temperature) to ONNX: input "features" and
+    output "probabilities", batch size free."""
+    module = _Probabilities(logits, temperature).cpu().eval()
     with warnings.catch_warnings():
         # The TorchScript exporter is chosen on purpose (small static graphs, no onnxscript needed).
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)

@@ -49,6 +49,7 @@ def feature_choices(workspace) -> list[str]:
 def check_request(workspace, request: TrainRequest) -> None:
     """Raise InputError for a request that could only fail once its job had started."""
     from engine.taxonomy import check_name
+    from engine.training.tracking import check_loggers
 
     check_name(request.name, "model name")
     _, unused = split_hyperparams(request.model, request.hyperparams)
@@ -60,6 +61,7 @@ def check_request(workspace, request: TrainRequest) -> None:
     if request.cv == 1 or request.cv < 0:
         raise InputError(f"--cv needs at least 2 folds, not {request.cv}")
     request.spec(workspace).extractors(workspace.embeddings_dir)  # bad features fail here
+    check_loggers(request.log)  # an unknown logger, or one whose package is missing, fails here
 
 
 def start_training(workspace, request: TrainRequest) -> str:

@@ -22,12 +22,16 @@ from engine.models.kinds import ENSEMBLE
 from engine.progress import CancelToken
 from engine.training.auto import AUTO, PREFERRED_EMBEDDING
 from engine.training.data import TrainingData, training_data
+from engine.training.tracking import ExperimentLog, final_metrics, open_experiment_log
 
 # The default: choose kind, features and hyperparameters by grouped cross-validation (training/auto.py).
 # Measured with bench/bench_generalisation.py (train on some packs, test on unseen ones, synthetic
 # and real Debian drum packs): mlp on hybrid aiSFX + dsp features generalised best of the fixed
 # choices, mlp on dsp best without the embedding; LightGBM and the CNN memorised packs.
 DEFAULT_MODEL = AUTO
+# what an experiment logger records of the request, besides the model kind, features and hyperparameters
+LOGGED_REQUEST_FIELDS = ("split_by", "val", "test", "seed", "augment", "min_class_samples", "min_confidence",
+                         "window_s", "dataset", "weights")
 
 
 def default_features(workspace, model: str) -> str:
@@ -60,6 +64,7 @@ class TrainRequest:
     weights: str | None = None  # a `weights derive` file: per-group sample weights for the training rows
     cv: int = 0  # grouped cross-validation folds reported before the final training (0: none)
     ensemble: int = 0  # with model "auto": average the best K candidates on the winner's features (0: the winner alone)
+    log: list[str] = field(default_factory=list)  # experiment loggers: tensorboard, mlflow, wandb (tracking.py)
 
     def spec(self, workspace) -> FeatureSpec:
         return FeatureSpec.parse(self.features or default_features(workspace, self.model),
@@ -83,9 +88,10 @@ class TrainRequest:
 class _JobCallback:
     """Turns epochs into job events; training stops when the job's cancel token says so."""
 
-    def __init__(self, job: JobLog, cancel: CancelToken) -> None:
+    def __init__(self, job: JobLog, cancel: CancelToken, experiment: ExperimentLog) -> None:
         self.job = job
         self.cancel = cancel
+        self.experiment = experiment
         self.epochs_seen = 0
         self.started = time.monotonic()
 
@@ -95,6 +101,7 @@ class _JobCallback:
                                  "val_loss": val_loss, "val_metric": val_metric,
                                  "elapsed_s": round(time.monotonic() - self.started, 3)},
                        progress=min(epoch / max(total_epochs, 1), 1.0), message=f"epoch {epoch}/{total_epochs}")
+        self.experiment.log_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_metric})
 
     def should_stop(self) -> bool:
         return self.cancel.cancelled
@@ -114,6 +121,23 @@ def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict 
     if len(labels) == 0:
         return None
     return evaluate(labels, model.predict_proba(features), data.classes, seed=seed).to_dict()
+
+
+def _calibrate(model, data: TrainingData) -> dict | None:
+    """Fit the model's temperature on the validation split (sets `model.temperature_`); the summary
+    keeps T and the ECE / NLL of val and test before and after. None without validation rows."""
+    from engine.evaluation.calibration import calibration_summary, fit_temperature
+
+    val_x, val_y = data.part(Split.VAL)
+    if len(val_y) == 0:
+        return None
+    val_logits = model.logits(val_x)
+    model.temperature_ = fit_temperature(val_logits, val_y)
+    test_x, test_y = data.part(Split.TEST)
+    splits = {"val": (val_logits, val_y)}
+    if len(test_y):
+        splits["test"] = (model.logits(test_x), test_y)
+    return calibration_summary(model.temperature_, splits)
 
 
 def _training_data(workspace, request: TrainRequest, cancel: CancelToken) -> TrainingData:
@@ -228,41 +252,55 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     _check_fit(request.model, data.spec, data, model.input_rank)
     train_x, train_y = data.part(Split.TRAIN)
     val_x, val_y = data.part(Split.VAL)
-    job.state(JobState.TRAINING, f"{request.model} on {len(train_y)} examples")
-    callback = _JobCallback(job, cancel)
-    sample_weight = None
-    if request.weights:
-        from engine.datasets.weights import training_row_weights
+    experiment = open_experiment_log(
+        workspace.tracking_dir, request.log, experiment=request.name, run_name=job.job_id,
+        hyperparams={"model": request.model, "features": str(data.spec), **model.get_params(),
+                     **{key: getattr(request, key) for key in LOGGED_REQUEST_FIELDS}},
+        tags={"task": data.task, "job_id": job.job_id, "dataset_fingerprint": data.fingerprint})
+    with experiment:
+        job.state(JobState.TRAINING, f"{request.model} on {len(train_y)} examples")
+        callback = _JobCallback(job, cancel, experiment)
+        sample_weight = None
+        if request.weights:
+            from engine.datasets.weights import training_row_weights
 
-        sample_weight, weight_notes = training_row_weights(Path(request.weights), data)
-        data.notes.extend(weight_notes)
-    model.fit(train_x, train_y, X_val=val_x if len(val_y) else None, y_val=val_y if len(val_y) else None,
-              n_classes=len(data.classes), callback=callback, sample_weight=sample_weight)
-    if cancel.cancelled:
-        raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
-    job.state(JobState.EVALUATING)
-    metrics = {"val": _evaluate_split(model, data, Split.VAL, request.seed),
-               "test": _evaluate_split(model, data, Split.TEST, request.seed),
-               "train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
-               "sizes": data.sizes(), "cv": cv}
-    if metrics["test"] is None:
-        data.notes.append("no test split: the report uses validation data")
-        metrics["test"] = metrics["val"]
-    artifact = workspace.runs_dir / job.job_id / "model"
-    artifact.mkdir(parents=True, exist_ok=True)
-    save_model(model, artifact)
-    registration = dict(
-        name=request.name, task=data.task, kind=request.model, feature_spec=data.spec, classes=data.classes,
-        label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
-        dataset_fingerprint=data.fingerprint, job_id=job.job_id,
-        meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
-              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights,
-              "grouping": data.grouping, "auto": search},
-    )
-    # the folder says what it is, so a kill between moving it into models/ and committing its row
-    # leaves a registration that can be finished (engine/models/reconcile.py)
-    write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
-    reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
-    version = register(workspace, artifact_dir=artifact, **registration)
-    job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes,
+            sample_weight, weight_notes = training_row_weights(Path(request.weights), data)
+            data.notes.extend(weight_notes)
+        model.fit(train_x, train_y, X_val=val_x if len(val_y) else None, y_val=val_y if len(val_y) else None,
+                  n_classes=len(data.classes), callback=callback, sample_weight=sample_weight)
+        if cancel.cancelled:
+            raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
+        job.state(JobState.EVALUATING)
+        calibration = _calibrate(model, data)
+        if calibration is None:
+            data.notes.append("no validation split: probabilities are not calibrated (temperature 1)")
+        metrics = {"val": _evaluate_split(model, data, Split.VAL, request.seed),
+                   "test": _evaluate_split(model, data, Split.TEST, request.seed),
+                   "train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
+                   "sizes": data.sizes(), "cv": cv, "calibration": calibration}
+        if metrics["test"] is None:
+            data.notes.append("no test split: the report uses validation data")
+            metrics["test"] = metrics["val"]
+        data.notes.extend(experiment.notes)  # a logger that did not start, or stopped
+        logged_notes = len(experiment.notes)
+        artifact = workspace.runs_dir / job.job_id / "model"
+        artifact.mkdir(parents=True, exist_ok=True)
+        save_model(model, artifact)
+        registration = dict(
+            name=request.name, task=data.task, kind=request.model, feature_spec=data.spec, classes=data.classes,
+            label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
+            dataset_fingerprint=data.fingerprint, job_id=job.job_id,
+            meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
+                  "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights,
+                  "grouping": data.grouping, "auto": search},
+        )
+        # the folder says what it is, so a kill between moving it into models/ and committing its row
+        # leaves a registration that can be finished (engine/models/reconcile.py)
+        write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
+        reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
+        version = register(workspace, artifact_dir=artifact, **registration)
+        experiment.finish(final_metrics(metrics), version.ref)
+        job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(),
+                                               "calibration": calibration,
+                                               "notes": data.notes + experiment.notes[logged_notes:],
                                                "grouping": data.grouping, "cv": cv, "auto": search})
