@@ -26,23 +26,31 @@ def looks_like_audio(head: bytes) -> bool:
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
-    """(frames,) or (frames, channels) → (frames,) float32."""
+    """(frames,) or (frames, channels) → (frames,) float32: the mean of the channels, summed column
+    by column (numpy's mean over a short axis is ten times slower: half a second for 5 stereo minutes)."""
     if samples.ndim == 2:
-        samples = samples.mean(axis=1)
+        mono = np.array(samples[:, 0], dtype=np.float32)
+        for channel in range(1, samples.shape[1]):
+            mono += samples[:, channel]
+        if samples.shape[1] > 1:
+            mono /= samples.shape[1]
+        return mono
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+def resample(samples: np.ndarray, from_rate: int, to_rate: int, quality: str = "HQ") -> np.ndarray:
+    """`samples` at `to_rate`; `quality` is soxr's ("HQ", or "LQ" where only an envelope matters)."""
     if from_rate == to_rate or samples.size == 0:
         return samples
     import soxr
 
-    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+    return soxr.resample(samples, from_rate, to_rate, quality=quality).astype(np.float32, copy=False)
 
 
 def decode(path: str | Path, sample_rate: int | None = None, start_s: float = 0.0,
-           end_s: float | None = None) -> tuple[np.ndarray, int]:
-    """Mono float32 samples of [start_s, end_s) of a file, resampled to `sample_rate` if given."""
+           end_s: float | None = None, quality: str = "HQ") -> tuple[np.ndarray, int]:
+    """Mono float32 samples of [start_s, end_s) of a file, resampled to `sample_rate` (with soxr's
+    `quality`) if given."""
     with soundfile.SoundFile(str(path)) as handle:
         rate = handle.samplerate
         first = max(0, int(round(start_s * rate)))
@@ -51,7 +59,7 @@ def decode(path: str | Path, sample_rate: int | None = None, start_s: float = 0.
         samples = handle.read(max(0, last - first), dtype="float32", always_2d=True)
     mono = to_mono(samples)
     if sample_rate is not None:
-        return resample(mono, rate, sample_rate), sample_rate
+        return resample(mono, rate, sample_rate, quality), sample_rate
     return mono, rate
 
 
