@@ -34,10 +34,12 @@ LOW_BAND_WEIGHT_FOR_PHASE = 2.0
 # gabber track as 100). Less than two octaves, so a tempo and its double are both in range only at
 # 70–90 bpm; there the metrical evidence decides (`choose_octave`).
 MIN_BPM, MAX_BPM = 70.0, 180.0
-RANGE_TOLERANCE = 0.03  # a tempo this share outside the range still counts as in it (70 may read 69.9)
-BEATS_IN_LONGEST_REPEAT = 4  # the repetition is looked for up to a bar at MIN_BPM
+RANGE_TOLERANCE = 0.015  # a tempo this share outside the range still counts as in it (70 may read 69.9)
+BEATS_IN_LONGEST_REPEAT = 16  # the repetition is looked for up to four bars at MIN_BPM (a loop)
 KEEP_OF_BEST_SCORE = 0.8  # the shortest repetition within this share of the best is the one
-BEAT_DIVISIONS = (1, 2, 3, 4, 6, 8, 12, 16)  # a beat is the repetition divided into so many parts
+# A beat is the repetition divided into so many parts, each with its weight: DJ material is in 4/4.
+BEAT_DIVISIONS = tuple((parts, 1.0) for parts in (1, 2, 4, 8, 16, 32)) + tuple((parts, 0.5) for parts in (3, 6, 12, 24))
+SALIENCE_FLOOR = 0.05  # where nothing repeats at any candidate beat (sparse percussion), the prior decides
 SUBDIVISION_WEIGHT = 1.0
 PRIOR_BPM, PRIOR_OCTAVES = 120.0, 0.5  # a log-normal prior on tempo: centre and spread
 # The double tempo is the beat when the beats it adds (half-way between the slower grid's) carry at
@@ -103,10 +105,11 @@ def summed_autocorrelation(bands: np.ndarray) -> np.ndarray:
 def estimate_period(bands: np.ndarray, frame_rate: float) -> float | None:
     """The beat period in frames (fractional), or None when nothing repeats.
 
-    First the repetition: the shortest lag, up to a slow bar, at which the bands repeat almost as
-    well as at their best. The beat divides it into 1, 2, 3, 4, 6, 8, … parts; each candidate in
-    the tempo range is scored by how well the music repeats at the beat and at its half (the
-    eighths), times a prior on tempo."""
+    First the repetition: the shortest lag, up to four slow bars (a loop), at which the bands
+    repeat almost as well as at their best. The beat divides it into whole parts (1, 2, 4, 8, …;
+    3, 6, 12, … count half, DJ material being in 4/4); each candidate in the tempo range is scored
+    by how well the music repeats at the beat and at its half (the eighths), times a log-normal
+    prior on tempo."""
     summed = summed_autocorrelation(bands)
     n = len(summed)
     shortest = int(np.floor(frame_rate * 60.0 / MAX_BPM / (1 + RANGE_TOLERANCE)))
@@ -118,16 +121,19 @@ def estimate_period(bands: np.ndarray, frame_rate: float) -> float | None:
     peaks = lags[1:-1][(scores[1:-1] >= scores[:-2]) & (scores[1:-1] > scores[2:]) & (scores[1:-1] > 0)]
     if len(peaks) == 0:
         return None
-    repeat = peaks[summed[peaks] >= KEEP_OF_BEST_SCORE * summed[peaks].max()].min()
+    lag = peaks[summed[peaks] >= KEEP_OF_BEST_SCORE * summed[peaks].max()].min()
+    repeat = _peak_near(summed, lag, share=1.0 / lag)  # to a fraction of a frame
     best_score, best_period = 0.0, None
-    for parts in BEAT_DIVISIONS:
-        period = _peak_near(summed, repeat / parts)
-        if period is None or not in_tempo_range(60.0 * frame_rate / period):
+    for parts, meter_weight in BEAT_DIVISIONS:
+        period = repeat / parts
+        bpm = 60.0 * frame_rate / period
+        if not in_tempo_range(bpm):
             continue
-        salience = _at(summed, period) + SUBDIVISION_WEIGHT * _at(summed, period / 2)
-        prior = np.exp(-0.5 * (np.log2(60.0 * frame_rate / period / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
-        if salience * prior > best_score:
-            best_score, best_period = salience * prior, period
+        salience = max(0.0, _at(summed, period)) + SUBDIVISION_WEIGHT * max(0.0, _at(summed, period / 2))
+        prior = np.exp(-0.5 * (np.log2(bpm / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
+        score = (SALIENCE_FLOOR + salience) * prior * meter_weight
+        if score > best_score:
+            best_score, best_period = score, period
     return best_period
 
 
@@ -139,16 +145,16 @@ def _at(values: np.ndarray, position: float) -> float:
     return float(np.interp(position, np.arange(len(values)), values))
 
 
-def _peak_near(values: np.ndarray, position: float) -> float | None:
-    """The sub-frame position of the highest value within PEAK_SEARCH_SHARE of `position`."""
-    low = max(1, int(np.floor(position * (1 - PEAK_SEARCH_SHARE))))
-    high = min(len(values) - 2, int(np.ceil(position * (1 + PEAK_SEARCH_SHARE))))
+def _peak_near(values: np.ndarray, position: float, share: float = PEAK_SEARCH_SHARE) -> float | None:
+    """The sub-frame position of the highest value within `share` of `position`."""
+    low = max(1, int(np.floor(position * (1 - share))))
+    high = min(len(values) - 2, int(np.ceil(position * (1 + share))))
     if high <= low:
         return None
     top = low + int(np.argmax(values[low:high + 1]))
     left, middle, right = values[top - 1 : top + 2]
     curvature = left - 2 * middle + right
-    return top + (0.5 * (left - right) / curvature if curvature < 0 else 0.0)
+    return top + (float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0 else 0.0)
 
 
 def choose_octave(bands: np.ndarray, period: float, frame_rate: float) -> float:
