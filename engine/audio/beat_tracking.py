@@ -47,6 +47,8 @@ PRIOR_BPM, PRIOR_OCTAVES = 120.0, 0.5  # a log-normal prior on tempo: centre and
 # the slower grid's beats (off-beat hats, a syncopated kick) 0–0.45; a backbeat snare 0.69–1.
 DOUBLE_TEMPO_SHARE = 0.55
 PEAK_SEARCH_SHARE = 0.04
+PHASE_TIE_SHARE = 0.7  # a phase carrying this share of the best one's onset ties with it
+FIRST_ONSET_SHARE, LOUD_ONSET_QUANTILE = 0.3, 0.999
 SEARCH_SHARE_OF_PERIOD = 0.15  # an onset this close to a predicted beat belongs to it
 FIRST_BEAT_SHARE_OF_MEDIAN = 0.25  # a beat with less onset than this (vs the median beat) is silence
 # The flux of a sharp onset peaks this long before the onset itself (a centred window sees it
@@ -180,14 +182,31 @@ def alternation(strength: np.ndarray, period: float) -> float:
     return float(min(even, odd) / max(even, odd)) if max(even, odd) > 0 else 0.0
 
 
-def _best_phase(strength: np.ndarray, period: float) -> float:
-    """The phase (in frames, within one period) whose beats carry the most onset."""
+def _best_phase(strength: np.ndarray, period: float, first_onset: float | None = None) -> float:
+    """The phase (in frames, within one period) whose beats carry the most onset. Given the frame
+    of the music's first onset, a phase that carries nearly as much (PHASE_TIE_SHARE: a synth
+    loop's sixteenths, a groove whose off-beat is as loud as its beat) wins when the first onset
+    falls on it: music starts on a beat."""
     frames = np.arange(len(strength))
     bins = max(8, int(round(period)))
     phase_bin = np.floor((frames % period) / period * bins).astype(int) % bins
     by_phase = np.bincount(phase_bin, weights=strength, minlength=bins)
     smoothed = by_phase + 0.5 * (np.roll(by_phase, 1) + np.roll(by_phase, -1))
-    return (np.argmax(smoothed) + 0.5) * period / bins
+    best = int(np.argmax(smoothed))
+    if first_onset is not None:
+        peaks = np.flatnonzero((smoothed >= np.roll(smoothed, 1)) & (smoothed >= np.roll(smoothed, -1))
+                               & (smoothed >= PHASE_TIE_SHARE * smoothed[best]))
+        first_bin = (first_onset % period) / period * bins
+        distance = np.abs((peaks + 0.5 - first_bin + bins / 2) % bins - bins / 2)
+        best = int(peaks[np.argmin(distance)])
+    return (best + 0.5) * period / bins
+
+
+def first_onset_frame(strength: np.ndarray) -> int:
+    """The first frame whose onset reaches FIRST_ONSET_SHARE of the loud onsets (a high quantile,
+    so that one outlier does not set the bar)."""
+    loud = np.quantile(strength, LOUD_ONSET_QUANTILE)
+    return int(np.argmax(strength >= FIRST_ONSET_SHARE * loud)) if loud > 0 else 0
 
 
 def _predicted(phase: float, period: float, n: int) -> np.ndarray:
@@ -199,7 +218,7 @@ def fit_constant_grid(bands: np.ndarray, period: float) -> tuple[float, float, n
     onset strength at each predicted beat; None when fewer than two beats carry onset."""
     strength = LOW_BAND_WEIGHT_FOR_PHASE * bands[0] + bands[1] + bands[2]
     n = len(strength)
-    phase = _earliest_phase(_best_phase(strength, period), period)
+    phase = _earliest_phase(_best_phase(strength, period, first_onset_frame(strength)), period)
     for _ in range(2):
         predicted = _predicted(phase, period, n)
         found, weights = _onsets_near(strength, predicted, period)
