@@ -9,8 +9,11 @@ Accuracy, with mir_eval on the same inputs for both trackers:
       the floor, eighth hats, breakbeat, hip hop; straight and swung) at 70–180 bpm, some starting
       after a silence;
   (b) real loops from Debian's sonic-pi-samples (`apt-get install sonic-pi-samples`), repeated to
-      12 s: a loop holds a power-of-two number of beats, so its tempo follows from its length (the
-      count that puts it in 78–156 bpm, one DJ octave; a loop named *_97 is 97 bpm).
+      12 s, beat 0 at the loop's start: a loop holds a power-of-two number of beats, so its tempo
+      follows from its length as the count that puts it in 70–180 bpm (a loop named *_97 is 97
+      bpm). Where two counts do (a loop of 6.86 s is 8 beats at 70 or 16 at 140), the length alone
+      cannot tell, and either reading counts as right: such loops are marked `?` and scored against
+      the reading nearer the tracker's tempo.
 Figures: F-measure at 70 ms, tempo right within 4%, octave errors (×2 or ×½), and the first beat's
 error (ms; the true first beat is the first beat of the material).
 
@@ -48,6 +51,13 @@ class Case:
     sample_rate: int
     beats: np.ndarray  # true beat times; NaN-free
     bpm: float
+    other_bpm: float | None = None  # a loop whose length fits two tempi in range: the other one
+
+    def truth_near(self, bpm: float) -> tuple[float, np.ndarray]:
+        """The true tempo and beats; for an ambiguous loop, the reading nearer `bpm`."""
+        if self.other_bpm is None or abs(np.log(bpm / self.bpm)) <= abs(np.log(bpm / self.other_bpm)):
+            return self.bpm, self.beats
+        return self.other_bpm, np.arange(0.0, len(self.audio) / self.sample_rate - 1e-6, 60.0 / self.other_bpm)
 
 
 def synthetic_cases() -> list[Case]:
@@ -69,13 +79,12 @@ def synthetic_cases() -> list[Case]:
     return cases
 
 
-def loop_bpm(name: str, seconds: float) -> float:
+def loop_tempi(name: str, seconds: float) -> list[float]:
+    """The tempi a loop of this length can have: 60 × 2^k beats / seconds within 70–180 bpm
+    (one, or two where the range holds both a tempo and its double), or the one in its name."""
     if name.rsplit("_", 1)[-1].isdigit():
-        return float(name.rsplit("_", 1)[-1])
-    beats = 1
-    while 60.0 * beats / seconds < 78.0:
-        beats *= 2
-    return 60.0 * beats / seconds
+        return [float(name.rsplit("_", 1)[-1])]
+    return [60.0 * 2**k / seconds for k in range(8) if 70.0 <= 60.0 * 2**k / seconds <= 180.0]
 
 
 def real_loop_cases() -> list[Case]:
@@ -86,11 +95,12 @@ def real_loop_cases() -> list[Case]:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
         audio = audio.mean(axis=1)
         seconds = len(audio) / rate
-        bpm = loop_bpm(path.stem, seconds)
+        tempi = loop_tempi(path.stem, seconds)
         repeats = int(np.ceil(12.0 / seconds))
         tiled = np.tile(audio, repeats)
-        beats = np.arange(0.0, len(tiled) / rate - 1e-6, 60.0 / bpm)
-        cases.append(Case(path.stem, tiled, rate, beats, bpm))
+        beats = np.arange(0.0, len(tiled) / rate - 1e-6, 60.0 / tempi[0])
+        name = path.stem + (" ?" if len(tempi) > 1 else "")
+        cases.append(Case(name, tiled, rate, beats, tempi[0], tempi[1] if len(tempi) > 1 else None))
     return cases
 
 
@@ -108,16 +118,18 @@ def score(case: Case, grid: BeatGrid | None) -> dict:
     import mir_eval
 
     if grid is None:
-        return {"f": 0.0, "tempo": False, "octave": False, "first_ms": float("nan")}
+        return {"f": 0.0, "tempo": False, "octave": False, "first_ms": float("nan"), "true_bpm": case.bpm}
     duration = len(case.audio) / case.sample_rate
     estimated = grid.beat_times_within(duration)
-    f = mir_eval.beat.f_measure(case.beats, estimated)
-    ratio = grid.bpm / case.bpm
+    bpm, beats = case.truth_near(grid.bpm)
+    f = mir_eval.beat.f_measure(beats, estimated)
+    ratio = grid.bpm / bpm
     return {
         "f": f,
         "tempo": abs(ratio - 1) <= 0.04,
         "octave": any(abs(ratio - r) <= 0.04 * r for r in (0.5, 2.0)),
-        "first_ms": 1000 * (estimated[0] - case.beats[0]) if len(estimated) else float("nan"),
+        "first_ms": 1000 * (estimated[0] - beats[0]) if len(estimated) else float("nan"),
+        "true_bpm": bpm,
     }
 
 
@@ -154,10 +166,12 @@ def accuracy() -> None:
         print(f"\n== {title}: {len(cases)} cases ==")
         print(f"  workbench  {summary(ours)}")
         print(f"  librosa    {summary(theirs)}")
-        wrong = [(o, t) for o, t in zip(ours, theirs) if not o["tempo"] or o["f"] < 0.95]
-        for o, t in wrong:
-            print(f"    {o['name']:32} true {next(c.bpm for c in cases if c.name == o['name']):6.1f}  "
-                  f"ours {o['bpm_found']:6.1f} F {o['f']:.2f}   librosa {t['bpm_found']:6.1f} F {t['f']:.2f}")
+        # Every loop; of the synthetic cases, those either tracker gets wrong.
+        shown = [(o, t) for o, t in zip(ours, theirs)
+                 if title != "synthetic" or not (o["tempo"] and t["tempo"] and min(o["f"], t["f"]) >= 0.95)]
+        for o, t in shown:
+            print(f"    {o['name']:32} true {o['true_bpm']:6.1f} ours {o['bpm_found']:6.1f} F {o['f']:.2f}   "
+                  f"librosa true {t['true_bpm']:6.1f} found {t['bpm_found']:6.1f} F {t['f']:.2f}")
 
 
 def timing(repeats: int = 3) -> None:
