@@ -268,3 +268,12 @@ def test_beat_tracking_needs_no_jit_compiler():
     )
     result = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
     assert result.stdout.split() == ["120", "False"]
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_the_mono_mixdown_is_the_mean_of_the_channels(channels):
+    from engine.audio.decode import to_mono
+
+    samples = np.random.default_rng(channels).uniform(-1, 1, (1000, channels)).astype(np.float32)
+    np.testing.assert_allclose(to_mono(samples), samples.mean(axis=1), rtol=0, atol=1e-6)
+    assert to_mono(samples).dtype == np.float32

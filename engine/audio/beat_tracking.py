@@ -6,14 +6,20 @@ The steps, each a function below:
    and chords, high: hats), at about 172 frames a second.
 2. `estimate_period`: each band's autocorrelation, summed. A band repeats at its own metrical
    level and at every multiple of it, so the sum is high where all bands agree: the shortest such
-   lag (up to a bar) is the repetition, and the beat divides it. Eighth hats over a 70 bpm kick
-   score low at 140, since the kick band has nothing there; among the divisions a log-normal
-   prior around 120 bpm and the support of the half-beat decide.
-3. `fit_constant_grid`: the phase whose beats carry the most onset (the low band counts double, so
-   beats land on the kick rather than the off-beat hat), then a least-squares line through the
-   onsets found near each predicted beat: tempo and offset to a fraction of a frame.
-4. The first beat is the first predicted beat with real onset on it: bar 1 is where the music
-   starts, so a loop that starts on its downbeat gets beat 0 at its start.
+   lag (up to four slow bars, so a loop counts) is the repetition, and the beat divides it exactly
+   into 1, 2, 4, 8, … parts (3, 6, … count half: DJ material is in 4/4), within 70–180 bpm. Among
+   the divisions the support of the beat and its half and a log-normal prior around 120 bpm
+   decide.
+3. `choose_octave`: where both a tempo and its double are in range (70–90 vs 140–180 bpm), the
+   double is the beat only when the beats it adds carry kick and snare onset like the others
+   (a backbeat), not only hats or a syncopated kick.
+4. `fit_constant_grid`: the phase whose beats carry the most onset (the low band counts double, so
+   beats land on the kick rather than the off-beat hat; of phases nearly as strong, the one the
+   music's first onset falls on), then a least-squares line through the onsets found near each
+   predicted beat: tempo and offset to a fraction of a frame.
+5. The first beat is the first predicted beat with real onset on it: bar 1 is where the music
+   starts, so a loop that starts on its downbeat gets beat 0 at its start. (The downbeat is not
+   looked for beyond that: the kick-versus-snare evidence tried moved the bar on real loops.)
 """
 
 from __future__ import annotations
@@ -46,7 +52,6 @@ PRIOR_BPM, PRIOR_OCTAVES = 120.0, 0.5  # a log-normal prior on tempo: centre and
 # least this share of the kick and snare onset the others carry. Measured on drum patterns: between
 # the slower grid's beats (off-beat hats, a syncopated kick) 0–0.45; a backbeat snare 0.69–1.
 DOUBLE_TEMPO_SHARE = 0.55
-PEAK_SEARCH_SHARE = 0.04
 PHASE_TIE_SHARE = 0.5  # a phase carrying this share of the best one's onset ties with it (measured: the beat of a
 # synth loop reads 0.6–0.8 of a sixteenth before it as loud, the flux favouring a hit after a longer gap)
 FIRST_ONSET_SHARE, LOUD_ONSET_QUANTILE = 0.3, 0.999
@@ -148,7 +153,7 @@ def _at(values: np.ndarray, position: float) -> float:
     return float(np.interp(position, np.arange(len(values)), values))
 
 
-def _peak_near(values: np.ndarray, position: float, share: float = PEAK_SEARCH_SHARE) -> float | None:
+def _peak_near(values: np.ndarray, position: float, share: float) -> float | None:
     """The sub-frame position of the highest value within `share` of `position`."""
     low = max(1, int(np.floor(position * (1 - share))))
     high = min(len(values) - 2, int(np.ceil(position * (1 + share))))
