@@ -30,7 +30,7 @@ import numpy as np
 
 ANALYSIS_RATE = 11025
 RESAMPLE_QUALITY = "LQ"  # an onset envelope needs no more (and soxr's HQ costs 4× as much)
-FRAME = 512  # 46 ms windows
+FRAME = 256  # 23 ms windows
 HOP = 64  # 5.8 ms between envelope frames
 FLUX_LAG = 2  # frames between the spectra a flux compares
 LEAD_IN = FRAME  # samples of silence analysed before the start (a whole number of hops)
@@ -59,7 +59,7 @@ SEARCH_SHARE_OF_PERIOD = 0.15  # an onset this close to a predicted beat belongs
 FIRST_BEAT_SHARE_OF_MEDIAN = 0.25  # a beat with less onset than this (vs the median beat) is silence
 # The flux of a sharp onset peaks this long before the onset itself (a centred window sees it
 # coming), measured on synthetic drums and clicks; beat times are moved on by it.
-ENVELOPE_LEAD_S = 0.0125
+ENVELOPE_LEAD_S = 0.0026
 
 
 @dataclass(frozen=True)
