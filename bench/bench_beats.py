@@ -5,9 +5,9 @@
     python bench/bench_beats.py timing     # only the fresh-process timing
 
 Accuracy, with mir_eval on the same inputs for both trackers:
-  (a) synthetic material with known beats: DJ section tracks at 70–180 bpm and drum loops (four on
-      the floor, eighth hats, breakbeat, hip hop; straight and swung) at 70–180 bpm, some starting
-      after a silence;
+  (a) synthetic material with known beats: DJ section tracks at 70–180 bpm (ten of 24–62 s, three
+      whole tracks of 4–7 minutes) and drum loops (four on the floor, eighth hats, breakbeat, hip
+      hop; straight and swung) at 70–180 bpm, some starting after a silence;
   (b) real loops from Debian's sonic-pi-samples (`apt-get install sonic-pi-samples`), repeated to
       12 s, beat 0 at the loop's start: a loop holds a power-of-two number of beats, so its tempo
       follows from its length as the count that puts it in 70–180 bpm (a loop named *_97 is 97
@@ -69,6 +69,10 @@ def synthetic_cases() -> list[Case]:
         audio, layout = synthesize_section_track(sections, bpm=bpm, sample_rate=RATE, offset_s=offset, seed=bpm)
         beats = offset + np.arange(layout[-1]["end_beat"]) * 60.0 / bpm
         cases.append(Case(f"sections {bpm}", audio, RATE, beats, bpm))
+    for bpm in (97, 128, 174):  # whole tracks of 4–7 minutes: a grid a hair off drifts over them
+        sections = [("intro", 8), ("drop", 32), ("break", 16), ("drop", 16), ("outro", 8)] * 2
+        audio, layout = synthesize_section_track(sections, bpm=bpm, sample_rate=RATE, seed=bpm)
+        cases.append(Case(f"long track {bpm}", audio, RATE, np.arange(layout[-1]["end_beat"]) * 60.0 / bpm, bpm))
     for p, pattern in enumerate(DRUM_PATTERNS):
         for index, bpm in enumerate(TEMPI):
             for swing in (0.5, 0.62):

@@ -277,3 +277,17 @@ def test_the_mono_mixdown_is_the_mean_of_the_channels(channels):
     samples = np.random.default_rng(channels).uniform(-1, 1, (1000, channels)).astype(np.float32)
     np.testing.assert_allclose(to_mono(samples), samples.mean(axis=1), rtol=0, atol=1e-6)
     assert to_mono(samples).dtype == np.float32
+
+
+def test_a_whole_track_keeps_its_grid_on_the_beat_to_its_end():
+    """Four minutes at 128 bpm: a period a hundredth of a frame off would drift a beat by the end."""
+    import mir_eval
+
+    from engine.audio.synth import synthesize_section_track
+
+    samples, sections = synthesize_section_track([("intro", 8), ("drop", 32), ("break", 16), ("outro", 8)] * 2,
+                                                 bpm=128, sample_rate=11025, seed=5)
+    true_beats = np.arange(sections[-1]["end_beat"]) * 60.0 / 128
+    grid = detect_beat_grid(samples, 11025)
+    assert grid.bpm == pytest.approx(128, rel=1e-4)
+    assert mir_eval.beat.f_measure(true_beats, grid.beat_times_within(len(samples) / 11025)) >= 0.99
