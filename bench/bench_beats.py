@@ -209,8 +209,8 @@ def timing(repeats: int = 5) -> None:
             return wall, cpu
 
         startup = seconds(["--help"])
-        show = seconds(["beats", "show", path.name])  # any command: typer's coercion, the workspace
         detect = seconds(["beats", "detect", "--all"])
+        show = seconds(["beats", "show", path.name])  # any command: typer's coercion, the workspace
         print(f"\n== fresh process, {len(audio) / 44100 / 60:.1f}-minute track (best of {repeats}) ==")
         print("                         wall      CPU (user + system: what a busy machine does not change)")
         print(f"  start-up (--help)      {startup[0]:6.2f} s  {startup[1]:6.2f} s")
