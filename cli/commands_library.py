@@ -306,7 +306,7 @@ def beats_detect(
     workers: WorkersOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Detect beat grids with librosa's beat tracker (one-shots are skipped)."""
+    """Detect constant-tempo beat grids (one-shots are skipped)."""
     from engine.library.grids import detect_grids
 
     if not clips and not all_clips:

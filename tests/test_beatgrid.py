@@ -198,6 +198,51 @@ def test_detected_grids_match_the_beats_by_mir_eval(pattern, bpm, offset_s):
     assert grid.offset_s == pytest.approx(offset_s, abs=0.01)  # beat 0 is the first beat, not one later
 
 
+@pytest.mark.parametrize(("pattern", "bpm", "swing"), [
+    ("breakbeat", 174, 0.5),  # a syncopated kick and a backbeat at drum & bass tempo: not halved to 87
+    ("hip_hop", 174, 0.62),  # swung as well
+    ("hip_hop", 160, 0.5),
+    ("breakbeat", 70, 0.5),  # eighth hats over a slow breakbeat: not doubled to 140
+])
+def test_syncopated_grooves_keep_their_tempo_octave(pattern, bpm, swing):
+    import mir_eval
+
+    from engine.audio.synth import synthesize_drum_loop
+
+    samples, true_beats = synthesize_drum_loop(pattern, bpm, bars=8, swing=swing, offset_s=0.3, seed=bpm)
+    grid = detect_beat_grid(samples, 22050)
+    assert grid.bpm == pytest.approx(bpm, rel=0.01)
+    assert mir_eval.beat.f_measure(true_beats, grid.beat_times_within(len(samples) / 22050)) >= 0.95
+
+
+def test_a_loop_whose_offbeat_is_as_loud_as_its_beat_starts_its_grid_where_it_starts():
+    """Kick and snare on every beat of a 97 bpm loop, and as loud a sixteenth before each beat (as
+    in a synth loop's arpeggio): the onset envelope is higher on the sixteenth, which follows the
+    longer gap, but music starts on a beat, so beat 0 is the loop's first sample."""
+    import mir_eval
+
+    from engine.audio.synth import PackTimbre, synthesize_hit
+
+    sr, bpm = 22050, 97.0
+    sixteenth = 60.0 / bpm / 4
+    rng = np.random.default_rng(3)
+    kit = PackTimbre("loop_kit", sr, "wav", "FLOAT", noise_floor_db=-120.0)
+    hits = {kind: synthesize_hit(kind, kit, rng) for kind in ("kick", "snare")}
+    loop = np.zeros(round(16 * sixteenth * sr))
+    for beat in range(4):
+        kind = ("kick", "snare")[beat % 2]
+        for step, gain in ((4 * beat, 1.0), (4 * beat + 3, 1.0)):
+            start = round(step * sixteenth * sr)
+            sound = hits[kind][: loop.size - start]
+            loop[start:start + sound.size] += gain * sound
+    samples = np.tile(loop, 8).astype(np.float32)
+    true_beats = np.arange(0, len(samples) / sr - 1e-6, 4 * sixteenth)
+    grid = detect_beat_grid(samples, sr)
+    assert grid.bpm == pytest.approx(bpm, rel=0.01)
+    assert grid.offset_s == pytest.approx(0.0, abs=0.02)
+    assert mir_eval.beat.f_measure(true_beats, grid.beat_times_within(len(samples) / sr)) >= 0.95
+
+
 def test_a_section_track_gets_its_first_beat_as_bar_one():
     from engine.audio.synth import synthesize_section_track
 
@@ -223,3 +268,26 @@ def test_beat_tracking_needs_no_jit_compiler():
     )
     result = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
     assert result.stdout.split() == ["120", "False"]
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_the_mono_mixdown_is_the_mean_of_the_channels(channels):
+    from engine.audio.decode import to_mono
+
+    samples = np.random.default_rng(channels).uniform(-1, 1, (1000, channels)).astype(np.float32)
+    np.testing.assert_allclose(to_mono(samples), samples.mean(axis=1), rtol=0, atol=1e-6)
+    assert to_mono(samples).dtype == np.float32
+
+
+def test_a_whole_track_keeps_its_grid_on_the_beat_to_its_end():
+    """Four minutes at 128 bpm: a period a hundredth of a frame off would drift a beat by the end."""
+    import mir_eval
+
+    from engine.audio.synth import synthesize_section_track
+
+    samples, sections = synthesize_section_track([("intro", 8), ("drop", 32), ("break", 16), ("outro", 8)] * 2,
+                                                 bpm=128, sample_rate=11025, seed=5)
+    true_beats = np.arange(sections[-1]["end_beat"]) * 60.0 / 128
+    grid = detect_beat_grid(samples, 11025)
+    assert grid.bpm == pytest.approx(128, rel=1e-4)
+    assert mir_eval.beat.f_measure(true_beats, grid.beat_times_within(len(samples) / 11025)) >= 0.99

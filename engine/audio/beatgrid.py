@@ -258,8 +258,8 @@ def detect_file_grid(path: str, beats_per_bar: int = 4) -> BeatGrid:
     """The grid of an audio file (`detect_beat_grid`), decoded straight at the tracker's own rate.
 
     Raises InputError as detect_beat_grid does, and OSError/RuntimeError for a file that cannot be read."""
-    from engine.audio.beat_tracking import ANALYSIS_RATE
+    from engine.audio.beat_tracking import ANALYSIS_RATE, RESAMPLE_QUALITY
     from engine.audio.decode import decode
 
-    samples, rate = decode(path, sample_rate=ANALYSIS_RATE)
+    samples, rate = decode(path, sample_rate=ANALYSIS_RATE, quality=RESAMPLE_QUALITY)
     return detect_beat_grid(samples, rate, beats_per_bar)

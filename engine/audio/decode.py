@@ -14,6 +14,7 @@ from engine.audio.regions import envelope, envelope_block, first_above
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".aifc"})
 MAX_CHANNELS = 8
+DECODE_BLOCK_FRAMES = 1 << 16  # decode resamples this many frames at a time
 ENVELOPE_BLOCKS_PER_READ = 4096  # find_onset reads this many envelope blocks at a time
 # Magic numbers of the containers we read: a file that starts like one of these but does not
 # decode is corrupt; anything else is not audio at all.
@@ -26,37 +27,63 @@ def looks_like_audio(head: bytes) -> bool:
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
-    """(frames,) or (frames, channels) → (frames,) float32."""
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    """(frames,) or (frames, channels) → (frames,) float32: the mean of the channels, summed column
+    by column (numpy's mean over a short axis is ten times slower: half a second for 5 stereo minutes)."""
+    if samples.ndim == 2 and samples.shape[1] > 1:
+        mono = np.add(samples[:, 0], samples[:, 1], dtype=np.float32)
+        for channel in range(2, samples.shape[1]):
+            mono += samples[:, channel]
+        mono /= samples.shape[1]
+        return mono
+    return np.ascontiguousarray(samples.reshape(-1), dtype=np.float32)
 
 
-def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+def resample(samples: np.ndarray, from_rate: int, to_rate: int, quality: str = "HQ") -> np.ndarray:
+    """`samples` at `to_rate`; `quality` is soxr's ("HQ", or "LQ" where only an envelope matters)."""
     if from_rate == to_rate or samples.size == 0:
         return samples
     import soxr
 
-    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+    return soxr.resample(samples, from_rate, to_rate, quality=quality).astype(np.float32, copy=False)
 
 
 def decode(path: str | Path, sample_rate: int | None = None, start_s: float = 0.0,
-           end_s: float | None = None) -> tuple[np.ndarray, int]:
-    """Mono float32 samples of [start_s, end_s) of a file, resampled to `sample_rate` if given."""
+           end_s: float | None = None, quality: str = "HQ") -> tuple[np.ndarray, int]:
+    """Mono float32 samples of [start_s, end_s) of a file, resampled to `sample_rate` (with soxr's
+    `quality`) if given."""
     with soundfile.SoundFile(str(path)) as handle:
-        mono = read_range(handle, start_s, end_s)
-    if sample_rate is not None:
-        return resample(mono, handle.samplerate, sample_rate), sample_rate
-    return mono, handle.samplerate
+        first, last = _frame_range(handle, start_s, end_s)
+        handle.seek(first)
+        if sample_rate is None or sample_rate == handle.samplerate:
+            return to_mono(handle.read(last - first, dtype="float32", always_2d=True)), handle.samplerate
+        return _resampled_blocks(handle, last - first, sample_rate, quality), sample_rate
+
+
+def _frame_range(handle: soundfile.SoundFile, start_s: float, end_s: float | None) -> tuple[int, int]:
+    rate = handle.samplerate
+    first = min(max(0, int(round(start_s * rate))), handle.frames)
+    last = handle.frames if end_s is None else min(handle.frames, int(round(end_s * rate)))
+    return first, max(first, last)
 
 
 def read_range(handle: soundfile.SoundFile, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
     """Mono float32 samples of [start_s, end_s) of an open file, at its own rate."""
-    rate = handle.samplerate
-    first = max(0, int(round(start_s * rate)))
-    last = handle.frames if end_s is None else min(handle.frames, int(round(end_s * rate)))
-    handle.seek(min(first, handle.frames))
-    return to_mono(handle.read(max(0, last - first), dtype="float32", always_2d=True))
+    first, last = _frame_range(handle, start_s, end_s)
+    handle.seek(first)
+    return to_mono(handle.read(last - first, dtype="float32", always_2d=True))
+
+
+def _resampled_blocks(handle: soundfile.SoundFile, frames: int, to_rate: int, quality: str) -> np.ndarray:
+    """`frames` frames from the handle's position, mixed to mono and resampled block by block: the
+    same samples as resampling the whole, without the file's every channel at full rate in memory
+    (a third less work on a 5-minute stereo track)."""
+    import soxr
+
+    stream = soxr.ResampleStream(handle.samplerate, to_rate, 1, dtype="float32", quality=quality)
+    parts = [stream.resample_chunk(to_mono(block))
+             for block in handle.blocks(blocksize=DECODE_BLOCK_FRAMES, frames=frames, dtype="float32", always_2d=True)]
+    parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def find_onset(path: str | Path, start_s: float = 0.0, end_s: float | None = None,

@@ -54,7 +54,7 @@ class DetectReport:
 def detect_grids(workspace, clip_refs: Sequence[str] | None = None, *, beats_per_bar: int = 4,
                  overwrite_user: bool = False, workers: int | None = None, reporter: Reporter | None = None,
                  cancel: CancelToken | None = None) -> DetectReport:
-    """Detect beat grids with librosa for the given clips (all clips when None).
+    """Detect beat grids (engine.audio.beat_tracking) for the given clips (all clips when None).
 
     Clips shorter than a few seconds (one-shots) are skipped with a reason; a grid set by hand is
     kept unless `overwrite_user`."""
