@@ -69,12 +69,15 @@ class OnnxClassifier(Classifier):
     def fit(self, X, y, **_) -> OnnxClassifier:
         raise NotSupported("an imported ONNX model cannot be trained here; train a version of another kind")
 
+    def graph_outputs(self, X: np.ndarray) -> np.ndarray:
+        """What the graph itself gives for a batch (what an import checks, and export parity compares)."""
+        return np.asarray(self.session_.run([self.output_], {self.input_: np.asarray(X, dtype=np.float32)})[0],
+                          dtype=np.float64)
+
     def logits(self, X: np.ndarray) -> np.ndarray:
         """The log of the graph's probabilities (an imported model keeps temperature 1, so its
         probabilities are the graph's own)."""
-        probabilities = np.asarray(self.session_.run([self.output_], {self.input_: np.asarray(X, dtype=np.float32)})[0],
-                                   dtype=np.float64)
-        return np.log(np.maximum(probabilities, np.finfo(np.float64).tiny))
+        return np.log(np.maximum(self.graph_outputs(X), np.finfo(np.float64).tiny))
 
     def save(self, folder: Path) -> None:
         (Path(folder) / MODEL_FILE).write_bytes(self.graph_)

@@ -93,7 +93,7 @@ def export_version(workspace, ref: str, out: Path, fmt: str = "onnx", *, workers
             result.notes.append(f"parity not measured: {error}")
             return
         graph = OnnxClassifier.from_bytes(data, len(version.label_set))
-        exported = graph.predict_proba(rows.features) if len(rows.y) else np.zeros_like(rows.probabilities)
+        exported = graph.graph_outputs(rows.features) if len(rows.y) else np.zeros_like(rows.probabilities)
         result.parity = compare(rows.probabilities, exported, rows.source)
         if not result.parity.ok:
             raise ParityFailed(f"{version.ref}: the ONNX export misses parity, nothing written: "
@@ -190,7 +190,7 @@ def try_model(workspace, model, sidecar: Sidecar, onnx_path: Path, *, workers=No
         raise _refuse(onnx_path, f"no trial clip could be featurised ({reasons})")
     names = [Path(clips[i].path).name for i in kept]
     try:
-        probabilities = np.asarray(model.predict_proba(features), dtype=np.float64)
+        probabilities = model.graph_outputs(features)
     except Exception as error:  # ONNX Runtime's own exception types: wrong width, bad graph at run time
         raise _refuse(onnx_path, f"it fails on {len(kept)} {sidecar.spec} feature rows of width "
                                  f"{features.shape[1:]} ({error})") from None
