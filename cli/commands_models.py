@@ -31,7 +31,7 @@ def _with_ci(metrics: dict | None, key: str) -> str:
 def train_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", "-n", help="Model name; each training adds a version.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="mlp (default), logreg, lgbm or cnn.")] = "mlp",
+    model: Annotated[str, typer.Option("--model", "-m", help="mlp (default), logreg, lgbm, cnn or finetune (the pretrained aiSFX network fine-tuned on waveforms).")] = "mlp",
     features: Annotated[str | None, typer.Option("--features", "-f",
                                                  help="dsp, mel, onnx:NAME or hybrid:NAME (default: hybrid:aisfx when "
                                                       "installed, else dsp; mel for cnn).")] = None,

@@ -21,6 +21,7 @@ _KIND_CLASSES = {
     "lgbm": "engine.models.lgbm:LightGbmClassifier",
     "mlp": "engine.models.mlp:MlpClassifier",
     "cnn": "engine.models.cnn:CnnClassifier",
+    "finetune": "engine.models.finetune:FinetuneClassifier",
 }
 
 

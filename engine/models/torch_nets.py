@@ -119,6 +119,14 @@ class TorchClassifier(Classifier):
         """Training batches pass through here; no augmentation unless a kind adds one."""
         return batch
 
+    def _initialise(self, net: nn.Module) -> None:
+        """A fresh network's starting weights before training; as built unless a kind loads its own."""
+
+    def _param_groups(self, net: nn.Module) -> list[dict[str, Any]]:
+        """What the optimiser trains, in groups of one learning rate each; all of it at `lr` unless a
+        kind trains parts at their own rates."""
+        return [{"params": [p for p in net.parameters() if p.requires_grad], "lr": self.hyperparams["lr"]}]
+
     def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None, sample_weight=None):
         hp = self.hyperparams
         device = resolve_device(hp["device"])
@@ -130,14 +138,17 @@ class TorchClassifier(Classifier):
             torch.utils.deterministic.fill_uninitialized_memory = False  # a debugging aid; ~15% of a CNN step
         torch.manual_seed(hp["seed"])
         self.config_ = self._config(np.asarray(X))
-        self.net_ = self._build(self.config_).to(device)
+        self.net_ = self._build(self.config_)
+        self._initialise(self.net_)
+        self.net_.to(device)
         weights = balanced_class_weights(y, self.n_classes_) if hp["class_balance"] else None
         validation = None
         if X_val is not None and len(X_val):
             validation = _tensor(X_val), torch.as_tensor(np.asarray(y_val, dtype=np.int64))
         row_weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
         _train(self.net_, _tensor(X), torch.from_numpy(y), hp, device, weights=weights, validation=validation,
-               callback=callback or TrainingCallback(), augment=self._augment, row_weights=row_weights)
+               callback=callback or TrainingCallback(), augment=self._augment, row_weights=row_weights,
+               param_groups=self._param_groups(self.net_))
         self.net_.cpu().eval()
         return self
 
@@ -199,12 +210,18 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
            weights: np.ndarray | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
            callback: TrainingCallback,
            augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-           row_weights: torch.Tensor | None = None) -> None:
+           row_weights: torch.Tensor | None = None, param_groups: list[dict[str, Any]] | None = None) -> None:
     """Mini-batch AdamW on cross-entropy; with validation data, early stopping keeps the best epoch.
-    `row_weights` (one per training row) weight each row's loss on top of the class weights."""
+    `row_weights` (one per training row) weight each row's loss on top of the class weights.
+    `param_groups` (default: every parameter at `lr`) are the optimiser's groups. With a `mixup`
+    hyperparameter alpha > 0, each batch is mixed with a shuffled copy of itself, a weight drawn
+    from Beta(alpha, alpha), and so is its loss (Zhang et al. 2018)."""
     cuda = device.type == "cuda"
     generator = torch.Generator().manual_seed(hp["seed"])
-    optimizer = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    mixup = float(hp.get("mixup", 0.0))
+    mix_rng = np.random.default_rng(hp["seed"])
+    groups = param_groups if param_groups is not None else [{"params": net.parameters(), "lr": hp["lr"]}]
+    optimizer = torch.optim.AdamW(groups, lr=hp["lr"], weight_decay=hp["weight_decay"])
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     class_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
     best_loss, best_state, stale = float("inf"), None, 0
@@ -216,9 +233,19 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
             if cuda:
                 xb, yb = xb.pin_memory(), yb.pin_memory()
             xb = augment(xb.to(device, non_blocking=True), generator)
+            yb = yb.to(device, non_blocking=True)
+            rows = None if row_weights is None else row_weights[index].to(device)
+            share, partner = 1.0, None
+            if mixup > 0:
+                share = float(mix_rng.beta(mixup, mixup))
+                partner = torch.randperm(len(index), generator=generator).to(device)
+                xb = share * xb + (1.0 - share) * xb[partner]
             with torch.autocast(device.type, enabled=cuda):
-                loss = _weighted_loss(net(xb), yb.to(device, non_blocking=True), class_weights,
-                                      None if row_weights is None else row_weights[index].to(device))
+                logits = net(xb)
+                loss = _weighted_loss(logits, yb, class_weights, rows)
+                if partner is not None:
+                    loss = share * loss + (1.0 - share) * _weighted_loss(
+                        logits, yb[partner], class_weights, None if rows is None else rows[partner])
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

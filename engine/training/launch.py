@@ -13,6 +13,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MAIN_HYPERPARAMETERS = {
     "mlp": ("epochs", "lr", "hidden", "patience", "device"),
     "cnn": ("epochs", "lr", "patience", "device"),
+    "finetune": ("epochs", "lr", "train_blocks", "patience", "device"),
     "logreg": ("C",),
     "lgbm": ("n_estimators", "learning_rate", "num_leaves", "patience"),
 }

@@ -29,9 +29,11 @@ PREFERRED_EMBEDDING = "aisfx"
 
 
 def default_features(workspace, model: str) -> str:
-    """mel for the CNN; else hybrid:aisfx when that embedding is installed, else dsp."""
+    """mel for the CNN, wave for finetune; else hybrid:aisfx when that embedding is installed, else dsp."""
     if model == "cnn":
         return "mel"
+    if model == "finetune":
+        return "wave"
     return f"hybrid:{PREFERRED_EMBEDDING}" if (workspace.embeddings_dir / f"{PREFERRED_EMBEDDING}.onnx").is_file() else "dsp"
 
 
@@ -95,7 +97,10 @@ class _JobCallback:
         return self.cancel.cancelled
 
 
-def _check_fit(model_kind: str, spec: FeatureSpec, data: TrainingData, input_rank: int) -> None:
+def _check_fit(model_kind: str, spec: FeatureSpec, data: TrainingData, input_rank: int,
+               feature_kinds: tuple[str, ...] | None = None) -> None:
+    if feature_kinds is not None and spec.kind not in feature_kinds:
+        raise InputError(f"{model_kind} trains on {' or '.join(f'--features {k}' for k in feature_kinds)}, not {spec}")
     rank = data.features.ndim - 1
     if rank != input_rank:
         wanted = "mel patches (--features mel)" if input_rank == 2 else "feature vectors (dsp, onnx:NAME, hybrid:NAME)"
@@ -132,7 +137,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
                        "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
                        "rejected": len(data.rejections)})
     model = make_model(request.model, **{"seed": request.seed, **request.hyperparams})
-    _check_fit(request.model, data.spec, data, model.input_rank)
+    _check_fit(request.model, data.spec, data, model.input_rank, model.feature_kinds)
     train_x, train_y = data.part(Split.TRAIN)
     val_x, val_y = data.part(Split.VAL)
     job.state(JobState.TRAINING, f"{request.model} on {len(train_y)} examples")
