@@ -17,7 +17,7 @@ from engine.features.base import Extractor
 class WaveExtractor(Extractor):
     name = "wave"
     code_modules = ("engine.audio.regions",)
-    defaults = {"sample_rate": 44100, "seconds": 1.2}
+    defaults = {"sample_rate": 44100, "seconds": 0.75}
 
     def onset_span_s(self) -> float:
         return float(self.params["seconds"])
