@@ -87,7 +87,10 @@ def _stretch(samples: np.ndarray, factor: float, n_fft: int = 512, hop: int = 12
     starts = np.arange(0, padded.size - n_fft, hop)
     spectra = np.fft.rfft(padded[starts[:, None] + np.arange(n_fft)] * window, axis=1)
     expected = 2.0 * np.pi * hop * np.arange(spectra.shape[1]) / n_fft  # phase advance per hop, per bin
+    if len(spectra) < 2:
+        return samples
     steps = np.arange(0.0, len(spectra) - 1, 1.0 / factor)
+    steps = steps[steps < len(spectra) - 1]  # float steps can overshoot the stop by a rounding error
     phase = np.angle(spectra[0])
     out = np.zeros(len(steps) * hop + n_fft)
     norm = np.zeros_like(out)
