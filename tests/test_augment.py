@@ -87,3 +87,12 @@ def test_room_and_noise_floor():
     snr = 20 * np.log10(np.sqrt(np.mean(hit ** 2)) / np.sqrt(np.mean(noise ** 2)))
     assert snr == pytest.approx(30.0, abs=0.1)
     assert abs(band_db(noise, 200, 400) - band_db(noise, 6400, 12800)) < 3  # pink: the same power per octave
+
+
+def test_stretch_works_at_any_length_and_factor():
+    noise = np.random.default_rng(0).standard_normal(13000).astype(np.float32)
+    # 3000 samples at 1.12 and 12600 at 1.09: where numpy's float arange of the read positions once
+    # overshot the last frame
+    for size, factor in ((3000, 1.12), (12600, 1.09), (12600, 1.12), (500, 0.88)):
+        out = apply_augmentation(noise[:size], SR, (("stretch", factor),), seed=0)
+        assert len(out) == round(size * factor) and np.all(np.isfinite(out))
