@@ -3,7 +3,7 @@
     python bench/bench_generalisation.py [--work DIR] [--clips 10] [--kinds logreg,lgbm,mlp,cnn,finetune]
         [--features dsp,onnx:aisfx,hybrid:aisfx] [--augment 2] [--augment-top 2]
         [--augment-profiles kit,basic] [--augment-combos KIND@FEATURES,...] [--cnn-epochs 20]
-        [--finetune-epochs 12] [--mlp-seeds 3] [--resamples 1000] [--no-real] [--no-synthetic] [--json OUT]
+        [--finetune-epochs 30] [--mlp-seeds 3] [--resamples 1000] [--no-real] [--no-synthetic] [--json OUT]
 
 A model that is good on a random clip split may only have learnt what each pack sounds like; a
 user's library is a handful of packs and the model then meets other packs. So every figure here is
@@ -526,7 +526,7 @@ def main() -> None:
     parser.add_argument("--features", default=DEFAULT_FEATURES,
                         help="for the vector kinds; cnn always uses mel, finetune wave")
     parser.add_argument("--cnn-epochs", type=int, default=20)
-    parser.add_argument("--finetune-epochs", type=int, default=12)
+    parser.add_argument("--finetune-epochs", type=int, default=30)
     parser.add_argument("--augment", type=int, default=2, help="augmented copies for the augmentation run (0: skip)")
     parser.add_argument("--augment-top", type=int, default=2, help="how many of the best combinations to augment")
     parser.add_argument("--augment-combos", default=None,

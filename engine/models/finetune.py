@@ -67,7 +67,7 @@ class FinetuneClassifier(TorchClassifier):
     kind = "finetune"
     input_rank = 1
     feature_kinds = ("wave",)
-    defaults = {"epochs": 12, "lr": 1e-3, "lr_decay": 0.3, "train_blocks": 1, "batch_size": 32,
+    defaults = {"epochs": 30, "lr": 3e-3, "lr_decay": 0.3, "train_blocks": 1, "batch_size": 32,
                 "weight_decay": 1e-4, "dropout": 0.3, "patience": 4, "mixup": 0.2, "augment": True,
                 "class_balance": True, "seed": 0, "device": "auto"}
 
