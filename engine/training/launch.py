@@ -13,7 +13,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MAIN_HYPERPARAMETERS = {
     "mlp": ("epochs", "lr", "hidden", "patience", "device"),
     "cnn": ("epochs", "lr", "patience", "device"),
-    "finetune": ("epochs", "lr", "train_blocks", "patience", "device"),
+    "finetune": ("epochs", "lr", "patience", "device"),
     "logreg": ("C",),
     "lgbm": ("n_estimators", "learning_rate", "num_leaves", "patience"),
 }
@@ -38,9 +38,9 @@ def split_hyperparams(model: str, given: dict) -> tuple[dict, list[str]]:
 
 
 def feature_choices(workspace) -> list[str]:
-    """The feature sets this workspace can extract: dsp, mel, and onnx:/hybrid: per installed embedding."""
+    """The feature sets this workspace can extract: dsp, mel, wave, and onnx:/hybrid: per installed embedding."""
     names = sorted(path.stem for path in workspace.embeddings_dir.glob("*.onnx"))
-    return ["dsp", "mel", *(f"hybrid:{name}" for name in names), *(f"onnx:{name}" for name in names)]
+    return ["dsp", "mel", "wave", *(f"hybrid:{name}" for name in names), *(f"onnx:{name}" for name in names)]
 
 
 def check_request(workspace, request: TrainRequest) -> None:
