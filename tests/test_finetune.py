@@ -112,8 +112,10 @@ def test_onnx_export_matches_torch(fitted, tmp_path):
     assert np.abs(onnx_probabilities - model.predict_proba(X)).max() < ONNX_TOLERANCE
 
 
-def test_finetune_refuses_features_other_than_wave():
-    from engine.training.run import _check_fit
+def test_a_finetune_request_on_other_features_is_refused_before_its_job_starts(workspace):
+    from engine.training.launch import check_request
+    from engine.training.run import TrainRequest
 
-    with pytest.raises(InputError, match="--features wave"):
-        _check_fit("finetune", FeatureSpec.parse("dsp"), None, 1, ("wave",))
+    with pytest.raises(InputError, match="finetune trains on --features wave, not dsp"):
+        check_request(workspace, TrainRequest(name="drums", model="finetune", features="dsp"))
+    check_request(workspace, TrainRequest(name="drums", model="finetune"))  # wave by default

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from engine.errors import InputError
 from engine.jobs.log import spawn_job
-from engine.training.run import TrainRequest
+from engine.training.run import TrainRequest, check_features
 
 DEVICES = ("auto", "cpu", "cuda")
 # The few hyperparameters a person sets per kind in a form; the rest keep the kind's defaults.
@@ -51,7 +51,12 @@ def check_request(workspace, request: TrainRequest) -> None:
     _, unused = split_hyperparams(request.model, request.hyperparams)
     if unused:
         raise InputError(f"{request.model} does not take {', '.join(unused)}")
-    request.spec(workspace).extractors(workspace.embeddings_dir)  # bad features fail here
+    spec = request.spec(workspace)
+    spec.extractors(workspace.embeddings_dir)  # bad features fail here
+    if request.features:  # a dataset export brings its own features, checked once it is read
+        from engine.models.kinds import MODEL_KINDS
+
+        check_features(request.model, spec, MODEL_KINDS[request.model].feature_kinds)
 
 
 def start_training(workspace, request: TrainRequest) -> str:

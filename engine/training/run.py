@@ -97,10 +97,15 @@ class _JobCallback:
         return self.cancel.cancelled
 
 
-def _check_fit(model_kind: str, spec: FeatureSpec, data: TrainingData, input_rank: int,
-               feature_kinds: tuple[str, ...] | None = None) -> None:
+def check_features(model_kind: str, spec: FeatureSpec, feature_kinds: tuple[str, ...] | None) -> None:
+    """InputError when the kind trains only on some feature kinds and `spec` is not one of them."""
     if feature_kinds is not None and spec.kind not in feature_kinds:
         raise InputError(f"{model_kind} trains on {' or '.join(f'--features {k}' for k in feature_kinds)}, not {spec}")
+
+
+def _check_fit(model_kind: str, spec: FeatureSpec, data: TrainingData, input_rank: int,
+               feature_kinds: tuple[str, ...] | None = None) -> None:
+    check_features(model_kind, spec, feature_kinds)
     rank = data.features.ndim - 1
     if rank != input_rank:
         wanted = "mel patches (--features mel)" if input_rank == 2 else "feature vectors (dsp, onnx:NAME, hybrid:NAME)"
