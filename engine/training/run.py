@@ -130,8 +130,12 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
 
     request = TrainRequest(**params).with_task_defaults(workspace)
     job.state(JobState.PREPARING, "extracting features")
+    from engine.datasets.source import is_export
+
+    # An export brings its own features; anything else gets the request's (the kind's default when none).
+    own_features = request.dataset is not None and not request.features and is_export(Path(request.dataset))
     data = training_data(
-        workspace, request.spec(workspace) if (request.features or not request.dataset) else None,
+        workspace, None if own_features else request.spec(workspace),
         dataset=Path(request.dataset) if request.dataset else None, taxonomy=request.taxonomy,
         window_s=request.window_s, min_class_samples=request.min_class_samples, min_confidence=request.min_confidence,
         split_by=request.split_by, val=request.val, test=request.test, seed=request.seed, augment=request.augment,
