@@ -285,5 +285,7 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings():
         # The TorchScript exporter is chosen on purpose (small static graphs, no onnxscript needed).
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        # finetune's log-mel front end slices with a step; the exporter says it cannot fold that, harmlessly.
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         torch.onnx.export(module, (example,), str(path), input_names=["features"], output_names=["probabilities"],
                           dynamic_axes={"features": {0: "batch"}, "probabilities": {0: "batch"}}, dynamo=False)
