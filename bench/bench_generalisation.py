@@ -1,8 +1,9 @@
 """Which model kind + features generalise best ACROSS PACKS: a leave-packs-out benchmark.
 
-    python bench/bench_generalisation.py [--work DIR] [--clips 10] [--kinds logreg,lgbm,mlp,cnn]
-        [--features dsp,onnx:aisfx,hybrid:aisfx] [--augment 2] [--augment-top 2] [--cnn-epochs 20]
-        [--mlp-seeds 3] [--no-real] [--no-synthetic] [--json OUT]
+    python bench/bench_generalisation.py [--work DIR] [--clips 10] [--kinds logreg,lgbm,mlp,cnn,finetune]
+        [--features dsp,onnx:aisfx,hybrid:aisfx] [--augment 2] [--augment-top 2]
+        [--augment-profiles kit,basic] [--augment-combos KIND@FEATURES,...] [--cnn-epochs 20]
+        [--finetune-epochs 30] [--mlp-seeds 3] [--resamples 1000] [--no-real] [--no-synthetic] [--json OUT]
 
 A model that is good on a random clip split may only have learnt what each pack sounds like; a
 user's library is a handful of packs and the model then meets other packs. So every figure here is
@@ -25,6 +26,15 @@ measured on a pack the model never heard:
 (c) Synthetic -> real: train on all 5 synthetic packs, test on each real package (does the demo
     library teach anything about real drums?). Only when (b) runs.
 
+Every macro-F1 comes with a 95% bootstrap interval ([low, high]): each fold's test clips are
+resampled (`engine.evaluation.metrics.bootstrap_resamples`, --resamples times, the same seed for
+every combination, so two combinations are resampled alike) and the interval is taken over the
+mean of the folds' resampled macro-F1s. It shows how much the figure could move with other test
+clips from the same packs; it does not cover other packs.
+
+`finetune` (the pretrained aiSFX network fine-tuned with a new head) trains on `wave` features,
+as `cnn` trains on `mel`; its (b) and (c) folds have no validation pack, so they run every epoch.
+
 Model kinds come from `engine.models.kinds.make_model`, metrics from `engine.evaluation.metrics.evaluate`
 (accuracy and macro-F1 with the present-or-predicted rule), features from the engine's extractors
 through ONE workspace's feature cache (`<work>/ws`), so every clip is featurised once per extractor
@@ -33,10 +43,14 @@ embedding; it is installed into the workspace with `engine.embeddings.aisfx.inst
 as `workbench --headless --workspace WS embeddings install-aisfx`), and those features are skipped
 with a note when the `aisfx` package is not installed.
 
-Augmentation (`--augment N`, the same augmentations as `train --augment N`: gain, time shift, noise,
-pitch shift from `engine.audio.augment.random_augmentation`): after the main tables, the best
-`--augment-top` combinations are run again with N augmented copies of every TRAINING clip added
-(validation and test clips are never augmented). Unlike `train`, each clip's N augmentations are
+Augmentation (`--augment N`, the same augmentations as `train --augment N`, drawn by
+`engine.audio.augment.random_augmentation`): after the main tables, the best `--augment-top`
+combinations (or those named by --augment-combos, e.g. `mlp@hybrid:aisfx,finetune@wave`) are run
+again with N augmented copies of every TRAINING clip added (validation and test clips are never
+augmented), once per profile in --augment-profiles: `kit` (what `train` uses: pitch, time, transient,
+saturation, EQ and filters, room, noise floor, gain) and `basic` (the earlier gain / shift / noise /
+pitch set). Each line then gives the change in macro-F1 against the same combination without
+augmentation, with a paired bootstrap interval. Unlike `train`, each clip's N augmentations are
 drawn once (seeded by the clip's hash) and reused in every fold, so they are featurised once.
 
 Real-pack mapping (file name -> drums taxonomy class). Rules are tried in order, the first match
@@ -69,7 +83,9 @@ nothing like it in LMMS, which turns the perc class into a tabla detector.
       drum_cowbell, elec_wood, elec_triangle             -> perc
 
 The script prints the counts per class and package it found. Runtime on 2 CPU cores with the
-defaults: a few minutes for features on the first run, then roughly 5-15 minutes of training.
+defaults: a few minutes for features on the first run, then roughly 5-15 minutes of training for
+logreg, lgbm, mlp and cnn; `finetune` adds far more (on a shared 2-core box: 15 min for the two
+real folds at 30 epochs, 13 min for (a) at --clips 3), so leave it out with --kinds when iterating.
 """
 
 from __future__ import annotations
@@ -99,7 +115,7 @@ from engine.audio.synth import DEMO_PACKS, DRUM_CLASSES, write_curated_library  
 from engine.concepts import LabelledSegment  # noqa: E402
 from engine.datasets.splits import assign_splits  # noqa: E402
 from engine.datasets.source import curated_items  # noqa: E402
-from engine.evaluation.metrics import evaluate  # noqa: E402
+from engine.evaluation.metrics import bootstrap_resamples, evaluate, percentile_interval  # noqa: E402
 from engine.features.extract import Target, extract_features, load_features  # noqa: E402
 from engine.features.spec import FeatureSpec  # noqa: E402
 from engine.models.kinds import make_model  # noqa: E402
@@ -137,7 +153,8 @@ REAL_PACKAGES = {  # source name -> (folder, file pattern, mapping)
     "sonicpi": (SONIC_PI_DIR, "*.flac", SONIC_PI_MAP),
 }
 
-DEFAULT_KINDS = "logreg,lgbm,mlp,cnn"
+DEFAULT_KINDS = "logreg,lgbm,mlp,cnn,finetune"
+PATCH_FEATURES = {"cnn": "mel", "finetune": "wave"}  # kinds that train on their own features, not --features
 DEFAULT_FEATURES = "dsp,onnx:aisfx,hybrid:aisfx"
 
 
@@ -186,7 +203,7 @@ class Corpus:
     items: list[LabelledSegment]
     notes: list[str] = field(default_factory=list)
     features: dict[str, np.ndarray] = field(default_factory=dict)
-    augmented: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # (spec, copies) -> [N, copies, ...]
+    augmented: dict[tuple[str, int, str], np.ndarray] = field(default_factory=dict)  # (spec, copies, profile) -> [N, copies, ...]
 
     @property
     def labels(self) -> np.ndarray:
@@ -234,26 +251,26 @@ def featurise(corpus: Corpus, spec_text: str, workspace: Workspace, workers: int
         f"({report.extracted} extracted, {report.cached} cached, {time.perf_counter() - started:.1f}s)")
 
 
-def augmented_targets(item: LabelledSegment, copies: int, seed: int) -> list[Target]:
+def augmented_targets(item: LabelledSegment, copies: int, seed: int, profile: str) -> list[Target]:
     """`copies` augmented versions of an item's clip, drawn from a stream keyed by the clip's hash."""
     rng = np.random.default_rng([seed, zlib.crc32(item.clip_id.encode())])
-    return [Target.of(item, random_augmentation(rng)) for _ in range(copies)]
+    return [Target.of(item, random_augmentation(rng, profile)) for _ in range(copies)]
 
 
-def featurise_augmented(corpus: Corpus, spec_text: str, copies: int, workspace: Workspace, workers: int | None,
-                        seed: int) -> np.ndarray:
-    key = (spec_text, copies)
+def featurise_augmented(corpus: Corpus, spec_text: str, copies: int, profile: str, workspace: Workspace,
+                        workers: int | None, seed: int) -> np.ndarray:
+    key = (spec_text, copies, profile)
     if key not in corpus.augmented:
         spec = FeatureSpec.parse(spec_text)
         extractors = spec.extractors(workspace.embeddings_dir)
-        targets = [t for item in corpus.items for t in augmented_targets(item, copies, seed)]
+        targets = [t for item in corpus.items for t in augmented_targets(item, copies, seed, profile)]
         started = time.perf_counter()
         report = extract_features(workspace.cache, targets, spec, extractors, workers=workers)
         features, kept = load_features(workspace.cache, targets, extractors)
         if len(kept) != len(targets):
             raise RuntimeError(f"{spec_text}: {len(targets) - len(kept)} augmented copies could not be featurised")
         corpus.augmented[key] = features.reshape(len(corpus.items), copies, *features.shape[1:])
-        log(f"  [{corpus.name}] {spec_text} x{copies} augmented: {features.shape} "
+        log(f"  [{corpus.name}] {spec_text} x{copies} {profile} augmented: {features.shape} "
             f"({report.extracted} extracted, {report.cached} cached, {time.perf_counter() - started:.1f}s)")
     return corpus.augmented[key]
 
@@ -303,6 +320,11 @@ def join(name: str, first: Corpus, second: Corpus, specs: list[str]) -> Corpus:
     return joined
 
 
+def parse_combo(text: str) -> tuple[str, str]:
+    kind, _, spec = text.strip().partition("@")
+    return kind, spec or PATCH_FEATURES.get(kind, "dsp")
+
+
 # -- running ----------------------------------------------------------------------------------
 
 @dataclass
@@ -315,11 +337,11 @@ class FoldResult:
     n_test: int
     seconds: float
     per_class_f1: dict[str, float]
-
+    f1_resamples: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # bootstrap macro-F1s
 
 def fit_and_score(kind: str, hyperparams: dict, corpus: Corpus, spec_text: str, fold: Fold,
                   classes: list[str] | None, augment: int, workspace: Workspace, workers: int | None,
-                  seed: int, model_seeds: list[int]) -> FoldResult | None:
+                  seed: int, model_seeds: list[int], profile: str = "kit", resamples: int = 1000) -> FoldResult | None:
     features = corpus.features[spec_text]
     labels = corpus.labels
     allowed = set(classes) if classes is not None else set(labels)
@@ -332,7 +354,7 @@ def fit_and_score(kind: str, hyperparams: dict, corpus: Corpus, spec_text: str, 
         return None
     x_train, y_train = features[train], np.array([index[label] for label in labels[train]])
     if augment:
-        extra = featurise_augmented(corpus, spec_text, augment, workspace, workers, seed)[train]
+        extra = featurise_augmented(corpus, spec_text, augment, profile, workspace, workers, seed)[train]
         x_train = np.concatenate([x_train, extra.reshape(-1, *features.shape[1:])])
         y_train = np.concatenate([y_train, np.repeat(y_train, augment)])
     y_val = np.array([index[label] for label in labels[val]], dtype=np.int64)
@@ -344,14 +366,18 @@ def fit_and_score(kind: str, hyperparams: dict, corpus: Corpus, spec_text: str, 
         model.fit(x_train, y_train, X_val=features[val] if len(val) else None, y_val=y_val if len(val) else None,
                   n_classes=len(fold_classes))
         seconds = time.perf_counter() - started
-        result = evaluate(y_test, model.predict_proba(features[test]), fold_classes, resamples=1, seed=seed)
+        probabilities = model.predict_proba(features[test])
+        result = evaluate(y_test, probabilities, fold_classes, resamples=1, seed=seed)
+        _, f1s = bootstrap_resamples(y_test, probabilities.argmax(axis=1), len(fold_classes), resamples=resamples,
+                                     seed=seed)
         train_accuracy = float(np.mean(model.predict(features[train]) == y_train[:len(train)]))
-        runs.append((result, train_accuracy, seconds))
-    per_class = {m.label: float(np.mean([r.per_class[k].f1 for r, _, _ in runs]))
+        runs.append((result, train_accuracy, seconds, f1s))
+    per_class = {m.label: float(np.mean([r.per_class[k].f1 for r, *_ in runs]))
                  for k, m in enumerate(runs[0][0].per_class) if m.support}
-    return FoldResult(fold.name, float(np.mean([r.accuracy for r, _, _ in runs])),
-                      float(np.mean([r.macro_f1 for r, _, _ in runs])), float(np.mean([t for _, t, _ in runs])),
-                      len(y_train), len(test), float(sum(s for _, _, s in runs)), per_class)
+    return FoldResult(fold.name, float(np.mean([r.accuracy for r, *_ in runs])),
+                      float(np.mean([r.macro_f1 for r, *_ in runs])), float(np.mean([t for _, t, _, _ in runs])),
+                      len(y_train), len(test), float(sum(s for _, _, s, _ in runs)), per_class,
+                      np.mean([f for *_, f in runs], axis=0))
 
 
 @dataclass
@@ -361,6 +387,16 @@ class ComboResult:
     augment: int
     folds: list[FoldResult]
     in_pack: FoldResult | None = None
+    profile: str = ""
+
+    @property
+    def f1_resamples(self) -> np.ndarray:
+        """The mean over folds of each bootstrap resample's macro-F1."""
+        return np.mean([f.f1_resamples for f in self.folds], axis=0)
+
+    @property
+    def f1_ci(self) -> tuple[float, float]:
+        return percentile_interval(self.f1_resamples)
 
     @property
     def accuracy(self) -> float:
@@ -372,28 +408,33 @@ class ComboResult:
 
     @property
     def label(self) -> str:
-        return f"{self.kind} + {self.spec}" + (f" (augment {self.augment})" if self.augment else "")
+        return f"{self.kind} + {self.spec}" + (f" (augment {self.augment} {self.profile})" if self.augment else "")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "features": self.spec, "augment": self.augment, "accuracy": self.accuracy,
-                "macro_f1": self.macro_f1, "folds": [vars(f) for f in self.folds],
-                "in_pack": vars(self.in_pack) if self.in_pack else None}
+        def fold(f: FoldResult) -> dict:
+            return {k: v for k, v in vars(f).items() if k != "f1_resamples"}
+
+        return {"kind": self.kind, "features": self.spec, "augment": self.augment, "profile": self.profile,
+                "accuracy": self.accuracy, "macro_f1": self.macro_f1, "macro_f1_ci": list(self.f1_ci),
+                "folds": [fold(f) for f in self.folds], "in_pack": fold(self.in_pack) if self.in_pack else None}
 
 
 def run_combo(bench: Benchmark, kind: str, spec_text: str, hyperparams: dict, augment: int, workspace: Workspace,
-              workers: int | None, seed: int, in_pack: bool, model_seeds: list[int]) -> ComboResult:
+              workers: int | None, seed: int, in_pack: bool, model_seeds: list[int], profile: str = "kit",
+              resamples: int = 1000) -> ComboResult:
     folds = []
     for fold in bench.folds:
         result = fit_and_score(kind, hyperparams, bench.corpus, spec_text, fold, bench.classes, augment, workspace,
-                               workers, seed, model_seeds)
+                               workers, seed, model_seeds, profile, resamples)
         if result is not None:
             folds.append(result)
-    combo = ComboResult(kind, spec_text, augment, folds)
+    combo = ComboResult(kind, spec_text, augment, folds, profile=profile if augment else "")
     if in_pack:
         combo.in_pack = fit_and_score(kind, hyperparams, bench.corpus, spec_text, in_pack_fold(bench.corpus, seed),
-                                      bench.classes, augment, workspace, workers, seed, model_seeds)
-    log(f"  {bench.title[:24]:<24} {combo.label:<32} acc {combo.accuracy:.3f}  F1 {combo.macro_f1:.3f}  "
-        f"({sum(f.seconds for f in folds):.1f}s)")
+                                      bench.classes, augment, workspace, workers, seed, model_seeds, profile, resamples)
+    low, high = combo.f1_ci
+    log(f"  {bench.title[:24]:<24} {combo.label:<32} acc {combo.accuracy:.3f}  F1 {combo.macro_f1:.3f} "
+        f"[{low:.3f}, {high:.3f}]  ({sum(f.seconds for f in folds):.1f}s)")
     return combo
 
 
@@ -408,13 +449,15 @@ def print_table(bench: Benchmark, combos: list[ComboResult]) -> None:
         return
     fold_names = [f.fold for f in combos[0].folds]
     has_in_pack = any(c.in_pack for c in combos)
-    header = f"{'kind':<7} {'features':<13} {'aug':>3}  {'acc':>5}  {'F1':>5}  |"
+    header = f"{'kind':<8} {'features':<13} {'aug':>9}  {'acc':>5}  {'F1 [95% CI]':>20}  |"
     header += "".join(f" {name[:15]:>15}" for name in fold_names)
     header += "  | train acc" + ("  | in-pack acc/F1" if has_in_pack else "") + "  | fit s"
     print(header)
     print("-" * len(header))
     for c in sorted(combos, key=lambda c: -c.macro_f1):
-        row = f"{c.kind:<7} {c.spec:<13} {c.augment:>3}  {c.accuracy:.3f}  {c.macro_f1:.3f}  |"
+        low, high = c.f1_ci
+        augment = f"{c.augment} {c.profile}" if c.augment else "0"
+        row = f"{c.kind:<8} {c.spec:<13} {augment:>9}  {c.accuracy:.3f}  {f'{c.macro_f1:.3f} [{low:.3f}, {high:.3f}]':>20}  |"
         by_name = {f.fold: f for f in c.folds}
         for name in fold_names:
             f = by_name.get(name)
@@ -424,8 +467,9 @@ def print_table(bench: Benchmark, combos: list[ComboResult]) -> None:
             row += f"  | {f'{c.in_pack.accuracy:.3f}/{c.in_pack.macro_f1:.3f}':>14}" if c.in_pack else f"  | {'-':>14}"
         row += f"  | {sum(f.seconds for f in c.folds):5.1f}"
         print(row)
-    print("(acc, F1 = mean over folds of held-out accuracy and macro-F1; per fold: accuracy/macro-F1 on the "
-          "held-out set named in the header; mlp figures are means over --mlp-seeds initialisations)")
+    print("(acc, F1 = mean over folds of held-out accuracy and macro-F1, with the 95% bootstrap interval over test "
+          "clips; per fold: accuracy/macro-F1 on the held-out set named in the header; mlp figures are means over "
+          "--mlp-seeds initialisations)")
 
 
 def print_per_class(bench: Benchmark, combo: ComboResult) -> None:
@@ -481,10 +525,16 @@ def main() -> None:
                         help="folder for the workspace (feature cache) and the synthetic / real curated roots")
     parser.add_argument("--clips", type=int, default=10, help="synthetic clips per class per pack")
     parser.add_argument("--kinds", default=DEFAULT_KINDS)
-    parser.add_argument("--features", default=DEFAULT_FEATURES, help="for the vector kinds; cnn always uses mel")
+    parser.add_argument("--features", default=DEFAULT_FEATURES,
+                        help="for the vector kinds; cnn always uses mel, finetune wave")
     parser.add_argument("--cnn-epochs", type=int, default=20)
+    parser.add_argument("--finetune-epochs", type=int, default=30)
     parser.add_argument("--augment", type=int, default=2, help="augmented copies for the augmentation run (0: skip)")
     parser.add_argument("--augment-top", type=int, default=2, help="how many of the best combinations to augment")
+    parser.add_argument("--augment-combos", default=None,
+                        help="augment these KIND@FEATURES (comma-separated) instead of the best --augment-top")
+    parser.add_argument("--augment-profiles", default="kit,basic", help="augmentation profiles to compare")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--workers", type=int, default=None)
@@ -508,11 +558,18 @@ def main() -> None:
         if problem:
             notes.append(f"aisfx embedding unavailable, its features are skipped ({problem})")
             vector_specs = [s for s in vector_specs if not s.endswith(":aisfx")]
-    combos = [(kind, spec) for kind in kinds if kind != "cnn" for spec in vector_specs]
-    if "cnn" in kinds:
-        combos.append(("cnn", "mel"))
-    specs = list(dict.fromkeys(spec for _, spec in combos))
-    hyper = {"cnn": {"epochs": args.cnn_epochs}, "mlp": {}, "lgbm": {}, "logreg": {}}
+    combos = [(kind, spec) for kind in kinds if kind not in PATCH_FEATURES for spec in vector_specs]
+    combos += [(kind, PATCH_FEATURES[kind]) for kind in kinds if kind in PATCH_FEATURES]
+    if "finetune" in kinds:
+        from engine.embeddings.aisfx import installed_package_dir
+
+        if installed_package_dir() is None:
+            notes.append("finetune skipped: the aisfx package (its pretrained weights) is not installed")
+            combos.remove(("finetune", "wave"))
+    extra_combos = [parse_combo(c) for c in args.augment_combos.split(",")] if args.augment_combos else []
+    specs = list(dict.fromkeys(spec for _, spec in combos + extra_combos))
+    hyper = {"cnn": {"epochs": args.cnn_epochs}, "finetune": {"epochs": args.finetune_epochs}, "mlp": {}, "lgbm": {},
+             "logreg": {}}
 
     def seeds_for(kind: str) -> list[int]:
         return list(range(max(args.mlp_seeds, 1))) if kind == "mlp" else [0]
@@ -577,7 +634,7 @@ def main() -> None:
     for bench in benches:
         results[bench.title] = [
             run_combo(bench, kind, spec, hyper[kind], 0, workspace, args.workers, args.seed,
-                      in_pack=bench.title.startswith("(a)"), model_seeds=seeds_for(kind))
+                      in_pack=bench.title.startswith("(a)"), model_seeds=seeds_for(kind), resamples=args.resamples)
             for kind, spec in combos]
         print_table(bench, results[bench.title])
 
@@ -603,26 +660,35 @@ def main() -> None:
     compare_embedding(results)
 
     augment_results: dict[str, list[ComboResult]] = {}
-    if args.augment > 0 and args.augment_top > 0:
-        chosen = order[:args.augment_top]
-        print(f"\n== Augmentation: {args.augment} augmented copies of every training clip, "
+    profiles = [p.strip() for p in args.augment_profiles.split(",") if p.strip()]
+    if args.augment > 0 and (args.augment_top > 0 or extra_combos) and profiles:
+        chosen = extra_combos or order[:args.augment_top]
+        print(f"\n== Augmentation: {args.augment} augmented copies of every training clip ({', '.join(profiles)}), "
               f"for {', '.join(f'{k} + {s}' for k, s in chosen)} ==")
         for bench in benches:
             if bench.title.startswith("(c)"):
                 continue
             rows = []
             for kind, spec in chosen:
-                plain = next(c for c in results[bench.title] if (c.kind, c.spec) == (kind, spec))
-                augmented = run_combo(bench, kind, spec, hyper[kind], args.augment, workspace, args.workers,
-                                      args.seed, in_pack=False, model_seeds=seeds_for(kind))
-                rows += [plain, augmented]
-                augment_results.setdefault(bench.title, []).append(augmented)
+                plain = next((c for c in results[bench.title] if (c.kind, c.spec) == (kind, spec)), None)
+                if plain is None:
+                    plain = run_combo(bench, kind, spec, hyper[kind], 0, workspace, args.workers, args.seed,
+                                      in_pack=False, model_seeds=seeds_for(kind), resamples=args.resamples)
+                rows.append(plain)
+                for profile in profiles:
+                    augmented = run_combo(bench, kind, spec, hyper[kind], args.augment, workspace, args.workers,
+                                          args.seed, in_pack=False, model_seeds=seeds_for(kind), profile=profile,
+                                          resamples=args.resamples)
+                    rows.append(augmented)
+                    augment_results.setdefault(bench.title, []).append(augmented)
             print_table(bench, rows)
             for kind, spec in chosen:
                 plain = next(c for c in rows if (c.kind, c.spec, c.augment) == (kind, spec, 0))
-                aug = next(c for c in rows if (c.kind, c.spec, c.augment) == (kind, spec, args.augment))
-                print(f"  {kind} + {spec}: augment {args.augment} changes held-out accuracy by "
-                      f"{aug.accuracy - plain.accuracy:+.3f} and macro-F1 by {aug.macro_f1 - plain.macro_f1:+.3f}")
+                for aug in (c for c in rows if (c.kind, c.spec) == (kind, spec) and c.augment):
+                    low, high = percentile_interval(aug.f1_resamples - plain.f1_resamples)
+                    print(f"  {kind} + {spec}: augment {args.augment} {aug.profile} changes held-out accuracy by "
+                          f"{aug.accuracy - plain.accuracy:+.3f} and macro-F1 by {aug.macro_f1 - plain.macro_f1:+.3f} "
+                          f"[{low:+.3f}, {high:+.3f}] (paired bootstrap over test clips)")
 
     if notes:
         print("\nNotes:")

@@ -2,7 +2,7 @@
 model (as a ratio against a naive librosa loop run in the same process), and re-evaluation.
 
     python bench/bench_models.py                    # all
-    python bench/bench_models.py training track     # some: training, latency, track, reeval
+    python bench/bench_models.py training track     # some: training, finetune, latency, track, reeval
 
 training  fit time per kind on 1,000 and 10,000 in-memory ("cached") dsp-shaped samples (99-d, 9
           classes, 15% validation): logreg, lgbm, mlp (default epochs) in seconds; cnn in training
@@ -14,6 +14,10 @@ track     a 5-minute synthesized track (124 bpm, beat grid set) through a sectio
           dsp with region_s=None, 4 s windows, every bar) with predict_files on a cold cache, vs a
           naive loop: librosa.load(offset, duration=4) + librosa features + predict_proba per window;
           then the same track with no grid stored (predict_files detects one in the run).
+finetune  `finetune` (aiSFX fine-tuned, default hyperparameters: the last block trained) on 300
+          synthetic drum hits as `wave` features (9 classes, 15% validation): seconds per epoch over
+          EPOCHS_TIMED epochs, and what the default epoch cap would take at most. Needs the aisfx
+          package.
 reeval    evaluate_on_dataset of version 2 (of two logreg versions) on a 1,000-clip curated folder
           whose dsp features are already cached.
 """
@@ -170,6 +174,38 @@ def bench_training(scratch: Path) -> None:
         torch.set_num_threads(threads)
     print(f"torch at 1 thread instead: mlp n=1,000 {took_mlp:.2f} s ({callback_mlp.epoch} epochs), "
           f"cnn {n_train * 2 / took_cnn:.0f} samples/s")
+
+
+EPOCHS_TIMED = 2
+
+
+def bench_finetune(scratch: Path) -> None:
+    from engine.audio.decode import resample
+    from engine.audio.synth import DEMO_PACKS, DRUM_CLASSES, synthesize_hit
+    from engine.embeddings.aisfx import installed_package_dir
+    from engine.features.wave import WaveExtractor
+
+    if installed_package_dir() is None:
+        print("skipped: the aisfx package is not installed (pip install --no-deps aisfx==0.1.2)")
+        return
+    rng = np.random.default_rng(0)
+    extractor = WaveExtractor()
+    rows, labels = [], []
+    for index in range(300):
+        label = index % len(DRUM_CLASSES)
+        pack = DEMO_PACKS[index % len(DEMO_PACKS)]
+        hit = synthesize_hit(DRUM_CLASSES[label], pack, rng)
+        rows.append(extractor.extract(resample(hit, pack.sample_rate, extractor.sample_rate)))
+        labels.append(label)
+    X, y = np.stack(rows), np.array(labels)
+    make_model("finetune", epochs=1).fit(X[:16], y[:16], n_classes=9)  # warm-up: imports, weights, kernels
+    took, callback, n_train = _timed_fit("finetune", X, y, epochs=EPOCHS_TIMED)
+    per_epoch = took / callback.epoch
+    default_epochs = make_model("finetune").hyperparams["epochs"]
+    print(f"finetune (default, last block): {n_train} training clips + {len(y) - n_train} validation, "
+          f"{callback.epoch} epochs in {took:.1f} s: {per_epoch:.1f} s per epoch (validation pass included), "
+          f"so at most {per_epoch * default_epochs / 60:.1f} min for the default {default_epochs} epochs "
+          f"(early stopping usually ends it sooner)")
 
 
 # -- latency -----------------------------------------------------------------------------------
@@ -369,7 +405,8 @@ def bench_reeval(scratch: Path) -> None:
           f"median {statistics.median(probes):.2f} s")
 
 
-BENCHES = {"training": bench_training, "latency": bench_latency, "track": bench_track, "reeval": bench_reeval}
+BENCHES = {"training": bench_training, "finetune": bench_finetune, "latency": bench_latency, "track": bench_track,
+           "reeval": bench_reeval}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(BENCHES)

@@ -14,7 +14,8 @@ from cli.output import BadArguments, ExitCode, finish, handles_errors, print_jso
 from cli.progress import cancel_on_ctrl_c, progress_bar
 from engine.errors import InputError
 
-HYPERPARAMETER_OPTIONS = ("epochs", "lr", "batch_size", "weight_decay", "dropout", "patience", "device")
+HYPERPARAMETER_OPTIONS = ("epochs", "lr", "batch_size", "weight_decay", "dropout", "patience", "device", "train_blocks",
+                          "mixup")
 
 
 def _percent(value) -> str:
@@ -41,11 +42,13 @@ def train_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", "-n", help="Model name; each training adds a version.")],
     model: Annotated[str, typer.Option("--model", "-m", help="auto (default: chosen by grouped cross-validation), "
-                                                           "logreg, lgbm, mlp or cnn.")] = "auto",
+                                                           "logreg, lgbm, mlp, cnn or finetune (the pretrained aiSFX "
+                                                           "network fine-tuned on waveforms).")] = "auto",
     features: Annotated[str | None, typer.Option("--features", "-f",
-                                                 help="dsp, mel, onnx:NAME or hybrid:NAME (default: auto tries dsp, mel "
-                                                      "and hybrid:aisfx when installed; a kind trains on hybrid:aisfx "
-                                                      "when installed, else dsp; mel for cnn).")] = None,
+                                                 help="dsp, mel, wave, onnx:NAME or hybrid:NAME (default: auto tries "
+                                                      "dsp, mel and hybrid:aisfx when installed; a kind trains on "
+                                                      "hybrid:aisfx when installed, else dsp; mel for cnn, wave for "
+                                                      "finetune).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Feature parameter key=value.")] = None,
     dataset: Annotated[Path | None, typer.Option("--dataset", help="Train on a curated folder or an export instead of the workspace's labels.")] = None,
     taxonomy: TaxonomyOption = None,
@@ -69,6 +72,9 @@ def train_command(
     weight_decay: Annotated[float | None, typer.Option("--weight-decay", min=0.0)] = None,
     dropout: Annotated[float | None, typer.Option("--dropout", min=0.0, max=0.95)] = None,
     patience: Annotated[int | None, typer.Option("--patience", min=1, help="Early-stopping patience.")] = None,
+    train_blocks: Annotated[int | None, typer.Option("--train-blocks", min=0, max=4,
+                                                     help="finetune: conv blocks trained, from the top (4: all).")] = None,
+    mixup: Annotated[float | None, typer.Option("--mixup", min=0.0, help="finetune: mixup Beta alpha (0: off).")] = None,
     no_class_balance: Annotated[bool, typer.Option("--no-class-balance", help="Do not weight classes by rarity.")] = False,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda (torch models).")] = None,
     log: Annotated[list[str] | None, typer.Option(
@@ -87,7 +93,8 @@ def train_command(
     from engine.training.run import TrainRequest
 
     given = {"epochs": epochs, "lr": lr, "batch_size": _batch_size(batch_size), "weight_decay": weight_decay, "dropout": dropout,
-             "patience": patience, "device": device, "seed": seed, "class_balance": not no_class_balance}
+             "patience": patience, "device": device, "seed": seed, "class_balance": not no_class_balance,
+             "train_blocks": train_blocks, "mixup": mixup}
     hyperparams, unused = split_hyperparams(model, given)
     ignored = [f"--{k.replace('_', '-')}" for k in unused if k in HYPERPARAMETER_OPTIONS]
     if ignored:

@@ -265,8 +265,8 @@ def _classes():
             self.register_buffer("mel_matrix", mel_matrix, persistent=False)  # [bins, N_MELS]
 
         def log_mel(self, waveform):
-            """[1, samples] -> normalised log-mel frames [1, frames, 96]."""
-            peak = waveform.abs().amax()
+            """[batch, samples] -> normalised log-mel frames [batch, frames, 96] (each row peak-normalised)."""
+            peak = waveform.abs().amax(dim=1, keepdim=True)
             waveform = waveform / torch.where(peak > 0, peak, torch.ones_like(peak))
             padded = F.pad(waveform.unsqueeze(1), (N_FFT // 2, N_FFT // 2))
             spectrum = F.conv1d(padded, self.dft_basis, stride=HOP)  # [1, 2 * bins, frames]

@@ -192,17 +192,16 @@ def expected_calibration_error(y_true, probabilities, bins: int = ECE_BINS) -> f
 
 # ------------------------------------------------------------------------------------ bootstrap
 
-def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *, resamples: int = 1000,
-                 seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals for accuracy and macro-F1: {"accuracy": (lo, hi), "macro_f1": (lo, hi)}.
+def bootstrap_resamples(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *, resamples: int = 1000,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(accuracy, macro-F1) of each bootstrap resample, two arrays of `resamples` values.
 
     Resample b uses the rows ``idx[b]`` of
     ``idx = np.random.default_rng(seed).integers(0, N, size=(resamples, N))`` (drawn in row chunks
     from the same Generator when memory requires, which yields the identical matrix). For each
     resample the accuracy is the mean of ``y_true[idx[b]] == y_pred[idx[b]]`` and the macro-F1
-    follows the same present-or-predicted rule as `macro_f1`. The interval is the
-    ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles (numpy's default linear
-    interpolation) of the resample values: (2.5, 97.5) for level 0.95.
+    follows the same present-or-predicted rule as `macro_f1`. Two prediction sets of the same
+    rows scored with the same seed are resampled alike (a paired bootstrap).
 
     All resamples are computed at once: one ``np.bincount`` over
     ``resample * K*K + true * K + pred`` gives every resample's confusion matrix.
@@ -211,8 +210,6 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *, resa
         raise InputError(f"n_classes must be a positive whole number, got {n_classes!r}.")
     if int(resamples) != resamples or resamples < 1:
         raise InputError(f"resamples must be a positive whole number, got {resamples!r}.")
-    if not 0.0 < level < 1.0:
-        raise InputError(f"level must be between 0 and 1, got {level!r}.")
     k, resamples = int(n_classes), int(resamples)
     truth = _labels(y_true, "y_true", k)
     pred = _labels(y_pred, "y_pred", k)
@@ -239,12 +236,27 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *, resa
         accuracy[start:start + rows] = correct / n  # == mean of correct[idx] along axis 1
         macro[start:start + rows] = _macro_f1_batch(confusions)
         del confusions  # before the next chunk allocates its own
+    return accuracy, macro
 
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles (numpy's default linear
+    interpolation) of resample values: (2.5, 97.5) for level 0.95."""
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be between 0 and 1, got {level!r}.")
     tail = (1.0 - level) / 2.0 * 100.0
-    q = [tail, 100.0 - tail]
-    acc_lo, acc_hi = np.percentile(accuracy, q)
-    f1_lo, f1_hi = np.percentile(macro, q)
-    return {"accuracy": (float(acc_lo), float(acc_hi)), "macro_f1": (float(f1_lo), float(f1_hi))}
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *, resamples: int = 1000,
+                 seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals for accuracy and macro-F1: {"accuracy": (lo, hi), "macro_f1": (lo, hi)},
+    from `bootstrap_resamples` and `percentile_interval`."""
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be between 0 and 1, got {level!r}.")
+    accuracy, macro = bootstrap_resamples(y_true, y_pred, n_classes, resamples=resamples, seed=seed)
+    return {"accuracy": percentile_interval(accuracy, level), "macro_f1": percentile_interval(macro, level)}
 
 
 # ----------------------------------------------------------------------------------- evaluation

@@ -1,4 +1,4 @@
-"""Feature specs: the text a person types (`dsp`, `mel`, `onnx:NAME`, `hybrid:NAME`) and the
+"""Feature specs: the text a person types (`dsp`, `mel`, `wave`, `onnx:NAME`, `hybrid:NAME`) and the
 extractors it stands for.
 
 `hybrid:NAME` is the ONNX embedding NAME followed by the dsp statistics; each part is cached on
@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import InputError
 from engine.features.base import Extractor
 
-KINDS = ("dsp", "mel", "onnx", "hybrid")
+KINDS = ("dsp", "mel", "wave", "onnx", "hybrid")
 
 
 def parse_param_value(text: str) -> Any:
@@ -52,10 +52,10 @@ class FeatureSpec:
         kind, _, model = text.strip().partition(":")
         kind = kind.lower()
         if kind not in KINDS:
-            raise InputError(f"unknown extractor {text!r}; choose one of dsp, mel, onnx:NAME, hybrid:NAME")
+            raise InputError(f"unknown extractor {text!r}; choose one of dsp, mel, wave, onnx:NAME, hybrid:NAME")
         if kind in ("onnx", "hybrid") and not model:
             raise InputError(f"{kind} needs an embedding model name, e.g. {kind}:clap (see models/embeddings/)")
-        if kind in ("dsp", "mel") and model:
+        if kind in ("dsp", "mel", "wave") and model:
             raise InputError(f"{kind} takes no model name")
         return cls(kind, model or None, dict(params or {}))
 
@@ -83,6 +83,10 @@ class FeatureSpec:
                 return [DspExtractor(**self._params_for("dsp", single))]
             if self.kind == "mel":
                 return [MelExtractor(**self._params_for("mel", single))]
+            if self.kind == "wave":
+                from engine.features.wave import WaveExtractor
+
+                return [WaveExtractor(**self._params_for("wave", single))]
             from engine.features.onnx_embed import OnnxExtractor
 
             embedding = OnnxExtractor.from_folder(embeddings_dir, self.model, **self._params_for("onnx", single))

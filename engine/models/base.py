@@ -47,6 +47,7 @@ def _same_type(value: Any, default: Any) -> bool:
 class Classifier(ABC):
     kind: ClassVar[str]
     input_rank: ClassVar[int] = 1  # 1: rows are feature vectors (N, D); 2: rows are patches (N, M, T)
+    feature_kinds: ClassVar[tuple[str, ...] | None] = None  # the feature kinds it trains on, when only some fit
     has_logits: ClassVar[bool] = False  # True when `logits` gives the model's own pre-softmax scores
     # Temperature scaling fitted on validation data after training (engine/evaluation/calibration.py);
     # saved in model.json by `kinds.save_model`, 1.0 (no scaling) until set.

@@ -25,9 +25,10 @@ def _band_mask(batch: int, length: int, max_width: int, generator: torch.Generat
     return (cells >= start) & (cells < start + width)
 
 
-def spec_augment(patches: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A random frequency band and time span masked, and a small time shift, per patch. The random
-    draws are made where the generator lives (the GPU's own when training there: no copies)."""
+def spec_augment(patches: torch.Tensor, generator: torch.Generator, floor: float = FLOOR_DB) -> torch.Tensor:
+    """A random frequency band and time span masked, and a small time shift, per (n_mels, frames)
+    patch; masked and shifted-in cells become `floor` (silence). The random draws are made where the
+    generator lives (the GPU's own when training there: no copies)."""
     batch, n_mels, frames = patches.shape
     freq = _band_mask(batch, n_mels, MAX_FREQ_MASK, generator)[:, :, None]
     time = _band_mask(batch, frames, MAX_TIME_MASK, generator)[:, None, :]
@@ -37,7 +38,7 @@ def spec_augment(patches: torch.Tensor, generator: torch.Generator) -> torch.Ten
     index = source.clamp(0, frames - 1)[:, None, :].expand(batch, n_mels, frames)
     device = patches.device
     shifted = patches.gather(2, index.to(device))
-    return shifted.masked_fill(~inside.to(device) | freq.to(device) | time.to(device), FLOOR_DB)
+    return shifted.masked_fill(~inside.to(device) | freq.to(device) | time.to(device), floor)
 
 
 class CnnClassifier(TorchClassifier):

@@ -22,6 +22,7 @@ _KIND_CLASSES = {
     "lgbm": "engine.models.lgbm:LightGbmClassifier",
     "mlp": "engine.models.mlp:MlpClassifier",
     "cnn": "engine.models.cnn:CnnClassifier",
+    "finetune": "engine.models.finetune:FinetuneClassifier",
 }
 ENSEMBLE = "ensemble"  # members of the kinds above, made by `train --model auto --ensemble K`, never trained by name
 _SAVED_CLASSES = {**_KIND_CLASSES, ENSEMBLE: "engine.models.ensemble:EnsembleClassifier",

@@ -112,6 +112,14 @@ class TorchClassifier(Classifier):
         """Training batches pass through here; no augmentation unless a kind adds one."""
         return batch
 
+    def _initialise(self, net: nn.Module) -> None:
+        """A fresh network's starting weights before training; as built unless a kind loads its own."""
+
+    def _param_groups(self, net: nn.Module) -> list[dict[str, Any]]:
+        """What the optimiser trains, in groups of one learning rate each; all of it at `lr` unless a
+        kind trains parts at their own rates."""
+        return [{"params": [p for p in net.parameters() if p.requires_grad], "lr": self.hyperparams["lr"]}]
+
     def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None, sample_weight=None):
         hp = self.hyperparams
         device = resolve_device(hp["device"])
@@ -123,7 +131,9 @@ class TorchClassifier(Classifier):
             torch.utils.deterministic.fill_uninitialized_memory = False  # a debugging aid; ~15% of a CNN step
         torch.manual_seed(hp["seed"])
         self.config_ = self._config(np.asarray(X))
-        self.net_ = self._build(self.config_).to(device)
+        self.net_ = self._build(self.config_)
+        self._initialise(self.net_)
+        self.net_.to(device)
         weights = balanced_class_weights(y, self.n_classes_) if hp["class_balance"] else None
         validation = None
         if X_val is not None and len(X_val):
@@ -132,7 +142,7 @@ class TorchClassifier(Classifier):
         self.hyperparams["batch_size"] = _train(
             self.net_, _tensor(X), torch.from_numpy(y), hp, device, weights=weights, validation=validation,
             callback=callback or TrainingCallback(), augment=self._augment, row_weights=row_weights,
-            default_batch=self.defaults["batch_size"])
+            default_batch=self.defaults["batch_size"], param_groups=self._param_groups(self.net_))
         self.net_.cpu().eval()
         return self
 
@@ -227,9 +237,13 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
            weights: np.ndarray | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
            callback: TrainingCallback,
            augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-           row_weights: torch.Tensor | None = None, default_batch: int = 32) -> int:
+           row_weights: torch.Tensor | None = None, default_batch: int = 32,
+           param_groups: list[dict[str, Any]] | None = None) -> int:
     """Mini-batch AdamW on cross-entropy; with validation data, early stopping keeps the best epoch.
     `row_weights` (one per training row) weight each row's loss on top of the class weights.
+    `param_groups` (default: every parameter at `lr`) are the optimiser's groups. With a `mixup`
+    hyperparameter alpha > 0, each batch is mixed with a shuffled copy of itself, a weight drawn
+    from Beta(alpha, alpha), and so is its loss (Zhang et al. 2018).
 
     The training tensors move to the device once when they fit (`fits_on_device`), else each batch
     is copied over from pinned memory; the epoch's loss is summed on the device and read once per
@@ -239,7 +253,10 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
     generator = torch.Generator().manual_seed(hp["seed"])  # the shuffling: the same on every device
     augment_generator = torch.Generator(device).manual_seed(hp["seed"]) if cuda else generator
     batch_size = resolve_batch_size(hp["batch_size"], default_batch, net, X, device)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    mixup = float(hp.get("mixup", 0.0))
+    mix_rng = np.random.default_rng(hp["seed"])
+    groups = param_groups if param_groups is not None else [{"params": net.parameters(), "lr": hp["lr"]}]
+    optimizer = torch.optim.AdamW(groups, lr=hp["lr"], weight_decay=hp["weight_decay"])
     class_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
     resident = fits_on_device([X, y] + ([] if row_weights is None else [row_weights]), device)
     if resident:
@@ -257,8 +274,17 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
                 xb, yb = xb.pin_memory().to(device, non_blocking=True), yb.pin_memory().to(device, non_blocking=True)
                 wb = None if wb is None else wb.to(device)
             xb = augment(xb, augment_generator)
+            share, partner = 1.0, None
+            if mixup > 0:
+                share = float(mix_rng.beta(mixup, mixup))
+                partner = torch.randperm(len(index), generator=generator).to(xb.device)
+                xb = share * xb + (1.0 - share) * xb[partner]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                loss = _weighted_loss(net(xb).float(), yb, class_weights, wb)
+                logits = net(xb).float()
+            loss = _weighted_loss(logits, yb, class_weights, wb)
+            if partner is not None:
+                loss = share * loss + (1.0 - share) * _weighted_loss(
+                    logits, yb[partner], class_weights, None if wb is None else wb[partner])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -310,5 +336,7 @@ def export_onnx(logits: nn.Module, example: torch.Tensor, path: Path, temperatur
     with warnings.catch_warnings():
         # The TorchScript exporter is chosen on purpose (small static graphs, no onnxscript needed).
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        # finetune's log-mel front end slices with a step; the exporter says it cannot fold that, harmlessly.
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         torch.onnx.export(module, (example,), str(path), input_names=["features"], output_names=["probabilities"],
                           dynamic_axes={"features": {0: "batch"}, "probabilities": {0: "batch"}}, dynamo=False)

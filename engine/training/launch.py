@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from engine.errors import InputError
 from engine.jobs.log import spawn_job
-from engine.training.run import TrainRequest
+from engine.training.run import TrainRequest, check_features
 
 DEVICES = ("auto", "cpu", "cuda")
 # The few hyperparameters a person sets per kind in a form; the rest keep the kind's defaults.
 MAIN_HYPERPARAMETERS = {
     "mlp": ("epochs", "lr", "hidden", "patience", "device"),
     "cnn": ("epochs", "lr", "patience", "device"),
+    "finetune": ("epochs", "lr", "patience", "device"),
     "logreg": ("C",),
     "lgbm": ("n_estimators", "learning_rate", "num_leaves", "patience"),
 }
@@ -41,13 +42,14 @@ def split_hyperparams(model: str, given: dict) -> tuple[dict, list[str]]:
 
 
 def feature_choices(workspace) -> list[str]:
-    """The feature sets this workspace can extract: dsp, mel, and onnx:/hybrid: per installed embedding."""
+    """The feature sets this workspace can extract: dsp, mel, wave, and onnx:/hybrid: per installed embedding."""
     names = sorted(path.stem for path in workspace.embeddings_dir.glob("*.onnx"))
-    return ["dsp", "mel", *(f"hybrid:{name}" for name in names), *(f"onnx:{name}" for name in names)]
+    return ["dsp", "mel", "wave", *(f"hybrid:{name}" for name in names), *(f"onnx:{name}" for name in names)]
 
 
 def check_request(workspace, request: TrainRequest) -> None:
     """Raise InputError for a request that could only fail once its job had started."""
+    from engine.models.kinds import MODEL_KINDS
     from engine.taxonomy import check_name
     from engine.training.tracking import check_loggers
 
@@ -60,7 +62,10 @@ def check_request(workspace, request: TrainRequest) -> None:
                          f"with --model {request.model}")
     if request.cv == 1 or request.cv < 0:
         raise InputError(f"--cv needs at least 2 folds, not {request.cv}")
-    request.spec(workspace).extractors(workspace.embeddings_dir)  # bad features fail here
+    spec = request.spec(workspace)
+    spec.extractors(workspace.embeddings_dir)  # bad features fail here
+    if request.features and request.model in MODEL_KINDS:  # an export brings its own features, checked once read
+        check_features(request.model, spec, MODEL_KINDS[request.model].feature_kinds)
     check_loggers(request.log)  # an unknown logger, or one whose package is missing, fails here
 
 

@@ -35,10 +35,12 @@ LOGGED_REQUEST_FIELDS = ("split_by", "val", "test", "seed", "augment", "min_clas
 
 
 def default_features(workspace, model: str) -> str:
-    """mel for the CNN; else hybrid:aisfx when that embedding is installed, else dsp (what an
-    explicit kind trains on without --features)."""
+    """mel for the CNN, wave for finetune; else hybrid:aisfx when that embedding is installed, else
+    dsp (what an explicit kind trains on without --features)."""
     if model == "cnn":
         return "mel"
+    if model == "finetune":
+        return "wave"
     return f"hybrid:{PREFERRED_EMBEDDING}" if (workspace.embeddings_dir / f"{PREFERRED_EMBEDDING}.onnx").is_file() else "dsp"
 
 
@@ -107,7 +109,15 @@ class _JobCallback:
         return self.cancel.cancelled
 
 
-def _check_fit(model_kind: str, spec: FeatureSpec, data: TrainingData, input_rank: int) -> None:
+def check_features(model_kind: str, spec: FeatureSpec, feature_kinds: tuple[str, ...] | None) -> None:
+    """InputError when the kind trains only on some feature kinds and `spec` is not one of them."""
+    if feature_kinds is not None and spec.kind not in feature_kinds:
+        raise InputError(f"{model_kind} trains on {' or '.join(f'--features {k}' for k in feature_kinds)}, not {spec}")
+
+
+def _check_fit(model_kind: str, spec: FeatureSpec, data: TrainingData, input_rank: int,
+               feature_kinds: tuple[str, ...] | None = None) -> None:
+    check_features(model_kind, spec, feature_kinds)
     rank = data.features.ndim - 1
     if rank != input_rank:
         wanted = "mel patches (--features mel)" if input_rank == 2 else "feature vectors (dsp, onnx:NAME, hybrid:NAME)"
@@ -141,8 +151,12 @@ def _calibrate(model, data: TrainingData) -> dict | None:
 
 
 def _training_data(workspace, request: TrainRequest, cancel: CancelToken) -> TrainingData:
+    from engine.datasets.source import is_export
+
+    # An export brings its own features; anything else gets the request's (the kind's default when none).
+    own_features = request.dataset is not None and not request.features and is_export(Path(request.dataset))
     data = training_data(
-        workspace, request.spec(workspace) if (request.features or not request.dataset) else None,
+        workspace, None if own_features else request.spec(workspace),
         dataset=Path(request.dataset) if request.dataset else None, taxonomy=request.taxonomy,
         window_s=request.window_s, min_class_samples=request.min_class_samples, min_confidence=request.min_confidence,
         split_by=request.split_by, val=request.val, test=request.test, seed=request.seed, augment=request.augment,
@@ -249,7 +263,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     if request.cv:
         cv = _cross_validate(job, data, request, cancel)
     model = make_model(request.model, **{"seed": request.seed, **request.hyperparams})
-    _check_fit(request.model, data.spec, data, model.input_rank)
+    _check_fit(request.model, data.spec, data, model.input_rank, model.feature_kinds)
     train_x, train_y = data.part(Split.TRAIN)
     val_x, val_y = data.part(Split.VAL)
     experiment = open_experiment_log(
