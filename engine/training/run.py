@@ -111,15 +111,8 @@ def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict 
     return evaluate(labels, model.predict_proba(features), data.classes, seed=seed).to_dict()
 
 
-@job_kind("train")
-def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
-    from engine.models.kinds import make_model, save_model
-    from engine.models.orphans import write_registration
-    from engine.models.reconcile import reconcile_models
-    from engine.models.registry import register
-
-    request = TrainRequest(**params).with_task_defaults(workspace)
-    job.state(JobState.PREPARING, "extracting features")
+def prepare_data(workspace, request: TrainRequest, cancel: CancelToken) -> TrainingData:
+    """The request's labelled, split features (through the feature cache)."""
     data = training_data(
         workspace, request.spec(workspace) if (request.features or not request.dataset) else None,
         dataset=Path(request.dataset) if request.dataset else None, taxonomy=request.taxonomy,
@@ -128,15 +121,25 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         cancel=cancel)
     if data.cancelled or cancel.cancelled:
         raise Cancelled("cancelled while preparing")
+    return data
+
+
+def data_event(job: JobLog, data: TrainingData) -> None:
     job.event("data", {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
                        "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
                        "rejected": len(data.rejections)})
+
+
+def fit_model(request: TrainRequest, data: TrainingData, callback: _JobCallback):
+    """A model of the request's kind and hyperparameters fitted on the training split, validation
+    driving early stopping (a cancelled fit returns early: the caller checks its token)."""
+    from engine.models.kinds import make_model
+
     model = make_model(request.model, **{"seed": request.seed, **request.hyperparams})
     _check_fit(request.model, data.spec, data, model.input_rank)
     train_x, train_y = data.part(Split.TRAIN)
     val_x, val_y = data.part(Split.VAL)
-    job.state(JobState.TRAINING, f"{request.model} on {len(train_y)} examples")
-    callback = _JobCallback(job, cancel)
+    callback.job.state(JobState.TRAINING, f"{request.model} on {len(train_y)} examples")
     sample_weight = None
     if request.weights:
         from engine.datasets.weights import training_row_weights
@@ -145,9 +148,49 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         data.notes.extend(weight_notes)
     model.fit(train_x, train_y, X_val=val_x if len(val_y) else None, y_val=val_y if len(val_y) else None,
               n_classes=len(data.classes), callback=callback, sample_weight=sample_weight)
+    return model
+
+
+def validation_metrics(model, data: TrainingData, seed: int) -> dict | None:
+    """The model's evaluation on the validation split (None when there is none)."""
+    return _evaluate_split(model, data, Split.VAL, seed)
+
+
+def register_trained(workspace, request: TrainRequest, data: TrainingData, model, metrics: dict, artifact: Path,
+                     job_id: str, meta: dict | None = None):
+    """Register a model saved in `artifact` as the next version of the request's name."""
+    from engine.models.orphans import write_registration
+    from engine.models.reconcile import reconcile_models
+    from engine.models.registry import register
+
+    registration = dict(
+        name=request.name, task=data.task, kind=request.model, feature_spec=data.spec, classes=data.classes,
+        label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
+        dataset_fingerprint=data.fingerprint, job_id=job_id,
+        meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
+              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights, **(meta or {})},
+    )
+    # the folder says what it is, so a kill between moving it into models/ and committing its row
+    # leaves a registration that can be finished (engine/models/reconcile.py)
+    write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
+    reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
+    return register(workspace, artifact_dir=artifact, **registration)
+
+
+@job_kind("train")
+def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
+    from engine.models.kinds import save_model
+
+    request = TrainRequest(**params).with_task_defaults(workspace)
+    job.state(JobState.PREPARING, "extracting features")
+    data = prepare_data(workspace, request, cancel)
+    data_event(job, data)
+    callback = _JobCallback(job, cancel)
+    model = fit_model(request, data, callback)
     if cancel.cancelled:
         raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
     job.state(JobState.EVALUATING)
+    train_x, train_y = data.part(Split.TRAIN)
     metrics = {"val": _evaluate_split(model, data, Split.VAL, request.seed),
                "test": _evaluate_split(model, data, Split.TEST, request.seed),
                "train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
@@ -158,16 +201,5 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     artifact = workspace.runs_dir / job.job_id / "model"
     artifact.mkdir(parents=True, exist_ok=True)
     save_model(model, artifact)
-    registration = dict(
-        name=request.name, task=data.task, kind=request.model, feature_spec=data.spec, classes=data.classes,
-        label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
-        dataset_fingerprint=data.fingerprint, job_id=job.job_id,
-        meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
-              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights},
-    )
-    # the folder says what it is, so a kill between moving it into models/ and committing its row
-    # leaves a registration that can be finished (engine/models/reconcile.py)
-    write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
-    reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
-    version = register(workspace, artifact_dir=artifact, **registration)
+    version = register_trained(workspace, request, data, model, metrics, artifact, job.job_id)
     job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(), "notes": data.notes})
