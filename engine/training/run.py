@@ -75,7 +75,7 @@ class TrainRequest:
         return replace(self, window_s=window_s, feature_params=params)
 
 
-class _JobCallback:
+class JobCallback:
     """Turns epochs into job events; training stops when the job's cancel token says so."""
 
     def __init__(self, job: JobLog, cancel: CancelToken) -> None:
@@ -130,7 +130,7 @@ def data_event(job: JobLog, data: TrainingData) -> None:
                        "rejected": len(data.rejections)})
 
 
-def fit_model(request: TrainRequest, data: TrainingData, callback: _JobCallback):
+def fit_model(request: TrainRequest, data: TrainingData, callback: JobCallback):
     """A model of the request's kind and hyperparameters fitted on the training split, validation
     driving early stopping (a cancelled fit returns early: the caller checks its token)."""
     from engine.models.kinds import make_model
@@ -185,7 +185,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     job.state(JobState.PREPARING, "extracting features")
     data = prepare_data(workspace, request, cancel)
     data_event(job, data)
-    callback = _JobCallback(job, cancel)
+    callback = JobCallback(job, cancel)
     model = fit_model(request, data, callback)
     if cancel.cancelled:
         raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
