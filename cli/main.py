@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli import (commands_features, commands_gates, commands_library, commands_models, commands_triage,
+from cli import (commands_features, commands_gates, commands_library, commands_models, commands_sweeps, commands_triage,
                  commands_workspace)
 from cli.context import AppState, check_writable
 from cli.output import ExitCode, JsonUsageErrorsGroup, stderr
@@ -86,6 +86,7 @@ commands_models.register(app)
 commands_workspace.register(app)
 commands_gates.register(app)
 commands_triage.register(app)
+commands_sweeps.register(app)
 
 
 def run() -> None:

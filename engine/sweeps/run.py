@@ -44,10 +44,13 @@ class WorkerParams:
 def trial_request(config: sweeps.SweepConfig, params: dict) -> TrainRequest:
     """The training request of a trial: the sweep's request with the trial's model, features and
     hyperparameters."""
+    from engine.training.launch import kind_defaults
+
     base = dict(config.request)
-    hyperparams = {**base.pop("hyperparams", {}),
-                   **{k: v for k, v in params.items() if k not in REQUEST_PARAMS}}
     chosen = {k: v for k, v in params.items() if k in REQUEST_PARAMS}
+    takes = kind_defaults(str(chosen.get("model", base.get("model"))))
+    hyperparams = {**{k: v for k, v in base.pop("hyperparams", {}).items() if k in takes},  # the sweep's own options
+                   **{k: v for k, v in params.items() if k not in REQUEST_PARAMS}}
     if config.log is not None:
         # Hook for `train --log tensorboard|mlflow|wandb` (another branch adds it to TrainRequest):
         # a sweep passes it to its trials like any other training option.
@@ -152,6 +155,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
     from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
+    from engine.models.artifacts import file_hashes
     from engine.models.kinds import save_model
 
     storage = study._storage
@@ -196,6 +200,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
         job.state(JobState.EVALUATING)
         val = validation_metrics(model, data, request.seed)
         save_model(model, trial_model_dir(workspace, job.job_id))
+        storage.set_trial_user_attr(trial._trial_id, "files", file_hashes(trial_model_dir(workspace, job.job_id)))
         storage.set_trial_user_attr(trial._trial_id, "val", {k: val[k] for k in ("accuracy", "macro_f1", "ci", "n")})
         study.tell(trial, float(val["macro_f1"]))
         job.finish(JobState.COMPLETED, result={"sweep": config.name, "trial": trial.number, "params": params,

@@ -50,7 +50,7 @@ def _name_and_text(option: str, spec: str) -> tuple[str, str]:
     name = name.strip()
     if not sep or not name or not text.strip():
         raise InputError(f"{option} {spec!r} must look like NAME=VALUES (e.g. {option} lr=1e-3,5e-4)")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise InputError(f"{option} {spec!r}: {name!r} is not a parameter name")
     return name, text
 
