@@ -163,6 +163,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
     request = trial_request(config, params).with_task_defaults(workspace)
     job = JobLog(workspace, "train", {**request.__dict__, "sweep": config.name, "trial": trial.number,
                                       "sweep_job": sweep_job.job_id}, state=JobState.PREPARING)
+    # (a trial writes few job records beyond its epochs: each is a transaction of the workspace's database)
     storage.set_trial_user_attr(trial._trial_id, sweeps.JOB_ID, job.job_id)
     storage.set_trial_user_attr(trial._trial_id, "worker", {"host": socket.gethostname(), "pid": os.getpid()})
     owner = sweeps.duplicate_of(study, trial._trial_id)
@@ -177,7 +178,6 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
     token = _EitherCancel(JobCancelToken(job), cancel)
     started = time.monotonic()
     try:
-        job.state(JobState.PREPARING, f"trial {trial.number} of sweep {config.name}")
         key = (request.features, tuple(request.feature_params))
         if key not in data_cache:
             data_cache[key] = prepare_data(workspace, request, token)
@@ -197,7 +197,6 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
             outcome = f"pruned at epoch {callback.pruned_at}"
             job.finish(JobState.COMPLETED, result={"sweep": config.name, "trial": trial.number, "outcome": outcome})
             return "pruned"
-        job.state(JobState.EVALUATING)
         val = validation_metrics(model, data, request.seed)
         save_model(model, trial_model_dir(workspace, job.job_id))
         storage.set_trial_user_attr(trial._trial_id, "files", file_hashes(trial_model_dir(workspace, job.job_id)))

@@ -29,6 +29,7 @@ SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("none", "median", "hyperband")
 MAX_RETRY = 3  # a point whose worker dies more often than this is left failed (and says so)
 DONE = ("COMPLETE", "PRUNED")
+JOURNAL_LOCK_GRACE_S = 10
 
 
 @dataclass
@@ -66,13 +67,15 @@ def open_storage(workspace, name: str, url: str | None, *, heartbeat_s: int = 10
     every `heartbeat_s` and a trial silent for `grace_s` failed and retried."""
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url is None:
         path = journal_path(workspace, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        # a lock left by a worker killed while writing (writes take milliseconds) is broken after this
+        lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE_S)
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     try:
         return RDBStorage(rdb_url(url), heartbeat_interval=heartbeat_s, grace_period=grace_s,
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
