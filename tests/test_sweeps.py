@@ -292,7 +292,7 @@ def _assert_exactly_once_after_a_kill(ws, name, storage, grid, victim, **options
     assert retry[0].user_attrs[sweeps.GRID_POINT] == dead.user_attrs[sweeps.GRID_POINT]
 
 
-SLOW = dict(model="mlp", hyperparams={"epochs": 120, "patience": 120})
+SLOW = dict(model="mlp", hyperparams={"epochs": 150, "patience": 150})
 
 
 def test_journal_two_workers_one_killed_every_point_completes_once(ws):

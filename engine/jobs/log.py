@@ -128,6 +128,18 @@ class JobLog:
             if progress is not None:
                 store.set_progress(con, self.job_id, progress, message)
 
+    def events(self, batch: list[tuple[str, dict]], *, progress: float | None = None,
+               message: str | None = None) -> None:
+        """Several events in one transaction (a burst of short epochs writes once, not once each)."""
+        if not batch:
+            return
+        with self._lock, self.workspace.db.transaction() as con:
+            for kind, data in batch:
+                self._seq += 1
+                store.insert_event(con, self.job_id, self._seq, kind, data)
+            if progress is not None:
+                store.set_progress(con, self.job_id, progress, message)
+
     def state(self, state: JobState, message: str | None = None) -> None:
         with self._lock, self.workspace.db.transaction() as con:
             store.set_state(con, self.job_id, state, message)

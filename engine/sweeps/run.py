@@ -107,19 +107,36 @@ class _EitherCancel(CancelToken):
 
 
 class _TrialCallback(JobCallback):
-    """A training job's epochs, each validation accuracy also reported to the trial for its pruner."""
+    """A trial's epochs: each validation accuracy reported to the trial for its pruner, and the epochs
+    written to the trial's job at most every `FLUSH_S` (many in one transaction: a sweep of short
+    epochs would otherwise spend its time writing them one by one); `flush` writes the rest."""
+
+    FLUSH_S = 1.0
 
     def __init__(self, job: JobLog, cancel: CancelToken, trial) -> None:
         super().__init__(job, cancel)
         self.trial = trial
         self.pruned_at: int | None = None
+        self.pending: list[tuple[str, dict]] = []
+        self.flushed = time.monotonic()
 
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
-        super().on_epoch_end(epoch, total_epochs, train_loss, val_loss, val_metric)
+        self.epochs_seen = epoch
+        self.pending.append(("epoch", self.epoch_data(epoch, total_epochs, train_loss, val_loss, val_metric)))
+        self.total_epochs = total_epochs
+        if time.monotonic() - self.flushed >= self.FLUSH_S:
+            self.flush()
         if val_metric is not None and self.pruned_at is None:
             self.trial.report(float(val_metric), epoch)
             if self.trial.should_prune():
                 self.pruned_at = epoch
+
+    def flush(self) -> None:
+        if self.pending:
+            epoch = self.pending[-1][1]["epoch"]
+            self.job.events(self.pending, progress=min(epoch / max(self.total_epochs, 1), 1.0),
+                            message=f"epoch {epoch}/{self.total_epochs}")
+        self.pending, self.flushed = [], time.monotonic()
 
     def should_stop(self) -> bool:
         return self.pruned_at is not None or super().should_stop()
@@ -186,7 +203,10 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
         if not (data.splits == "val").any():
             raise InputError("a sweep selects on the validation split, and this data has none (raise --val)")
         callback = _TrialCallback(job, token, trial)
-        model = fit_model(request, data, callback)
+        try:
+            model = fit_model(request, data, callback)
+        finally:
+            callback.flush()
         if token.cancelled:
             raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
         seconds = round(time.monotonic() - started, 3)

@@ -17,6 +17,7 @@ found dead or silent in the workspace) and enqueued again with the same point
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def open_storage(workspace, name: str, url: str | None, *, heartbeat_s: int = 10
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeats and their retry callback are marked experimental in Optuna; they are what we rely on
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if url is None:
         path = journal_path(workspace, name)
         path.parent.mkdir(parents=True, exist_ok=True)

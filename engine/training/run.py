@@ -86,10 +86,12 @@ class JobCallback:
 
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
         self.epochs_seen = epoch
-        self.job.event("epoch", {"epoch": epoch, "total_epochs": total_epochs, "train_loss": train_loss,
-                                 "val_loss": val_loss, "val_metric": val_metric,
-                                 "elapsed_s": round(time.monotonic() - self.started, 3)},
+        self.job.event("epoch", self.epoch_data(epoch, total_epochs, train_loss, val_loss, val_metric),
                        progress=min(epoch / max(total_epochs, 1), 1.0), message=f"epoch {epoch}/{total_epochs}")
+
+    def epoch_data(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> dict:
+        return {"epoch": epoch, "total_epochs": total_epochs, "train_loss": train_loss, "val_loss": val_loss,
+                "val_metric": val_metric, "elapsed_s": round(time.monotonic() - self.started, 3)}
 
     def should_stop(self) -> bool:
         return self.cancel.cancelled
