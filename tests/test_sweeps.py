@@ -296,7 +296,7 @@ SLOW = dict(model="mlp", hyperparams={"epochs": 150, "patience": 150})
 
 
 def test_journal_two_workers_one_killed_every_point_completes_once(ws):
-    cfg = config(grid=["lr=0.01,0.02,0.03,0.04"], **SLOW)
+    cfg = config(grid=["lr=0.01,0.02"], **SLOW)
     prepare_study(ws, cfg, None)
     job_ids = start_workers(ws, "s", None, 2)
     victim = _kill_one_worker_mid_trial(ws, "s", None, job_ids)
@@ -340,7 +340,7 @@ def postgres():
 
 
 def test_postgres_two_workers_one_killed_every_point_completes_once(ws, postgres):
-    cfg = config(grid=["lr=0.01,0.02,0.03,0.04"], **SLOW)
+    cfg = config(grid=["lr=0.01,0.02"], **SLOW)
     options = {"heartbeat_s": 1, "grace_s": 2}
     prepare_study(ws, cfg, postgres, reset=True, **options)
     job_ids = start_workers(ws, "s", postgres, 2, **options)

@@ -113,9 +113,9 @@ class _TrialCallback(JobCallback):
 
     FLUSH_S = 1.0
 
-    def __init__(self, job: JobLog, cancel: CancelToken, trial) -> None:
+    def __init__(self, job: JobLog, cancel: CancelToken, trial, prune: bool) -> None:
         super().__init__(job, cancel)
-        self.trial = trial
+        self.trial = trial if prune else None  # without a pruner nothing reads the reports: none is written
         self.pruned_at: int | None = None
         self.pending: list[tuple[str, dict]] = []
         self.flushed = time.monotonic()
@@ -126,7 +126,7 @@ class _TrialCallback(JobCallback):
         self.total_epochs = total_epochs
         if time.monotonic() - self.flushed >= self.FLUSH_S:
             self.flush()
-        if val_metric is not None and self.pruned_at is None:
+        if self.trial is not None and val_metric is not None and self.pruned_at is None:
             self.trial.report(float(val_metric), epoch)
             if self.trial.should_prune():
                 self.pruned_at = epoch
@@ -182,6 +182,8 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
                                       "sweep_job": sweep_job.job_id}, state=JobState.PREPARING)
     # (a trial writes few job records beyond its epochs: each is a transaction of the workspace's database)
     storage.set_trial_user_attr(trial._trial_id, sweeps.JOB_ID, job.job_id)
+    if sweeps.OUTCOME in trial.user_attrs:  # a retry carries the user attrs of the trial that died
+        storage.set_trial_user_attr(trial._trial_id, sweeps.OUTCOME, None)
     storage.set_trial_user_attr(trial._trial_id, "worker", {"host": socket.gethostname(), "pid": os.getpid()})
     owner = sweeps.duplicate_of(study, trial._trial_id)
     if owner is not None:
@@ -202,7 +204,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
         data_event(job, data)
         if not (data.splits == "val").any():
             raise InputError("a sweep selects on the validation split, and this data has none (raise --val)")
-        callback = _TrialCallback(job, token, trial)
+        callback = _TrialCallback(job, token, trial, config.prune != "none")
         try:
             model = fit_model(request, data, callback)
         finally:

@@ -232,8 +232,8 @@ def reap_dead_trials(study, workspace) -> list[int]:
             job = get_job(workspace, job_id)  # marks a dead or silent job interrupted
         except NotFound:
             continue
-        if job.state.is_live:
-            continue
+        if job.state.is_live or job.params.get("trial") != trial.number:
+            continue  # alive; or a retry claimed a moment ago that still carries its failed trial's job
         if fail_trial(study, trial._trial_id, f"died: its job {job_id} was {job.state}"):
             RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, copy.deepcopy(study._storage.get_trial(trial._trial_id)))
             reaped.append(trial.number)
