@@ -46,7 +46,7 @@ def sweep_run(
     sampler: Annotated[str | None, typer.Option("--sampler", help="grid (with --grid), tpe (with --space) or random.")] = None,
     trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials of a tpe or random sweep, in all.")] = None,
     prune: Annotated[str, typer.Option("--prune", help="none, median or hyperband (on per-epoch validation accuracy).")] = "none",
-    model_name: Annotated[str | None, typer.Option("--name", "-n", help="Model name `promote` registers under (default: the sweep's).")] = None,
+    model_name: Annotated[str | None, typer.Option("--name", "-n", help="Model name `promote` registers under (default: the sweep's, - as _).")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="mlp (default), logreg, lgbm or cnn, unless the grid or space sets it.")] = "mlp",
     features: Annotated[str | None, typer.Option("--features", "-f", help="As for train.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Feature parameter key=value.")] = None,
@@ -83,7 +83,7 @@ def sweep_run(
 
     given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "patience": patience, "device": device}
     hyperparams = {k: v for k, v in given.items() if v is not None}  # each trial keeps those its kind takes
-    request = TrainRequest(name=model_name or name, model=model, features=features, feature_params=list(param or []),
+    request = TrainRequest(name=model_name or name.replace("-", "_"), model=model, features=features, feature_params=list(param or []),
                            dataset=str(dataset.expanduser().resolve()) if dataset else None, taxonomy=taxonomy,
                            window_s=window, min_class_samples=min_class_samples, split_by=split, val=val, test=test,
                            seed=seed, hyperparams=hyperparams)

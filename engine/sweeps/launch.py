@@ -3,6 +3,7 @@ study is made or resumed with its grid enqueued, then its worker jobs are spawne
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from engine.errors import InputError
@@ -13,12 +14,15 @@ from engine.sweeps.space import REQUEST_PARAMS, grid_points, point_key
 from engine.training.launch import check_request, kind_defaults, split_hyperparams
 
 
+SWEEP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # also its journal's file name
+
+
 def check_config(workspace, config: sweeps.SweepConfig) -> list[dict]:
     """Raise InputError for settings that could only fail once trials ran; returns the grid's points
     (for a sampler sweep, none)."""
-    from engine.taxonomy import check_name
-
-    check_name(config.name, "sweep name")
+    if not SWEEP_NAME.fullmatch(config.name):
+        raise InputError(f"sweep name must be lowercase letters, digits, '_' or '-' (starting with a letter or "
+                         f"digit), got {config.name!r}")
     if config.sampler not in sweeps.SAMPLERS:
         raise InputError(f"unknown sampler {config.sampler!r}; choose one of {', '.join(sweeps.SAMPLERS)}")
     if config.prune not in sweeps.PRUNERS:
