@@ -94,8 +94,11 @@ def test_grid_and_space_parse_with_one_key_per_point():
     assert len(points) == 8 and len({point_key(p) for p in points}) == 8
     assert point_key({"lr": 1e-3, "batch_size": 64}) == "batch_size=64,lr=0.001"
     assert parse_point("lr=0.001,batch_size=64,epochs=30", grid) == {"lr": 1e-3, "batch_size": 64, "epochs": 30}
+    assert parse_point("lr=1e-3,batch_size=64", grid) == {"lr": 1e-3, "batch_size": 64}  # two points
     with pytest.raises(InputError, match="not a value of the grid"):
         parse_point("lr=1e-2,batch_size=64,epochs=30", grid)
+    with pytest.raises(InputError, match="not a grid parameter"):
+        parse_point("dropout=0.1", grid)
     space = parse_space(["model=categorical(mlp,logreg,lgbm)", "lr=loguniform(1e-4,1e-2)", "dropout=uniform(0,0.5)"])
     assert [(d.name, d.kind, d.args) for d in space] == [("model", "categorical", ("mlp", "logreg", "lgbm")),
                                                         ("lr", "loguniform", (1e-4, 1e-2)), ("dropout", "uniform", (0, 0.5))]
@@ -143,6 +146,7 @@ def test_a_grid_runs_each_point_once_resumes_and_reruns_one(ws):
         assert trial.value == pytest.approx(job.result["val"]["macro_f1"])
     assert prepare_study(ws, cfg, None) == {"enqueued": 0, "done": 4, "pending": 0}  # nothing left to run
     assert prepare_study(ws, cfg, None, rerun="C=1,max_iter=50") == {"enqueued": 1, "done": 3, "pending": 0}
+    assert prepare_study(ws, cfg, None, rerun="C=1,max_iter=50")["pending"] == 1  # already waiting: not twice
     run_worker(ws, "s")
     trials = trials_of(ws, "s")
     assert len(trials) == 5 and sum(t.user_attrs[sweeps.GRID_POINT] == "C=1,max_iter=50" for t in trials) == 2

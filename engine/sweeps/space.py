@@ -75,20 +75,26 @@ def point_key(params: dict) -> str:
 
 
 def parse_point(text: str, grid: dict[str, list]) -> dict:
-    """`--rerun 'lr=1e-3,batch_size=64'` → the grid point it names (every grid parameter, each a grid value)."""
+    """`--rerun 'lr=1e-3,batch_size=64'` → the grid values it names (some or all grid parameters):
+    every grid point with those values is meant."""
     point = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
         if not sep:
             raise InputError(f"--rerun {text!r} must look like NAME=VALUE,NAME=VALUE")
         point[name.strip()] = parse_value(value)
-    if set(point) != set(grid):
-        raise InputError(f"--rerun {text!r} must name every grid parameter: {', '.join(grid)}")
     for name, value in point.items():
+        if name not in grid:
+            raise InputError(f"--rerun {text!r}: {name} is not a grid parameter ({', '.join(grid)})")
         if format_value(value) not in {format_value(v) for v in grid[name]}:
             raise InputError(f"--rerun {text!r}: {name}={format_value(value)} is not a value of the grid "
                              f"({', '.join(map(format_value, grid[name]))})")
-    return {name: next(v for v in grid[name] if format_value(v) == format_value(point[name])) for name in grid}
+    return {name: next(v for v in grid[name] if format_value(v) == format_value(point[name])) for name in point}
+
+
+def matches(point: dict, partial: dict) -> bool:
+    """Whether a grid point has every value of a partial one."""
+    return all(format_value(point[name]) == format_value(value) for name, value in partial.items())
 
 
 def grid_points(grid: dict[str, list]) -> list[dict]:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError, NotFound
-from engine.sweeps.space import Dimension, grid_points, point_key
+from engine.sweeps.space import Dimension, grid_points, matches, point_key
 
 CONFIG_ATTR = "workbench_sweep"
 GRID_POINT, ROUND, OUTCOME, JOB_ID = "grid_point", "round", "outcome", "job_id"
@@ -133,7 +133,7 @@ def point_trials(study, key: str) -> list:
 
 def enqueue_grid(study, config: SweepConfig, rerun: dict | None = None) -> dict[str, int]:
     """Enqueue every grid point of the current round that has no finished, waiting or running trial;
-    with `rerun`, that one point again in a new round. Returns counts: enqueued, done, pending."""
+    with `rerun` (some grid values), the points that have them again, in a new round. Returns counts: enqueued, done, pending."""
     from optuna.trial import TrialState
 
     counts = {"enqueued": 0, "done": 0, "pending": 0}
@@ -145,9 +145,11 @@ def enqueue_grid(study, config: SweepConfig, rerun: dict | None = None) -> dict[
         key = point_key(point)
         own = by_key.get(key, [])
         current = max((trial_round(t) for t in own), default=0)
-        if rerun is not None and key == point_key(rerun):
-            current += 1
         live = [t for t in own if trial_round(t) == current]
+        waiting = any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in live)
+        if rerun is not None and matches(point, rerun) and not waiting:  # (a rerun not yet run is not doubled)
+            current += 1
+            live = []
         if any(t.state.name in DONE for t in live):
             counts["done"] += 1
         elif any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in live):
