@@ -19,13 +19,14 @@ from dataclasses import dataclass, fields
 from engine.concepts import JobState
 from engine.errors import Cancelled, InputError, WorkbenchError
 from engine.jobs.kinds import job_kind
-from engine.jobs.log import JobCancelToken, JobLog
+from engine.jobs.log import JobLog, WatchedCancelToken
 from engine.progress import CancelToken
 from engine.sweeps import study as sweeps
 from engine.sweeps.space import REQUEST_PARAMS
-from engine.training.run import JobCallback, TrainRequest, data_event, fit_model, prepare_data, validation_metrics
+from engine.training.run import JobCallback, TrainRequest, data_summary, fit_model, prepare_data, validation_metrics
 
 IDLE_POLL_S = 0.5  # a worker with nothing to claim while others still run looks again this often
+CANCEL_POLL_S = 1.0  # a trial reads its own and its sweep's cancel flags this often (in a thread)
 
 
 @dataclass
@@ -94,24 +95,12 @@ def make_pruner(config: sweeps.SweepConfig):
             "hyperband": optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 3))}[config.prune]
 
 
-class _EitherCancel(CancelToken):
-    """Cancelled when the trial's job or the sweep's job is."""
-
-    def __init__(self, *tokens: CancelToken) -> None:
-        super().__init__()
-        self.tokens = tokens
-
-    @property
-    def cancelled(self) -> bool:
-        return super().cancelled or any(token.cancelled for token in self.tokens)
-
-
 class _TrialCallback(JobCallback):
     """A trial's epochs: each validation accuracy reported to the trial for its pruner, and the epochs
     written to the trial's job at most every `FLUSH_S` (many in one transaction: a sweep of short
     epochs would otherwise spend its time writing them one by one); `flush` writes the rest."""
 
-    FLUSH_S = 1.0
+    FLUSH_S = 2.0
 
     def __init__(self, job: JobLog, cancel: CancelToken, trial, prune: bool) -> None:
         super().__init__(job, cancel)
@@ -119,6 +108,7 @@ class _TrialCallback(JobCallback):
         self.pruned_at: int | None = None
         self.pending: list[tuple[str, dict]] = []
         self.flushed = time.monotonic()
+        self.total_epochs = 0
 
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
         self.epochs_seen = epoch
@@ -194,17 +184,17 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
     if is_heartbeat_enabled(storage):
         heartbeat = _OptunaHeartbeat(storage, trial._trial_id, storage.get_heartbeat_interval())
         heartbeat.start()
-    token = _EitherCancel(JobCancelToken(job), cancel)
+    token = WatchedCancelToken(workspace, [job.job_id, sweep_job.job_id], CANCEL_POLL_S, cancel)
     started = time.monotonic()
     try:
         key = (request.features, tuple(request.feature_params))
         if key not in data_cache:
             data_cache[key] = prepare_data(workspace, request, token)
         data = data_cache[key]
-        data_event(job, data)
         if not (data.splits == "val").any():
             raise InputError("a sweep selects on the validation split, and this data has none (raise --val)")
         callback = _TrialCallback(job, token, trial, config.prune != "none")
+        callback.pending.append(("data", data_summary(data)))  # written with the first epochs
         try:
             model = fit_model(request, data, callback)
         finally:
@@ -243,6 +233,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
         job.finish(JobState.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     finally:
+        token.stop()
         if heartbeat is not None:
             heartbeat.stopped.set()
 

@@ -126,10 +126,11 @@ def prepare_data(workspace, request: TrainRequest, cancel: CancelToken) -> Train
     return data
 
 
-def data_event(job: JobLog, data: TrainingData) -> None:
-    job.event("data", {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
-                       "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
-                       "rejected": len(data.rejections)})
+def data_summary(data: TrainingData) -> dict:
+    """What a training job's "data" event says of its data."""
+    return {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
+            "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
+            "rejected": len(data.rejections)}
 
 
 def fit_model(request: TrainRequest, data: TrainingData, callback: JobCallback):
@@ -186,7 +187,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     request = TrainRequest(**params).with_task_defaults(workspace)
     job.state(JobState.PREPARING, "extracting features")
     data = prepare_data(workspace, request, cancel)
-    data_event(job, data)
+    job.event("data", data_summary(data))
     callback = JobCallback(job, cancel)
     model = fit_model(request, data, callback)
     if cancel.cancelled:
