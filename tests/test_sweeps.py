@@ -267,15 +267,16 @@ def test_promote_registers_on_a_paired_interval_above_zero_and_records_its_trial
 # -- exactly once with workers that die -----------------------------------------------------------
 
 def _kill_one_worker_mid_trial(ws: Workspace, name: str, storage: str | None, job_ids: list[str], **options) -> int:
-    """Wait until a worker's trial has written its first epochs, kill that worker with SIGKILL; returns
-    the trial's number."""
+    """Wait until a worker's trial has written epochs and has 200 or more to go, kill that worker with
+    SIGKILL; returns the trial's number."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         for trial in trials_of(ws, name, storage, **options):
             job_id = trial.user_attrs.get(sweeps.JOB_ID)
             if trial.state.name != "RUNNING" or job_id is None:
                 continue
-            if any(e.kind == "epoch" for e in job_events(ws, job_id)):
+            epochs = [e.data for e in job_events(ws, job_id) if e.kind == "epoch"]
+            if epochs and epochs[-1]["epoch"] <= epochs[-1]["total_epochs"] - 200:  # well before its end
                 os.kill(trial.user_attrs["worker"]["pid"], signal.SIGKILL)
                 return trial.number
         time.sleep(0.05)
@@ -306,7 +307,7 @@ def _assert_exactly_once_after_a_kill(ws, name, storage, grid, victim, **options
     assert retry[0].user_attrs[sweeps.GRID_POINT] == dead.user_attrs[sweeps.GRID_POINT]
 
 
-SLOW = dict(model="mlp", hyperparams={"epochs": 400, "patience": 400})
+SLOW = dict(model="mlp", hyperparams={"epochs": 1000, "patience": 1000})
 
 
 def test_journal_two_workers_one_killed_every_point_completes_once(ws):
