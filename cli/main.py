@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from cli import (commands_features, commands_gates, commands_library, commands_models, commands_suggest,
-                 commands_triage, commands_workspace)
+                 commands_sweeps, commands_triage, commands_workspace)
 from cli.context import AppState, check_writable
 from cli.output import ExitCode, JsonUsageErrorsGroup, stderr
 from engine.errors import WorkbenchError
@@ -87,6 +87,7 @@ commands_workspace.register(app)
 commands_gates.register(app)
 commands_triage.register(app)
 commands_suggest.register(app)
+commands_sweeps.register(app)
 
 
 def run() -> None:

@@ -49,3 +49,8 @@ class CancelToken:
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
+
+    @property
+    def cancelled_here(self) -> bool:
+        """Cancelled in this process (a key, a signal), without asking anywhere else."""
+        return self._event.is_set()

@@ -192,6 +192,26 @@ def expected_calibration_error(y_true, probabilities, bins: int = ECE_BINS) -> f
 
 # ------------------------------------------------------------------------------------ bootstrap
 
+def _resampled_confusions(pairs: list[np.ndarray], k: int, resamples: int, seed: int):
+    """For each chunk of resamples: (index of its first resample, [one (rows, K, K) confusion stack per
+    array of `pairs`]). Every array is a per-sample cell code (true * K + pred) over the same N samples,
+    and all are resampled with the same rows ``idx = np.random.default_rng(seed).integers(0, N,
+    size=(resamples, N))`` (drawn in row chunks when memory requires, which yields the identical matrix)."""
+    n = pairs[0].shape[0]
+    per_resample_bytes = 8 * n * (1 + len(pairs)) + len(pairs) * (8 * k * k + 64 * k)
+    chunk = max(1, min(resamples, _BOOTSTRAP_MEMORY_BYTES // per_resample_bytes))
+    rng = np.random.default_rng(seed)
+    cells = k * k
+    for start in range(0, resamples, chunk):  # one iteration unless memory demands more
+        rows = min(chunk, resamples - start)
+        idx = rng.integers(0, n, size=(rows, n))
+        offsets = (np.arange(rows, dtype=np.int64) * cells)[:, None]
+        stacks = [np.bincount((pair[idx] + offsets).ravel(), minlength=rows * cells).reshape(rows, k, k)
+                  for pair in pairs]
+        del idx
+        yield start, stacks
+
+
 def bootstrap_resamples(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *, resamples: int = 1000,
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(accuracy, macro-F1) of each bootstrap resample, two arrays of `resamples` values.
@@ -217,22 +237,11 @@ def bootstrap_resamples(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, 
     if pred.shape[0] != n:
         raise InputError(f"y_true has {n} entries but y_pred has {pred.shape[0]}.")
 
-    pair = truth * k + pred  # per-sample cell of the confusion matrix
-    per_resample_bytes = 16 * n + 8 * k * k + 64 * k
-    chunk = max(1, min(resamples, _BOOTSTRAP_MEMORY_BYTES // per_resample_bytes))
-    rng = np.random.default_rng(seed)
     accuracy = np.empty(resamples)
     macro = np.empty(resamples)
-    cells = k * k
-    for start in range(0, resamples, chunk):  # one iteration unless memory demands more
-        rows = min(chunk, resamples - start)
-        idx = rng.integers(0, n, size=(rows, n))
-        codes = pair[idx]
-        del idx
-        codes += (np.arange(rows, dtype=np.int64) * cells)[:, None]
-        confusions = np.bincount(codes.ravel(), minlength=rows * cells).reshape(rows, k, k)
-        del codes
-        correct = confusions.reshape(rows, cells)[:, :: k + 1].sum(axis=1)
+    for start, (confusions,) in _resampled_confusions([truth * k + pred], k, resamples, seed):
+        rows = confusions.shape[0]
+        correct = confusions.reshape(rows, k * k)[:, :: k + 1].sum(axis=1)
         accuracy[start:start + rows] = correct / n  # == mean of correct[idx] along axis 1
         macro[start:start + rows] = _macro_f1_batch(confusions)
         del confusions  # before the next chunk allocates its own
@@ -257,6 +266,29 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *, resa
         raise InputError(f"level must be between 0 and 1, got {level!r}.")
     accuracy, macro = bootstrap_resamples(y_true, y_pred, n_classes, resamples=resamples, seed=seed)
     return {"accuracy": percentile_interval(accuracy, level), "macro_f1": percentile_interval(macro, level)}
+
+
+def paired_bootstrap_macro_f1(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_classes: int, *,
+                              resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Macro-F1 of b minus macro-F1 of a on the same examples, with its paired percentile bootstrap
+    interval: each resample draws the same rows for both (as `bootstrap_ci` draws them), so the
+    interval reflects the difference, not the two spreads. {"difference", "ci": (lo, hi), "level",
+    "resamples", "a", "b"} (a and b: the two macro-F1 on all examples)."""
+    k = int(n_classes)
+    truth = _labels(y_true, "y_true", k)
+    a, b = _labels(pred_a, "pred_a", k), _labels(pred_b, "pred_b", k)
+    if not truth.shape[0] == a.shape[0] == b.shape[0]:
+        raise InputError(f"y_true, pred_a and pred_b differ in length ({truth.shape[0]}, {a.shape[0]}, {b.shape[0]}).")
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be between 0 and 1, got {level!r}.")
+    differences = np.empty(int(resamples))
+    for start, (conf_a, conf_b) in _resampled_confusions([truth * k + a, truth * k + b], k, int(resamples), seed):
+        differences[start:start + conf_a.shape[0]] = _macro_f1_batch(conf_b) - _macro_f1_batch(conf_a)
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(differences, [tail, 100.0 - tail])
+    f1_a, f1_b = macro_f1(_confusion(truth, a, k)), macro_f1(_confusion(truth, b, k))
+    return {"difference": f1_b - f1_a, "ci": (float(lo), float(hi)), "level": level, "resamples": int(resamples),
+            "a": f1_a, "b": f1_b}
 
 
 # ----------------------------------------------------------------------------------- evaluation

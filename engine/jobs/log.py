@@ -128,12 +128,26 @@ class JobLog:
             if progress is not None:
                 store.set_progress(con, self.job_id, progress, message)
 
+    def events(self, batch: list[tuple[str, dict]], *, progress: float | None = None,
+               message: str | None = None) -> None:
+        """Several events in one transaction (a burst of short epochs writes once, not once each)."""
+        if not batch:
+            return
+        with self._lock, self.workspace.db.transaction() as con:
+            for kind, data in batch:
+                self._seq += 1
+                store.insert_event(con, self.job_id, self._seq, kind, data)
+            if progress is not None:
+                store.set_progress(con, self.job_id, progress, message)
+
     def state(self, state: JobState, message: str | None = None) -> None:
+        """The job's new state, and its "state" event, in one transaction."""
+        self._seq += 1
         with self._lock, self.workspace.db.transaction() as con:
             store.set_state(con, self.job_id, state, message)
+            store.insert_event(con, self.job_id, self._seq, "state", {"state": state, "message": message})
         if state.is_live and state != JobState.PENDING:
             self._start_heartbeat()
-        self.event("state", {"state": state, "message": message})
 
     def cancel_requested(self) -> bool:
         with self.workspace.db.transaction() as con:
@@ -236,6 +250,38 @@ def request_cancel(workspace, job_id: str) -> JobRecord:
                 store.finish_job(con, job.job_id, JobState.CANCELLED, None,
                                  f"cancelled; its process on {job.host} cannot be reached or seen from here")
     return get_job(workspace, job.job_id)
+
+
+class WatchedCancelToken(CancelToken):
+    """Cancelled by `request_cancel` of any of some jobs (a sweep's and its trial's, say), or when one
+    of the `also` tokens is cancelled in this process (a signal): a thread reads the jobs' flags every
+    `interval_s` in one transaction, so checking the token never waits on the database. `stop()`
+    ends the thread."""
+
+    def __init__(self, workspace, job_ids: list[str], interval_s: float = 1.0, *also: CancelToken) -> None:
+        super().__init__()
+        self.also = also
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(workspace, list(job_ids), interval_s),
+                                        name="cancel watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self, workspace, job_ids: list[str], interval_s: float) -> None:
+        while not self._stopped.wait(interval_s):
+            try:
+                with workspace.db.transaction() as con:
+                    if any(store.cancel_requested(con, job_id) for job_id in job_ids):
+                        self.cancel()
+                        return
+            except Exception:  # a busy workspace: read again next time
+                pass
+
+    @property
+    def cancelled(self) -> bool:
+        return super().cancelled or any(token.cancelled_here for token in self.also)
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 class JobCancelToken(CancelToken):

@@ -18,6 +18,7 @@ import engine.features.service  # noqa: F401  (each registers its kind of job)
 import engine.gates.runner  # noqa: F401
 import engine.library.importer  # noqa: F401
 import engine.services.activation  # noqa: F401
+import engine.sweeps.run  # noqa: F401
 import engine.training.run  # noqa: F401
 from engine.concepts import JobState
 from engine.errors import Cancelled, WorkbenchError

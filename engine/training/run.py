@@ -87,10 +87,11 @@ class TrainRequest:
         return replace(self, window_s=window_s, feature_params=params)
 
 
-class _JobCallback:
-    """Turns epochs into job events; training stops when the job's cancel token says so."""
+class JobCallback:
+    """Turns epochs into job events (and experiment-log epochs, when given one); training stops when
+    the job's cancel token says so."""
 
-    def __init__(self, job: JobLog, cancel: CancelToken, experiment: ExperimentLog) -> None:
+    def __init__(self, job: JobLog, cancel: CancelToken, experiment: ExperimentLog | None = None) -> None:
         self.job = job
         self.cancel = cancel
         self.experiment = experiment
@@ -99,11 +100,15 @@ class _JobCallback:
 
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
         self.epochs_seen = epoch
-        self.job.event("epoch", {"epoch": epoch, "total_epochs": total_epochs, "train_loss": train_loss,
-                                 "val_loss": val_loss, "val_metric": val_metric,
-                                 "elapsed_s": round(time.monotonic() - self.started, 3)},
+        self.job.event("epoch", self.epoch_data(epoch, total_epochs, train_loss, val_loss, val_metric),
                        progress=min(epoch / max(total_epochs, 1), 1.0), message=f"epoch {epoch}/{total_epochs}")
-        self.experiment.log_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_metric})
+        if self.experiment is not None:
+            self.experiment.log_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss,
+                                              "val_accuracy": val_metric})
+
+    def epoch_data(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> dict:
+        return {"epoch": epoch, "total_epochs": total_epochs, "train_loss": train_loss, "val_loss": val_loss,
+                "val_metric": val_metric, "elapsed_s": round(time.monotonic() - self.started, 3)}
 
     def should_stop(self) -> bool:
         return self.cancel.cancelled
@@ -150,7 +155,8 @@ def _calibrate(model, data: TrainingData) -> dict | None:
     return calibration_summary(model.temperature_, splits)
 
 
-def _training_data(workspace, request: TrainRequest, cancel: CancelToken) -> TrainingData:
+def prepare_data(workspace, request: TrainRequest, cancel: CancelToken) -> TrainingData:
+    """The request's labelled, split features (through the feature cache)."""
     from engine.datasets.source import is_export
 
     # An export brings its own features; anything else gets the request's (the kind's default when none).
@@ -166,11 +172,59 @@ def _training_data(workspace, request: TrainRequest, cancel: CancelToken) -> Tra
     return data
 
 
-def _data_event(job: JobLog, data: TrainingData) -> None:
-    job.event("data", {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
-                       "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
-                       "rejected": len(data.rejections), "grouping": data.grouping,
-                       "groups": len(set(data.split_groups))})
+def data_summary(data: TrainingData) -> dict:
+    """What a training job's "data" event says of its data."""
+    return {"classes": data.classes, "sizes": data.sizes(), "label_counts": data.label_counts,
+            "left_out": data.left_out, "notes": data.notes, "fingerprint": data.fingerprint,
+            "rejected": len(data.rejections), "grouping": data.grouping, "groups": len(set(data.split_groups))}
+
+
+def fit_model(request: TrainRequest, data: TrainingData, callback: JobCallback):
+    """A model of the request's kind and hyperparameters fitted on the training split, validation
+    driving early stopping (a cancelled fit returns early: the caller checks its token)."""
+    from engine.models.kinds import make_model
+
+    model = make_model(request.model, **{"seed": request.seed, **request.hyperparams})
+    _check_fit(request.model, data.spec, data, model.input_rank, model.feature_kinds)
+    train_x, train_y = data.part(Split.TRAIN)
+    val_x, val_y = data.part(Split.VAL)
+    callback.job.state(JobState.TRAINING, f"{request.model} on {len(train_y)} examples")
+    sample_weight = None
+    if request.weights:
+        from engine.datasets.weights import training_row_weights
+
+        sample_weight, weight_notes = training_row_weights(Path(request.weights), data)
+        data.notes.extend(weight_notes)
+    model.fit(train_x, train_y, X_val=val_x if len(val_y) else None, y_val=val_y if len(val_y) else None,
+              n_classes=len(data.classes), callback=callback, sample_weight=sample_weight)
+    return model
+
+
+def validation_metrics(model, data: TrainingData, seed: int) -> dict | None:
+    """The model's evaluation on the validation split (None when there is none)."""
+    return _evaluate_split(model, data, Split.VAL, seed)
+
+
+def register_trained(workspace, request: TrainRequest, data: TrainingData, model, metrics: dict, artifact: Path,
+                     job_id: str, meta: dict | None = None):
+    """Register a model saved in `artifact` as the next version of the request's name."""
+    from engine.models.orphans import write_registration
+    from engine.models.reconcile import reconcile_models
+    from engine.models.registry import register
+
+    registration = dict(
+        name=request.name, task=data.task, kind=request.model, feature_spec=data.spec, classes=data.classes,
+        label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
+        dataset_fingerprint=data.fingerprint, job_id=job_id,
+        meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
+              "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights,
+              "grouping": data.grouping, **(meta or {})},
+    )
+    # the folder says what it is, so a kill between moving it into models/ and committing its row
+    # leaves a registration that can be finished (engine/models/reconcile.py)
+    write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
+    reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
+    return register(workspace, artifact_dir=artifact, **registration)
 
 
 def _cross_validate(job: JobLog, data: TrainingData, request: TrainRequest, cancel: CancelToken) -> dict:
@@ -198,12 +252,12 @@ def _choose(workspace, job: JobLog, asked: TrainRequest, cancel: CancelToken) ->
     def prepare(features: str) -> tuple[TrainRequest, TrainingData]:
         if features not in prepared:
             chosen = replace(asked, features=features).with_task_defaults(workspace)
-            prepared[features] = chosen, _training_data(workspace, chosen, cancel)
+            prepared[features] = chosen, prepare_data(workspace, chosen, cancel)
         return prepared[features]
 
     if asked.dataset and is_export(Path(asked.dataset)):  # an export has its features: search the kinds only
         request = asked.with_task_defaults(workspace)
-        data = _training_data(workspace, request, cancel)
+        data = prepare_data(workspace, request, cancel)
         prepared[str(data.spec)] = request, data
         found = candidates(workspace, str(data.spec), asked.hyperparams, rank=data.features.ndim - 1)
     else:
@@ -245,10 +299,7 @@ def _ensemble_members(table: list[dict], features: str, count: int) -> list[dict
 
 @job_kind("train")
 def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> None:
-    from engine.models.kinds import make_model, save_model
-    from engine.models.orphans import write_registration
-    from engine.models.reconcile import reconcile_models
-    from engine.models.registry import register
+    from engine.models.kinds import save_model
 
     asked = TrainRequest(**params)
     request = asked.with_task_defaults(workspace)
@@ -257,38 +308,27 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
     if asked.model == AUTO:
         request, data, search = _choose(workspace, job, asked, cancel)
     else:
-        data = _training_data(workspace, request, cancel)
-    _data_event(job, data)
+        data = prepare_data(workspace, request, cancel)
+    job.event("data", data_summary(data))
     cv = search["cv"] if search else None
     if request.cv:
         cv = _cross_validate(job, data, request, cancel)
-    model = make_model(request.model, **{"seed": request.seed, **request.hyperparams})
-    _check_fit(request.model, data.spec, data, model.input_rank, model.feature_kinds)
-    train_x, train_y = data.part(Split.TRAIN)
-    val_x, val_y = data.part(Split.VAL)
     experiment = open_experiment_log(
         workspace.tracking_dir, request.log, experiment=request.name, run_name=job.job_id,
-        hyperparams={"model": request.model, "features": str(data.spec), **model.get_params(),
+        hyperparams={"model": request.model, "features": str(data.spec), **request.hyperparams,
                      **{key: getattr(request, key) for key in LOGGED_REQUEST_FIELDS}},
         tags={"task": data.task, "job_id": job.job_id, "dataset_fingerprint": data.fingerprint})
     with experiment:
-        job.state(JobState.TRAINING, f"{request.model} on {len(train_y)} examples")
-        callback = _JobCallback(job, cancel, experiment)
-        sample_weight = None
-        if request.weights:
-            from engine.datasets.weights import training_row_weights
-
-            sample_weight, weight_notes = training_row_weights(Path(request.weights), data)
-            data.notes.extend(weight_notes)
-        model.fit(train_x, train_y, X_val=val_x if len(val_y) else None, y_val=val_y if len(val_y) else None,
-                  n_classes=len(data.classes), callback=callback, sample_weight=sample_weight)
+        callback = JobCallback(job, cancel, experiment)
+        model = fit_model(request, data, callback)
         if cancel.cancelled:
             raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
         job.state(JobState.EVALUATING)
         calibration = _calibrate(model, data)
         if calibration is None:
             data.notes.append("no validation split: probabilities are not calibrated (temperature 1)")
-        metrics = {"val": _evaluate_split(model, data, Split.VAL, request.seed),
+        train_x, train_y = data.part(Split.TRAIN)
+        metrics = {"val": validation_metrics(model, data, request.seed),
                    "test": _evaluate_split(model, data, Split.TEST, request.seed),
                    "train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
                    "sizes": data.sizes(), "cv": cv, "calibration": calibration}
@@ -300,19 +340,8 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         artifact = workspace.runs_dir / job.job_id / "model"
         artifact.mkdir(parents=True, exist_ok=True)
         save_model(model, artifact)
-        registration = dict(
-            name=request.name, task=data.task, kind=request.model, feature_spec=data.spec, classes=data.classes,
-            label_counts=data.label_counts, hyperparams=model.get_params(), metrics=metrics,
-            dataset_fingerprint=data.fingerprint, job_id=job.job_id,
-            meta={"window_s": request.window_s, "notes": data.notes, "left_out": data.left_out,
-                  "dataset": request.dataset, "split_by": request.split_by, "weights": request.weights,
-                  "grouping": data.grouping, "auto": search},
-        )
-        # the folder says what it is, so a kill between moving it into models/ and committing its row
-        # leaves a registration that can be finished (engine/models/reconcile.py)
-        write_registration(artifact, {**registration, "feature_spec": data.spec.to_dict()})
-        reconcile_models(workspace)  # finish any registration a kill cut short before taking the next number
-        version = register(workspace, artifact_dir=artifact, **registration)
+        version = register_trained(workspace, request, data, model, metrics, artifact, job.job_id,
+                                   meta={"auto": search})
         experiment.finish(final_metrics(metrics), version.ref)
         job.finish(JobState.COMPLETED, result={"model": version.ref, "test": version.headline(),
                                                "calibration": calibration,
