@@ -485,7 +485,7 @@ def test_embeddings_list_and_install_aisfx_from_a_checkpoint(ws, tmp_path):
 def test_train_with_an_unknown_model_kind_exits_1_and_starts_no_job(ws):
     jobs_before = ok(["jobs", "list"], ws)["jobs"]
     message = fails(["train", "--name", "x", "--model", "svm"], ws, kind="InputError")
-    assert message == "unknown model 'svm'; choose one of auto, logreg, lgbm, mlp, cnn"
+    assert message == "unknown model 'svm'; choose one of auto, logreg, lgbm, mlp, cnn, finetune"
     assert "unknown extractor" in fails(["train", "--name", "x", "--features", "wavelets"], ws, kind="InputError")
     assert "model name" in fails(["train", "--name", "Not A Name"], ws, kind="InputError")
     assert ok(["jobs", "list"], ws)["jobs"] == jobs_before

@@ -23,7 +23,8 @@ from engine.jobs.log import JobLog, WatchedCancelToken
 from engine.progress import CancelToken
 from engine.sweeps import study as sweeps
 from engine.sweeps.space import REQUEST_PARAMS
-from engine.training.run import JobCallback, TrainRequest, data_summary, fit_model, prepare_data, validation_metrics
+from engine.training.run import (JobCallback, TrainRequest, data_summary, fit_model, model_params, prepare_data,
+                                 validation_metrics)
 from engine.training.tracking import open_experiment_log
 
 IDLE_POLL_S = 0.5  # a worker with nothing to claim while others still run looks again this often
@@ -195,7 +196,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
             raise InputError("a sweep selects on the validation split, and this data has none (raise --val)")
         experiment = open_experiment_log(
             workspace.tracking_dir, request.log, experiment=f"sweep-{config.name}", run_name=job.job_id,
-            hyperparams={"model": request.model, "features": str(data.spec), **request.hyperparams},
+            hyperparams={"model": request.model, "features": str(data.spec), **model_params(request)},
             tags={"sweep": config.name, "trial": trial.number, "job_id": job.job_id})
         with experiment:
             callback = _TrialCallback(job, token, trial, config.prune != "none", experiment)

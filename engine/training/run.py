@@ -179,6 +179,13 @@ def data_summary(data: TrainingData) -> dict:
             "rejected": len(data.rejections), "grouping": data.grouping, "groups": len(set(data.split_groups))}
 
 
+def model_params(request: TrainRequest) -> dict:
+    """Every hyperparameter the request's model trains with: its kind's defaults, then the request's."""
+    from engine.models.kinds import SAVED_KINDS
+
+    return {**SAVED_KINDS[request.model].defaults, "seed": request.seed, **request.hyperparams}
+
+
 def fit_model(request: TrainRequest, data: TrainingData, callback: JobCallback):
     """A model of the request's kind and hyperparameters fitted on the training split, validation
     driving early stopping (a cancelled fit returns early: the caller checks its token)."""
@@ -315,7 +322,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         cv = _cross_validate(job, data, request, cancel)
     experiment = open_experiment_log(
         workspace.tracking_dir, request.log, experiment=request.name, run_name=job.job_id,
-        hyperparams={"model": request.model, "features": str(data.spec), **request.hyperparams,
+        hyperparams={"model": request.model, "features": str(data.spec), **model_params(request),
                      **{key: getattr(request, key) for key in LOGGED_REQUEST_FIELDS}},
         tags={"task": data.task, "job_id": job.job_id, "dataset_fingerprint": data.fingerprint})
     with experiment:
