@@ -244,3 +244,16 @@ def test_the_value_column_has_the_details_precision(low, high):
     assert f"[{result.value_text}," in result.detail
     assert f'<td class="num">{result.value_text}</td>' in render_html(GateReport({}, [result], {}))
     assert GateResult("dataset.silent_clips", "Silent", True, 2, "<= 0").value_text == "2"
+
+
+def test_two_reports_of_the_same_second_keep_files_of_their_own(tmp_path):
+    from engine.gates.report import write_to_workspace
+    from engine.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path / "ws")
+    first = GateReport({"class_counts": {"kick": 1}}, [], {}, created_at="2026-11-27T15:00:00+00:00")
+    second = GateReport({"class_counts": {"kick": 2}}, [], {}, created_at="2026-11-27T15:00:00+00:00")
+    (json_a, _), (json_b, html_b) = write_to_workspace(workspace, first), write_to_workspace(workspace, second)
+    assert json_a.name == "gates-20261127T150000.json" and json_b.name == "gates-20261127T150000-2.json"
+    assert html_b.name == "gates-20261127T150000-2.html"
+    assert json.loads(json_a.read_text())["subject"]["class_counts"] == {"kick": 1}

@@ -35,8 +35,13 @@ def write_html(report: GateReport, path: Path) -> Path:
 
 
 def write_to_workspace(workspace, report: GateReport) -> tuple[Path, Path]:
-    """The report's JSON and HTML in `<workspace>/reports/`, named by its creation time."""
+    """The report's JSON and HTML in `<workspace>/reports/`, named by its creation time (with -2, -3 …
+    after it when a report of the same second is there already)."""
     stem = workspace.reports_dir / report_stem(report)
+    for copy in range(2, 1000):
+        if not stem.with_suffix(".json").exists():
+            break
+        stem = workspace.reports_dir / f"{report_stem(report)}-{copy}"
     return write_json(report, stem.with_suffix(".json")), write_html(report, stem.with_suffix(".html"))
 
 
