@@ -72,7 +72,13 @@ def params_text(params: dict) -> str:
 def trial_row(trial: TrialRow, best: int | None) -> tuple:
     return (f"{trial.number}{' ★' if trial.number == best else ''}", Text(trial.state, style=STATE_STYLES[trial.state]),
             params_text(trial.params), "—" if trial.val_macro_f1 is None else f"{trial.val_macro_f1:.3f}",
-            "—" if trial.seconds is None else format_duration(trial.seconds))
+            seconds_text(trial.seconds))
+
+
+def seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
 
 
 def sweep_line(summary: SweepSummary, workers: list[JobRecord]) -> Text:
