@@ -3,6 +3,8 @@ watch its trials appear with states and scores, the best-so-far curve and the se
 curve; cancel it with x (the trial in hand ends cancelled), resume it with r (the cancelled point
 runs again). Workers are real processes; every wait is on a condition, none is a fixed sleep.
 
+With two sweeps, n goes to the other; a trial no worker has claimed says so.
+
 A small curated library (3 classes x 3 packs x 4 clips) is imported once per module with its dsp
 features cached; the test works on its own copy.
 """
@@ -19,9 +21,11 @@ from engine.features.spec import FeatureSpec
 from engine.jobs.log import FINAL_STATES, get_job
 from engine.library.importer import import_folder
 from engine.sweeps import study as sweeps
-from engine.sweeps.launch import cancel_sweep, sweep_jobs
+from engine.sweeps.launch import cancel_sweep, prepare_study, sweep_jobs
+from engine.sweeps.study import SweepConfig
 from engine.sweeps.summary import best_so_far, summarise
 from engine.training.data import training_data
+from engine.training.run import TrainRequest
 from engine.workspace import Workspace
 from tui.app import make_app
 from tui.screens.sweeps import BestSoFar, SweepsScreen
@@ -65,6 +69,7 @@ async def test_a_sweep_started_from_the_view_shows_its_trials_and_is_cancelled_a
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("6")
             screen = await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen, "the Sweeps view")
+            assert "press s" in shown_text(screen.query_one("#sweeps-line"))
             await pilot.press("s")
             dialog = await wait_for(pilot, lambda: isinstance(app.screen, SweepDialog) and app.screen, "the dialog")
             await fill(pilot, dialog, {"name": "tiny", "search": "lr=1e-3", "features": "dsp", "min-class": "0"})
@@ -103,6 +108,19 @@ async def test_a_sweep_started_from_the_view_shows_its_trials_and_is_cancelled_a
             await pilot.press("x", "y")
             await wait_for(pilot, lambda: all(get_job(ws, j.job_id).state in FINAL_STATES for j in sweep_jobs(ws, "tiny")),
                            "the resumed worker to stop", timeout=60)
+
+            # another sweep, made (not run) outside the view: n shows it, its trials waiting, with no curve
+            prepare_study(ws, SweepConfig(name="other", grid={"C": [0.1, 1]},
+                                          request=TrainRequest(name="other", model="logreg", features="dsp",
+                                                               split_by="clip", min_class_samples=2).__dict__), None)
+            await wait_for(pilot, lambda: "other" in screen.names, "the other sweep listed")
+            await pilot.press("n")
+            await wait_for(pilot, lambda: screen.sweep == "other" and states(screen) == {0: "waiting", 1: "waiting"},
+                           "the other sweep's trials")
+            assert "of 2 grid points" in shown_text(screen.query_one("#sweeps-line"))
+            await wait_for(pilot, lambda: "no training job yet" in shown_text(screen.query_one("#sweeps-trial-status")),
+                           "the waiting trial said so")
+            assert curve.epochs_drawn == 0 and screen.query_one(BestSoFar).points == 0
     finally:
         cancel_sweep(ws, "tiny")  # (a no-op unless the test failed midway)
     study, config = sweeps.open_sweep(ws, "tiny", None)

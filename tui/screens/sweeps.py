@@ -38,9 +38,10 @@ COLUMNS = (("trial", 6), ("state", 9), ("params", 30), ("val F1", 6), ("time", 7
 
 class SweepPolled(Message):
     def __init__(self, names: list[str], summary: SweepSummary | None, workers: list[JobRecord],
-                 error: str | None = None) -> None:
+                 error: str | None = None, budget: int | None = None) -> None:
         super().__init__()
         self.names, self.summary, self.workers, self.error = names, summary, workers, error
+        self.budget = budget  # a sampler sweep's trials in all
 
 
 class SweepStarted(Message):
@@ -60,7 +61,7 @@ def read_sweep(workspace, name: str | None) -> SweepPolled:
     if name is None:
         return SweepPolled(names, None, [])
     study, config = sweeps.open_sweep(workspace, name, None)
-    return SweepPolled(names, summarise(workspace, study, config), sweep_jobs(workspace, name))
+    return SweepPolled(names, summarise(workspace, study, config), sweep_jobs(workspace, name), budget=config.trials)
 
 
 def params_text(params: dict) -> str:
@@ -81,7 +82,7 @@ def seconds_text(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
 
 
-def sweep_line(summary: SweepSummary, workers: list[JobRecord]) -> Text:
+def sweep_line(summary: SweepSummary, workers: list[JobRecord], budget: int | None = None) -> Text:
     """The sweep on one line: name, whether a worker runs, its counts, the best trial."""
     running = any(job.state.is_live for job in workers)
     line = Text.assemble((f"{summary.name} ", "bold"), f"{summary.sampler}  ",
@@ -90,6 +91,8 @@ def sweep_line(summary: SweepSummary, workers: list[JobRecord]) -> Text:
     line.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no trials yet")
     if summary.grid_points:
         line.append(f" of {summary.grid_points} grid points")
+    elif budget:
+        line.append(f" of {budget} trials")
     best = next((t for t in summary.trials if t.number == summary.best), None)
     if best is not None:
         line.append(f"  best #{best.number} {best.val_macro_f1:.3f}", style="green")
@@ -155,6 +158,7 @@ class SweepsScreen(ReportsWorkerErrors, Screen):
         self.trial_job: str | None = None  # the selected trial's training job
         self._poller: Worker | None = None
         self._shown: list[int] = []
+        self._waiting: int | None = None  # the selected trial, while it has no job
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -239,7 +243,7 @@ class SweepsScreen(ReportsWorkerErrors, Screen):
         if message.summary is None:
             return
         self.sweep, self.summary, self.sweep_workers = message.summary.name, message.summary, message.workers
-        line.update(sweep_line(message.summary, message.workers))
+        line.update(sweep_line(message.summary, message.workers, message.budget))
         self.show_trials(message.summary)
         self.query_one(BestSoFar).show(message.summary)
         self.query_one("#sweeps-importances", Static).update(importances_text(message.summary))
@@ -271,12 +275,20 @@ class SweepsScreen(ReportsWorkerErrors, Screen):
     def follow_selected(self) -> None:
         """Follow the highlighted trial's training job (a trial gets one once a worker claims it)."""
         trial = self.selected_trial()
-        job_id = trial.job_id if trial is not None else None
-        if job_id is None or job_id == self.trial_job:
+        if trial is None:
             return
-        self.trial_job = job_id
         line = self.query_one(JobLine)
-        line.follow(job_id)
+        if trial.job_id is None:  # waiting for a worker to claim it
+            if self.trial_job is not None or self._waiting != trial.number:
+                self.trial_job, self._waiting = None, trial.number
+                line.pause()
+                line.say(Text(f"trial {trial.number} {trial.state}: no training job yet", style="dim"))
+                self.query_one(LossCurve).show(None)
+            return
+        if trial.job_id == self.trial_job:
+            return
+        self.trial_job, self._waiting = trial.job_id, None
+        line.follow(trial.job_id)
         self.query_one(LossCurve).show(line.curve)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -297,7 +309,7 @@ class SweepsScreen(ReportsWorkerErrors, Screen):
         self.poll()
 
     def show_sweep(self, name: str) -> None:
-        self.sweep, self.summary, self._shown, self.trial_job = name, None, [], None
+        self.sweep, self.summary, self._shown, self.trial_job, self._waiting = name, None, [], None, None
         self.query_one(DataTable).clear()
         self.query_one(JobLine).pause()
         self.query_one(JobLine).say(Text("no trial selected", style="dim"))
