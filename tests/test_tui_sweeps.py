@@ -74,6 +74,11 @@ async def test_a_sweep_started_from_the_view_shows_its_trials_and_is_cancelled_a
             dialog = await wait_for(pilot, lambda: isinstance(app.screen, SweepDialog) and app.screen, "the dialog")
             await fill(pilot, dialog, {"name": "tiny", "search": "lr=1e-3", "features": "dsp", "min-class": "0"})
             assert "min/class" in shown_text(dialog.query_one("#sweep-form-message"))  # a bad field is named
+            await fill(pilot, dialog, {"search": "lr=1e-3 C=uniform(0,1)", "min-class": "2"})
+            assert "not both" in shown_text(dialog.query_one("#sweep-form-message"))
+            await fill(pilot, dialog, {"search": "lr=loguniform(1e-4,1e-2)", "trials": "0"})
+            assert "trials" in shown_text(dialog.query_one("#sweep-form-message"))
+            dialog.query_one("#sweep-trials", Input).value = ""
             await fill(pilot, dialog, {"search": f"epochs=3,{LONG} patience={LONG}", "min-class": "2"})
 
             await wait_for(pilot, lambda: states(screen).get(0) == "complete", "trial 0 to complete", timeout=120)
