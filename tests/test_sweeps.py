@@ -180,6 +180,11 @@ def test_the_views_helpers_refuse_a_running_or_finished_sweep_and_draw_the_best_
     assert sweeps.sweep_names(ws) == ["s"]
     with pytest.raises(InputError, match="all 2 grid points"):
         resume_sweep(ws, "s")
+    tpe = config("t", space=["C=loguniform(0.1,1)"], sampler="tpe", trials=1, model="logreg")
+    prepare_study(ws, tpe, None)
+    run_worker(ws, "t")
+    with pytest.raises(InputError, match="all 1 trials"):
+        start_sweep(ws, tpe)
 
 
 def test_a_duplicate_enqueue_of_a_point_never_completes_twice(ws):

@@ -10,7 +10,7 @@ from engine.errors import InputError
 from engine.jobs.log import list_jobs, request_cancel, spawn_job
 from engine.store.jobs import JobRecord
 from engine.sweeps import study as sweeps
-from engine.sweeps.run import WorkerParams, trial_request
+from engine.sweeps.run import WorkerParams, anything_running, budget_left, trial_request
 from engine.sweeps.space import REQUEST_PARAMS, grid_points, point_key
 from engine.training.launch import check_request, kind_defaults, split_hyperparams
 
@@ -91,12 +91,17 @@ def sweep_jobs(workspace, name: str, limit: int = 200) -> list[JobRecord]:
 
 def start_sweep(workspace, config: sweeps.SweepConfig, storage_url: str | None = None, parallel: int = 1) -> list[str]:
     """Make or resume a sweep and spawn its workers (what `sweep run --detach` does); returns their job
-    ids. InputError when one of its workers still runs, or every grid point is done."""
+    ids. InputError when one of its workers still runs, or every grid point is done (every trial of a
+    sampler's budget has run)."""
     if any(job.state.is_live for job in sweep_jobs(workspace, config.name)):
         raise InputError(f"sweep {config.name!r} is running; cancel it first")
     counts = prepare_study(workspace, config, storage_url)
     if counts and not counts["enqueued"] and not counts["pending"]:
         raise InputError(f"all {counts['done']} grid points of sweep {config.name!r} are done")
+    if config.sampler != "grid":
+        study, _ = sweeps.open_sweep(workspace, config.name, storage_url)
+        if not budget_left(study, config) and not anything_running(study):
+            raise InputError(f"all {config.trials} trials of sweep {config.name!r} have run")
     return start_workers(workspace, config.name, storage_url, parallel)
 
 
