@@ -65,9 +65,13 @@ def read_sweep(workspace, name: str | None) -> SweepPolled:
 
 
 def params_text(params: dict) -> str:
-    from engine.sweeps.space import point_key
+    """A trial's parameters, names sorted as in its grid key, a sampled float to 4 significant digits."""
+    from engine.sweeps.space import format_value
 
-    return printable(point_key(params)) if params else "—"
+    if not params:
+        return "—"
+    return printable(",".join(f"{name}={f'{value:.4g}' if isinstance(value, float) else format_value(value)}"
+                              for name, value in sorted(params.items())))
 
 
 def trial_row(trial: TrialRow, best: int | None) -> tuple:
@@ -130,6 +134,9 @@ class BestSoFar(PlotextPlot):
             plt.title("best val macro-F1 so far")
             x, y = [n for n, _ in curve], [v for _, v in curve]
             plt.plot(x, y, color="green", marker="braille" if len(x) > 1 else "dot")
+            plt.ylim(max(0.0, min(y) - 0.05), 1.0)
+            if len(x) <= 6:
+                plt.xticks(x)
             plt.xlabel("trial")
         self.refresh()
 
