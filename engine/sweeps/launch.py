@@ -107,7 +107,7 @@ def start_sweep(workspace, config: sweeps.SweepConfig, storage_url: str | None =
 
 def resume_sweep(workspace, name: str, storage_url: str | None = None, parallel: int = 1) -> list[str]:
     """Start a stopped sweep again with its stored settings: its unfinished trials run."""
-    study, config = sweeps.open_sweep(workspace, name, storage_url)
+    _, config = sweeps.open_sweep(workspace, name, storage_url)
     return start_sweep(workspace, config, storage_url, parallel)
 
 
