@@ -79,7 +79,13 @@ async def test_a_sweep_started_from_the_view_shows_its_trials_and_is_cancelled_a
             await fill(pilot, dialog, {"search": "lr=loguniform(1e-4,1e-2)", "trials": "0"})
             assert "trials" in shown_text(dialog.query_one("#sweep-form-message"))
             dialog.query_one("#sweep-trials", Input).value = ""
-            await fill(pilot, dialog, {"search": f"epochs=3,{LONG} patience={LONG}", "min-class": "2"})
+            await fill(pilot, dialog, {"search": "epochs=3", "model": "nosuch", "min-class": "2"})  # the engine's check
+            await wait_for(pilot, lambda: any("nosuch" in n.message for n in app._notifications), "why it did not start")
+            assert sweeps.sweep_names(ws) == [] and not sweep_jobs(ws, "tiny")  # nothing made, nothing spawned
+            await pilot.press("s")
+            dialog = await wait_for(pilot, lambda: isinstance(app.screen, SweepDialog) and app.screen, "the dialog again")
+            await fill(pilot, dialog, {"name": "tiny", "search": f"epochs=3,{LONG} patience={LONG}", "features": "dsp",
+                                       "min-class": "2"})
 
             await wait_for(pilot, lambda: states(screen).get(0) == "complete", "trial 0 to complete", timeout=120)
             await wait_for(pilot, lambda: states(screen).get(1) == "running", "trial 1 to run")
