@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Select
 
 from conftest import copy_workspace, curated_library
 from engine.features.spec import FeatureSpec
@@ -84,6 +84,7 @@ async def test_a_sweep_started_from_the_view_shows_its_trials_and_is_cancelled_a
             assert sweeps.sweep_names(ws) == [] and not sweep_jobs(ws, "tiny")  # nothing made, nothing spawned
             await pilot.press("s")
             dialog = await wait_for(pilot, lambda: isinstance(app.screen, SweepDialog) and app.screen, "the dialog again")
+            dialog.query_one("#sweep-prune", Select).value = "median"  # (no trial is pruned: it needs 2 complete)
             await fill(pilot, dialog, {"name": "tiny", "search": f"epochs=3,{LONG} patience={LONG}", "features": "dsp",
                                        "min-class": "2"})
 
@@ -137,4 +138,6 @@ async def test_a_sweep_started_from_the_view_shows_its_trials_and_is_cancelled_a
     study, config = sweeps.open_sweep(ws, "tiny", None)
     summary = summarise(ws, study, config)
     assert [t.number for t in summary.trials][:3] == [0, 1, 2] and summary.best == 0
+    assert (config.sampler, config.grid, config.prune) == ("grid", {"epochs": [3, LONG], "patience": [LONG]}, "median")
+    assert (config.request["features"], config.request["min_class_samples"], config.request["model"]) == ("dsp", 2, "mlp")
     assert best_so_far(summary.trials) == [(0, summary.trials[0].val_macro_f1)]

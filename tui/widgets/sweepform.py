@@ -1,6 +1,7 @@
 """The new-sweep dialog: a name, what to search (grid items `lr=1e-3,1e-2`, or a sampler's space
-`lr=loguniform(1e-4,1e-2)` with a number of trials), and the training every trial starts from. It
-gives back a SweepConfig; the engine checks the rest when the sweep starts."""
+`lr=loguniform(1e-4,1e-2)` with a number of trials), the training every trial starts from and the
+pruner (on per-epoch validation accuracy). It gives back a SweepConfig; the engine checks the rest
+when the sweep starts."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from textual.widgets import Input, Label, Select
 
 from engine.errors import InputError
 from engine.sweeps.space import parse_grid, parse_space, split_search
-from engine.sweeps.study import SweepConfig
+from engine.sweeps.study import PRUNERS, SweepConfig
 from engine.text import printable
 from engine.training.run import TrainRequest
 from tui.widgets.trainform import MIN_CLASS, SPLITS, parse_number
@@ -38,6 +39,9 @@ class SweepDialog(ModalScreen[SweepConfig | None]):
             yield Horizontal(Label("split", classes="form-label"),
                              Select(SPLITS, value="group", allow_blank=False, id="sweep-split", compact=True),
                              classes="form-row")
+            yield Horizontal(Label("prune", classes="form-label"),
+                             Select([(p, p) for p in PRUNERS], value="none", allow_blank=False, id="sweep-prune",
+                                    compact=True), classes="form-row")
             yield Label("", id="sweep-form-message")
             yield Label("enter: start · escape: cancel", classes="dialog-hint")
 
@@ -62,7 +66,8 @@ class SweepDialog(ModalScreen[SweepConfig | None]):
             min_class_samples=parse_number(min_class, *MIN_CLASS) if min_class else TrainRequest.min_class_samples)
         return SweepConfig(name=name, sampler="grid" if grid_specs else "tpe", grid=parse_grid(grid_specs),
                            space=[d.to_dict() for d in parse_space(space_specs)], trials=trials,
-                           seed=request.seed, request=request.__dict__)
+                           prune=str(self.query_one("#sweep-prune", Select).value), seed=request.seed,
+                           request=request.__dict__)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
