@@ -76,7 +76,7 @@ def params_text(params: dict) -> str:
 
 def trial_row(trial: TrialRow, best: int | None) -> tuple:
     return (f"{trial.number}{' ★' if trial.number == best else ''}", Text(trial.state, style=STATE_STYLES[trial.state]),
-            params_text(trial.params), "—" if trial.val_macro_f1 is None else f"{trial.val_macro_f1:.3f}",
+            Text(params_text(trial.params)), "—" if trial.val_macro_f1 is None else f"{trial.val_macro_f1:.3f}",
             seconds_text(trial.seconds))
 
 
