@@ -156,6 +156,37 @@ def test_a_grid_runs_each_point_once_resumes_and_reruns_one(ws):
     assert [t.state.name for t in trials_of(ws, "s")] == ["WAITING", "WAITING"]
 
 
+def test_the_views_helpers_refuse_a_running_or_finished_sweep_and_draw_the_best_so_far(ws):
+    from engine.sweeps.launch import cancel_sweep, resume_sweep, start_sweep
+    from engine.sweeps.space import split_search
+    from engine.sweeps.summary import TrialRow, best_so_far
+
+    assert split_search("lr=1e-3,1e-2  epochs=5 hidden=categorical(32, 64) C=loguniform(1e-2,1)") == (
+        ["lr=1e-3,1e-2", "epochs=5"], ["hidden=categorical(32, 64)", "C=loguniform(1e-2,1)"])
+    rows = [TrialRow(n, state, {}, f1, None, None, None, None, None, None)
+            for n, state, f1 in ((0, "complete", 0.5), (1, "failed", None), (2, "complete", 0.4),
+                                 (3, "running", None), (4, "complete", 0.7))]
+    assert best_so_far(rows[::-1]) == [(0, 0.5), (2, 0.5), (4, 0.7)]
+
+    cfg = config(grid=["C=0.1,1"], model="logreg")
+    worker = JobLog(ws, "sweep", {"name": "s"})  # a worker that runs (its process is this one)
+    prepare_study(ws, cfg, None)
+    with pytest.raises(InputError, match="is running"):
+        start_sweep(ws, cfg)
+    assert cancel_sweep(ws, "s") == [worker.job_id] and worker.cancel_requested()
+    worker.finish(JobState.CANCELLED)
+    assert cancel_sweep(ws, "s") == []
+    run_worker(ws, "s")
+    assert sweeps.sweep_names(ws) == ["s"]
+    with pytest.raises(InputError, match="all 2 grid points"):
+        resume_sweep(ws, "s")
+    tpe = config("t", space=["C=loguniform(0.1,1)"], sampler="tpe", trials=1, model="logreg")
+    prepare_study(ws, tpe, None)
+    run_worker(ws, "t")
+    with pytest.raises(InputError, match="all 1 trials"):
+        start_sweep(ws, tpe)
+
+
 def test_a_duplicate_enqueue_of_a_point_never_completes_twice(ws):
     cfg = config(grid=["C=0.1,1"], model="logreg")
     prepare_study(ws, cfg, None)

@@ -146,7 +146,7 @@ async def test_the_library_reloads_on_return_only_when_the_workspace_changed(lib
 
 
 async def test_at_80_columns_every_screen_shows_the_mode_keys_with_its_own_lit(tmp_path):
-    """The header keeps 1–5 and ? in view on every screen (the footer is cut before them at 80
+    """The header keeps 1–6 and ? in view on every screen (the footer is cut before them at 80
     columns), and lights the mode the screen is."""
     from textual.geometry import Region
     from textual.widgets._header import HeaderTitle
@@ -154,13 +154,13 @@ async def test_at_80_columns_every_screen_shows_the_mode_keys_with_its_own_lit(t
     app = make_app(tmp_path / "ws")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        for key, mode in zip("12345", ("Library", "Label", "Train", "Gates", "Models")):
+        for key, mode in zip("123456", ("Library", "Label", "Train", "Gates", "Models", "Sweeps")):
             await pilot.press(key)
             await pilot.pause()
             title = app.screen.query_one(HeaderTitle)
             line = title.render_lines(Region(0, 0, title.size.width, 1))[0]
             text = "".join(segment.text for segment in line)
-            for shown in ("1 Library", "2 Label", "3 Train", "4 Gates", "5 Models", "? Help"):
+            for shown in ("1 Library", "2 Label", "3 Train", "4 Gates", "5 Models", "6 Sweeps", "? Help"):
                 assert shown in text, f"{shown!r} is cut from the header of {mode}: {text!r}"
             lit = [segment.text.strip() for segment in line if segment.style and segment.style.reverse]
             assert lit == [key, mode]

@@ -19,7 +19,7 @@ from tui.screens.library import LibraryScreen
 STYLES = Path(__file__).resolve().parents[1] / "styles"
 
 
-MODE_KEYS = {"library": "1", "label": "2", "train": "3", "gates": "4", "models": "5"}
+MODE_KEYS = {"library": "1", "label": "2", "train": "3", "gates": "4", "models": "5", "sweeps": "6"}
 
 
 def _on_first_visit(module: str, name: str) -> Callable[[], Screen]:
@@ -37,15 +37,17 @@ def _mode(mode: str, make: Callable[[], Screen]) -> Callable[[], Screen]:
 
 
 class WorkbenchApp(App):
-    """Five modes, one key each: library, label, train, gates, models; ctrl+p finds any action."""
+    """Six modes, one key each: library, label, train, gates, models, sweeps; ctrl+p finds any action."""
 
-    CSS_PATH = [STYLES / f"{sheet}.tcss" for sheet in ("app", "dialogs", "label", "train", "gates", "models")]
+    CSS_PATH = [STYLES / f"{sheet}.tcss"
+                for sheet in ("app", "dialogs", "label", "train", "gates", "models", "sweeps")]
     TITLE = "workbench"
     MODES = {"library": _mode("library", LibraryScreen),
              "label": _mode("label", _on_first_visit("tui.screens.label", "LabelScreen")),
              "train": _mode("train", _on_first_visit("tui.screens.train", "TrainScreen")),
              "gates": _mode("gates", _on_first_visit("tui.screens.gates", "GatesScreen")),
-             "models": _mode("models", _on_first_visit("tui.screens.models", "ModelsScreen"))}
+             "models": _mode("models", _on_first_visit("tui.screens.models", "ModelsScreen")),
+             "sweeps": _mode("sweeps", _on_first_visit("tui.screens.sweeps", "SweepsScreen"))}
     # the mode keys and ? live in every screen's header (format_title), so the footer keeps its
     # width for the screen's own keys
     BINDINGS = [

@@ -7,9 +7,10 @@ import re
 from dataclasses import replace
 
 from engine.errors import InputError
-from engine.jobs.log import spawn_job
+from engine.jobs.log import list_jobs, request_cancel, spawn_job
+from engine.store.jobs import JobRecord
 from engine.sweeps import study as sweeps
-from engine.sweeps.run import WorkerParams, trial_request
+from engine.sweeps.run import WorkerParams, anything_running, budget_left, trial_request
 from engine.sweeps.space import REQUEST_PARAMS, grid_points, point_key
 from engine.training.launch import check_request, kind_defaults, split_hyperparams
 
@@ -80,3 +81,36 @@ def start_workers(workspace, name: str, storage_url: str | None, parallel: int =
     sweeps.open_sweep(workspace, name, storage_url, heartbeat_s=heartbeat_s, grace_s=grace_s)  # it exists
     params = WorkerParams(name, storage_url, heartbeat_s, grace_s).__dict__
     return [spawn_job(workspace, "sweep", params) for _ in range(parallel)]
+
+
+def sweep_jobs(workspace, name: str, limit: int = 200) -> list[JobRecord]:
+    """The worker jobs of a sweep among the workspace's recent jobs, newest first."""
+    return [job for job in list_jobs(workspace, limit=limit)
+            if job.kind == "sweep" and (job.params or {}).get("name") == name]
+
+
+def start_sweep(workspace, config: sweeps.SweepConfig, storage_url: str | None = None, parallel: int = 1) -> list[str]:
+    """Make or resume a sweep and spawn its workers (what `sweep run --detach` does); returns their job
+    ids. InputError when one of its workers still runs, or every grid point is done (every trial of a
+    sampler's budget has run)."""
+    if any(job.state.is_live for job in sweep_jobs(workspace, config.name)):
+        raise InputError(f"sweep {config.name!r} is running; cancel it first")
+    counts = prepare_study(workspace, config, storage_url)
+    if counts and not counts["enqueued"] and not counts["pending"]:
+        raise InputError(f"all {counts['done']} grid points of sweep {config.name!r} are done")
+    if config.sampler != "grid":
+        study, _ = sweeps.open_sweep(workspace, config.name, storage_url)
+        if not budget_left(study, config) and not anything_running(study):
+            raise InputError(f"all {config.trials} trials of sweep {config.name!r} have run")
+    return start_workers(workspace, config.name, storage_url, parallel)
+
+
+def resume_sweep(workspace, name: str, storage_url: str | None = None, parallel: int = 1) -> list[str]:
+    """Start a stopped sweep again with its stored settings: its unfinished trials run."""
+    _, config = sweeps.open_sweep(workspace, name, storage_url)
+    return start_sweep(workspace, config, storage_url, parallel)
+
+
+def cancel_sweep(workspace, name: str) -> list[str]:
+    """Ask every running worker of a sweep to stop (their trials in hand end cancelled); returns their job ids."""
+    return [request_cancel(workspace, job.job_id).job_id for job in sweep_jobs(workspace, name) if job.state.is_live]

@@ -247,7 +247,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
             heartbeat.stopped.set()
 
 
-def _budget_left(study, config: sweeps.SweepConfig) -> bool:
+def budget_left(study, config: sweeps.SweepConfig) -> bool:
     """A sampler sweep may start another trial: fewer than `trials` are finished, running or waiting
     (cancelled trials, duplicates and trials retried after a death do not count)."""
     from optuna.trial import TrialState
@@ -260,7 +260,7 @@ def _budget_left(study, config: sweeps.SweepConfig) -> bool:
     return counted < (config.trials or 0)
 
 
-def _anything_running(study) -> bool:
+def anything_running(study) -> bool:
     from optuna.trial import TrialState
 
     return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)))
@@ -280,10 +280,10 @@ def run_sweep_worker(workspace, job: JobLog, params: dict, cancel: CancelToken) 
     while not cancel.cancelled:
         sweeps.reap_dead_trials(study, workspace)
         trial = sweeps.claim(study)
-        if trial is None and config.sampler != "grid" and _budget_left(study, config):
+        if trial is None and config.sampler != "grid" and budget_left(study, config):
             trial = study.ask()
         if trial is None:
-            if not _anything_running(study):
+            if not anything_running(study):
                 break
             time.sleep(IDLE_POLL_S)  # another worker's trial may die and come back to the queue
             continue

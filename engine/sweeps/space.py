@@ -151,3 +151,14 @@ def parse_space(specs: list[str]) -> list[Dimension]:
                 raise InputError(f"--space {spec!r}: a log scale needs low > 0")
         dimensions.append(Dimension(name, kind, args))
     return dimensions
+
+
+_SEARCH_ITEM = re.compile(r"[^\s(]+\([^)]*\)|\S+")
+
+
+def split_search(text: str) -> tuple[list[str], list[str]]:
+    """One line of search items, as the TUI's sweep form takes them, → (grid specs, space specs):
+    `lr=1e-3,1e-2 epochs=5` is a grid, `lr=loguniform(1e-4, 1e-2)` a space dimension."""
+    items = _SEARCH_ITEM.findall(text)
+    return [i for i in items if not _DISTRIBUTION.match(i.partition("=")[2])], \
+        [i for i in items if _DISTRIBUTION.match(i.partition("=")[2])]

@@ -241,6 +241,13 @@ def reap_dead_trials(study, workspace) -> list[int]:
     return reaped
 
 
+def sweep_names(workspace) -> list[str]:
+    """The sweeps kept in the workspace's journal files, the most recently written first."""
+    folder = workspace.root / "sweeps"
+    journals = folder.glob("*.journal") if folder.is_dir() else []
+    return [p.stem for p in sorted(journals, key=lambda p: (-p.stat().st_mtime, p.stem))]
+
+
 def open_sweep(workspace, name: str, url: str | None, **storage_options):
     """(study, config) of an existing sweep."""
     if url is None and not journal_path(workspace, name).is_file():

@@ -46,6 +46,15 @@ class SweepSummary:
                 "counts": {s: self.count(s) for s in ("complete", "pruned", "failed", "cancelled", "running", "waiting")}}
 
 
+def best_so_far(trials: list[TrialRow]) -> list[tuple[int, float]]:
+    """(trial number, the best validation macro-F1 of the complete trials up to it), one per complete trial."""
+    curve: list[tuple[int, float]] = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        if trial.state == "complete" and trial.val_macro_f1 is not None:
+            curve.append((trial.number, max(trial.val_macro_f1, curve[-1][1] if curve else trial.val_macro_f1)))
+    return curve
+
+
 def _state(trial) -> str:
     outcome = str(trial.user_attrs.get(sweeps.OUTCOME, ""))
     if trial.state.name == "FAIL":
