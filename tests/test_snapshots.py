@@ -90,6 +90,13 @@ async def _open_the_track(pilot) -> None:
     await pilot.pause()
 
 
+def _sized(table) -> bool:
+    """A table with rows whose columns have taken the widths of their cells (they are measured on a
+    later refresh than the one that adds the rows)."""
+    return bool(table.row_count) and any(column.content_width > len(str(column.label)) + 1
+                                         for column in table.columns.values())
+
+
 def _mode(key: str, ready):
     async def run_before(pilot) -> None:
         await _library_ready(pilot)
@@ -104,7 +111,7 @@ SCREENS = {
     "library": _library_ready,
     "label": _open_the_track,
     "train": _mode("3", lambda screen: screen.query("JobsTable") and screen.query_one("JobsTable").row_count),
-    "gates": _mode("4", lambda screen: screen.query_one("#gates-table").row_count),
+    "gates": _mode("4", lambda screen: _sized(screen.query_one("#gates-table"))),
     "models": _mode("5", lambda screen: screen.query_one("VersionsTable").row_count),
 }
 
