@@ -14,7 +14,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
@@ -25,6 +24,7 @@ from engine.sweeps.summary import SweepSummary, TrialRow, best_so_far
 from engine.text import printable
 from engine.training.curve import TrainingCurve, format_duration
 from tui.widgets.confirm import ConfirmDialog
+from tui.screens.polling import PollingScreen
 from tui.widgets.jobline import JobLine
 from tui.widgets.losscurve import LossCurve, legend
 from tui.widgets.sweepform import SweepDialog
@@ -148,7 +148,7 @@ def importances_text(summary: SweepSummary | None) -> Text:
                 no_wrap=True, overflow="ellipsis")
 
 
-class SweepsScreen(ReportsWorkerErrors, Screen):
+class SweepsScreen(ReportsWorkerErrors, PollingScreen):
     BINDINGS = [
         Binding("s", "start", "New sweep"),
         Binding("x", "cancel_sweep", "Cancel"),
@@ -191,17 +191,7 @@ class SweepsScreen(ReportsWorkerErrors, Screen):
         self.query_one(BestSoFar).show(None)
         self.query_one(JobLine).say(Text("no trial selected", style="dim"))
         table.focus()
-        self._timer = self.set_interval(POLL_S, self.poll)
-        self.poll()
-
-    def on_screen_suspend(self) -> None:
-        self._timer.pause()
-        self.query_one(JobLine).pause()
-
-    def on_screen_resume(self) -> None:
-        self._timer.resume()
-        self.poll()
-        self.query_one(JobLine).resume()
+        self.start_polling(POLL_S)
 
     # -- reading and writing the workspace (worker threads) ---------------------------------------
     def poll(self) -> None:

@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import Worker
 
@@ -25,6 +24,7 @@ from engine.store.jobs import JobRecord
 from engine.training.curve import TrainingCurve, format_duration
 from engine.text import printable
 from tui.widgets.confirm import ConfirmDialog
+from tui.screens.polling import PollingScreen
 from tui.widgets.jobline import JobLine
 from tui.widgets.jobs import JobsTable
 from tui.widgets.losscurve import LossCurve, legend
@@ -153,7 +153,7 @@ def cv_lines(search: dict | None, cv: dict | None) -> list[str]:
     return lines
 
 
-class TrainScreen(ReportsWorkerErrors, Screen):
+class TrainScreen(ReportsWorkerErrors, PollingScreen):
     BINDINGS = [
         Binding("s", "start", "Start"),
         Binding("x", "cancel_job", "Cancel job"),
@@ -189,17 +189,7 @@ class TrainScreen(ReportsWorkerErrors, Screen):
         self.query_one(LossCurve).show(None)
         self.query_one(JobsTable).focus()
         self.load_form_options()
-        self._timer = self.set_interval(POLL_S, self.poll)
-        self.poll()
-
-    def on_screen_suspend(self) -> None:
-        self._timer.pause()
-        self.query_one(JobLine).pause()
-
-    def on_screen_resume(self) -> None:
-        self._timer.resume()
-        self.poll()
-        self.query_one(JobLine).resume()
+        self.start_polling(POLL_S)
 
     # -- reading the workspace (worker threads) ------------------------------------------------
     @in_thread("train-form")
