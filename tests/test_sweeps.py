@@ -29,6 +29,7 @@ from engine.errors import InputError
 from engine.evaluation.metrics import paired_bootstrap_macro_f1
 from engine.jobs.log import JobLog, get_job, job_events, list_jobs, request_cancel
 from engine.library.importer import import_folder
+from engine.models.registry import load_classifier
 from engine.progress import CancelToken
 from engine.sweeps import study as sweeps
 from engine.sweeps.launch import prepare_study, start_workers
@@ -282,6 +283,8 @@ def test_promote_registers_on_a_paired_interval_above_zero_and_records_its_trial
     version = list_versions(ws, "s")[-1]
     assert version.meta["sweep"]["trial"] == first.trial and version.meta["sweep"]["name"] == "s"
     assert version.metrics["test"]["n"] == first.test["n"] and version.metrics["val"]["macro_f1"] == first.val_macro_f1
+    calibration = version.metrics["calibration"]  # fitted on validation, as `train` does, and kept with the model
+    assert calibration["fitted_on"] == "val" and load_classifier(version).temperature_ == calibration["temperature"]
     activate(ws, "s@2")
     same = promote(ws, "s", None, if_better=True)  # the same model against itself: difference 0
     assert same.registered is None and "not above zero: not registered" in same.reason

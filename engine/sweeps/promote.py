@@ -77,9 +77,9 @@ def _active_predictions(workspace, active, request, data, keys) -> np.ndarray:
 def promote(workspace, name: str, storage_url: str | None, *, if_better: bool = False, seed: int = 0,
             storage_options: dict | None = None) -> Promotion:
     from engine.evaluation.metrics import evaluate, paired_bootstrap_macro_f1
-    from engine.models.kinds import load_model
+    from engine.models.kinds import load_model, save_model
     from engine.models.registry import list_versions
-    from engine.training.run import prepare_data, register_trained
+    from engine.training.run import calibrate, prepare_data, register_trained
 
     study, config = sweeps.open_sweep(workspace, name, storage_url, **(storage_options or {}))
     best = best_trial(study)
@@ -96,6 +96,7 @@ def promote(workspace, name: str, storage_url: str | None, *, if_better: bool = 
     test_x, test_y, keys = _test_rows(data)
     if len(test_y) == 0:
         raise InputError("the data has no test split to promote on (raise --test)")
+    calibration = calibrate(model, data)  # on validation, as `train` does: the test split stays unseen until now
     probabilities = model.predict_proba(test_x)
     test = evaluate(test_y, probabilities, data.classes, seed=seed).to_dict()
     active = next((v for v in list_versions(workspace, request.name) if v.is_active), None)
@@ -120,8 +121,10 @@ def promote(workspace, name: str, storage_url: str | None, *, if_better: bool = 
         artifact = workspace.runs_dir / job_id / f"promoted-{len(study.user_attrs.get('promoted', []))}"
         if artifact.exists():
             shutil.rmtree(artifact)
-        shutil.copytree(folder, artifact)
-        metrics = {"val": {**best.user_attrs.get("val", {})}, "test": test, "sizes": data.sizes()}
+        artifact.mkdir(parents=True)
+        save_model(model, artifact)  # the trial's model with its temperature
+        metrics = {"val": {**best.user_attrs.get("val", {})}, "test": test, "sizes": data.sizes(),
+                   "calibration": calibration}
         version = register_trained(workspace, request, data, model, metrics, Path(artifact), job_id,
                                    meta={"sweep": {"name": name, "trial": best.number, "params": best.params,
                                                    "storage": storage_url or "journal", "comparison": comparison}})

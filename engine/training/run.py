@@ -138,7 +138,7 @@ def _evaluate_split(model, data: TrainingData, split: Split, seed: int) -> dict 
     return evaluate(labels, model.predict_proba(features), data.classes, seed=seed).to_dict()
 
 
-def _calibrate(model, data: TrainingData) -> dict | None:
+def calibrate(model, data: TrainingData) -> dict | None:
     """Fit the model's temperature on the validation split (sets `model.temperature_`); the summary
     keeps T and the ECE / NLL of val and test before and after. None without validation rows."""
     from engine.evaluation.calibration import calibration_summary, fit_temperature
@@ -331,7 +331,7 @@ def run_training(workspace, job: JobLog, params: dict, cancel: CancelToken) -> N
         if cancel.cancelled:
             raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
         job.state(JobState.EVALUATING)
-        calibration = _calibrate(model, data)
+        calibration = calibrate(model, data)
         if calibration is None:
             data.notes.append("no validation split: probabilities are not calibrated (temperature 1)")
         train_x, train_y = data.part(Split.TRAIN)
