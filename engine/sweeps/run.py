@@ -108,15 +108,14 @@ class _TrialCallback(JobCallback):
         self.flushed = time.monotonic()
         self.total_epochs = 0
 
-    def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
-        self.epochs_seen = epoch
-        self.pending.append(("epoch", self.epoch_data(epoch, total_epochs, train_loss, val_loss, val_metric)))
-        self.total_epochs = total_epochs
-        if self.experiment is not None:
-            self.experiment.log_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss,
-                                              "val_accuracy": val_metric})
+    def write_epoch(self, data: dict) -> None:
+        self.pending.append(("epoch", data))
+        self.total_epochs = data["total_epochs"]
         if time.monotonic() - self.flushed >= self.FLUSH_S:
             self.flush()
+
+    def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
+        super().on_epoch_end(epoch, total_epochs, train_loss, val_loss, val_metric)
         if self.trial is not None and val_metric is not None and self.pruned_at is None:
             self.trial.report(float(val_metric), epoch)
             if self.trial.should_prune():

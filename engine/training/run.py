@@ -100,11 +100,15 @@ class JobCallback:
 
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
         self.epochs_seen = epoch
-        self.job.event("epoch", self.epoch_data(epoch, total_epochs, train_loss, val_loss, val_metric),
-                       progress=min(epoch / max(total_epochs, 1), 1.0), message=f"epoch {epoch}/{total_epochs}")
+        self.write_epoch(self.epoch_data(epoch, total_epochs, train_loss, val_loss, val_metric))
         if self.experiment is not None:
             self.experiment.log_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss,
                                               "val_accuracy": val_metric})
+
+    def write_epoch(self, data: dict) -> None:
+        """The epoch's event in the job's log, one transaction each."""
+        self.job.event("epoch", data, progress=min(data["epoch"] / max(data["total_epochs"], 1), 1.0),
+                       message=f"epoch {data['epoch']}/{data['total_epochs']}")
 
     def epoch_data(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> dict:
         return {"epoch": epoch, "total_epochs": total_epochs, "train_loss": train_loss, "val_loss": val_loss,
