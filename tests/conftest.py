@@ -99,3 +99,17 @@ def clip_id_of(workspace: Workspace, name: str) -> str:
     """The id of the clip whose path ends with `name`."""
     with workspace.db.transaction() as con:
         return con.execute("SELECT clip_id FROM clips WHERE ends_with(path, ?)", [name]).fetchone()[0]
+
+
+def curated_workspace_with_dsp(root: Path) -> Path:
+    """A workspace of a small curated library (3 classes × 3 packs × 4 hits) with its dsp features
+    cached: the template of the screens that train."""
+    from engine.features.spec import FeatureSpec
+    from engine.library.importer import import_folder
+    from engine.training.data import training_data
+
+    curated_library(root / "curated", per_pack=4)
+    workspace = Workspace.open(root / "ws")
+    import_folder(workspace, root / "curated", curated=True, workers=1)
+    training_data(workspace, FeatureSpec.parse("dsp"), min_class_samples=1, workers=1)  # fills the feature cache
+    return workspace.root

@@ -16,15 +16,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Select
 
-from conftest import copy_workspace, curated_library
-from engine.features.spec import FeatureSpec
+from conftest import copy_workspace, curated_workspace_with_dsp
 from engine.jobs.log import FINAL_STATES, get_job
-from engine.library.importer import import_folder
 from engine.sweeps import study as sweeps
 from engine.sweeps.launch import cancel_sweep, prepare_study, sweep_jobs
 from engine.sweeps.study import SweepConfig
 from engine.sweeps.summary import best_so_far, summarise
-from engine.training.data import training_data
 from engine.training.run import TrainRequest
 from engine.workspace import Workspace
 from tui.app import make_app
@@ -39,12 +36,7 @@ LONG = 3000  # epochs of the trial that is cancelled: it cannot end before the c
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tui_sweeps")
-    curated_library(root / "curated", per_pack=4)
-    ws = Workspace.open(root / "ws")
-    import_folder(ws, root / "curated", curated=True, workers=1)
-    training_data(ws, FeatureSpec.parse("dsp"), min_class_samples=1, workers=1)  # fills the feature cache
-    return ws.root
+    return curated_workspace_with_dsp(tmp_path_factory.mktemp("tui_sweeps"))
 
 
 @pytest.fixture

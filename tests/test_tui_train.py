@@ -18,14 +18,11 @@ import pytest
 from textual.widgets import ContentSwitcher, DataTable, Input, Label, Select
 from textual.widgets._select import SelectCurrent
 
-from conftest import copy_workspace, curated_library
-from engine.features.spec import FeatureSpec
+from conftest import copy_workspace, curated_workspace_with_dsp
 from engine.jobs.log import FINAL_STATES, JobLog, get_job, list_jobs
-from engine.library.importer import import_folder
 from engine.progress import CancelToken
 from engine.models.registry import list_versions
 from engine.services.activation import run_activation_job
-from engine.training.data import training_data
 from engine.training.run import TrainRequest, run_training
 from engine.workspace import Workspace
 from tui.app import make_app
@@ -43,12 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tui_train")
-    curated_library(root / "curated", per_pack=4)
-    ws = Workspace.open(root / "ws")
-    import_folder(ws, root / "curated", curated=True, workers=1)
-    training_data(ws, FeatureSpec.parse("dsp"), min_class_samples=1, workers=1)  # fills the feature cache
-    return ws.root
+    return curated_workspace_with_dsp(tmp_path_factory.mktemp("tui_train"))
 
 
 @pytest.fixture
