@@ -32,6 +32,7 @@ ONSET_DB = -40.0
 DECAY_DB = -20.0
 EFFECTIVE_DB = -40.0
 BAND_EDGES_HZ = (150.0, 800.0, 5000.0)
+FRAMES_PER_PASS = 256  # frames whose spectra are worked on together (about 1 MB of windowed samples)
 
 SPECTRAL_ROWS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
 TEMPORAL_NAMES = ("attack_s", "decay_s", "effective_duration_s", "temporal_centroid_s", "crest_db")
@@ -110,17 +111,20 @@ class DspExtractor(Extractor):
         return self.extract_batch([samples])[0]
 
     def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of every sound
-        in the batch; only the per-sound statistics are taken sound by sound."""
-        if not batch:
-            return []
+        """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of several sounds
+        at a time, FRAMES_PER_PASS frames or so, which stay in the CPU's cache; only the per-sound
+        statistics are taken sound by sound."""
         n_fft, hop = int(self.params["n_fft"]), int(self.params["hop"])
         regions = [normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
                                                    self.params["region_s"]), self.params["target_db"])
                    for samples in batch]
-        framed = [dsp.frame(region, n_fft, hop) for region in regions]
-        bounds = np.cumsum([0] + [len(frames) for frames in framed])
-        return self._vectors(regions, bounds, *self._frame_values(np.concatenate(framed)))
+        vectors = []
+        for group in dsp.passes(regions, n_fft, hop, FRAMES_PER_PASS):
+            buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
+            values = self._frame_values(dsp.frames_at(buffer, starts, n_fft), dsp.zero_crossing_rate_at(buffer, starts, n_fft),
+                                        dsp.frame_rms_at(buffer, starts, n_fft))
+            vectors += self._vectors(group, bounds, *values)
+        return vectors
 
     def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """Features of the windows [first, last) (in samples) of one long sound, the inner frames of
@@ -136,7 +140,9 @@ class DspExtractor(Extractor):
             return []
         samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
-        inner = self._frame_values(dsp.frame(samples, n_fft, hop))
+        buffer, starts, _ = dsp.frame_many([samples], n_fft, hop)
+        inner = self._frame_values(dsp.frames_at(buffer, starts, n_fft), dsp.zero_crossing_rate_at(buffer, starts, n_fft),
+                                   dsp.frame_rms_at(buffer, starts, n_fft))
         total = inner[2].size
         regions, gains, picks, edge_frames = [], [], [], []
         edge_count = 0
@@ -158,20 +164,23 @@ class DspExtractor(Extractor):
             picks.append(pick)
             regions.append(region)
             gains.append(np.float32(loudness_gain(region, self.params["target_db"]) ** 2))
-        edges = self._frame_values(np.concatenate(edge_frames))
+        edge_frames = np.concatenate(edge_frames)
+        edges = self._frame_values(edge_frames, dsp.zero_crossing_rate(edge_frames), dsp.frame_rms(edge_frames))
         mel_power, spectral, rms, energy = (np.concatenate([whole, part], axis=-1) for whole, part in zip(inner, edges))
         bounds = np.cumsum([0] + [len(pick) for pick in picks])
         scaled = np.concatenate([mel_power[:, pick] * gain for pick, gain in zip(picks, gains)], axis=1)
         every = np.concatenate(picks)
         return self._vectors(regions, bounds, scaled, spectral[:, every], rms[every], energy[:, every])
 
-    def _frame_values(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per frame: mel power, the spectral-shape rows, RMS and band energies."""
+    def _frame_values(self, frames: np.ndarray, zcr: np.ndarray,
+                      rms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per frame: mel power, the spectral-shape rows (the frames' zero-crossing rate `zcr` last),
+        RMS (`rms`, as given) and band energies."""
         sample_rate, n_fft = self.sample_rate, int(self.params["n_fft"])
         power = dsp.power_spectrogram(frames)
         magnitude = np.sqrt(power)
         freqs = dsp.fft_frequencies(sample_rate, n_fft)
-        mel_power = dsp.mel_filterbank(sample_rate, n_fft, int(self.params["n_mels"])) @ power
+        mel_power = dsp.mel_spectrogram(power, sample_rate, n_fft, int(self.params["n_mels"]))
         centroid = dsp.spectral_centroid(magnitude, freqs)
         spectral = np.stack(
             [
@@ -179,10 +188,10 @@ class DspExtractor(Extractor):
                 dsp.spectral_bandwidth(magnitude, freqs, centroid),
                 dsp.spectral_rolloff(magnitude, freqs),
                 dsp.spectral_flatness(power),
-                dsp.zero_crossing_rate(frames),
+                zcr,
             ]
         )
-        return mel_power, spectral, dsp.frame_rms(frames), _band_energy(power, freqs)
+        return mel_power, spectral, rms, _band_energy(power, freqs)
 
     def _vectors(self, regions: list[np.ndarray], bounds: np.ndarray, mel_power: np.ndarray, spectral: np.ndarray,
                  rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
