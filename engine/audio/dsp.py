@@ -7,6 +7,7 @@ DCT-II for MFCCs. Spectrograms are (bins, frames); per-frame values are 1-D over
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from functools import cache
 
@@ -53,17 +54,21 @@ def passes(sounds: Sequence[np.ndarray], n_fft: int, hop: int, frames: int) -> I
 
 def frame_many(sounds: Sequence[np.ndarray], n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The centred frames of several sounds, side by side, as positions in one buffer: the sounds,
-    each padded as `frame` pads it, back to back; where each frame starts in it (sound by sound, the
-    frames `frame` gives); and `bounds`, each sound's first frame and the frame count last.
+    each padded as `frame` pads it (then with zeros to a whole number of hops), back to back; where
+    each frame starts in it (sound by sound, the frames `frame` gives); and `bounds`, each sound's
+    first frame and the frame count last.
 
     `frames_at(buffer, starts, n_fft)` takes the frames out; `frame_rms_at` and
     `zero_crossing_rate_at` measure them from the buffer, each sample once."""
     padded = [_padded(samples, n_fft) for samples in sounds]
-    offsets = np.cumsum([0] + [len(part) for part in padded])
     counts = [1 + (len(part) - n_fft) // hop for part in padded]
+    lengths = [-(-len(part) // hop) * hop for part in padded]
+    offsets = np.cumsum([0] + lengths)
+    buffer = np.zeros(offsets[-1], dtype=np.float32)
+    for part, offset in zip(padded, offsets):
+        buffer[offset: offset + len(part)] = part
     starts = np.concatenate([np.zeros(0, dtype=np.int64)]
                             + [offset + hop * np.arange(count) for offset, count in zip(offsets, counts)])
-    buffer = np.concatenate(padded) if padded else np.zeros(0, dtype=np.float32)
     return buffer, starts, np.cumsum([0] + counts)
 
 
@@ -72,20 +77,29 @@ def frames_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
     return sliding_window_view(buffer, n_fft)[starts]
 
 
+def _block_sums(values: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
+    """The sum of values[s: s + n_fft] for each s of `starts`, from running sums over blocks of
+    gcd(starts, n_fft) values (the whole buffer is a whole number of them), so each value is added
+    once, not once per frame that holds it."""
+    block = math.gcd(n_fft, *map(int, np.unique(starts % n_fft)), len(values))
+    running = np.concatenate([[0], np.cumsum(values.reshape(-1, block).sum(axis=1))])
+    return running[(starts + n_fft) // block] - running[starts // block]
+
+
 def frame_rms_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
-    """`frame_rms(frames_at(buffer, starts, n_fft))` from running sums of the squared samples: each
-    sample is squared once, not once per frame that holds it."""
-    running = np.concatenate([[0.0], np.cumsum(np.square(buffer, dtype=np.float64))])
-    energy = np.maximum(running[starts + n_fft] - running[starts], 0.0)
+    """`frame_rms(frames_at(buffer, starts, n_fft))` from block sums of the squared samples."""
+    energy = np.maximum(_block_sums(np.square(buffer, dtype=np.float64), starts, n_fft), 0.0)
     return np.sqrt(energy / n_fft).astype(np.float32)
 
 
 def zero_crossing_rate_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
-    """`zero_crossing_rate(frames_at(buffer, starts, n_fft))` (the same counts) from running counts
-    of the sign changes between adjacent samples: each pair is compared once, not once per frame."""
+    """`zero_crossing_rate(frames_at(buffer, starts, n_fft))` (the same counts) from block counts of
+    the sign changes between adjacent samples: each pair is compared once, not once per frame."""
     negative = np.signbit(buffer)
-    running = np.concatenate([[0], np.cumsum(negative[1:] != negative[:-1])])
-    return (running[starts + n_fft - 1] - running[starts]) / n_fft
+    changes = np.zeros(len(buffer), dtype=np.int32)  # changes[j]: samples j and j + 1 differ in sign
+    np.not_equal(negative[1:], negative[:-1], out=changes[:-1], casting="unsafe")
+    within = _block_sums(changes, starts, n_fft) - changes[starts + n_fft - 1]  # the pair across the end is not in the frame
+    return within / n_fft
 
 
 @cache

@@ -20,9 +20,9 @@ def envelope(samples: np.ndarray, block: int) -> np.ndarray:
     block = max(1, int(block))
     if len(samples) == 0:
         return np.zeros(0, dtype=np.float32)
-    starts = np.arange(0, len(samples), block)
-    sizes = np.diff(np.append(starts, len(samples)))
-    energy = np.add.reduceat(np.square(samples, dtype=np.float32), starts)
+    energy = np.add.reduceat(np.square(samples, dtype=np.float32), np.arange(0, len(samples), block))
+    sizes = np.full(len(energy), block)
+    sizes[-1] = len(samples) - block * (len(energy) - 1)
     return np.sqrt(energy / sizes).astype(np.float32)
 
 

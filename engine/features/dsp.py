@@ -43,10 +43,20 @@ def _summary_names(rows: list[str] | tuple[str, ...]) -> list[str]:
     return [f"{row}_mean" for row in rows] + [f"{row}_std" for row in rows]
 
 
-def _summary(rows: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Per-row mean, then per-row standard deviation, over the active frames."""
-    chosen = rows[:, active]
-    return np.concatenate([chosen.mean(axis=1), chosen.std(axis=1)])
+def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Per sound (its frames side by side, `bounds`): each group's per-row means, then its per-row
+    standard deviations, over the sound's active frames. Shape (values, sounds), float64."""
+    rows = np.concatenate(groups).astype(np.float64)
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    counts = np.add.reduceat(active, starts)
+    means = np.add.reduceat(np.where(active, rows, 0.0), starts, axis=1) / counts
+    deviations = np.where(active, rows - np.repeat(means, sizes, axis=1), 0.0)
+    stds = np.sqrt(np.add.reduceat(np.square(deviations), starts, axis=1) / counts)
+    parts, first = [], 0
+    for group in groups:
+        parts += [means[first: first + len(group)], stds[first: first + len(group)]]
+        first += len(group)
+    return np.concatenate(parts)
 
 
 def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -78,10 +88,11 @@ def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return np.add.reduceat(power, bounds, axis=0, dtype=np.float64)
 
 
-def _band_ratios(energy: np.ndarray) -> np.ndarray:
-    """Share of a sound's energy in each band, from its frames' `_band_energy`."""
-    totals = energy.sum(axis=1)
-    return totals / max(totals.sum(), np.finfo(np.float32).tiny)
+def _band_ratios(energy: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Share of each sound's energy in each band, from its frames' `_band_energy` (the sounds' frames
+    side by side, `bounds`): shape (bands, sounds)."""
+    totals = np.add.reduceat(energy, bounds[:-1], axis=1)
+    return totals / np.maximum(totals.sum(axis=0), np.finfo(np.float32).tiny)
 
 
 class DspExtractor(Extractor):
@@ -198,15 +209,9 @@ class DspExtractor(Extractor):
         """Each sound's vector from its frames' values, the sounds' frames side by side (`bounds`)."""
         cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB, bounds=bounds), int(self.params["n_mfcc"]))
         groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
-        vectors = []
-        for region, first, last in zip(regions, bounds[:-1], bounds[1:]):
-            active = rms[first:last] >= rms[first:last].max() * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
-            vector = np.concatenate(
-                [
-                    *(_summary(rows[:, first:last], active) for rows in groups),
-                    _temporal(region, self.sample_rate),
-                    _band_ratios(energy[:, first:last]),
-                ]
-            )
-            vectors.append(vector.astype(np.float32))
-        return vectors
+        sizes = np.diff(bounds)
+        loudest = np.repeat(np.maximum.reduceat(rms, bounds[:-1]), sizes)
+        active = rms >= loudest * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
+        temporal = np.stack([_temporal(region, self.sample_rate) for region in regions], axis=1)
+        values = np.concatenate([_summaries(groups, bounds, active), temporal, _band_ratios(energy, bounds)])
+        return list(values.T.astype(np.float32))
