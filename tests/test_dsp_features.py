@@ -261,7 +261,7 @@ def test_frames_of_several_sounds_measured_from_one_buffer_match_frame_by_frame(
     assert [id(sound) for group in groups for sound in group] == [id(sound) for sound in sounds]
 
 
-def test_sparse_mel_projection_and_blocked_rolloff_match_their_plain_forms():
+def test_banded_mel_projection_and_blocked_rolloff_match_their_plain_forms():
     signal = kick() + hat(0.5)
     power = dsp.power_spectrogram(dsp.frame(signal, 1024, 256))
     np.testing.assert_allclose(dsp.mel_spectrogram(power, SR, 1024, 64, 20.0, 11025.0),

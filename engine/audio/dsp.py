@@ -154,18 +154,32 @@ def mel_filterbank(
     return weights
 
 
-@cache
-def _sparse_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None):
-    import scipy.sparse
+MEL_BANDS = 16  # mel_spectrogram's groups of neighbouring filters
 
-    return scipy.sparse.csr_array(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax))
+
+@cache
+def _filter_bands(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
+                  fmax: float | None) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """The filterbank cut into MEL_BANDS groups of neighbouring filters, each with only the bins its
+    filters cover: (first filter, last + 1, first bin, last + 1, weights)."""
+    filters = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+    bands = []
+    for rows in np.array_split(np.arange(n_mels), min(MEL_BANDS, n_mels)):
+        covered = np.flatnonzero(filters[rows].any(axis=0))
+        low, high = (covered[0], covered[-1] + 1) if covered.size else (0, 0)
+        bands.append((rows[0], rows[-1] + 1, low, high, np.ascontiguousarray(filters[rows[0]: rows[-1] + 1, low:high])))
+    return tuple(bands)
 
 
 def mel_spectrogram(power: np.ndarray, sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
                     fmax: float | None = None) -> np.ndarray:
-    """`mel_filterbank(...) @ power`, (n_mels, frames) float32, as a sparse product: each bin feeds at
-    most two filters, so a dense product would mostly multiply zeros."""
-    return _sparse_filterbank(sample_rate, n_fft, n_mels, fmin, fmax) @ power
+    """`mel_filterbank(...) @ power`, (n_mels, frames) float32, group by group of neighbouring filters
+    over just the bins they cover: a filter covers a few bins, so the whole product would mostly
+    multiply zeros (a sixth of the work with the defaults)."""
+    mel = np.zeros((n_mels, power.shape[1]), dtype=np.float32)
+    for first, last, low, high, weights in _filter_bands(sample_rate, n_fft, n_mels, fmin, fmax):
+        np.matmul(weights, power[low:high], out=mel[first:last])
+    return mel
 
 
 def power_to_db(power: np.ndarray, ref: float = 1.0, top_db: float | None = None,
