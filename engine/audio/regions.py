@@ -92,8 +92,11 @@ def active_rms(samples: np.ndarray, block: int = LOUDNESS_BLOCK) -> float:
 def normalize_loudness(samples: np.ndarray, target_db: float = -20.0) -> np.ndarray:
     """Scaled so the RMS of the active part is target_db dBFS; silent input stays silent.
 
-    Non-finite samples are replaced by zeros, so the result is always finite.
+    Non-finite samples are replaced by zeros, so the result is always finite (finite silence comes
+    back as the input itself).
     """
-    samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    samples = np.asarray(samples, dtype=np.float32)
+    if not np.isfinite(samples).all():  # (checking first is several times cheaper than nan_to_num)
+        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
     gain = loudness_gain(samples, target_db)
     return samples if gain == 1.0 else samples * np.float32(gain)
