@@ -32,7 +32,6 @@ ONSET_DB = -40.0
 DECAY_DB = -20.0
 EFFECTIVE_DB = -40.0
 BAND_EDGES_HZ = (150.0, 800.0, 5000.0)
-FRAMES_PER_PASS = 256  # frames whose spectra are worked on together (about 1 MB of windowed samples)
 
 SPECTRAL_ROWS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
 TEMPORAL_NAMES = ("attack_s", "decay_s", "effective_duration_s", "temporal_centroid_s", "crest_db")
@@ -123,18 +122,16 @@ class DspExtractor(Extractor):
 
     def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of several sounds
-        at a time, FRAMES_PER_PASS frames or so, which stay in the CPU's cache; only the per-sound
-        statistics are taken sound by sound."""
+        at a time, dsp.FRAMES_PER_PASS frames or so, which stay in the CPU's cache; the frame statistics
+        of all those sounds at once, and only the envelope descriptors sound by sound."""
         n_fft, hop = int(self.params["n_fft"]), int(self.params["hop"])
         regions = [normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
                                                    self.params["region_s"]), self.params["target_db"])
                    for samples in batch]
         vectors = []
-        for group in dsp.passes(regions, n_fft, hop, FRAMES_PER_PASS):
+        for group in dsp.passes(regions, n_fft, hop):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
-            values = self._frame_values(dsp.frames_at(buffer, starts, n_fft), dsp.zero_crossing_rate_at(buffer, starts, n_fft),
-                                        dsp.frame_rms_at(buffer, starts, n_fft))
-            vectors += self._vectors(group, bounds, *values)
+            vectors += self._vectors(group, bounds, *self._buffer_values(buffer, starts))
         return vectors
 
     def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
@@ -152,8 +149,7 @@ class DspExtractor(Extractor):
         samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
         buffer, starts, _ = dsp.frame_many([samples], n_fft, hop)
-        inner = self._frame_values(dsp.frames_at(buffer, starts, n_fft), dsp.zero_crossing_rate_at(buffer, starts, n_fft),
-                                   dsp.frame_rms_at(buffer, starts, n_fft))
+        inner = self._buffer_values(buffer, starts)
         total = inner[2].size
         regions, gains, picks, edge_frames = [], [], [], []
         edge_count = 0
@@ -182,6 +178,12 @@ class DspExtractor(Extractor):
         scaled = np.concatenate([mel_power[:, pick] * gain for pick, gain in zip(picks, gains)], axis=1)
         every = np.concatenate(picks)
         return self._vectors(regions, bounds, scaled, spectral[:, every], rms[every], energy[:, every])
+
+    def _buffer_values(self, buffer: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`_frame_values` of the frames `dsp.frame_many` laid out in `buffer`."""
+        n_fft = int(self.params["n_fft"])
+        return self._frame_values(dsp.frames_at(buffer, starts, n_fft), dsp.zero_crossing_rate_at(buffer, starts, n_fft),
+                                  dsp.frame_rms_at(buffer, starts, n_fft))
 
     def _frame_values(self, frames: np.ndarray, zcr: np.ndarray,
                       rms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

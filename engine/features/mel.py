@@ -14,7 +14,6 @@ from engine.audio import dsp
 from engine.audio.regions import normalize_loudness, onset_region
 from engine.features.base import Extractor
 
-FRAMES_PER_PASS = 256  # frames whose spectra are worked on together on the CPU (about 1 MB of windowed samples)
 
 
 def torch_log_mel(frames: np.ndarray, filters: np.ndarray, device: str) -> np.ndarray:
@@ -61,7 +60,7 @@ class MelExtractor(Extractor):
 
     def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One STFT and one mel projection over the frames of several sounds at a time: on the CPU,
-        FRAMES_PER_PASS frames or so, which stay in its cache; on a torch device, the whole batch."""
+        dsp.FRAMES_PER_PASS frames or so, which stay in its cache; on a torch device, the whole batch."""
         if not batch:
             return []
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
@@ -72,7 +71,7 @@ class MelExtractor(Extractor):
                                                    self.onset_span_s()), self.params["target_db"])
                    for samples in batch]
         patches = []
-        for group in ([regions] if self.torch_device else dsp.passes(regions, n_fft, hop, FRAMES_PER_PASS)):
+        for group in ([regions] if self.torch_device else dsp.passes(regions, n_fft, hop)):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
             keep = np.concatenate([np.arange(first, min(last, first + n_frames))
                                    for first, last in zip(bounds[:-1], bounds[1:])])
