@@ -241,3 +241,34 @@ def test_extractor_identity_and_pickling(extractor_type):
     np.testing.assert_array_equal(clone.extract(kick()), extractor.extract(kick()))
     with pytest.raises(ValueError, match="unknown parameter"):
         extractor_type(n_ffts=512)
+
+
+def test_frames_of_several_sounds_measured_from_one_buffer_match_frame_by_frame():
+    """`frame_many` + the buffer measures give what `frame` and the per-frame measures give."""
+    rng = np.random.default_rng(3)
+    sounds = [rng.standard_normal(n).astype(np.float32) for n in (0, 5, 700, 1024, 3001)] + [kick(), hat()]
+    sounds[3][::3] = 0.0
+    sounds[3][::7] = -0.0  # a negative zero counts as negative, as np.signbit has it
+    buffer, starts, bounds = dsp.frame_many(sounds, 1024, 256)
+    one_by_one = [dsp.frame(sound, 1024, 256) for sound in sounds]
+    frames = np.concatenate(one_by_one)
+    np.testing.assert_array_equal(bounds, np.cumsum([0] + [len(f) for f in one_by_one]))
+    np.testing.assert_array_equal(dsp.frames_at(buffer, starts, 1024), frames)
+    np.testing.assert_array_equal(dsp.zero_crossing_rate_at(buffer, starts, 1024), dsp.zero_crossing_rate(frames))
+    np.testing.assert_allclose(dsp.frame_rms_at(buffer, starts, 1024), dsp.frame_rms(frames), rtol=1e-5, atol=1e-7)
+    groups = list(dsp.passes(sounds, 1024, 256, 8))  # frames: 1, 1, 3 | 5 | 12 | 44 | 13
+    assert [len(group) for group in groups] == [3, 1, 1, 1, 1]
+    assert [id(sound) for group in groups for sound in group] == [id(sound) for sound in sounds]
+
+
+def test_banded_mel_projection_and_blocked_rolloff_match_their_plain_forms():
+    signal = kick() + hat(0.5)
+    power = dsp.power_spectrogram(dsp.frame(signal, 1024, 256))
+    np.testing.assert_allclose(dsp.mel_spectrogram(power, SR, 1024, 64, 20.0, 11025.0),
+                               dsp.mel_filterbank(SR, 1024, 64, 20.0, 11025.0) @ power, rtol=1e-5, atol=1e-9)
+    magnitude = np.sqrt(np.concatenate([power, np.zeros((513, 2), np.float32)], axis=1))  # silent frames too
+    freqs = dsp.fft_frequencies(SR, 1024)
+    cumulative = np.cumsum(magnitude.astype(np.float64), axis=0)
+    plain = freqs[np.argmax(cumulative >= 0.85 * cumulative[-1], axis=0)]
+    assert np.mean(dsp.spectral_rolloff(magnitude, freqs) == plain) > 0.95  # rounding may move a tie by a bin
+    np.testing.assert_allclose(dsp.spectral_rolloff(magnitude, freqs), plain, atol=freqs[1] + 1e-3)

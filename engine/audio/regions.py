@@ -20,9 +20,9 @@ def envelope(samples: np.ndarray, block: int) -> np.ndarray:
     block = max(1, int(block))
     if len(samples) == 0:
         return np.zeros(0, dtype=np.float32)
-    starts = np.arange(0, len(samples), block)
-    sizes = np.diff(np.append(starts, len(samples)))
-    energy = np.add.reduceat(np.square(samples, dtype=np.float32), starts)
+    energy = np.add.reduceat(np.square(samples, dtype=np.float32), np.arange(0, len(samples), block))
+    sizes = np.full(len(energy), block)
+    sizes[-1] = len(samples) - block * (len(energy) - 1)
     return np.sqrt(energy / sizes).astype(np.float32)
 
 
@@ -92,8 +92,11 @@ def active_rms(samples: np.ndarray, block: int = LOUDNESS_BLOCK) -> float:
 def normalize_loudness(samples: np.ndarray, target_db: float = -20.0) -> np.ndarray:
     """Scaled so the RMS of the active part is target_db dBFS; silent input stays silent.
 
-    Non-finite samples are replaced by zeros, so the result is always finite.
+    Non-finite samples are replaced by zeros, so the result is always finite (finite silence comes
+    back as the input itself).
     """
-    samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    samples = np.asarray(samples, dtype=np.float32)
+    if not np.isfinite(samples).all():  # (checking first is several times cheaper than nan_to_num)
+        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
     gain = loudness_gain(samples, target_db)
     return samples if gain == 1.0 else samples * np.float32(gain)

@@ -42,10 +42,20 @@ def _summary_names(rows: list[str] | tuple[str, ...]) -> list[str]:
     return [f"{row}_mean" for row in rows] + [f"{row}_std" for row in rows]
 
 
-def _summary(rows: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Per-row mean, then per-row standard deviation, over the active frames."""
-    chosen = rows[:, active]
-    return np.concatenate([chosen.mean(axis=1), chosen.std(axis=1)])
+def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Per sound (its frames side by side, `bounds`): each group's per-row means, then its per-row
+    standard deviations, over the sound's active frames. Shape (values, sounds), float64."""
+    rows = np.concatenate(groups).astype(np.float64)
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    counts = np.add.reduceat(active, starts)
+    means = np.add.reduceat(np.where(active, rows, 0.0), starts, axis=1) / counts
+    deviations = np.where(active, rows - np.repeat(means, sizes, axis=1), 0.0)
+    stds = np.sqrt(np.add.reduceat(np.square(deviations), starts, axis=1) / counts)
+    parts, first = [], 0
+    for group in groups:
+        parts += [means[first: first + len(group)], stds[first: first + len(group)]]
+        first += len(group)
+    return np.concatenate(parts)
 
 
 def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -77,10 +87,11 @@ def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return np.add.reduceat(power, bounds, axis=0, dtype=np.float64)
 
 
-def _band_ratios(energy: np.ndarray) -> np.ndarray:
-    """Share of a sound's energy in each band, from its frames' `_band_energy`."""
-    totals = energy.sum(axis=1)
-    return totals / max(totals.sum(), np.finfo(np.float32).tiny)
+def _band_ratios(energy: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Share of each sound's energy in each band, from its frames' `_band_energy` (the sounds' frames
+    side by side, `bounds`): shape (bands, sounds)."""
+    totals = np.add.reduceat(energy, bounds[:-1], axis=1)
+    return totals / np.maximum(totals.sum(axis=0), np.finfo(np.float32).tiny)
 
 
 class DspExtractor(Extractor):
@@ -110,17 +121,18 @@ class DspExtractor(Extractor):
         return self.extract_batch([samples])[0]
 
     def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of every sound
-        in the batch; only the per-sound statistics are taken sound by sound."""
-        if not batch:
-            return []
+        """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of several sounds
+        at a time, dsp.FRAMES_PER_PASS frames or so, which stay in the CPU's cache; the frame statistics
+        of all those sounds at once, and only the envelope descriptors sound by sound."""
         n_fft, hop = int(self.params["n_fft"]), int(self.params["hop"])
         regions = [normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
                                                    self.params["region_s"]), self.params["target_db"])
                    for samples in batch]
-        framed = [dsp.frame(region, n_fft, hop) for region in regions]
-        bounds = np.cumsum([0] + [len(frames) for frames in framed])
-        return self._vectors(regions, bounds, *self._frame_values(np.concatenate(framed)))
+        vectors = []
+        for group in dsp.passes(regions, n_fft, hop):
+            buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
+            vectors += self._vectors(group, bounds, *self._buffer_values(buffer, starts))
+        return vectors
 
     def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """Features of the windows [first, last) (in samples) of one long sound, the inner frames of
@@ -136,7 +148,8 @@ class DspExtractor(Extractor):
             return []
         samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
-        inner = self._frame_values(dsp.frame(samples, n_fft, hop))
+        buffer, starts, _ = dsp.frame_many([samples], n_fft, hop)
+        inner = self._buffer_values(buffer, starts)
         total = inner[2].size
         regions, gains, picks, edge_frames = [], [], [], []
         edge_count = 0
@@ -158,20 +171,29 @@ class DspExtractor(Extractor):
             picks.append(pick)
             regions.append(region)
             gains.append(np.float32(loudness_gain(region, self.params["target_db"]) ** 2))
-        edges = self._frame_values(np.concatenate(edge_frames))
+        edge_frames = np.concatenate(edge_frames)
+        edges = self._frame_values(edge_frames, dsp.zero_crossing_rate(edge_frames), dsp.frame_rms(edge_frames))
         mel_power, spectral, rms, energy = (np.concatenate([whole, part], axis=-1) for whole, part in zip(inner, edges))
         bounds = np.cumsum([0] + [len(pick) for pick in picks])
         scaled = np.concatenate([mel_power[:, pick] * gain for pick, gain in zip(picks, gains)], axis=1)
         every = np.concatenate(picks)
         return self._vectors(regions, bounds, scaled, spectral[:, every], rms[every], energy[:, every])
 
-    def _frame_values(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per frame: mel power, the spectral-shape rows, RMS and band energies."""
+    def _buffer_values(self, buffer: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`_frame_values` of the frames `dsp.frame_many` laid out in `buffer`."""
+        n_fft = int(self.params["n_fft"])
+        return self._frame_values(dsp.frames_at(buffer, starts, n_fft), dsp.zero_crossing_rate_at(buffer, starts, n_fft),
+                                  dsp.frame_rms_at(buffer, starts, n_fft))
+
+    def _frame_values(self, frames: np.ndarray, zcr: np.ndarray,
+                      rms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per frame: mel power, the spectral-shape rows (the frames' zero-crossing rate `zcr` last),
+        RMS (`rms`, as given) and band energies."""
         sample_rate, n_fft = self.sample_rate, int(self.params["n_fft"])
         power = dsp.power_spectrogram(frames)
         magnitude = np.sqrt(power)
         freqs = dsp.fft_frequencies(sample_rate, n_fft)
-        mel_power = dsp.mel_filterbank(sample_rate, n_fft, int(self.params["n_mels"])) @ power
+        mel_power = dsp.mel_spectrogram(power, sample_rate, n_fft, int(self.params["n_mels"]))
         centroid = dsp.spectral_centroid(magnitude, freqs)
         spectral = np.stack(
             [
@@ -179,25 +201,19 @@ class DspExtractor(Extractor):
                 dsp.spectral_bandwidth(magnitude, freqs, centroid),
                 dsp.spectral_rolloff(magnitude, freqs),
                 dsp.spectral_flatness(power),
-                dsp.zero_crossing_rate(frames),
+                zcr,
             ]
         )
-        return mel_power, spectral, dsp.frame_rms(frames), _band_energy(power, freqs)
+        return mel_power, spectral, rms, _band_energy(power, freqs)
 
     def _vectors(self, regions: list[np.ndarray], bounds: np.ndarray, mel_power: np.ndarray, spectral: np.ndarray,
                  rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
         """Each sound's vector from its frames' values, the sounds' frames side by side (`bounds`)."""
         cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB, bounds=bounds), int(self.params["n_mfcc"]))
         groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
-        vectors = []
-        for region, first, last in zip(regions, bounds[:-1], bounds[1:]):
-            active = rms[first:last] >= rms[first:last].max() * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
-            vector = np.concatenate(
-                [
-                    *(_summary(rows[:, first:last], active) for rows in groups),
-                    _temporal(region, self.sample_rate),
-                    _band_ratios(energy[:, first:last]),
-                ]
-            )
-            vectors.append(vector.astype(np.float32))
-        return vectors
+        sizes = np.diff(bounds)
+        loudest = np.repeat(np.maximum.reduceat(rms, bounds[:-1]), sizes)
+        active = rms >= loudest * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
+        temporal = np.stack([_temporal(region, self.sample_rate) for region in regions], axis=1)
+        values = np.concatenate([_summaries(groups, bounds, active), temporal, _band_ratios(energy, bounds)])
+        return list(values.T.astype(np.float32))

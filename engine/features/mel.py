@@ -15,6 +15,7 @@ from engine.audio.regions import normalize_loudness, onset_region
 from engine.features.base import Extractor
 
 
+
 def torch_log_mel(frames: np.ndarray, filters: np.ndarray, device: str) -> np.ndarray:
     """`power_to_db(filters @ power_spectrogram(frames))` computed by torch on `device`, all the
     frames in one batch: (n_mels, n_frames) float32 on the host."""
@@ -58,28 +59,33 @@ class MelExtractor(Extractor):
         return self.extract_batch([samples])[0]
 
     def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One STFT and one mel projection over the frames of every sound in the batch."""
+        """One STFT and one mel projection over the frames of several sounds at a time: on the CPU,
+        dsp.FRAMES_PER_PASS frames or so, which stay in its cache; on a torch device, the whole batch."""
         if not batch:
             return []
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
         n_mels, n_frames = int(self.params["n_mels"]), int(self.params["frames"])
+        fmin, fmax = float(self.params["fmin"]), float(self.params["fmax"])
         floor = -float(self.params["top_db"])
-        framed = [dsp.frame(normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), sample_rate,
-                                                            self.onset_span_s()), self.params["target_db"]),
-                            n_fft, hop)[:n_frames] for samples in batch]
-        bounds = np.cumsum([0] + [len(frames) for frames in framed])
-        filters = dsp.mel_filterbank(
-            sample_rate, n_fft, n_mels, float(self.params["fmin"]), float(self.params["fmax"])
-        )
-        frames = np.concatenate(framed)
-        if self.torch_device is None:
-            log_mel = dsp.power_to_db(filters @ dsp.power_spectrogram(frames))
-        else:
-            log_mel = torch_log_mel(frames, filters, self.torch_device)
-        log_mel = np.maximum(log_mel, floor)
+        regions = [normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), sample_rate,
+                                                   self.onset_span_s()), self.params["target_db"])
+                   for samples in batch]
         patches = []
-        for first, last in zip(bounds[:-1], bounds[1:]):
-            patch = np.full((n_mels, n_frames), floor, dtype=np.float32)
-            patch[:, : last - first] = log_mel[:, first:last]
-            patches.append(patch)
+        for group in ([regions] if self.torch_device else dsp.passes(regions, n_fft, hop)):
+            buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
+            keep = np.concatenate([np.arange(first, min(last, first + n_frames))
+                                   for first, last in zip(bounds[:-1], bounds[1:])])
+            bounds = np.cumsum([0] + [min(count, n_frames) for count in np.diff(bounds)])
+            frames = dsp.frames_at(buffer, starts[keep], n_fft)
+            if self.torch_device is None:
+                power = dsp.power_spectrogram(frames)
+                log_mel = dsp.power_to_db(dsp.mel_spectrogram(power, sample_rate, n_fft, n_mels, fmin, fmax))
+            else:
+                log_mel = torch_log_mel(frames, dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax),
+                                        self.torch_device)
+            log_mel = np.maximum(log_mel, floor)
+            for first, last in zip(bounds[:-1], bounds[1:]):
+                patch = np.full((n_mels, n_frames), floor, dtype=np.float32)
+                patch[:, : last - first] = log_mel[:, first:last]
+                patches.append(patch)
         return patches

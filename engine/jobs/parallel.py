@@ -10,7 +10,7 @@ batches run in-process, where starting workers would cost more than it saves.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import multiprocessing
 import os
 import signal
@@ -43,8 +43,8 @@ def _die_with_parent(owner_pid: int) -> None:
     (`owner_pid`), or a fork server that ends with the owner."""
     parent = os.getppid()
     if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        try:  # the process's own symbols hold libc's (find_library would run ldconfig in every worker)
+            libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):
             pass  # the watch thread below still ends the worker
@@ -65,12 +65,19 @@ def _die_with_parent(owner_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _worker_start(owner_pid: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
-    from threadpoolctl import threadpool_limits
+@functools.cache
+def _thread_pools():
+    """threadpoolctl's view of the loaded BLAS/OpenMP libraries. Finding them takes tens of
+    milliseconds; a forked worker inherits the parent's view instead of looking again."""
+    from threadpoolctl import ThreadpoolController
 
+    return ThreadpoolController()
+
+
+def _worker_start(owner_pid: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     _die_with_parent(owner_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threadpool_limits(limits=1)  # small DSP matrix products run slower, not faster, on several BLAS threads
+    _thread_pools().limit(limits=1)  # small DSP matrix products run slower, not faster, on several BLAS threads
     if initializer is not None:
         initializer(*initargs)
 
@@ -115,6 +122,8 @@ def parallel_map(
         return
     chunks: Iterable[Sequence[Item]] = (items[i : i + chunk_size] for i in range(0, len(items), chunk_size))
     chunk_iter = iter(chunks)
+    if not spawn:
+        _thread_pools()  # found once here, before the workers fork
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,
                                initargs=(os.getpid(), initializer, initargs),
                                mp_context=multiprocessing.get_context("spawn") if spawn else None)
