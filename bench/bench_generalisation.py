@@ -233,7 +233,7 @@ def load_corpus(name: str, root: Path, workspace: Workspace) -> Corpus:
 def featurise(corpus: Corpus, spec_text: str, workspace: Workspace, workers: int | None) -> None:
     if spec_text in corpus.features:
         return
-    spec = FeatureSpec.parse(spec_text)
+    spec = FeatureSpec.parse(spec_text).with_embedding_defaults()  # what train extracts
     extractors = spec.extractors(workspace.embeddings_dir)
     targets = [Target.of(item) for item in corpus.items]
     started = time.perf_counter()
@@ -261,7 +261,7 @@ def featurise_augmented(corpus: Corpus, spec_text: str, copies: int, profile: st
                         workers: int | None, seed: int) -> np.ndarray:
     key = (spec_text, copies, profile)
     if key not in corpus.augmented:
-        spec = FeatureSpec.parse(spec_text)
+        spec = FeatureSpec.parse(spec_text).with_embedding_defaults()  # what train extracts
         extractors = spec.extractors(workspace.embeddings_dir)
         targets = [t for item in corpus.items for t in augmented_targets(item, copies, seed, profile)]
         started = time.perf_counter()

@@ -70,7 +70,7 @@ class TrainRequest:
 
     def spec(self, workspace) -> FeatureSpec:
         return FeatureSpec.parse(self.features or default_features(workspace, self.model),
-                                 parse_params(self.feature_params))
+                                 parse_params(self.feature_params)).with_embedding_defaults()
 
     def with_task_defaults(self, workspace) -> TrainRequest:
         """The request with what its taxonomy implies filled in: a section taxonomy's window
