@@ -3,7 +3,8 @@
     python bench/bench_generalisation.py [--work DIR] [--clips 10] [--kinds logreg,lgbm,mlp,cnn,finetune]
         [--features dsp,onnx:aisfx,hybrid:aisfx] [--augment 2] [--augment-top 2]
         [--augment-profiles kit,basic] [--augment-combos KIND@FEATURES,...] [--cnn-epochs 20]
-        [--finetune-epochs 30] [--mlp-seeds 3] [--resamples 1000] [--no-real] [--no-synthetic] [--json OUT]
+        [--finetune-epochs 30] [--mlp-seeds 3] [--resamples 1000] [--no-real] [--no-synthetic]
+        [--plain-embedding] [--json OUT]
 
 A model that is good on a random clip split may only have learnt what each pack sounds like; a
 user's library is a handful of packs and the model then meets other packs. So every figure here is
@@ -34,6 +35,9 @@ clips from the same packs; it does not cover other packs.
 
 `finetune` (the pretrained aiSFX network fine-tuned with a new head) trains on `wave` features,
 as `cnn` trains on `mel`; its (b) and (c) folds have no validation pack, so they run every epoch.
+
+Features are what `train` extracts: `FeatureSpec.with_embedding_defaults`, so the aiSFX embedding is
+standardised per clip (`onnx.standardize`); `--plain-embedding` measures it as it was before.
 
 Model kinds come from `engine.models.kinds.make_model`, metrics from `engine.evaluation.metrics.evaluate`
 (accuracy and macro-F1 with the present-or-predicted rule), features from the engine's extractors
@@ -230,10 +234,19 @@ def load_corpus(name: str, root: Path, workspace: Workspace) -> Corpus:
     return corpus
 
 
+PLAIN_EMBEDDING = False  # --plain-embedding
+
+
+def parse_spec(spec_text: str) -> FeatureSpec:
+    """The spec as `train` extracts it (`with_embedding_defaults`), or as typed with --plain-embedding."""
+    spec = FeatureSpec.parse(spec_text)
+    return spec if PLAIN_EMBEDDING else spec.with_embedding_defaults()
+
+
 def featurise(corpus: Corpus, spec_text: str, workspace: Workspace, workers: int | None) -> None:
     if spec_text in corpus.features:
         return
-    spec = FeatureSpec.parse(spec_text).with_embedding_defaults()  # what train extracts
+    spec = parse_spec(spec_text)
     extractors = spec.extractors(workspace.embeddings_dir)
     targets = [Target.of(item) for item in corpus.items]
     started = time.perf_counter()
@@ -261,7 +274,7 @@ def featurise_augmented(corpus: Corpus, spec_text: str, copies: int, profile: st
                         workers: int | None, seed: int) -> np.ndarray:
     key = (spec_text, copies, profile)
     if key not in corpus.augmented:
-        spec = FeatureSpec.parse(spec_text).with_embedding_defaults()  # what train extracts
+        spec = parse_spec(spec_text)
         extractors = spec.extractors(workspace.embeddings_dir)
         targets = [t for item in corpus.items for t in augmented_targets(item, copies, seed, profile)]
         started = time.perf_counter()
@@ -542,9 +555,13 @@ def main() -> None:
     parser.add_argument("--mlp-seeds", type=int, default=3,
                         help="average every mlp figure over this many initialisations (seeds 0..N-1); logreg and lgbm "
                              "are deterministic here, cnn runs one seed because it is slow")
+    parser.add_argument("--plain-embedding", action="store_true",
+                        help="the embedding as it was before train standardised aiSFX per clip (to compare)")
     parser.add_argument("--json", type=Path, default=None, help="also write every result here")
     args = parser.parse_args()
     started = time.perf_counter()
+    global PLAIN_EMBEDDING
+    PLAIN_EMBEDDING = args.plain_embedding
 
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     vector_specs = [s.strip() for s in args.features.split(",") if s.strip()]
