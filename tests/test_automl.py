@@ -147,7 +147,8 @@ def test_the_default_search_converts_the_bundled_embedding_once_and_goes_on_with
         raise InputError("no weights here")
 
     monkeypatch.setattr(aisfx, "install_aisfx", broken)
-    assert "could not be installed" in auto.ensure_embedding(workspace) and "no weights here" in auto.ensure_embedding(workspace)
+    problem = auto.ensure_embedding(workspace)
+    assert "could not be installed" in problem and "no weights here" in problem
     assert {c.features for c in auto.candidates(workspace)} == {"dsp", "mel"}
     monkeypatch.setattr(aisfx, "install_aisfx", install)
     assert auto.ensure_embedding(workspace) is None and auto.ensure_embedding(workspace) is None

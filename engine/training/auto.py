@@ -60,7 +60,8 @@ def ensure_embedding(workspace) -> str | None:
     try:
         ensure_installed(workspace, f"hybrid:{PREFERRED_EMBEDDING}")
     except WorkbenchError as error:
-        return f"the {PREFERRED_EMBEDDING} embedding could not be installed, the search left hybrid:{PREFERRED_EMBEDDING} out: {error}"
+        return (f"the {PREFERRED_EMBEDDING} embedding could not be installed, the search left "
+                f"hybrid:{PREFERRED_EMBEDDING} out: {error}")
     return None
 
 
