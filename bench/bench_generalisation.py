@@ -235,12 +235,14 @@ def load_corpus(name: str, root: Path, workspace: Workspace) -> Corpus:
 
 
 PLAIN_EMBEDDING = False  # --plain-embedding
+PLAIN = "|plain"  # a spec text ending so: the features as typed, without train's embedding defaults
 
 
 def parse_spec(spec_text: str) -> FeatureSpec:
-    """The spec as `train` extracts it (`with_embedding_defaults`), or as typed with --plain-embedding."""
-    spec = FeatureSpec.parse(spec_text)
-    return spec if PLAIN_EMBEDDING else spec.with_embedding_defaults()
+    """The spec as `train` extracts it (`with_embedding_defaults`), or as typed with --plain-embedding
+    or the PLAIN suffix."""
+    spec = FeatureSpec.parse(spec_text.removesuffix(PLAIN))
+    return spec if PLAIN_EMBEDDING or spec_text.endswith(PLAIN) else spec.with_embedding_defaults()
 
 
 def featurise(corpus: Corpus, spec_text: str, workspace: Workspace, workers: int | None) -> None:
@@ -532,6 +534,41 @@ def ensure_aisfx(workspace: Workspace) -> str | None:
         return f"{type(error).__name__}: {error}"
 
 
+def chosen_for_augment(args, extra_combos: list[tuple[str, str]], order: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return extra_combos or order[:args.augment_top]
+
+
+def compare_plain(benches: list[Benchmark], results: dict, augment_results: dict, chosen: list[tuple[str, str]],
+                  args, hyper: dict, seeds_for, workspace: Workspace) -> None:
+    """Each chosen combination on an aiSFX feature set: standardised (as run above) minus plain, per fold
+    and in the mean, with the paired bootstrap interval (the same test clips and resamples)."""
+    chosen = [(kind, spec) for kind, spec in chosen if spec.endswith(":aisfx")]
+    print(f"\n== The aiSFX embedding standardised per clip (train's default) minus plain, for "
+          f"{', '.join(f'{k} + {s}' for k, s in chosen)} (95% paired bootstrap intervals) ==")
+    for bench in benches:
+        if bench.title.startswith("(c)"):
+            continue
+        print(f"{bench.title}:")
+        for kind, spec in chosen:
+            featurise(bench.corpus, spec + PLAIN, workspace, args.workers)
+            for augment in dict.fromkeys([0, args.augment]):
+                pool = results[bench.title] + augment_results.get(bench.title, [])
+                standard = next((c for c in pool if (c.kind, c.spec, c.augment) == (kind, spec, augment)), None)
+                if standard is None:
+                    continue
+                plain = run_combo(bench, kind, spec + PLAIN, hyper[kind], augment, workspace, args.workers, args.seed,
+                                  in_pack=False, model_seeds=seeds_for(kind), resamples=args.resamples)
+                parts = []
+                for one, other in zip(standard.folds, plain.folds):
+                    low, high = percentile_interval(one.f1_resamples - other.f1_resamples)
+                    parts.append(f"{one.fold} {other.macro_f1:.3f} -> {one.macro_f1:.3f} "
+                                 f"({one.macro_f1 - other.macro_f1:+.3f} [{low:+.3f}, {high:+.3f}])")
+                low, high = percentile_interval(standard.f1_resamples - plain.f1_resamples)
+                print(f"  {kind} + {spec}, augment {augment}: mean {plain.macro_f1:.3f} -> {standard.macro_f1:.3f} "
+                      f"({standard.macro_f1 - plain.macro_f1:+.3f} [{low:+.3f}, {high:+.3f}])"
+                      + ("; " + "; ".join(parts) if len(parts) > 1 else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/workbench-bench-generalisation"),
@@ -557,6 +594,9 @@ def main() -> None:
                              "are deterministic here, cnn runs one seed because it is slow")
     parser.add_argument("--plain-embedding", action="store_true",
                         help="the embedding as it was before train standardised aiSFX per clip (to compare)")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="after the tables: the augmented combinations' aiSFX features standardised per clip "
+                             "(train's default) against plain, with and without augmentation, paired")
     parser.add_argument("--json", type=Path, default=None, help="also write every result here")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -679,7 +719,7 @@ def main() -> None:
     augment_results: dict[str, list[ComboResult]] = {}
     profiles = [p.strip() for p in args.augment_profiles.split(",") if p.strip()]
     if args.augment > 0 and (args.augment_top > 0 or extra_combos) and profiles:
-        chosen = extra_combos or order[:args.augment_top]
+        chosen = chosen_for_augment(args, extra_combos, order)
         print(f"\n== Augmentation: {args.augment} augmented copies of every training clip ({', '.join(profiles)}), "
               f"for {', '.join(f'{k} + {s}' for k, s in chosen)} ==")
         for bench in benches:
@@ -706,6 +746,10 @@ def main() -> None:
                     print(f"  {kind} + {spec}: augment {args.augment} {aug.profile} changes held-out accuracy by "
                           f"{aug.accuracy - plain.accuracy:+.3f} and macro-F1 by {aug.macro_f1 - plain.macro_f1:+.3f} "
                           f"[{low:+.3f}, {high:+.3f}] (paired bootstrap over test clips)")
+
+    if args.compare_plain and not args.plain_embedding:
+        compare_plain(benches, results, augment_results, chosen_for_augment(args, extra_combos, order), args,
+                      hyper, seeds_for, workspace)
 
     if notes:
         print("\nNotes:")
