@@ -3,7 +3,8 @@
     python bench/bench_generalisation.py [--work DIR] [--clips 10] [--kinds logreg,lgbm,mlp,cnn,finetune]
         [--features dsp,onnx:aisfx,hybrid:aisfx] [--augment 2] [--augment-top 2]
         [--augment-profiles kit,basic] [--augment-combos KIND@FEATURES,...] [--cnn-epochs 20]
-        [--finetune-epochs 30] [--mlp-seeds 3] [--resamples 1000] [--no-real] [--no-synthetic] [--json OUT]
+        [--finetune-epochs 30] [--mlp-seeds 3] [--resamples 1000] [--no-real] [--no-synthetic]
+        [--plain-embedding] [--json OUT]
 
 A model that is good on a random clip split may only have learnt what each pack sounds like; a
 user's library is a handful of packs and the model then meets other packs. So every figure here is
@@ -34,6 +35,9 @@ clips from the same packs; it does not cover other packs.
 
 `finetune` (the pretrained aiSFX network fine-tuned with a new head) trains on `wave` features,
 as `cnn` trains on `mel`; its (b) and (c) folds have no validation pack, so they run every epoch.
+
+Features are what `train` extracts: `FeatureSpec.with_embedding_defaults`, so the aiSFX embedding is
+standardised per clip (`onnx.standardize`); `--plain-embedding` measures it as it was before.
 
 Model kinds come from `engine.models.kinds.make_model`, metrics from `engine.evaluation.metrics.evaluate`
 (accuracy and macro-F1 with the present-or-predicted rule), features from the engine's extractors
@@ -230,10 +234,21 @@ def load_corpus(name: str, root: Path, workspace: Workspace) -> Corpus:
     return corpus
 
 
+PLAIN_EMBEDDING = False  # --plain-embedding
+PLAIN = "|plain"  # a spec text ending so: the features as typed, without train's embedding defaults
+
+
+def parse_spec(spec_text: str) -> FeatureSpec:
+    """The spec as `train` extracts it (`with_embedding_defaults`), or as typed with --plain-embedding
+    or the PLAIN suffix."""
+    spec = FeatureSpec.parse(spec_text.removesuffix(PLAIN))
+    return spec if PLAIN_EMBEDDING or spec_text.endswith(PLAIN) else spec.with_embedding_defaults()
+
+
 def featurise(corpus: Corpus, spec_text: str, workspace: Workspace, workers: int | None) -> None:
     if spec_text in corpus.features:
         return
-    spec = FeatureSpec.parse(spec_text)
+    spec = parse_spec(spec_text)
     extractors = spec.extractors(workspace.embeddings_dir)
     targets = [Target.of(item) for item in corpus.items]
     started = time.perf_counter()
@@ -261,7 +276,7 @@ def featurise_augmented(corpus: Corpus, spec_text: str, copies: int, profile: st
                         workers: int | None, seed: int) -> np.ndarray:
     key = (spec_text, copies, profile)
     if key not in corpus.augmented:
-        spec = FeatureSpec.parse(spec_text)
+        spec = parse_spec(spec_text)
         extractors = spec.extractors(workspace.embeddings_dir)
         targets = [t for item in corpus.items for t in augmented_targets(item, copies, seed, profile)]
         started = time.perf_counter()
@@ -519,6 +534,41 @@ def ensure_aisfx(workspace: Workspace) -> str | None:
         return f"{type(error).__name__}: {error}"
 
 
+def chosen_for_augment(args, extra_combos: list[tuple[str, str]], order: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return extra_combos or order[:args.augment_top]
+
+
+def compare_plain(benches: list[Benchmark], results: dict, augment_results: dict, chosen: list[tuple[str, str]],
+                  args, hyper: dict, seeds_for, workspace: Workspace) -> None:
+    """Each chosen combination on an aiSFX feature set: standardised (as run above) minus plain, per fold
+    and in the mean, with the paired bootstrap interval (the same test clips and resamples)."""
+    chosen = [(kind, spec) for kind, spec in chosen if spec.endswith(":aisfx")]
+    print(f"\n== The aiSFX embedding standardised per clip (train's default) minus plain, for "
+          f"{', '.join(f'{k} + {s}' for k, s in chosen)} (95% paired bootstrap intervals) ==")
+    for bench in benches:
+        if bench.title.startswith("(c)"):
+            continue
+        print(f"{bench.title}:")
+        for kind, spec in chosen:
+            featurise(bench.corpus, spec + PLAIN, workspace, args.workers)
+            for augment in dict.fromkeys([0, args.augment]):
+                pool = results[bench.title] + augment_results.get(bench.title, [])
+                standard = next((c for c in pool if (c.kind, c.spec, c.augment) == (kind, spec, augment)), None)
+                if standard is None:
+                    continue
+                plain = run_combo(bench, kind, spec + PLAIN, hyper[kind], augment, workspace, args.workers, args.seed,
+                                  in_pack=False, model_seeds=seeds_for(kind), resamples=args.resamples)
+                parts = []
+                for one, other in zip(standard.folds, plain.folds):
+                    low, high = percentile_interval(one.f1_resamples - other.f1_resamples)
+                    parts.append(f"{one.fold} {other.macro_f1:.3f} -> {one.macro_f1:.3f} "
+                                 f"({one.macro_f1 - other.macro_f1:+.3f} [{low:+.3f}, {high:+.3f}])")
+                low, high = percentile_interval(standard.f1_resamples - plain.f1_resamples)
+                print(f"  {kind} + {spec}, augment {augment}: mean {plain.macro_f1:.3f} -> {standard.macro_f1:.3f} "
+                      f"({standard.macro_f1 - plain.macro_f1:+.3f} [{low:+.3f}, {high:+.3f}])"
+                      + ("; " + "; ".join(parts) if len(parts) > 1 else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/workbench-bench-generalisation"),
@@ -542,9 +592,16 @@ def main() -> None:
     parser.add_argument("--mlp-seeds", type=int, default=3,
                         help="average every mlp figure over this many initialisations (seeds 0..N-1); logreg and lgbm "
                              "are deterministic here, cnn runs one seed because it is slow")
+    parser.add_argument("--plain-embedding", action="store_true",
+                        help="the embedding as it was before train standardised aiSFX per clip (to compare)")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="after the tables: the augmented combinations' aiSFX features standardised per clip "
+                             "(train's default) against plain, with and without augmentation, paired")
     parser.add_argument("--json", type=Path, default=None, help="also write every result here")
     args = parser.parse_args()
     started = time.perf_counter()
+    global PLAIN_EMBEDDING
+    PLAIN_EMBEDDING = args.plain_embedding
 
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     vector_specs = [s.strip() for s in args.features.split(",") if s.strip()]
@@ -662,7 +719,7 @@ def main() -> None:
     augment_results: dict[str, list[ComboResult]] = {}
     profiles = [p.strip() for p in args.augment_profiles.split(",") if p.strip()]
     if args.augment > 0 and (args.augment_top > 0 or extra_combos) and profiles:
-        chosen = extra_combos or order[:args.augment_top]
+        chosen = chosen_for_augment(args, extra_combos, order)
         print(f"\n== Augmentation: {args.augment} augmented copies of every training clip ({', '.join(profiles)}), "
               f"for {', '.join(f'{k} + {s}' for k, s in chosen)} ==")
         for bench in benches:
@@ -689,6 +746,10 @@ def main() -> None:
                     print(f"  {kind} + {spec}: augment {args.augment} {aug.profile} changes held-out accuracy by "
                           f"{aug.accuracy - plain.accuracy:+.3f} and macro-F1 by {aug.macro_f1 - plain.macro_f1:+.3f} "
                           f"[{low:+.3f}, {high:+.3f}] (paired bootstrap over test clips)")
+
+    if args.compare_plain and not args.plain_embedding:
+        compare_plain(benches, results, augment_results, chosen_for_augment(args, extra_combos, order), args,
+                      hyper, seeds_for, workspace)
 
     if notes:
         print("\nNotes:")

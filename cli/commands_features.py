@@ -38,7 +38,7 @@ def features_extract(
     from engine.features.service import extract_workspace
 
     workspace = open_workspace(ctx)
-    spec = FeatureSpec.parse(extractor, parse_params(param or []))
+    spec = FeatureSpec.parse(extractor, parse_params(param or [])).with_embedding_defaults()  # as train extracts
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         ensure_installed(workspace, str(spec), reporter)  # the first use of onnx:aisfx / hybrid:aisfx converts it
         report = extract_workspace(workspace, spec, labelled_only=labelled_only, taxonomy=taxonomy, workers=workers,
@@ -134,7 +134,7 @@ def export_dataset_command(
             render_rejections(folder.rejections)
 
         finish(folder.to_dict(), json_out, partial=bool(folder.rejections), render=said)
-    spec = FeatureSpec.parse(extractor, parse_params(param or []))
+    spec = FeatureSpec.parse(extractor, parse_params(param or [])).with_embedding_defaults()  # as train extracts
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
         ensure_installed(workspace, str(spec), reporter)
         report = export_dataset(workspace, out, spec, taxonomy=taxonomy, split_by=split, val=val, test=test,

@@ -43,6 +43,7 @@ def library(tmp_path_factory):
 def small_search(monkeypatch):
     monkeypatch.setattr(auto, "SEARCH", SMALL_SEARCH)
     monkeypatch.setattr(auto, "AUTO_FOLDS", 3)
+    monkeypatch.setattr(auto, "ensure_embedding", lambda workspace: None)  # no aiSFX conversion: dsp only
 
 
 def test_grouped_folds_are_scikit_learns_and_never_split_a_group():
@@ -126,6 +127,32 @@ def test_the_candidates_are_each_kind_on_the_features_its_input_takes(workspace,
     assert all(c.hyperparams["epochs"] == 3 for c in auto.candidates(workspace, given={"epochs": 3}) if c.kind == "mlp")
     (workspace.embeddings_dir / "aisfx.onnx").parent.mkdir(parents=True, exist_ok=True)
     (workspace.embeddings_dir / "aisfx.onnx").write_bytes(b"")
+    assert ("mlp", "hybrid:aisfx") in {(c.kind, c.features) for c in auto.candidates(workspace)}
+
+
+def test_the_default_search_converts_the_bundled_embedding_once_and_goes_on_without_it_if_it_cannot(
+        workspace, monkeypatch):
+    from engine.embeddings import aisfx
+
+    converted = []
+
+    def install(ws, reporter=None):  # stands in for the ONNX export (tested in test_aisfx.py)
+        converted.append(ws)
+        path = ws.embeddings_dir / "aisfx.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        return path
+
+    def broken(ws, reporter=None):
+        raise InputError("no weights here")
+
+    monkeypatch.setattr(aisfx, "install_aisfx", broken)
+    problem = auto.ensure_embedding(workspace)
+    assert "could not be installed" in problem and "no weights here" in problem
+    assert {c.features for c in auto.candidates(workspace)} == {"dsp", "mel"}
+    monkeypatch.setattr(aisfx, "install_aisfx", install)
+    assert auto.ensure_embedding(workspace) is None and auto.ensure_embedding(workspace) is None
+    assert converted == [workspace]  # once: the second call finds it installed
     assert ("mlp", "hybrid:aisfx") in {(c.kind, c.features) for c in auto.candidates(workspace)}
 
 

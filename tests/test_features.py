@@ -118,6 +118,29 @@ def test_onnx_and_hybrid_features(library):
         FeatureSpec.parse("onnx:absent").extractors(library.embeddings_dir)
 
 
+def test_a_standardized_embedding_is_scipys_zscore_of_the_plain_one_and_aisfx_defaults_to_it(library):
+    from scipy import stats
+
+    build_onnx_embedding(library.embeddings_dir)
+    targets = workspace_targets(library)
+    plain, standard = FeatureSpec.parse("onnx:tiny"), FeatureSpec.parse("onnx:tiny", {"onnx.standardize": True})
+    for spec in (plain, standard):
+        extract_workspace(library, spec, workers=1)
+    raw, _ = load_features(library.cache, targets, plain.extractors(library.embeddings_dir))
+    scaled, _ = load_features(library.cache, targets, standard.extractors(library.embeddings_dir))
+    np.testing.assert_allclose(scaled, stats.zscore(raw.astype(np.float64), axis=1), atol=1e-5)
+    assert not np.allclose(scaled, raw)
+    assert FeatureSpec.parse("hybrid:aisfx").with_embedding_defaults().params == {"onnx.standardize": True}
+    assert FeatureSpec.parse("onnx:aisfx").with_embedding_defaults().params == {"onnx.standardize": True}
+    kept = FeatureSpec.parse("hybrid:aisfx", {"onnx.standardize": False})  # a spec that says: left as it is
+    assert kept.with_embedding_defaults() == kept
+    for other in ("dsp", "onnx:tiny", "hybrid:tiny"):
+        assert FeatureSpec.parse(other).with_embedding_defaults() == FeatureSpec.parse(other)
+    from engine.training.run import TrainRequest
+
+    assert TrainRequest(name="x", features="hybrid:aisfx").spec(library).params == {"onnx.standardize": True}
+
+
 def test_replacing_an_onnx_model_invalidates_its_features(library):
     build_onnx_embedding(library.embeddings_dir)
     first = FeatureSpec.parse("onnx:tiny").extractors(library.embeddings_dir)[0].cache_prefix

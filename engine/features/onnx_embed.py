@@ -10,6 +10,10 @@ Input contract (documented in the README):
   or [batch, 1, samples]; batch is 1;
 - the first output is the embedding: [batch, dim], [dim] or [batch, frames, dim] (frames are averaged).
 The model file's hash is part of the cache key, so replacing the file invalidates its features.
+
+`standardize=True` (a feature parameter, `onnx.standardize`) makes each clip's embedding zero-mean and
+unit-variance over its dimensions: what is left is its shape, not its overall level, which follows
+the recording chain more than the instrument (see `FeatureSpec.with_embedding_defaults`).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class OnnxExtractor(Extractor):
     name = "onnx"
     code_modules = ("engine.audio.regions",)
     defaults = {"model_path": "", "model_sha256": "", "sample_rate": 16000, "input_seconds": None,
-                "region_s": None, "target_db": -20.0}
+                "region_s": None, "target_db": -20.0, "standardize": False}
 
     @classmethod
     def from_folder(cls, embeddings_dir: Path, name: str, **params: Any) -> OnnxExtractor:
@@ -152,4 +156,12 @@ class OnnxExtractor(Extractor):
             raise InputError(f"{self.params['model_path']}: input {model_input.name} has shape "
                              f"{model_input.shape}; expected [batch, samples]")
         output = np.asarray(session.run(None, {model_input.name: shaped})[0], dtype=np.float32)
-        return output.reshape(-1, output.shape[-1]).mean(axis=0)
+        embedding = output.reshape(-1, output.shape[-1]).mean(axis=0)
+        return standardized(embedding) if self.params["standardize"] else embedding
+
+
+def standardized(vector: np.ndarray) -> np.ndarray:
+    """The vector minus its mean, divided by its standard deviation (a constant vector: zeros)."""
+    centred = vector.astype(np.float64) - vector.mean(dtype=np.float64)
+    spread = centred.std()
+    return (centred / spread if spread > 0 else np.zeros_like(centred)).astype(np.float32)

@@ -16,6 +16,9 @@ from engine.errors import InputError
 from engine.features.base import Extractor
 
 KINDS = ("dsp", "mel", "wave", "onnx", "hybrid")
+# Embeddings whose clips are standardised (`onnx.standardize`) unless a spec says otherwise: across packs
+# never heard, aiSFX + dsp features standardised gained macro-F1 in bench/bench_generalisation.py (README).
+STANDARDIZED_EMBEDDINGS = ("aisfx",)
 
 
 def parse_param_value(text: str) -> Any:
@@ -58,6 +61,15 @@ class FeatureSpec:
         if kind in ("dsp", "mel", "wave") and model:
             raise InputError(f"{kind} takes no model name")
         return cls(kind, model or None, dict(params or {}))
+
+    def with_embedding_defaults(self) -> FeatureSpec:
+        """This spec with `onnx.standardize` on for an embedding of STANDARDIZED_EMBEDDINGS whose params
+        do not set it: what a new training extracts. A model version keeps the spec it was trained on,
+        so one trained before stays on the features it knew."""
+        given = any(key.split(".")[-1] == "standardize" for key in self.params)
+        if self.kind not in ("onnx", "hybrid") or self.model not in STANDARDIZED_EMBEDDINGS or given:
+            return self
+        return FeatureSpec(self.kind, self.model, {**self.params, "onnx.standardize": True})
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.model}" if self.model else self.kind

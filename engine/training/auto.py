@@ -50,6 +50,21 @@ def feature_sets(workspace, input_rank: int) -> list[str]:
     return ["dsp", *([f"hybrid:{PREFERRED_EMBEDDING}"] if installed else [])]
 
 
+def ensure_embedding(workspace) -> str | None:
+    """Convert the bundled aiSFX embedding into a workspace that lacks it (`embeddings.aisfx.ensure_installed`),
+    so that the default search tries hybrid:aisfx on a fresh install too: across packs it beat dsp
+    for every kind in bench/bench_generalisation.py (README). None, or why it could not be
+    converted (the search then goes on with dsp)."""
+    from engine.embeddings.aisfx import ensure_installed
+
+    try:
+        ensure_installed(workspace, f"hybrid:{PREFERRED_EMBEDDING}")
+    except WorkbenchError as error:
+        return (f"the {PREFERRED_EMBEDDING} embedding could not be installed, the search left "
+                f"hybrid:{PREFERRED_EMBEDDING} out: {error}")
+    return None
+
+
 def features_rank(features: str) -> int:
     """The input rank a feature set gives: 2 for mel patches, 1 for vectors."""
     from engine.features.spec import FeatureSpec

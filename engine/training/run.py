@@ -70,7 +70,7 @@ class TrainRequest:
 
     def spec(self, workspace) -> FeatureSpec:
         return FeatureSpec.parse(self.features or default_features(workspace, self.model),
-                                 parse_params(self.feature_params))
+                                 parse_params(self.feature_params)).with_embedding_defaults()
 
     def with_task_defaults(self, workspace) -> TrainRequest:
         """The request with what its taxonomy implies filled in: a section taxonomy's window
@@ -256,8 +256,9 @@ def _choose(workspace, job: JobLog, asked: TrainRequest, cancel: CancelToken) ->
     """`--model auto`: cross-validate the candidates over the training and validation rows; the
     winner's request (kind, features, hyperparameters), its training data and the search's table."""
     from engine.datasets.source import is_export
-    from engine.training.auto import SCORE, candidates, search
+    from engine.training.auto import SCORE, candidates, ensure_embedding, search
 
+    notes: list[str] = []
     prepared: dict[str, tuple[TrainRequest, TrainingData]] = {}
 
     def prepare(features: str) -> tuple[TrainRequest, TrainingData]:
@@ -272,6 +273,9 @@ def _choose(workspace, job: JobLog, asked: TrainRequest, cancel: CancelToken) ->
         prepared[str(data.spec)] = request, data
         found = candidates(workspace, str(data.spec), asked.hyperparams, rank=data.features.ndim - 1)
     else:
+        if asked.features is None:
+            problem = ensure_embedding(workspace)
+            notes += [problem] if problem else []
         found = candidates(workspace, asked.features, asked.hyperparams)
     job.state(JobState.TRAINING, f"choosing among {len(found)} candidates by grouped cross-validation")
 
@@ -284,6 +288,7 @@ def _choose(workspace, job: JobLog, asked: TrainRequest, cancel: CancelToken) ->
     winner, table = search(found, lambda features: prepare(features)[1], seed=asked.seed, cancel=cancel,
                            on_result=on_result)
     chosen, data = prepare(winner.features)
+    data.notes.extend(notes)
     won = next(row for row in table if row["chosen"])
     summary = {"score": SCORE, "winner": winner.to_dict(), "table": table,
                "cv": {key: won[key] for key in ("folds", "grouping", "rows", "metrics", "seconds")}}
