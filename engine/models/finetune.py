@@ -156,7 +156,7 @@ class FinetuneClassifier(TorchClassifier):
                                    for rows in (X, X_val, silent))
         if callback.should_stop():
             return None
-        self._silence = None if silence is None else silence[0]
+        self._silence = None if silence is None else silence[0].to(device)
         return TrainedPart(net), maps, val_maps
 
     def _on_waveforms(self, net: FinetuneNet, X: torch.Tensor, X_val: torch.Tensor | None):
