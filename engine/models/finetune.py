@@ -121,12 +121,12 @@ class FinetuneClassifier(TorchClassifier):
     defaults = {"epochs": 30, "lr": 3e-3, "lr_decay": 0.3, "train_blocks": 1, "batch_size": 32,
                 "weight_decay": 1e-4, "dropout": 0.3, "patience": 4, "mixup": 0.2, "augment": True,
                 "class_balance": True, "seed": 0, "device": "auto"}
+    _silence: torch.Tensor | None = None  # while training on maps with `augment`: a silent clip's maps
 
     def __init__(self, **hyperparams: Any) -> None:
         super().__init__(**hyperparams)
         if not 0 <= self.hyperparams["train_blocks"] <= N_BLOCKS:
             raise ValueError(f"finetune: train_blocks must be 0 to {N_BLOCKS}, not {self.hyperparams['train_blocks']}")
-        self._silence: torch.Tensor | None = None  # while training on maps: a silent clip's maps
 
     def _config(self, X: np.ndarray) -> dict[str, Any]:
         return {"input_shape": list(X.shape[1:])}
@@ -178,7 +178,8 @@ class FinetuneClassifier(TorchClassifier):
         try:
             super().fit(X, y, **kwargs)
         finally:  # training-time state; not part of the fitted model
-            self.net_.frame_augment = None
+            if getattr(self, "net_", None) is not None:
+                self.net_.frame_augment = None
             self._silence = None
         return self
 
