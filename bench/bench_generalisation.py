@@ -88,8 +88,9 @@ nothing like it in LMMS, which turns the perc class into a tabla detector.
 
 The script prints the counts per class and package it found. Runtime on 2 CPU cores with the
 defaults: a few minutes for features on the first run, then roughly 5-15 minutes of training for
-logreg, lgbm, mlp and cnn; `finetune` adds far more (on a shared 2-core box: 15 min for the two
-real folds at 30 epochs, 13 min for (a) at --clips 3), so leave it out with --kinds when iterating.
+logreg, lgbm, mlp and cnn; `finetune` adds more (on a shared 2-core box at load 6-10: 2 min for
+the two real folds at 30 epochs, 4.5 min for (a) at --clips 3, 3 min for (c)), so leave it out
+with --kinds when iterating.
 """
 
 from __future__ import annotations

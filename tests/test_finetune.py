@@ -6,6 +6,8 @@ Tiny but real: a few synthetic hits, one epoch, the last block trained. Needs th
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,8 @@ from engine.embeddings import aisfx
 from engine.errors import InputError
 from engine.features.spec import FeatureSpec
 from engine.models.artifacts import ModelFilesDamaged, file_hashes
+from engine.models.base import TrainingCallback
+from engine.models.finetune import FinetuneClassifier, mask_maps
 from engine.models.kinds import load_model, make_model, save_model
 
 pytestmark = pytest.mark.skipif(aisfx.installed_package_dir() is None,
@@ -40,14 +44,32 @@ def hits(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(rows), np.array(labels)
 
 
+def block_rows(fit) -> Counter:
+    """How many rows went through each aiSFX conv block (1-4, told apart by their input channels)
+    while `fit()` ran."""
+    number = {channels: n for n, channels in enumerate((1, *aisfx.CHANNELS[:-1]), start=1)}
+    rows: Counter = Counter()
+
+    def hook(module, inputs, output):
+        if type(module).__name__ == "ConvBlock":
+            rows[number[module.conv1.in_channels]] += inputs[0].shape[0]
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        fit()
+    finally:
+        handle.remove()
+    return rows
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     X, y = hits(3, seed=0)
-    model = make_model("finetune", epochs=1, train_blocks=1, batch_size=4, device="cpu")
-    model.fit(X, y, X_val=X[::3], y_val=y[::3], n_classes=len(CLASSES))
+    model = make_model("finetune", epochs=2, patience=5, train_blocks=1, batch_size=4, device="cpu")
+    rows = block_rows(lambda: model.fit(X, y, X_val=X[::3], y_val=y[::3], n_classes=len(CLASSES)))
     folder = tmp_path_factory.mktemp("finetune")
     save_model(model, folder)
-    return model, folder, X
+    return model, folder, X, rows
 
 
 def test_the_wave_extractor_gives_a_fixed_length_from_the_onset():
@@ -62,7 +84,7 @@ def test_the_wave_extractor_gives_a_fixed_length_from_the_onset():
 
 
 def test_only_the_head_and_the_last_block_move_from_the_pretrained_weights(fitted):
-    model, _, _ = fitted
+    model, _, _, _ = fitted
     data, where = aisfx.checkpoint_bytes()
     pretrained = aisfx.load_checkpoint(data, where)
     tuned = model.net_.embedder.net.state_dict()
@@ -72,6 +94,79 @@ def test_only_the_head_and_the_last_block_move_from_the_pretrained_weights(fitte
             assert not same, f"{name} was to be trained"
         elif not name.startswith("conv_block4"):
             assert same, f"{name} was to stay frozen (batch-norm statistics included)"
+
+
+def test_the_frozen_blocks_run_once_per_clip_and_the_trained_block_every_epoch(fitted):
+    _, _, X, rows = fitted
+    n_train, n_val = len(X), len(X[::3])
+    for frozen in (1, 2, 3):  # the maps of every training and validation clip, and of one silent clip
+        assert rows[frozen] == n_train + n_val + 1
+    assert rows[4] == 2 * (n_train + n_val)  # 2 epochs, each with its validation pass
+
+
+class WholeNetworkEachEpoch(FinetuneClassifier):
+    """The frozen blocks run on every batch of every epoch, as when every block trains."""
+
+    def _fitted_part(self, net, X, X_val, device, callback):
+        return self._on_waveforms(net, X, X_val)
+
+
+def test_training_on_the_frozen_blocks_maps_is_training_the_whole_network():
+    X, y = hits(2, seed=1)
+    settings = dict(epochs=2, train_blocks=1, batch_size=4, augment=False, mixup=0.0, device="cpu")
+    on_maps = make_model("finetune", **settings).fit(X, y, X_val=X[::2], y_val=y[::2], n_classes=len(CLASSES))
+    whole = WholeNetworkEachEpoch(**settings).fit(X, y, X_val=X[::2], y_val=y[::2], n_classes=len(CLASSES))
+    tuned, reference = on_maps.net_.state_dict(), whole.net_.state_dict()
+    pretrained, _ = aisfx.network_weights()
+    assert not torch.equal(tuned["embedder.net.conv_block4.conv2.weight"], pretrained["conv_block4.conv2.weight"])
+    for name, value in tuned.items():
+        torch.testing.assert_close(value, reference[name], rtol=1e-4, atol=1e-5, msg=name)
+    np.testing.assert_allclose(on_maps.predict_proba(X), whole.predict_proba(X), atol=1e-5)
+
+
+def test_masking_the_maps_puts_silence_in_one_band_of_cells_and_one_span():
+    maps = torch.rand(200, 3, 4, 12) + 1.0
+    silence = -torch.rand(3, 4, 12)
+    masked = mask_maps(maps, silence, torch.Generator().manual_seed(0))
+    assert torch.equal(masked, mask_maps(maps, silence, torch.Generator().manual_seed(0)))
+    changed = masked != maps
+    assert torch.equal(masked[changed], silence.expand_as(maps)[changed])
+    cells = changed[:, 0]  # [maps, time, freq]: every channel alike
+    assert torch.equal(changed, cells[:, None].expand_as(changed))
+    columns = cells.all(dim=1).sum(dim=1)  # frequency cells masked at every time
+    rows = cells.all(dim=2).sum(dim=1)  # time cells masked at every frequency
+    assert set(columns.tolist()) == {0, 1} and set(rows.tolist()) == {0, 1}  # 8 mels / 8 and 12 frames // 8 = 1 cell
+    expected = (cells.any(dim=1, keepdim=True) & cells.any(dim=2, keepdim=True)) & (
+        cells.all(dim=1, keepdim=True) | cells.all(dim=2, keepdim=True))
+    assert torch.equal(cells, expected)  # a union of whole columns and rows, nothing else
+
+
+def test_a_fit_cancelled_while_the_maps_are_computed_trains_nothing():
+    class Cancelled(TrainingCallback):
+        def __init__(self) -> None:
+            self.epochs = 0
+
+        def on_epoch_end(self, *args) -> None:
+            self.epochs += 1
+
+        def should_stop(self) -> bool:
+            return True
+
+    X, y = hits(1, seed=2)
+    callback = Cancelled()
+    rows = block_rows(lambda: make_model("finetune", device="cpu").fit(X, y, n_classes=len(CLASSES), callback=callback))
+    assert callback.epochs == 0 and sum(rows.values()) == 0
+
+
+def test_when_every_block_trains_each_epoch_runs_the_whole_network_and_all_blocks_move():
+    X, y = hits(1, seed=3)
+    model = make_model("finetune", epochs=2, train_blocks=4, batch_size=3, device="cpu")
+    rows = block_rows(lambda: model.fit(X, y, n_classes=len(CLASSES)))
+    assert rows == {1: 2 * len(X), 2: 2 * len(X), 3: 2 * len(X), 4: 2 * len(X)}
+    pretrained, _ = aisfx.network_weights()
+    tuned = model.net_.embedder.net.state_dict()
+    assert not torch.equal(tuned["conv_block1.conv1.weight"], pretrained["conv_block1.conv1.weight"].float())
+    assert model.net_.frame_augment is None
 
 
 def test_learning_rates_are_discriminative():
@@ -85,7 +180,7 @@ def test_learning_rates_are_discriminative():
 
 
 def test_saved_weights_load_back_checked_and_predict_the_same(fitted):
-    model, folder, X = fitted
+    model, folder, X, _ = fitted
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "network.json", "weights.safetensors"]
     hashes = file_hashes(folder)
     loaded = load_model(folder, hashes=hashes, kind="finetune", n_classes=len(CLASSES))
@@ -104,7 +199,7 @@ def test_saved_weights_load_back_checked_and_predict_the_same(fitted):
 def test_onnx_export_matches_torch(fitted, tmp_path):
     import onnxruntime
 
-    model, _, X = fitted
+    model, _, X, _ = fitted
     path = tmp_path / "finetune.onnx"
     model.export_onnx(path)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -253,7 +253,12 @@ def _classes():
             x = blocks.unsqueeze(1)  # [blocks, 1, time, mel]
             for index in range(4):
                 x = getattr(self, f"conv_block{index + 1}")(x)
-            return x.mean(dim=3).amax(dim=2)  # mean over frequency, max over time
+            return self.pool(x)
+
+        @staticmethod
+        def pool(maps):
+            """The last block's maps [batch, 512, time, freq] -> [batch, 512]: mean over frequency, max over time."""
+            return maps.mean(dim=3).amax(dim=2)
 
     class AisfxEmbedder(nn.Module):
         """Waveform [1, samples] at 44100 Hz -> (embedding [1, 512], block embeddings [1, blocks, 512])."""

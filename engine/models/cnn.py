@@ -16,7 +16,7 @@ MAX_TIME_MASK = 12  # frames
 MAX_SHIFT = 4  # frames, either way
 
 
-def _band_mask(batch: int, length: int, max_width: int, generator: torch.Generator) -> torch.Tensor:
+def band_mask(batch: int, length: int, max_width: int, generator: torch.Generator) -> torch.Tensor:
     """(batch, length) booleans: one random run of 0..max_width cells per row, on the generator's device."""
     device = generator.device
     width = torch.randint(0, max_width + 1, (batch, 1), generator=generator, device=device)
@@ -30,8 +30,8 @@ def spec_augment(patches: torch.Tensor, generator: torch.Generator, floor: float
     patch; masked and shifted-in cells become `floor` (silence). The random draws are made where the
     generator lives (the GPU's own when training there: no copies)."""
     batch, n_mels, frames = patches.shape
-    freq = _band_mask(batch, n_mels, MAX_FREQ_MASK, generator)[:, :, None]
-    time = _band_mask(batch, frames, MAX_TIME_MASK, generator)[:, None, :]
+    freq = band_mask(batch, n_mels, MAX_FREQ_MASK, generator)[:, :, None]
+    time = band_mask(batch, frames, MAX_TIME_MASK, generator)[:, None, :]
     shift = torch.randint(-MAX_SHIFT, MAX_SHIFT + 1, (batch, 1), generator=generator, device=generator.device)
     source = torch.arange(frames, device=generator.device) - shift  # output frame t takes input frame t - shift
     inside = ((source >= 0) & (source < frames))[:, None, :]

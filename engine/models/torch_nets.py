@@ -120,6 +120,12 @@ class TorchClassifier(Classifier):
         kind trains parts at their own rates."""
         return [{"params": [p for p in net.parameters() if p.requires_grad], "lr": self.hyperparams["lr"]}]
 
+    def _fitted_part(self, net: nn.Module, X: torch.Tensor, X_val: torch.Tensor | None, device: torch.device,
+                     callback: TrainingCallback) -> tuple[nn.Module, torch.Tensor, torch.Tensor | None] | None:
+        """What the training loop runs, and on which rows: the whole network on the rows as given,
+        unless a kind runs only a part of it on inputs it computes once (None: cancelled meanwhile)."""
+        return net, X, X_val
+
     def fit(self, X, y, *, X_val=None, y_val=None, n_classes=None, callback=None, sample_weight=None):
         hp = self.hyperparams
         device = resolve_device(hp["device"])
@@ -135,14 +141,19 @@ class TorchClassifier(Classifier):
         self._initialise(self.net_)
         self.net_.to(device)
         weights = balanced_class_weights(y, self.n_classes_) if hp["class_balance"] else None
-        validation = None
-        if X_val is not None and len(X_val):
-            validation = _tensor(X_val), torch.as_tensor(np.asarray(y_val, dtype=np.int64))
-        row_weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
-        self.hyperparams["batch_size"] = _train(
-            self.net_, _tensor(X), torch.from_numpy(y), hp, device, weights=weights, validation=validation,
-            callback=callback or TrainingCallback(), augment=self._augment, row_weights=row_weights,
-            default_batch=self.defaults["batch_size"], param_groups=self._param_groups(self.net_))
+        callback = callback or TrainingCallback()
+        has_validation = X_val is not None and len(X_val) > 0
+        fitted = self._fitted_part(self.net_, _tensor(X), _tensor(X_val) if has_validation else None, device, callback)
+        if fitted is not None:
+            part, inputs, val_inputs = fitted
+            validation = None
+            if val_inputs is not None:
+                validation = val_inputs, torch.as_tensor(np.asarray(y_val, dtype=np.int64))
+            row_weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
+            self.hyperparams["batch_size"] = _train(
+                part, inputs, torch.from_numpy(y), hp, device, weights=weights, validation=validation,
+                callback=callback, augment=self._augment, row_weights=row_weights,
+                default_batch=self.defaults["batch_size"], param_groups=self._param_groups(self.net_))
         self.net_.cpu().eval()
         return self
 
