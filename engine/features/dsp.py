@@ -14,15 +14,18 @@ import numpy as np
 
 from engine.audio import dsp
 from engine.audio.regions import (
+    LOUDNESS_BLOCK,
+    active_levels,
     active_rms,
+    cumulative_energy,
     envelope,
     envelope_block,
-    first_above,
-    loudness_gain,
+    envelopes,
+    gains_for,
     normalize_loudness,
+    onset_in,
     onset_region,
-    onset_start,
-    region_from,
+    region_span,
 )
 from engine.features.base import Extractor
 
@@ -42,33 +45,45 @@ def _summary_names(rows: list[str] | tuple[str, ...]) -> list[str]:
     return [f"{row}_mean" for row in rows] + [f"{row}_std" for row in rows]
 
 
-def _summary(rows: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Per-row mean, then per-row standard deviation, over the active frames."""
-    chosen = rows[:, active]
-    return np.concatenate([chosen.mean(axis=1), chosen.std(axis=1)])
+def _summaries(rows: np.ndarray, active: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Per sound (its frames rows[:, bounds[i]:bounds[i + 1]]): each row's mean, then each row's
+    standard deviation, over its active frames; shape (sounds, 2 * rows)."""
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    weights = active.astype(np.float64)
+    counts = np.add.reduceat(weights, starts)
+    means = np.add.reduceat(rows * weights, starts, axis=1) / counts
+    deviations = rows - np.repeat(means, sizes, axis=1)
+    stds = np.sqrt(np.add.reduceat(np.square(deviations) * weights, starts, axis=1) / counts)
+    return np.concatenate([means, stds]).T
 
 
 def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
     """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB)."""
     block = envelope_block(sample_rate)
-    env = envelope(region, block)
-    if env.size == 0 or not env.max() > 0:
-        return np.zeros(len(TEMPORAL_NAMES))
-    seconds_per_block = block / sample_rate
-    onset = first_above(env, ONSET_DB)
-    peak = int(np.argmax(env))
-    decay_end = np.flatnonzero(env >= env[peak] * 10.0 ** (DECAY_DB / 20.0))[-1]
-    effective_blocks = np.count_nonzero(env >= env[peak] * 10.0 ** (EFFECTIVE_DB / 20.0))
-    times = (np.arange(env.size) - onset) * seconds_per_block
-    return np.array(
-        [
-            (peak - onset) * seconds_per_block,
-            (decay_end - peak) * seconds_per_block,
-            effective_blocks * seconds_per_block,
-            float(times @ env) / float(env.sum()),
-            20.0 * np.log10(float(np.abs(region).max()) / active_rms(region)),
-        ]
-    )
+    peak = np.abs(region).max(initial=0.0)
+    return _temporal_rows(envelope(region, block)[None], block / sample_rate, np.array([peak]),
+                          np.array([active_rms(region)]))[0]
+
+
+def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """`_temporal` of regions whose envelopes (rows of `env`, zeros after a region's own blocks),
+    largest absolute samples and `active_rms` levels are known: shape (regions, 5)."""
+    if not env.shape[1]:
+        return np.zeros((len(env), len(TEMPORAL_NAMES)))
+    loudest = env.max(axis=1)
+    sounding = loudest > 0
+    onset = np.argmax(env >= (loudest * 10.0 ** (ONSET_DB / 20.0))[:, None], axis=1)
+    peak = np.argmax(env, axis=1)
+    decaying = env >= (loudest * 10.0 ** (DECAY_DB / 20.0))[:, None]
+    decay_end = env.shape[1] - 1 - np.argmax(decaying[:, ::-1], axis=1)
+    effective_blocks = np.count_nonzero(env >= (loudest * 10.0 ** (EFFECTIVE_DB / 20.0))[:, None], axis=1)
+    total = np.where(sounding, env.sum(axis=1, dtype=np.float64), 1.0)
+    centroid = (env @ np.arange(env.shape[1], dtype=np.float64) / total - onset) * seconds_per_block
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crest = 20.0 * np.log10(np.asarray(peaks, dtype=np.float64) / levels)
+    rows = np.stack([(peak - onset) * seconds_per_block, (decay_end - peak) * seconds_per_block,
+                     effective_blocks * seconds_per_block, centroid, crest], axis=1)
+    return np.where(sounding[:, None], rows, 0.0)
 
 
 def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
@@ -77,10 +92,11 @@ def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return np.add.reduceat(power, bounds, axis=0, dtype=np.float64)
 
 
-def _band_ratios(energy: np.ndarray) -> np.ndarray:
-    """Share of a sound's energy in each band, from its frames' `_band_energy`."""
-    totals = energy.sum(axis=1)
-    return totals / max(totals.sum(), np.finfo(np.float32).tiny)
+def _band_ratios(energy: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Share of each sound's energy in each band, from its frames' `_band_energy` (sounds' frames
+    side by side, `bounds`): shape (sounds, bands)."""
+    totals = np.add.reduceat(energy, bounds[:-1], axis=1).T
+    return totals / np.maximum(totals.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
 
 class DspExtractor(Extractor):
@@ -120,7 +136,8 @@ class DspExtractor(Extractor):
                    for samples in batch]
         framed = [dsp.frame(region, n_fft, hop) for region in regions]
         bounds = np.cumsum([0] + [len(frames) for frames in framed])
-        return self._vectors(regions, bounds, *self._frame_values(np.concatenate(framed)))
+        temporal = np.array([_temporal(region, self.sample_rate) for region in regions])
+        return self._vectors(temporal, bounds, *self._frame_values(np.concatenate(framed)))
 
     def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """Features of the windows [first, last) (in samples) of one long sound, the inner frames of
@@ -129,41 +146,51 @@ class DspExtractor(Extractor):
         As `extract_batch` of the windows' samples, but for where a window's inner frames fall: on
         the sound's own hop grid, at most hop / 2 samples from where the window's own frames would
         be. The frames that reach past a window's onset region into its zero padding (two at each
-        end with the defaults) are its own, so the edges the statistics see are the same. Loudness
-        normalisation is applied as the gain it would be (the descriptors other than the MFCCs do
-        not depend on it)."""
+        end with the defaults) are its own, so the edges the statistics see are the same. The onset
+        regions, envelopes and levels are the windows' own, from one pass over the squared samples;
+        loudness normalisation is applied as the gain it would be (the descriptors other than the
+        MFCCs do not depend on it)."""
         if not windows:
             return []
         samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
+        half = n_fft // 2
+        cumulative = cumulative_energy(samples)
+        block = envelope_block(sample_rate)
+        firsts, lasts = np.asarray(windows, dtype=np.int64).reshape(-1, 2).T
+        whole, blocks = envelopes(cumulative, np.stack([np.zeros_like(firsts), firsts, lasts], axis=1), block)
+        spans = []  # each window's onset region: `lead` zeros, then samples[first:last]
+        for first, last, env, count in zip(firsts, lasts, whole, blocks):
+            onset = onset_in(samples[first:last], env[:count], block, sample_rate)
+            lead, low, high = region_span(onset, int(last - first), sample_rate, self.params["region_s"])
+            spans.append((lead, first + low, first + high))
+        spans = np.array(spans, dtype=np.int64)
+        lead, first, last = spans.T
+        levels = active_levels(envelopes(cumulative, spans, LOUDNESS_BLOCK)[0])
+        magnitude = np.append(np.abs(samples), np.float32(0))
+        peaks = np.maximum.reduceat(magnitude, np.stack([first, last], axis=1).reshape(-1))[::2]
+        peaks[first >= last] = 0.0
+        temporal = _temporal_rows(envelopes(cumulative, spans, block)[0], block / sample_rate, peaks, levels)
+        gains = np.square(gains_for(levels, self.params["target_db"])).astype(np.float32)
+
+        # Each window's frames: frame k of its region covers region[k * hop - half, k * hop + half)
+        # (zeros outside), i.e. from `origin + k * hop` in the sound.
+        length = lead + last - first
+        counts = 1 + np.maximum(length + 2 * half - n_fft, 0) // hop
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        k = np.arange(bounds[-1]) - np.repeat(bounds[:-1], counts)
+        origin = np.repeat(first - lead - half, counts) + k * hop
+        edge = (k * hop < half) | (k * hop + half > np.repeat(length, counts))
         inner = self._frame_values(dsp.frame(samples, n_fft, hop))
         total = inner[2].size
-        regions, gains, picks, edge_frames = [], [], [], []
-        edge_count = 0
-        for first, last in windows:
-            window = samples[first:last]
-            onset = onset_start(window, sample_rate)
-            region = region_from(window, onset, sample_rate, self.params["region_s"])
-            start = first + max(onset or 0, -first)  # the region's first sample in the sound
-            own = dsp.frame(region, n_fft, hop)
-            n = len(own)
-            edge = np.flatnonzero((np.arange(n) * hop < n_fft // 2) | (np.arange(n) * hop + n_fft // 2 > len(region)))
-            middle = np.setdiff1d(np.arange(n), edge)
-            grid = np.clip(int(round(start / hop)) + middle, 0, total - 1)
-            pick = np.empty(n, dtype=np.int64)
-            pick[middle] = grid
-            pick[edge] = total + edge_count + np.arange(len(edge))
-            edge_frames.append(own[edge])
-            edge_count += len(edge)
-            picks.append(pick)
-            regions.append(region)
-            gains.append(np.float32(loudness_gain(region, self.params["target_db"]) ** 2))
-        edges = self._frame_values(np.concatenate(edge_frames))
-        mel_power, spectral, rms, energy = (np.concatenate([whole, part], axis=-1) for whole, part in zip(inner, edges))
-        bounds = np.cumsum([0] + [len(pick) for pick in picks])
-        scaled = np.concatenate([mel_power[:, pick] * gain for pick, gain in zip(picks, gains)], axis=1)
-        every = np.concatenate(picks)
-        return self._vectors(regions, bounds, scaled, spectral[:, every], rms[every], energy[:, every])
+        where = origin[edge, None] + np.arange(n_fft)  # an edge frame's samples, zero outside its region
+        inside = (where >= np.repeat(first, counts)[edge, None]) & (where < np.repeat(last, counts)[edge, None])
+        edges = self._frame_values(np.where(inside, samples[np.clip(where, 0, max(len(samples) - 1, 0))], np.float32(0)))
+        pick = np.clip((origin + half + hop // 2) // hop, 0, total - 1)  # the sound's frame nearest each frame
+        pick[edge] = total + np.arange(np.count_nonzero(edge))
+        mel_power, spectral, rms, energy = (np.concatenate([a, b], axis=-1)[..., pick] for a, b in zip(inner, edges))
+        mel_power *= np.repeat(gains, counts)
+        return self._vectors(temporal, bounds, mel_power, spectral, rms, energy)
 
     def _frame_values(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per frame: mel power, the spectral-shape rows, RMS and band energies."""
@@ -184,20 +211,15 @@ class DspExtractor(Extractor):
         )
         return mel_power, spectral, dsp.frame_rms(frames), _band_energy(power, freqs)
 
-    def _vectors(self, regions: list[np.ndarray], bounds: np.ndarray, mel_power: np.ndarray, spectral: np.ndarray,
-                 rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
-        """Each sound's vector from its frames' values, the sounds' frames side by side (`bounds`)."""
+    def _vectors(self, temporal: np.ndarray, bounds: np.ndarray, mel_power: np.ndarray,
+                 spectral: np.ndarray, rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
+        """Each sound's vector from its `_temporal` row and its frames' values, the sounds' frames
+        side by side (`bounds`)."""
         cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB, bounds=bounds), int(self.params["n_mfcc"]))
-        groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
-        vectors = []
-        for region, first, last in zip(regions, bounds[:-1], bounds[1:]):
-            active = rms[first:last] >= rms[first:last].max() * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
-            vector = np.concatenate(
-                [
-                    *(_summary(rows[:, first:last], active) for rows in groups),
-                    _temporal(region, self.sample_rate),
-                    _band_ratios(energy[:, first:last]),
-                ]
-            )
-            vectors.append(vector.astype(np.float32))
-        return vectors
+        starts, sizes = bounds[:-1], np.diff(bounds)
+        loudest = np.repeat(np.maximum.reduceat(rms, starts), sizes)
+        active = rms >= loudest * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
+        groups = [_summaries(rows.astype(np.float64), active, bounds)
+                  for rows in (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)]
+        vectors = np.concatenate([*groups, np.reshape(temporal, (len(sizes), -1)), _band_ratios(energy, bounds)], axis=1)
+        return list(vectors.astype(np.float32))
