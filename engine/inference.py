@@ -147,7 +147,7 @@ def _grid_for(workspace, clip_id: str, path: str, duration_s: float) -> BeatGrid
     from engine.library.grids import MIN_DETECT_SECONDS
     from engine.store.grids import get_grid
 
-    with workspace.db.transaction() as con:
+    with workspace.db.transaction(read_only=True) as con:
         grid = get_grid(con, clip_id)
     if grid is not None or duration_s < MIN_DETECT_SECONDS:
         return grid

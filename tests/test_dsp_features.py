@@ -292,3 +292,21 @@ def test_temporal_descriptors_of_a_known_envelope():
     np.testing.assert_allclose(_temporal(region, SR), [1 * seconds, 8 * seconds, 15 * seconds, centroid, crest],
                                rtol=1e-5)
     assert not _temporal(np.zeros(500, dtype=np.float32), SR).any()
+
+
+def test_rolloff_is_the_first_bin_where_the_running_sum_reaches_the_fraction():
+    """Against the running sum over all bins (float64): frames of every shape, spikes in the first
+    and last bins and on either side of the block edges spectral_rolloff sums by, silent frames."""
+    rng = np.random.default_rng(3)
+    freqs = dsp.fft_frequencies(SR, 1024)
+    magnitude = (rng.random((513, 3000)) ** rng.uniform(0.5, 8.0, 3000)).astype(np.float32)
+    for frame, spike in enumerate([0, 31, 32, 33, 63, 64, 480, 511, 512]):
+        magnitude[:, frame] = 0.0
+        magnitude[spike, frame] = 1.0
+    magnitude[:, 10] = 0.0
+    cumulative = np.cumsum(magnitude.astype(np.float64), axis=0)
+    expected = freqs[np.argmax(cumulative >= 0.85 * cumulative[-1], axis=0)]
+    ours = dsp.spectral_rolloff(magnitude, freqs)
+    assert list(ours[:9]) == list(freqs[[0, 31, 32, 33, 63, 64, 480, 511, 512]]) and ours[10] == 0.0
+    differing = ours != expected  # only where float32 sums put the threshold in the neighbouring bin
+    assert differing.mean() < 1e-3 and np.all(np.abs(ours - expected)[differing] <= freqs[1] + 1e-3)

@@ -40,9 +40,9 @@ def hann_window(n_fft: int) -> np.ndarray:
 def power_spectrogram(frames: np.ndarray) -> np.ndarray:
     """|STFT|² of Hann-windowed frames, shape (n_fft // 2 + 1, n_frames), float32."""
     spectrum = scipy.fft.rfft(frames * hann_window(frames.shape[1]), axis=1, overwrite_x=True)
-    power = np.square(spectrum.real)
-    power += np.square(spectrum.imag)
-    return power.T
+    parts = spectrum.view(spectrum.real.dtype)  # real and imaginary parts side by side, squared in place
+    np.square(parts, out=parts)
+    return np.add(parts[:, 0::2], parts[:, 1::2]).T
 
 
 @cache
@@ -131,16 +131,31 @@ def spectral_centroid(magnitude: np.ndarray, freqs: np.ndarray) -> np.ndarray:
 
 
 def spectral_bandwidth(magnitude: np.ndarray, freqs: np.ndarray, centroid: np.ndarray) -> np.ndarray:
-    """Magnitude-weighted standard deviation of frequency around the centroid."""
-    spread = (freqs[:, None] - centroid) ** 2
-    return np.sqrt((magnitude * spread).sum(axis=0) / _safe(magnitude.sum(axis=0)))
+    """Magnitude-weighted standard deviation of frequency around the centroid: from the first two
+    moments (one matrix product), as variance + (mean - centroid)², summed in float64."""
+    total = _safe(magnitude.sum(axis=0)).astype(np.float64)
+    moments = (np.stack([freqs, np.square(freqs)]) @ magnitude) / total
+    spread = moments[1] - np.square(moments[0]) + np.square(moments[0] - centroid)
+    return np.sqrt(np.maximum(spread, 0.0)).astype(magnitude.dtype)
+
+
+ROLLOFF_BLOCK = 32  # spectral_rolloff sums bins in blocks of this many, then looks inside one block per frame
 
 
 def spectral_rolloff(magnitude: np.ndarray, freqs: np.ndarray, fraction: float = 0.85) -> np.ndarray:
-    """Lowest frequency below which `fraction` of the frame's magnitude lies."""
-    cumulative = np.cumsum(magnitude, axis=0)
-    reached = cumulative >= fraction * cumulative[-1]
-    return freqs[np.argmax(reached, axis=0)]
+    """Lowest frequency below which `fraction` of the frame's magnitude lies: the running sum over
+    blocks of bins finds the block where it is reached, the running sum inside it the bin."""
+    n_bins, n_frames = magnitude.shape
+    starts = np.arange(0, n_bins, ROLLOFF_BLOCK)
+    blocks = np.cumsum(np.add.reduceat(magnitude, starts, axis=0), axis=0)
+    target = fraction * blocks[-1]
+    block = np.minimum(np.count_nonzero(blocks < target, axis=0), len(starts) - 1)
+    frame = np.arange(n_frames)
+    before = np.where(block > 0, blocks[np.maximum(block - 1, 0), frame], 0.0)
+    bins = starts[block][:, None] + np.arange(ROLLOFF_BLOCK)
+    inside = np.where(bins < n_bins, magnitude[np.minimum(bins, n_bins - 1), frame[:, None]], 0.0)
+    reached = np.count_nonzero(before[:, None] + np.cumsum(inside, axis=1) < target[:, None], axis=1)
+    return freqs[np.minimum(starts[block] + reached, n_bins - 1)]
 
 
 def spectral_flatness(power: np.ndarray) -> np.ndarray:
@@ -156,4 +171,4 @@ def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
 
 
 def frame_rms(frames: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.mean(np.square(frames), axis=1))
+    return np.sqrt(np.einsum("ij,ij->i", frames, frames) / frames.shape[1])

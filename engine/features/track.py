@@ -47,20 +47,17 @@ def _chunks(starts: Sequence[float], window_s: float) -> list[list[int]]:
 def _chunk_features(path: str, starts: Sequence[float], window_s: float,
                     extractors: Sequence[Extractor]) -> list[list[np.ndarray]]:
     """For each extractor, the features of the windows starting at `starts` (one chunk)."""
-    from threadpoolctl import threadpool_limits
-
     first_s = max(0.0, starts[0] - MARGIN_S)
     with soundfile.SoundFile(path) as handle:
         native = read_range(handle, first_s, starts[-1] + window_s + MARGIN_S)
         native_rate = handle.samplerate
     outputs = []
-    with threadpool_limits(limits=1):  # the chunks already run side by side
-        for extractor in extractors:
-            rate = extractor.sample_rate
-            samples = resample(native, native_rate, rate)
-            windows = [(round((s - first_s) * rate), min(len(samples), round((s + window_s - first_s) * rate)))
-                       for s in starts]
-            outputs.append([np.asarray(f, dtype=np.float32) for f in extractor.extract_windows(samples, windows)])
+    for extractor in extractors:
+        rate = extractor.sample_rate
+        samples = resample(native, native_rate, rate)
+        windows = [(round((s - first_s) * rate), min(len(samples), round((s + window_s - first_s) * rate)))
+                   for s in starts]
+        outputs.append([np.asarray(f, dtype=np.float32) for f in extractor.extract_windows(samples, windows)])
     return outputs
 
 
@@ -73,13 +70,17 @@ def track_window_features(cache: FeatureCache, clip_id: str, path: str, size_byt
     missing = set(cache.missing(key for row in keys for key in row))
     todo = [index for index, row in enumerate(keys) if any(key in missing for key in row)]
     if todo:
+        from threadpoolctl import threadpool_limits
+
         try:
             if os.path.getsize(path) != size_bytes:
                 return np.zeros((0,)), [], [changed_file(path)]
             chunks = [[todo[i] for i in group] for group in _chunks([starts[i] for i in todo], window_s)]
             computed: dict[str, np.ndarray] = {}
             workers = min(cpu_threads() if workers is None else max(workers, 1), len(chunks))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            # One BLAS thread per chunk: the chunks already run side by side (set once: each setting
+            # looks the libraries up again).
+            with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=workers) as pool:
                 results = [pool.submit(_chunk_features, path, [starts[i] for i in chunk], window_s, extractors)
                            for chunk in chunks]
                 for chunk, result in zip(chunks, results):

@@ -78,7 +78,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 
 def list_versions(workspace, name: str | None = None) -> list[ModelVersion]:
-    with workspace.db.transaction() as con:
+    with workspace.db.transaction(read_only=True) as con:
         stored = versions.list_versions(con, name)
     return [_version(version, workspace.root) for version in stored]
 
