@@ -88,9 +88,12 @@ def region_span(start: int | None, length: int, sample_rate: int, max_seconds: f
 
 
 def cumulative_energy(samples: np.ndarray) -> np.ndarray:
-    """0, then the running sum of the squared samples (float64): samples[a:b] hold c[b] - c[a]."""
-    cumulative = np.zeros(len(samples) + 1)
-    np.cumsum(np.square(samples, dtype=np.float64), out=cumulative[1:])
+    """0, then the running sum of the squared samples (squared as `envelope` does, summed in float64):
+    samples[a:b] hold c[b] - c[a]."""
+    cumulative = np.empty(len(samples) + 1)
+    cumulative[0] = 0.0
+    cumulative[1:] = np.square(samples, dtype=np.float32)
+    np.cumsum(cumulative[1:], out=cumulative[1:])
     return cumulative
 
 

@@ -35,6 +35,7 @@ ONSET_DB = -40.0
 DECAY_DB = -20.0
 EFFECTIVE_DB = -40.0
 BAND_EDGES_HZ = (150.0, 800.0, 5000.0)
+FRAME_BLOCK = 512  # extract_windows takes a long sound's frame values this many frames at a time
 
 SPECTRAL_ROWS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
 TEMPORAL_NAMES = ("attack_s", "decay_s", "effective_duration_s", "temporal_centroid_s", "crest_db")
@@ -183,7 +184,9 @@ class DspExtractor(Extractor):
         k = np.arange(bounds[-1]) - np.repeat(bounds[:-1], counts)
         origin = np.repeat(first - lead - half, counts) + k * hop
         edge = (k * hop < half) | (k * hop + half > np.repeat(length, counts))
-        inner = self._frame_values(dsp.frame(samples, n_fft, hop))
+        frames = dsp.frame(samples, n_fft, hop)  # the sound's, in blocks that stay in the CPU's cache
+        inner = [np.concatenate(values, axis=-1) for values in zip(*(
+            self._frame_values(frames[block:block + FRAME_BLOCK]) for block in range(0, len(frames), FRAME_BLOCK)))]
         total = inner[2].size
         where = origin[edge, None] + np.arange(n_fft)  # an edge frame's samples, zero outside its region
         inside = (where >= np.repeat(first, counts)[edge, None]) & (where < np.repeat(last, counts)[edge, None])
