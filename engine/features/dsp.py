@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.audio import dsp
 from engine.audio.regions import (
@@ -85,6 +86,19 @@ def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray,
     rows = np.stack([(peak - onset) * seconds_per_block, (decay_end - peak) * seconds_per_block,
                      effective_blocks * seconds_per_block, centroid, crest], axis=1)
     return np.where(sounding[:, None], rows, 0.0)
+
+
+def _frames(samples: np.ndarray, first: int, last: int, n_fft: int, hop: int) -> np.ndarray:
+    """Frames first..last - 1 of `dsp.frame(samples, n_fft, hop)`: a view of the samples, but where
+    the frames reach past them (the zeros `dsp.frame` pads with)."""
+    start, stop = first * hop - n_fft // 2, (last - 1) * hop - n_fft // 2 + n_fft
+    if start < 0 or stop > len(samples):
+        part = np.zeros(stop - start, dtype=np.float32)
+        inside = samples[max(start, 0):stop]
+        part[max(start, 0) - start:max(start, 0) - start + len(inside)] = inside
+    else:
+        part = samples[start:stop]
+    return sliding_window_view(part, n_fft)[::hop]
 
 
 def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
@@ -184,10 +198,10 @@ class DspExtractor(Extractor):
         k = np.arange(bounds[-1]) - np.repeat(bounds[:-1], counts)
         origin = np.repeat(first - lead - half, counts) + k * hop
         edge = (k * hop < half) | (k * hop + half > np.repeat(length, counts))
-        frames = dsp.frame(samples, n_fft, hop)  # the sound's, in blocks that stay in the CPU's cache
+        total = 1 + len(samples) // hop  # the sound's frames (`dsp.frame`), in blocks that stay in the CPU's cache
         inner = [np.concatenate(values, axis=-1) for values in zip(*(
-            self._frame_values(frames[block:block + FRAME_BLOCK]) for block in range(0, len(frames), FRAME_BLOCK)))]
-        total = inner[2].size
+            self._frame_values(_frames(samples, block, min(block + FRAME_BLOCK, total), n_fft, hop))
+            for block in range(0, total, FRAME_BLOCK)))]
         where = origin[edge, None] + np.arange(n_fft)  # an edge frame's samples, zero outside its region
         inside = (where >= np.repeat(first, counts)[edge, None]) & (where < np.repeat(last, counts)[edge, None])
         edges = self._frame_values(np.where(inside, samples[np.clip(where, 0, max(len(samples) - 1, 0))], np.float32(0)))
