@@ -221,27 +221,39 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
 
 def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: Reporter | None = None,
                   cancel: CancelToken | None = None) -> tuple[ModelVersion, int, list[Rejection]]:
-    """Store the version's prediction for every clip (whole clips; the windows of long clips for a
-    section model) in the predictions table. Labels are never touched."""
+    """Store the version's prediction for every clip (whole clips; for a section model, the windows
+    of long clips, every `window_s` from the start, their features from the track path as `predict`'s)
+    in the predictions table. Labels are never touched."""
     model = load(workspace, ref)
     window = model.window_s
     with workspace.db.transaction() as con:
         clips = all_clips(con)
-    targets = []
-    for clip in clips:
-        if window and clip.duration_s >= 1.5 * window:
-            targets += [Target(clip.clip_id, clip.path, clip.size_bytes, Segment.window(s, window))
-                        for s in np.arange(0.0, clip.duration_s - window + 1e-9, window)]
-        else:
-            targets.append(Target(clip.clip_id, clip.path, clip.size_bytes))
+    is_track = [bool(window) and clip.duration_s >= 1.5 * window for clip in clips]
+    tracks = [clip for clip, long in zip(clips, is_track) if long]
+    targets = [Target(clip.clip_id, clip.path, clip.size_bytes) for clip, long in zip(clips, is_track) if not long]
     probabilities, kept, rejections = model.probabilities(workspace, targets, workers=workers, reporter=reporter,
                                                           cancel=cancel)
+    chosen = [(targets[k].clip_id, targets[k].segment) for k in kept]
+    if tracks and reporter is not None:
+        reporter.start("Windows of long clips", len(tracks))
+    for clip in tracks:
+        if cancel is not None and cancel.cancelled:
+            break
+        starts = np.arange(0.0, clip.duration_s - window + 1e-9, window)
+        features, found, failed = track_window_features(workspace.cache, clip.clip_id, clip.path, clip.size_bytes,
+                                                        starts, window, model.extractors, workers=workers,
+                                                        cancel=cancel)
+        rejections += failed
+        if found:
+            probabilities = np.concatenate([probabilities, model.classifier.predict_proba(features)])
+            chosen += [(clip.clip_id, Segment.window(starts[k], window)) for k in found]
+        if reporter is not None:
+            reporter.advance()
     classes = model.version.label_set
-    chosen = [targets[k] for k in kept]
-    best = probabilities.argmax(axis=1) if len(kept) else np.zeros(0, dtype=int)
-    stored = [Prediction(model.version.model_id, t.clip_id, t.segment, classes[i], float(probabilities[n, i]),
+    best = probabilities.argmax(axis=1) if len(chosen) else np.zeros(0, dtype=int)
+    stored = [Prediction(model.version.model_id, clip_id, segment, classes[i], float(probabilities[n, i]),
                          dict(zip(classes, np.round(probabilities[n], 6).tolist())))
-              for n, (t, i) in enumerate(zip(chosen, best))]
+              for n, ((clip_id, segment), i) in enumerate(zip(chosen, best))]
     with workspace.db.transaction() as con:
         replace_predictions(con, model.version.model_id, stored)
     return model.version, len(chosen), rejections
