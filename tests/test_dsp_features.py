@@ -310,3 +310,15 @@ def test_rolloff_is_the_first_bin_where_the_running_sum_reaches_the_fraction():
     assert list(ours[:9]) == list(freqs[[0, 31, 32, 33, 63, 64, 480, 511, 512]]) and ours[10] == 0.0
     differing = ours != expected  # only where float32 sums put the threshold in the neighbouring bin
     assert differing.mean() < 1e-3 and np.all(np.abs(ours - expected)[differing] <= freqs[1] + 1e-3)
+
+
+def test_windows_of_a_sound_with_non_finite_samples_read_them_as_zeros():
+    sound = (hat(3.0) + np.tile(kick(0.5), 6)).astype(np.float32)
+    broken = sound.copy()
+    broken[[100, 20000, 40000]] = [np.nan, np.inf, -np.inf]
+    zeroed = np.where(np.isfinite(broken), broken, 0.0).astype(np.float32)
+    windows = [(0, SR), (SR // 2, 2 * SR), (SR, len(sound))]
+    extractor = DspExtractor(region_s=None)
+    ours = np.stack(extractor.extract_windows(broken, windows))
+    assert np.isfinite(ours).all()
+    np.testing.assert_array_equal(ours, np.stack(extractor.extract_windows(zeroed, windows)))
