@@ -64,7 +64,11 @@ class LoadedModel:
 
 
 def load(workspace, ref: str) -> LoadedModel:
-    version = resolve(workspace, ref)
+    return loaded(workspace, resolve(workspace, ref))
+
+
+def loaded(workspace, version: ModelVersion) -> LoadedModel:
+    """A resolved version with its model read (and its files checked) and its extractors."""
     return LoadedModel(version, load_classifier(version), version.spec.extractors(workspace.embeddings_dir))
 
 
@@ -142,13 +146,18 @@ class FilePrediction:
         return result
 
 
-def _grid_for(workspace, clip_id: str, path: str, duration_s: float) -> BeatGrid | None:
-    """The clip's stored grid, else one detected now (long clips only), else none."""
+def _grid_for(workspace, clip_id: str, path: str, duration_s: float,
+              stored: dict[str, BeatGrid | None] | None = None) -> BeatGrid | None:
+    """The clip's stored grid (from `stored`, the grids the caller has read, else read now), else one
+    detected now (long clips only), else none."""
     from engine.library.grids import MIN_DETECT_SECONDS
     from engine.store.grids import get_grid
 
-    with workspace.db.transaction(read_only=True) as con:
-        grid = get_grid(con, clip_id)
+    if stored is not None and clip_id in stored:
+        grid = stored[clip_id]
+    else:
+        with workspace.db.transaction(read_only=True) as con:
+            grid = get_grid(con, clip_id)
     if grid is not None or duration_s < MIN_DETECT_SECONDS:
         return grid
     from engine.audio.beatgrid import detect_file_grid
@@ -169,12 +178,13 @@ class TrackSections:
 
 def track_sections(workspace, model: LoadedModel, clip_id: str, path: str, size_bytes: int, duration_s: float, *,
                    window_s: float | None = None, hop_bars: float = 1.0, workers: int | None = None,
-                   cancel: CancelToken | None = None) -> TrackSections:
+                   cancel: CancelToken | None = None, grids: dict[str, BeatGrid | None] | None = None) -> TrackSections:
     """A section model slid along a long track (windows of `window_s`, default the model's own, every
     `hop_bars` bars of its grid), smoothed into timed sections. The windows' features come from the
-    track decoded in chunks (`features.track`), not from each window decoded alone."""
+    track decoded in chunks (`features.track`), not from each window decoded alone. `grids`: the
+    stored grids the caller has read already, by clip id."""
     window = window_s or model.window_s
-    grid = _grid_for(workspace, clip_id, path, duration_s)
+    grid = _grid_for(workspace, clip_id, path, duration_s, grids)
     starts, beats = _window_starts(duration_s, window, grid, hop_bars)
     features, kept, failed = track_window_features(workspace.cache, clip_id, path, size_bytes, starts, window,
                                                    model.extractors, workers=workers, cancel=cancel)
@@ -188,19 +198,27 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
                   ) -> tuple[ModelVersion, list[FilePrediction], list[Rejection]]:
     """Label, confidence and top-k for each file, in the order given (each file once); timed sections
     for a section model on long files."""
-    from engine.library.clips import identify_files
+    from engine.library.clips import identify_files, known_unchanged
+    from engine.store.grids import get_grid
 
-    model = load(workspace, ref)
-    classes = model.version.label_set
     given = {path: n for n, path in enumerate(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths))}
-    probed, rejections = identify_files(workspace, list(given), workers=workers, reporter=reporter, cancel=cancel)
+    with workspace.db.transaction(read_only=True) as con:  # one connection for all the workspace knows
+        version = resolve(workspace, ref, con=con)
+        known = known_unchanged(con, list(given))
+        window = version.meta.get("window_s")
+        grids = {file.clip_id: get_grid(con, file.clip_id) for file in known.values()
+                 if window and file.duration_s >= 1.5 * window}
+    model = loaded(workspace, version)
+    classes = model.version.label_set
+    probed, rejections = identify_files(workspace, list(given), workers=workers, reporter=reporter, cancel=cancel,
+                                        known=known)
     results = []
     for path, info in sorted(probed.items(), key=lambda item: given[item[0]]):
         prediction = FilePrediction(path, info.clip_id)
         window = model.window_s
         if window and info.duration_s >= 1.5 * window:
             timeline = track_sections(workspace, model, info.clip_id, path, info.size_bytes, info.duration_s,
-                                      workers=workers, cancel=cancel)
+                                      workers=workers, cancel=cancel, grids=grids)
             rejections += timeline.rejections
             prediction.sections = timeline.sections
             prediction.grid = timeline.grid.to_dict() if timeline.grid else None
