@@ -200,8 +200,8 @@ class DspExtractor(Extractor):
         edge = (k * hop < half) | (k * hop + half > np.repeat(length, counts))
         total = 1 + len(samples) // hop  # the sound's frames (`dsp.frame`), in blocks that stay in the CPU's cache
         inner = [np.concatenate(values, axis=-1) for values in zip(*(
-            self._frame_values(_frames(samples, block, min(block + FRAME_BLOCK, total), n_fft, hop))
-            for block in range(0, total, FRAME_BLOCK)))]
+            self._frame_values(_frames(samples, start, min(start + FRAME_BLOCK, total), n_fft, hop))
+            for start in range(0, total, FRAME_BLOCK)))]
         where = origin[edge, None] + np.arange(n_fft)  # an edge frame's samples, zero outside its region
         inside = (where >= np.repeat(first, counts)[edge, None]) & (where < np.repeat(last, counts)[edge, None])
         edges = self._frame_values(np.where(inside, samples[np.clip(where, 0, max(len(samples) - 1, 0))], np.float32(0)))
