@@ -351,15 +351,20 @@ def bench_track(scratch: Path) -> None:
 
     from engine.inference import _window_starts
 
+    from threadpoolctl import threadpool_limits
+
     starts, _ = _window_starts(duration, WINDOW_S, BeatGrid.constant(TRACK_BPM, 0.0))  # predict_files' starts
     for _ in range(3):
-        started, cpu = time.perf_counter(), time.process_time()
-        naive_probabilities = []
-        for start in starts:
-            y, _ = librosa.load(track, sr=SR, offset=float(start), duration=WINDOW_S)
-            naive_probabilities.append(naive_model.predict_proba(naive_vector(y)[None])[0])
-        naives.append(time.perf_counter() - started)
-        naive_cpus.append(time.process_time() - cpu)
+        # One BLAS thread, whatever an earlier call left set: the loop is single-threaded, and two
+        # BLAS threads on a shared 2-core machine make it up to four times slower.
+        with threadpool_limits(limits=1):
+            started, cpu = time.perf_counter(), time.process_time()
+            naive_probabilities = []
+            for start in starts:
+                y, _ = librosa.load(track, sr=SR, offset=float(start), duration=WINDOW_S)
+                naive_probabilities.append(naive_model.predict_proba(naive_vector(y)[None])[0])
+            naives.append(time.perf_counter() - started)
+            naive_cpus.append(time.process_time() - cpu)
     cold, warm, naive = statistics.median(colds), statistics.median(warms), statistics.median(naives)
 
     ours_right = np.mean([_section_at(prediction.sections, t + 1.0) == _section_at(truth, t + 1.0) for t in starts]) \
