@@ -156,7 +156,7 @@ def _grid_for(workspace, clip_id: str, path: str, duration_s: float,
     if stored is not None and clip_id in stored:
         grid = stored[clip_id]
     else:
-        with workspace.db.transaction(read_only=True) as con:
+        with workspace.db.transaction() as con:
             grid = get_grid(con, clip_id)
     if grid is not None or duration_s < MIN_DETECT_SECONDS:
         return grid
@@ -202,7 +202,7 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
     from engine.store.grids import get_grid
 
     given = {path: n for n, path in enumerate(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths))}
-    with workspace.db.transaction(read_only=True) as con:  # one connection for all the workspace knows
+    with workspace.db.transaction() as con:  # one connection for all the workspace knows
         version = resolve(workspace, ref, con=con)
         known = known_unchanged(con, list(given))
         window = version.meta.get("window_s")

@@ -80,7 +80,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 def list_versions(workspace, name: str | None = None, *, con=None) -> list[ModelVersion]:
     """The versions (of `name`), read in `con` when the caller has a transaction open."""
     if con is None:
-        with workspace.db.transaction(read_only=True) as con:
+        with workspace.db.transaction() as con:
             return list_versions(workspace, name, con=con)
     return [_version(version, workspace.root) for version in versions.list_versions(con, name)]
 
