@@ -64,7 +64,11 @@ class LoadedModel:
 
 
 def load(workspace, ref: str) -> LoadedModel:
-    version = resolve(workspace, ref)
+    return loaded(workspace, resolve(workspace, ref))
+
+
+def loaded(workspace, version: ModelVersion) -> LoadedModel:
+    """A resolved version with its model read (and its files checked) and its extractors."""
     return LoadedModel(version, load_classifier(version), version.spec.extractors(workspace.embeddings_dir))
 
 
@@ -142,13 +146,18 @@ class FilePrediction:
         return result
 
 
-def _grid_for(workspace, clip_id: str, path: str, duration_s: float) -> BeatGrid | None:
-    """The clip's stored grid, else one detected now (long clips only), else none."""
+def _grid_for(workspace, clip_id: str, path: str, duration_s: float,
+              stored: dict[str, BeatGrid | None] | None = None) -> BeatGrid | None:
+    """The clip's stored grid (from `stored`, the grids the caller has read, else read now), else one
+    detected now (long clips only), else none."""
     from engine.library.grids import MIN_DETECT_SECONDS
     from engine.store.grids import get_grid
 
-    with workspace.db.transaction() as con:
-        grid = get_grid(con, clip_id)
+    if stored is not None and clip_id in stored:
+        grid = stored[clip_id]
+    else:
+        with workspace.db.transaction() as con:
+            grid = get_grid(con, clip_id)
     if grid is not None or duration_s < MIN_DETECT_SECONDS:
         return grid
     from engine.audio.beatgrid import detect_file_grid
@@ -169,12 +178,13 @@ class TrackSections:
 
 def track_sections(workspace, model: LoadedModel, clip_id: str, path: str, size_bytes: int, duration_s: float, *,
                    window_s: float | None = None, hop_bars: float = 1.0, workers: int | None = None,
-                   cancel: CancelToken | None = None) -> TrackSections:
+                   cancel: CancelToken | None = None, grids: dict[str, BeatGrid | None] | None = None) -> TrackSections:
     """A section model slid along a long track (windows of `window_s`, default the model's own, every
     `hop_bars` bars of its grid), smoothed into timed sections. The windows' features come from the
-    track decoded in chunks (`features.track`), not from each window decoded alone."""
+    track decoded in chunks (`features.track`), not from each window decoded alone. `grids`: the
+    stored grids the caller has read already, by clip id."""
     window = window_s or model.window_s
-    grid = _grid_for(workspace, clip_id, path, duration_s)
+    grid = _grid_for(workspace, clip_id, path, duration_s, grids)
     starts, beats = _window_starts(duration_s, window, grid, hop_bars)
     features, kept, failed = track_window_features(workspace.cache, clip_id, path, size_bytes, starts, window,
                                                    model.extractors, workers=workers, cancel=cancel)
@@ -188,19 +198,27 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
                   ) -> tuple[ModelVersion, list[FilePrediction], list[Rejection]]:
     """Label, confidence and top-k for each file, in the order given (each file once); timed sections
     for a section model on long files."""
-    from engine.library.clips import identify_files
+    from engine.library.clips import identify_files, known_unchanged
+    from engine.store.grids import get_grid
 
-    model = load(workspace, ref)
-    classes = model.version.label_set
     given = {path: n for n, path in enumerate(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths))}
-    probed, rejections = identify_files(workspace, list(given), workers=workers, reporter=reporter, cancel=cancel)
+    with workspace.db.transaction() as con:  # one connection for all the workspace knows
+        version = resolve(workspace, ref, con=con)
+        known = known_unchanged(con, list(given))
+        window = version.meta.get("window_s")
+        grids = {file.clip_id: get_grid(con, file.clip_id) for file in known.values()
+                 if window and file.duration_s >= 1.5 * window}
+    model = loaded(workspace, version)
+    classes = model.version.label_set
+    probed, rejections = identify_files(workspace, list(given), workers=workers, reporter=reporter, cancel=cancel,
+                                        known=known)
     results = []
     for path, info in sorted(probed.items(), key=lambda item: given[item[0]]):
         prediction = FilePrediction(path, info.clip_id)
         window = model.window_s
         if window and info.duration_s >= 1.5 * window:
             timeline = track_sections(workspace, model, info.clip_id, path, info.size_bytes, info.duration_s,
-                                      workers=workers, cancel=cancel)
+                                      workers=workers, cancel=cancel, grids=grids)
             rejections += timeline.rejections
             prediction.sections = timeline.sections
             prediction.grid = timeline.grid.to_dict() if timeline.grid else None
@@ -221,27 +239,39 @@ def predict_files(workspace, ref: str, paths: list[Path], *, top: int = 3, worke
 
 def infer_library(workspace, ref: str, *, workers: int | None = None, reporter: Reporter | None = None,
                   cancel: CancelToken | None = None) -> tuple[ModelVersion, int, list[Rejection]]:
-    """Store the version's prediction for every clip (whole clips; the windows of long clips for a
-    section model) in the predictions table. Labels are never touched."""
+    """Store the version's prediction for every clip (whole clips; for a section model, the windows
+    of long clips, every `window_s` from the start, their features from the track path as `predict`'s)
+    in the predictions table. Labels are never touched."""
     model = load(workspace, ref)
     window = model.window_s
     with workspace.db.transaction() as con:
         clips = all_clips(con)
-    targets = []
-    for clip in clips:
-        if window and clip.duration_s >= 1.5 * window:
-            targets += [Target(clip.clip_id, clip.path, clip.size_bytes, Segment.window(s, window))
-                        for s in np.arange(0.0, clip.duration_s - window + 1e-9, window)]
-        else:
-            targets.append(Target(clip.clip_id, clip.path, clip.size_bytes))
+    is_track = [bool(window) and clip.duration_s >= 1.5 * window for clip in clips]
+    tracks = [clip for clip, long in zip(clips, is_track) if long]
+    targets = [Target(clip.clip_id, clip.path, clip.size_bytes) for clip, long in zip(clips, is_track) if not long]
     probabilities, kept, rejections = model.probabilities(workspace, targets, workers=workers, reporter=reporter,
                                                           cancel=cancel)
+    chosen = [(targets[k].clip_id, targets[k].segment) for k in kept]
+    if tracks and reporter is not None:
+        reporter.start("Windows of long clips", len(tracks))
+    for clip in tracks:
+        if cancel is not None and cancel.cancelled:
+            break
+        starts = np.arange(0.0, clip.duration_s - window + 1e-9, window)
+        features, found, failed = track_window_features(workspace.cache, clip.clip_id, clip.path, clip.size_bytes,
+                                                        starts, window, model.extractors, workers=workers,
+                                                        cancel=cancel)
+        rejections += failed
+        if found:
+            probabilities = np.concatenate([probabilities, model.classifier.predict_proba(features)])
+            chosen += [(clip.clip_id, Segment.window(starts[k], window)) for k in found]
+        if reporter is not None:
+            reporter.advance()
     classes = model.version.label_set
-    chosen = [targets[k] for k in kept]
-    best = probabilities.argmax(axis=1) if len(kept) else np.zeros(0, dtype=int)
-    stored = [Prediction(model.version.model_id, t.clip_id, t.segment, classes[i], float(probabilities[n, i]),
+    best = probabilities.argmax(axis=1) if len(chosen) else np.zeros(0, dtype=int)
+    stored = [Prediction(model.version.model_id, clip_id, segment, classes[i], float(probabilities[n, i]),
                          dict(zip(classes, np.round(probabilities[n], 6).tolist())))
-              for n, (t, i) in enumerate(zip(chosen, best))]
+              for n, ((clip_id, segment), i) in enumerate(zip(chosen, best))]
     with workspace.db.transaction() as con:
         replace_predictions(con, model.version.model_id, stored)
     return model.version, len(chosen), rejections

@@ -272,3 +272,84 @@ def test_banded_mel_projection_and_blocked_rolloff_match_their_plain_forms():
     plain = freqs[np.argmax(cumulative >= 0.85 * cumulative[-1], axis=0)]
     assert np.mean(dsp.spectral_rolloff(magnitude, freqs) == plain) > 0.95  # rounding may move a tie by a bin
     np.testing.assert_allclose(dsp.spectral_rolloff(magnitude, freqs), plain, atol=freqs[1] + 1e-3)
+
+
+@pytest.mark.parametrize("region_s", [None, 0.5])
+def test_windows_on_the_sounds_frame_grid_get_the_features_of_the_window_alone(region_s):
+    """`extract_windows` (one STFT of the whole sound; the windows' onsets, levels and envelopes
+    from one pass over it) against `extract_batch` of each window's own samples. Where a window's
+    onset region starts on the sound's hop grid with no lead-in, its frames are the sound's own, so
+    the vectors agree to float rounding. The windows overlap; one is silent, one ends with the sound.
+    (A -90 dBFS noise floor keeps every bin above the power floor that flatness takes logs of: below
+    it, the gain the window path applies afterwards would change a frame's flatness.)"""
+    hop, preroll = 256, round(PREROLL_S * SR)
+    rng = np.random.default_rng(5)
+    sound = np.zeros(7 * SR, dtype=np.float32)
+    sound[: 6 * SR] = 3e-5 * rng.standard_normal(6 * SR)
+    windows = []
+    for n, second in enumerate(range(5)):
+        onset = (second * SR + SR // 3) // hop * hop + preroll  # its region starts on the hop grid
+        burst = (kick(0.8), hat(0.8), kick(0.8) + hat(0.8))[n % 3] * np.float32(0.3 + 0.2 * n)
+        burst[0] = 0.5  # a hard onset: the region starts PREROLL_S before this sample whatever the window
+        sound[onset:onset + len(burst)] += burst
+        first = onset - round(rng.uniform(0.05, 0.3) * SR)
+        windows.append((first, first + round(1.4 * SR) if n < 4 else len(sound)))  # the last to the sound's end
+    windows.append((round(6.2 * SR), len(sound)))  # digital silence
+    extractor = DspExtractor(region_s=region_s)
+    ours = np.stack(extractor.extract_windows(sound, windows))
+    alone = np.stack(extractor.extract_batch([sound[first:last] for first, last in windows]))
+    scale = np.abs(alone).max(axis=0) + 1e-3
+    np.testing.assert_allclose(ours / scale, alone / scale, atol=1e-4)
+    assert not np.allclose(ours[0], ours[1], atol=1e-2)  # the windows are told apart
+
+
+def test_temporal_descriptors_of_a_known_envelope():
+    """Blocks of constant level (2 ms each): a 0.5 block, four at 1.0, five at 0.2 (-14 dB), five
+    at 0.05 (-26 dB), then silence; attack, decay, effective duration, temporal centroid and crest
+    factor by their definitions."""
+    from engine.audio.regions import envelope_block
+    from engine.features.dsp import _temporal
+
+    block = envelope_block(SR)
+    levels = np.array([0.0] * 10 + [0.5] + [1.0] * 4 + [0.2] * 5 + [0.05] * 5 + [0.0] * 6)
+    region = np.repeat(levels, block).astype(np.float32)
+    seconds = block / SR
+    centroid = np.sum((np.arange(len(levels)) - 10) * levels) / levels.sum() * seconds
+    blocks256 = np.sqrt(np.mean(region[: len(region) // 256 * 256].reshape(-1, 256) ** 2, axis=1))
+    tail = region[len(region) // 256 * 256:]
+    blocks256 = np.append(blocks256, np.sqrt(np.mean(tail ** 2))) if len(tail) else blocks256
+    active = blocks256[blocks256 >= blocks256.max() / 100]
+    crest = 20 * np.log10(1.0 / np.sqrt(np.mean(active ** 2)))
+    np.testing.assert_allclose(_temporal(region, SR), [1 * seconds, 8 * seconds, 15 * seconds, centroid, crest],
+                               rtol=1e-5)
+    assert not _temporal(np.zeros(500, dtype=np.float32), SR).any()
+
+
+def test_rolloff_is_the_first_bin_where_the_running_sum_reaches_the_fraction():
+    """Against the running sum over all bins (float64): frames of every shape, spikes in the first
+    and last bins and on either side of the block edges spectral_rolloff sums by, silent frames."""
+    rng = np.random.default_rng(3)
+    freqs = dsp.fft_frequencies(SR, 1024)
+    magnitude = (rng.random((513, 3000)) ** rng.uniform(0.5, 8.0, 3000)).astype(np.float32)
+    for frame, spike in enumerate([0, 31, 32, 33, 63, 64, 480, 511, 512]):
+        magnitude[:, frame] = 0.0
+        magnitude[spike, frame] = 1.0
+    magnitude[:, 10] = 0.0
+    cumulative = np.cumsum(magnitude.astype(np.float64), axis=0)
+    expected = freqs[np.argmax(cumulative >= 0.85 * cumulative[-1], axis=0)]
+    ours = dsp.spectral_rolloff(magnitude, freqs)
+    assert list(ours[:9]) == list(freqs[[0, 31, 32, 33, 63, 64, 480, 511, 512]]) and ours[10] == 0.0
+    differing = ours != expected  # only where float32 sums put the threshold in the neighbouring bin
+    assert differing.mean() < 1e-3 and np.all(np.abs(ours - expected)[differing] <= freqs[1] + 1e-3)
+
+
+def test_windows_of_a_sound_with_non_finite_samples_read_them_as_zeros():
+    sound = (hat(3.0) + np.tile(kick(0.5), 6)).astype(np.float32)
+    broken = sound.copy()
+    broken[[100, 20000, 40000]] = [np.nan, np.inf, -np.inf]
+    zeroed = np.where(np.isfinite(broken), broken, 0.0).astype(np.float32)
+    windows = [(0, SR), (SR // 2, 2 * SR), (SR, len(sound))]
+    extractor = DspExtractor(region_s=None)
+    ours = np.stack(extractor.extract_windows(broken, windows))
+    assert np.isfinite(ours).all()
+    np.testing.assert_array_equal(ours, np.stack(extractor.extract_windows(zeroed, windows)))

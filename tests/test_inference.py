@@ -262,6 +262,32 @@ def test_track_windows_from_one_stft_match_the_windows_decoded_alone(sections_ws
     assert [(s["label"], s["start_s"]) for s in sections[0]] == [(s["label"], s["start_s"]) for s in sections[1]]
 
 
+def test_infer_library_labels_the_windows_of_long_tracks_through_the_track_path(sections_ws):
+    """Activation's inference (the TUI's) takes a section model's windows from the same track path
+    as `predict`: each stored window prediction is the model on `track_window_features`."""
+    from engine.concepts import Segment
+    from engine.features.track import track_window_features
+    from engine.inference import load
+    from engine.store.clips import all_clips
+
+    ws, _ = sections_ws
+    version, count, rejections = infer_library(ws, "sections", workers=2)
+    model = load(ws, "sections")
+    with ws.db.transaction(read_only=True) as con:
+        clips = all_clips(con)
+    expected = []
+    for clip in clips:
+        starts = np.arange(0.0, clip.duration_s - WINDOW_S + 1e-9, WINDOW_S)
+        features, kept, _ = track_window_features(ws.cache, clip.clip_id, clip.path, clip.size_bytes, starts,
+                                                  WINDOW_S, model.extractors, workers=1)
+        for k, row in zip(kept, model.classifier.predict_proba(features)):
+            expected.append((clip.clip_id, Segment.window(starts[k], WINDOW_S).region_key,
+                             version.label_set[int(np.argmax(row))], pytest.approx(float(row.max()), abs=1e-6)))
+    stored = [row[:4] for row in predictions(ws, version.model_id)]
+    assert rejections == [] and count == len(stored) == len(expected) > 5 * len(clips)
+    assert sorted(stored) == sorted(expected, key=lambda row: row[:3])
+
+
 def test_smoothing_removes_a_one_window_blip():
     starts = np.arange(12) * 2.0  # a window per 2-second bar
     probabilities = np.tile([0.9, 0.1], (12, 1))

@@ -286,4 +286,4 @@ def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
 
 
 def frame_rms(frames: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.mean(np.square(frames), axis=1))
+    return np.sqrt(np.einsum("ij,ij->i", frames, frames) / frames.shape[1])

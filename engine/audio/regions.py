@@ -39,7 +39,12 @@ def onset_start(samples: np.ndarray, sample_rate: int, threshold_db: float = -40
     """Where `onset_region`'s region starts: PREROLL_S before the onset, in samples from the start
     (negative when the sound starts sooner); None for empty or all-zero input."""
     block = envelope_block(sample_rate)
-    env = envelope(samples, block)
+    return onset_in(samples, envelope(samples, block), block, sample_rate, threshold_db)
+
+
+def onset_in(samples: np.ndarray, env: np.ndarray, block: int, sample_rate: int,
+             threshold_db: float = -40.0) -> int | None:
+    """`onset_start` of samples whose `envelope` (blocks of `block` samples) is already known."""
     if env.size == 0 or not env.max() > 0:
         return None
     block_start = first_above(env, threshold_db) * block
@@ -65,28 +70,72 @@ def region_from(samples: np.ndarray, start: int | None, sample_rate: int, max_se
     """`onset_region` of samples whose `onset_start` is already known."""
     if start is None:
         return samples
-    stop = start + round(max_seconds * sample_rate) if max_seconds else len(samples)
+    lead, first, last = region_span(start, len(samples), sample_rate, max_seconds)
+    if not lead:
+        return samples[first:last]
+    return np.concatenate([np.zeros(lead, dtype=samples.dtype), samples[first:last]])
+
+
+def region_span(start: int | None, length: int, sample_rate: int, max_seconds: float | None) -> tuple[int, int, int]:
+    """Where `region_from` cuts `length` samples: `lead` zeros, then samples[first:last]."""
+    if start is None:
+        return 0, 0, length
+    stop = start + round(max_seconds * sample_rate) if max_seconds else length
     if start >= 0:
-        return samples[start:stop]
-    lead = np.zeros(min(-start, stop - start), dtype=samples.dtype)
-    return np.concatenate([lead, samples[: max(stop, 0)]])
+        first = min(start, length)
+        return 0, first, max(first, min(stop, length))
+    return min(-start, stop - start), 0, min(max(stop, 0), length)
+
+
+def cumulative_energy(samples: np.ndarray) -> np.ndarray:
+    """0, then the running sum of the squared samples (squared as `envelope` does, summed in float64):
+    samples[a:b] hold c[b] - c[a]."""
+    cumulative = np.empty(len(samples) + 1)
+    cumulative[0] = 0.0
+    cumulative[1:] = np.square(samples, dtype=np.float32)
+    np.cumsum(cumulative[1:], out=cumulative[1:])
+    return cumulative
+
+
+def envelopes(cumulative: np.ndarray, spans: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """`envelope` of each of several regions of one sound, from its `cumulative_energy`: a region
+    (a row of `spans`) is `lead` zeros, then samples[first:last]. Returns the envelopes as rows
+    (zeros after a region's own blocks) and each region's number of blocks."""
+    lead, first, last = np.asarray(spans, dtype=np.int64).reshape(-1, 3).T
+    length = lead + last - first
+    counts = -(-length // block)
+    steps = block * np.arange(counts.max(initial=0) + 1)
+    edges = np.clip((first - lead)[:, None] + steps, first[:, None], last[:, None])  # the blocks' bounds in the sound
+    energy = np.diff(cumulative[edges], axis=1)
+    sizes = np.clip(length[:, None] - steps[:-1], 1, block)
+    return np.sqrt(energy / sizes).astype(np.float32), counts
 
 
 def loudness_gain(samples: np.ndarray, target_db: float = -20.0) -> float:
     """The factor `normalize_loudness` scales finite samples by: 1.0 for silence."""
-    level = active_rms(samples)
-    if level <= 10.0 ** (SILENCE_DB / 20.0):
-        return 1.0
-    return 10.0 ** (target_db / 20.0) / level
+    return float(gains_for(active_rms(samples), target_db))
+
+
+def gains_for(levels: np.ndarray | float, target_db: float = -20.0) -> np.ndarray:
+    """`loudness_gain` of sounds whose `active_rms` are `levels`."""
+    levels = np.asarray(levels, dtype=np.float64)
+    silent = levels <= 10.0 ** (SILENCE_DB / 20.0)
+    return np.where(silent, 1.0, 10.0 ** (target_db / 20.0) / np.where(silent, 1.0, levels))
 
 
 def active_rms(samples: np.ndarray, block: int = LOUDNESS_BLOCK) -> float:
     """RMS over the blocks within ACTIVE_DB of the loudest block (0.0 for silence)."""
-    env = envelope(samples, block)
-    if env.size == 0 or not env.max() > 0:
-        return 0.0
-    active = env[env >= env.max() * 10.0 ** (ACTIVE_DB / 20.0)]
-    return float(np.sqrt(np.mean(np.square(active, dtype=np.float64))))
+    return float(active_levels(envelope(samples, block)[None])[0])
+
+
+def active_levels(env: np.ndarray) -> np.ndarray:
+    """`active_rms` of sounds whose envelopes are the rows of `env` (zeros after a sound's own blocks)."""
+    loudest = env.max(axis=1) if env.shape[1] else np.zeros(len(env), dtype=env.dtype)
+    active = env >= (loudest * 10.0 ** (ACTIVE_DB / 20.0))[:, None]
+    squares = np.square(env, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        levels = np.sqrt((squares * active).sum(axis=1) / np.count_nonzero(active, axis=1))
+    return np.where(loudest > 0, levels, 0.0)
 
 
 def normalize_loudness(samples: np.ndarray, target_db: float = -20.0) -> np.ndarray:

@@ -11,18 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.audio import dsp
 from engine.audio.regions import (
+    LOUDNESS_BLOCK,
+    active_levels,
     active_rms,
+    cumulative_energy,
     envelope,
     envelope_block,
-    first_above,
-    loudness_gain,
+    envelopes,
+    gains_for,
     normalize_loudness,
+    onset_in,
     onset_region,
-    onset_start,
-    region_from,
+    region_span,
 )
 from engine.features.base import Extractor
 
@@ -32,6 +36,7 @@ ONSET_DB = -40.0
 DECAY_DB = -20.0
 EFFECTIVE_DB = -40.0
 BAND_EDGES_HZ = (150.0, 800.0, 5000.0)
+FRAME_BLOCK = 512  # extract_windows takes a long sound's frame values this many frames at a time
 
 SPECTRAL_ROWS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
 TEMPORAL_NAMES = ("attack_s", "decay_s", "effective_duration_s", "temporal_centroid_s", "crest_db")
@@ -61,24 +66,43 @@ def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndar
 def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
     """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB)."""
     block = envelope_block(sample_rate)
-    env = envelope(region, block)
-    if env.size == 0 or not env.max() > 0:
-        return np.zeros(len(TEMPORAL_NAMES))
-    seconds_per_block = block / sample_rate
-    onset = first_above(env, ONSET_DB)
-    peak = int(np.argmax(env))
-    decay_end = np.flatnonzero(env >= env[peak] * 10.0 ** (DECAY_DB / 20.0))[-1]
-    effective_blocks = np.count_nonzero(env >= env[peak] * 10.0 ** (EFFECTIVE_DB / 20.0))
-    times = (np.arange(env.size) - onset) * seconds_per_block
-    return np.array(
-        [
-            (peak - onset) * seconds_per_block,
-            (decay_end - peak) * seconds_per_block,
-            effective_blocks * seconds_per_block,
-            float(times @ env) / float(env.sum()),
-            20.0 * np.log10(float(np.abs(region).max()) / active_rms(region)),
-        ]
-    )
+    peak = np.abs(region).max(initial=0.0)
+    return _temporal_rows(envelope(region, block)[None], block / sample_rate, np.array([peak]),
+                          np.array([active_rms(region)]))[0]
+
+
+def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """`_temporal` of regions whose envelopes (rows of `env`, zeros after a region's own blocks),
+    largest absolute samples and `active_rms` levels are known: shape (regions, 5)."""
+    if not env.shape[1]:
+        return np.zeros((len(env), len(TEMPORAL_NAMES)))
+    loudest = env.max(axis=1)
+    sounding = loudest > 0
+    onset = np.argmax(env >= (loudest * 10.0 ** (ONSET_DB / 20.0))[:, None], axis=1)
+    peak = np.argmax(env, axis=1)
+    decaying = env >= (loudest * 10.0 ** (DECAY_DB / 20.0))[:, None]
+    decay_end = env.shape[1] - 1 - np.argmax(decaying[:, ::-1], axis=1)
+    effective_blocks = np.count_nonzero(env >= (loudest * 10.0 ** (EFFECTIVE_DB / 20.0))[:, None], axis=1)
+    total = np.where(sounding, env.sum(axis=1, dtype=np.float64), 1.0)
+    centroid = (env @ np.arange(env.shape[1], dtype=np.float64) / total - onset) * seconds_per_block
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crest = 20.0 * np.log10(np.asarray(peaks, dtype=np.float64) / levels)
+    rows = np.stack([(peak - onset) * seconds_per_block, (decay_end - peak) * seconds_per_block,
+                     effective_blocks * seconds_per_block, centroid, crest], axis=1)
+    return np.where(sounding[:, None], rows, 0.0)
+
+
+def _frames(samples: np.ndarray, first: int, last: int, n_fft: int, hop: int) -> np.ndarray:
+    """Frames first..last - 1 of `dsp.frame(samples, n_fft, hop)`: a view of the samples, but where
+    the frames reach past them (the zeros `dsp.frame` pads with)."""
+    start, stop = first * hop - n_fft // 2, (last - 1) * hop - n_fft // 2 + n_fft
+    if start < 0 or stop > len(samples):
+        part = np.zeros(stop - start, dtype=np.float32)
+        inside = samples[max(start, 0):stop]
+        part[max(start, 0) - start:max(start, 0) - start + len(inside)] = inside
+    else:
+        part = samples[start:stop]
+    return sliding_window_view(part, n_fft)[::hop]
 
 
 def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
@@ -131,7 +155,8 @@ class DspExtractor(Extractor):
         vectors = []
         for group in dsp.passes(regions, n_fft, hop):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
-            vectors += self._vectors(group, bounds, *self._buffer_values(buffer, starts))
+            temporal = np.array([_temporal(region, self.sample_rate) for region in group])
+            vectors += self._vectors(temporal, bounds, *self._buffer_values(buffer, starts))
         return vectors
 
     def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
@@ -141,49 +166,65 @@ class DspExtractor(Extractor):
         As `extract_batch` of the windows' samples, but for where a window's inner frames fall: on
         the sound's own hop grid, at most hop / 2 samples from where the window's own frames would
         be. The frames that reach past a window's onset region into its zero padding (two at each
-        end with the defaults) are its own, so the edges the statistics see are the same. Loudness
-        normalisation is applied as the gain it would be (the descriptors other than the MFCCs do
-        not depend on it)."""
+        end with the defaults) are its own, so the edges the statistics see are the same. The onset
+        regions, envelopes and levels are the windows' own, from one pass over the squared samples;
+        loudness normalisation is applied as the gain it would be (the descriptors other than the
+        MFCCs do not depend on it)."""
         if not windows:
             return []
-        samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        samples = np.asarray(samples, dtype=np.float32)
+        if not np.isfinite(samples).all():  # a check costs a tenth of replacing
+            samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
-        buffer, starts, _ = dsp.frame_many([samples], n_fft, hop)
-        inner = self._buffer_values(buffer, starts)
-        total = inner[2].size
-        regions, gains, picks, edge_frames = [], [], [], []
-        edge_count = 0
-        for first, last in windows:
-            window = samples[first:last]
-            onset = onset_start(window, sample_rate)
-            region = region_from(window, onset, sample_rate, self.params["region_s"])
-            start = first + max(onset or 0, -first)  # the region's first sample in the sound
-            own = dsp.frame(region, n_fft, hop)
-            n = len(own)
-            edge = np.flatnonzero((np.arange(n) * hop < n_fft // 2) | (np.arange(n) * hop + n_fft // 2 > len(region)))
-            middle = np.setdiff1d(np.arange(n), edge)
-            grid = np.clip(int(round(start / hop)) + middle, 0, total - 1)
-            pick = np.empty(n, dtype=np.int64)
-            pick[middle] = grid
-            pick[edge] = total + edge_count + np.arange(len(edge))
-            edge_frames.append(own[edge])
-            edge_count += len(edge)
-            picks.append(pick)
-            regions.append(region)
-            gains.append(np.float32(loudness_gain(region, self.params["target_db"]) ** 2))
-        edge_frames = np.concatenate(edge_frames)
-        edges = self._frame_values(edge_frames, dsp.zero_crossing_rate(edge_frames), dsp.frame_rms(edge_frames))
-        mel_power, spectral, rms, energy = (np.concatenate([whole, part], axis=-1) for whole, part in zip(inner, edges))
-        bounds = np.cumsum([0] + [len(pick) for pick in picks])
-        scaled = np.concatenate([mel_power[:, pick] * gain for pick, gain in zip(picks, gains)], axis=1)
-        every = np.concatenate(picks)
-        return self._vectors(regions, bounds, scaled, spectral[:, every], rms[every], energy[:, every])
+        half = n_fft // 2
+        cumulative = cumulative_energy(samples)
+        block = envelope_block(sample_rate)
+        firsts, lasts = np.asarray(windows, dtype=np.int64).reshape(-1, 2).T
+        whole, blocks = envelopes(cumulative, np.stack([np.zeros_like(firsts), firsts, lasts], axis=1), block)
+        spans = []  # each window's onset region: `lead` zeros, then samples[first:last]
+        for first, last, env, count in zip(firsts, lasts, whole, blocks):
+            onset = onset_in(samples[first:last], env[:count], block, sample_rate)
+            lead, low, high = region_span(onset, int(last - first), sample_rate, self.params["region_s"])
+            spans.append((lead, first + low, first + high))
+        spans = np.array(spans, dtype=np.int64)
+        lead, first, last = spans.T
+        levels = active_levels(envelopes(cumulative, spans, LOUDNESS_BLOCK)[0])
+        magnitude = np.append(np.abs(samples), np.float32(0))
+        peaks = np.maximum.reduceat(magnitude, np.stack([first, last], axis=1).reshape(-1))[::2]
+        peaks[first >= last] = 0.0
+        temporal = _temporal_rows(envelopes(cumulative, spans, block)[0], block / sample_rate, peaks, levels)
+        gains = np.square(gains_for(levels, self.params["target_db"])).astype(np.float32)
+
+        # Each window's frames: frame k of its region covers region[k * hop - half, k * hop + half)
+        # (zeros outside), i.e. from `origin + k * hop` in the sound.
+        length = lead + last - first
+        counts = 1 + np.maximum(length + 2 * half - n_fft, 0) // hop
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        k = np.arange(bounds[-1]) - np.repeat(bounds[:-1], counts)
+        origin = np.repeat(first - lead - half, counts) + k * hop
+        edge = (k * hop < half) | (k * hop + half > np.repeat(length, counts))
+        total = 1 + len(samples) // hop  # the sound's frames (`dsp.frame`), in blocks that stay in the CPU's cache
+        inner = [np.concatenate(values, axis=-1) for values in zip(*(
+            self._values_of(_frames(samples, start, min(start + FRAME_BLOCK, total), n_fft, hop))
+            for start in range(0, total, FRAME_BLOCK)))]
+        where = origin[edge, None] + np.arange(n_fft)  # an edge frame's samples, zero outside its region
+        inside = (where >= np.repeat(first, counts)[edge, None]) & (where < np.repeat(last, counts)[edge, None])
+        edges = self._values_of(np.where(inside, samples[np.clip(where, 0, max(len(samples) - 1, 0))], np.float32(0)))
+        pick = np.clip((origin + half + hop // 2) // hop, 0, total - 1)  # the sound's frame nearest each frame
+        pick[edge] = total + np.arange(np.count_nonzero(edge))
+        mel_power, spectral, rms, energy = (np.concatenate([a, b], axis=-1)[..., pick] for a, b in zip(inner, edges))
+        mel_power *= np.repeat(gains, counts)
+        return self._vectors(temporal, bounds, mel_power, spectral, rms, energy)
 
     def _buffer_values(self, buffer: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
         """`_frame_values` of the frames `dsp.frame_many` laid out in `buffer`."""
         n_fft = int(self.params["n_fft"])
         return self._frame_values(dsp.frames_at(buffer, starts, n_fft), dsp.zero_crossing_rate_at(buffer, starts, n_fft),
                                   dsp.frame_rms_at(buffer, starts, n_fft))
+
+    def _values_of(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`_frame_values` of frames given as an array of their own."""
+        return self._frame_values(frames, dsp.zero_crossing_rate(frames), dsp.frame_rms(frames))
 
     def _frame_values(self, frames: np.ndarray, zcr: np.ndarray,
                       rms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -206,14 +247,15 @@ class DspExtractor(Extractor):
         )
         return mel_power, spectral, rms, _band_energy(power, freqs)
 
-    def _vectors(self, regions: list[np.ndarray], bounds: np.ndarray, mel_power: np.ndarray, spectral: np.ndarray,
-                 rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
-        """Each sound's vector from its frames' values, the sounds' frames side by side (`bounds`)."""
+    def _vectors(self, temporal: np.ndarray, bounds: np.ndarray, mel_power: np.ndarray,
+                 spectral: np.ndarray, rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
+        """Each sound's vector from its `_temporal` row and its frames' values, the sounds' frames
+        side by side (`bounds`)."""
         cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB, bounds=bounds), int(self.params["n_mfcc"]))
         groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
         sizes = np.diff(bounds)
         loudest = np.repeat(np.maximum.reduceat(rms, bounds[:-1]), sizes)
         active = rms >= loudest * 10.0 ** (ACTIVE_FRAME_DB / 20.0)
-        temporal = np.stack([_temporal(region, self.sample_rate) for region in regions], axis=1)
-        values = np.concatenate([_summaries(groups, bounds, active), temporal, _band_ratios(energy, bounds)])
+        values = np.concatenate([_summaries(groups, bounds, active), np.reshape(temporal, (len(sizes), -1)).T,
+                                 _band_ratios(energy, bounds)])
         return list(values.T.astype(np.float32))

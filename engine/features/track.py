@@ -9,6 +9,7 @@ under the window's region key marked `;track`, apart from those of the window de
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,34 +34,34 @@ def window_key(start_s: float, window_s: float) -> str:
     return f"{Segment.window(start_s, window_s).region_key};track"
 
 
-def _chunks(starts: Sequence[float], window_s: float) -> list[list[int]]:
-    """Consecutive windows grouped so each group spans about CHUNK_S (at least one window)."""
-    groups: list[list[int]] = []
+def _chunks(starts: Sequence[float], window_s: float, parts: int = 1) -> list[list[int]]:
+    """Consecutive windows (`starts` ascending) in groups that each span about CHUNK_S at most, as
+    many groups as a multiple of `parts` (the workers), so the workers finish together."""
+    if not len(starts):
+        return []
+    span = float(starts[-1] - starts[0])
+    count = parts * math.ceil(math.ceil((span + window_s) / max(CHUNK_S, window_s)) / parts)
+    step = span / count if span > 0 else 1.0
+    groups: dict[int, list[int]] = {}
     for index, start in enumerate(starts):
-        if groups and start + window_s - starts[groups[-1][0]] <= max(CHUNK_S, window_s):
-            groups[-1].append(index)
-        else:
-            groups.append([index])
-    return groups
+        groups.setdefault(min(int((start - starts[0]) / step), count - 1), []).append(index)
+    return list(groups.values())
 
 
 def _chunk_features(path: str, starts: Sequence[float], window_s: float,
                     extractors: Sequence[Extractor]) -> list[list[np.ndarray]]:
     """For each extractor, the features of the windows starting at `starts` (one chunk)."""
-    from threadpoolctl import threadpool_limits
-
     first_s = max(0.0, starts[0] - MARGIN_S)
     with soundfile.SoundFile(path) as handle:
         native = read_range(handle, first_s, starts[-1] + window_s + MARGIN_S)
         native_rate = handle.samplerate
     outputs = []
-    with threadpool_limits(limits=1):  # the chunks already run side by side
-        for extractor in extractors:
-            rate = extractor.sample_rate
-            samples = resample(native, native_rate, rate)
-            windows = [(round((s - first_s) * rate), min(len(samples), round((s + window_s - first_s) * rate)))
-                       for s in starts]
-            outputs.append([np.asarray(f, dtype=np.float32) for f in extractor.extract_windows(samples, windows)])
+    for extractor in extractors:
+        rate = extractor.sample_rate
+        samples = resample(native, native_rate, rate)
+        windows = [(round((s - first_s) * rate), min(len(samples), round((s + window_s - first_s) * rate)))
+                   for s in starts]
+        outputs.append([np.asarray(f, dtype=np.float32) for f in extractor.extract_windows(samples, windows)])
     return outputs
 
 
@@ -69,17 +70,22 @@ def track_window_features(cache: FeatureCache, clip_id: str, path: str, size_byt
                           cancel: CancelToken | None = None) -> tuple[np.ndarray, list[int], list[Rejection]]:
     """The feature rows (`feature_row` of the extractors' outputs) of the windows [s, s + window_s) of
     one track, the indices of the windows they are for, and the file's rejection if it could not be read."""
-    keys = [[cache_key(e.cache_prefix, clip_id, window_key(s, window_s)) for e in extractors] for s in starts]
+    prefixes = [extractor.cache_prefix for extractor in extractors]
+    keys = [[cache_key(prefix, clip_id, window_key(s, window_s)) for prefix in prefixes] for s in starts]
     missing = set(cache.missing(key for row in keys for key in row))
     todo = [index for index, row in enumerate(keys) if any(key in missing for key in row)]
+    computed: dict[str, np.ndarray] = {}
     if todo:
+        from threadpoolctl import threadpool_limits
+
         try:
             if os.path.getsize(path) != size_bytes:
                 return np.zeros((0,)), [], [changed_file(path)]
-            chunks = [[todo[i] for i in group] for group in _chunks([starts[i] for i in todo], window_s)]
-            computed: dict[str, np.ndarray] = {}
-            workers = min(cpu_threads() if workers is None else max(workers, 1), len(chunks))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            workers = cpu_threads() if workers is None else max(workers, 1)
+            chunks = [[todo[i] for i in group] for group in _chunks([starts[i] for i in todo], window_s, workers)]
+            # One BLAS thread per chunk: the chunks already run side by side (set once: each setting
+            # looks the libraries up again).
+            with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
                 results = [pool.submit(_chunk_features, path, [starts[i] for i in chunk], window_s, extractors)
                            for chunk in chunks]
                 for chunk, result in zip(chunks, results):
@@ -92,7 +98,7 @@ def track_window_features(cache: FeatureCache, clip_id: str, path: str, size_byt
             cache.put_many(computed)
         except (OSError, RuntimeError) as error:
             return np.zeros((0,)), [], [unreadable_file(path, error)]
-    found = cache.get_many(key for row in keys for key in row)
+    found = computed | cache.get_many(key for row in keys for key in row if key not in computed)
     kept = [index for index, row in enumerate(keys) if all(key in found for key in row)]
     if not kept:
         return np.zeros((0,)), [], []

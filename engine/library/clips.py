@@ -59,19 +59,26 @@ class KnownFile:
     duration_s: float
 
 
+def known_unchanged(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> dict[str, KnownFile]:
+    """The files among `paths` that the workspace knows and that have not changed since."""
+    known = known_files(con, list(paths))
+    unchanged = {path: known[path] for path in paths if is_unchanged(path, known.get(path))}
+    clips = clips_by_ids(con, sorted({file.clip_id for file in unchanged.values()}))
+    return {path: KnownFile(path, file.clip_id, file.size_bytes, clips[file.clip_id].duration_s)
+            for path, file in unchanged.items() if file.clip_id in clips}
+
+
 def identify_files(workspace, paths: Sequence[str], *, workers: int | None = None, reporter=None,
-                   cancel=None) -> tuple[dict[str, KnownFile | ProbedFile], list]:
+                   cancel=None, known: dict[str, KnownFile] | None = None) -> tuple[dict[str, KnownFile | ProbedFile], list]:
     """Clip identity of files: unchanged files the workspace knows are not read again; the rest are
-    probed (hashed and decoded). Returns path → file for the good ones, and the rejections."""
+    probed (hashed and decoded). Returns path → file for the good ones, and the rejections. `known`:
+    `known_unchanged` of the paths, where the caller has read it in a transaction of its own."""
     from engine.library.scan import probe_files
 
-    with workspace.db.transaction(read_only=True) as con:
-        known = known_files(con, list(paths))
-        unchanged = {path: known[path] for path in paths if is_unchanged(path, known.get(path))}
-        clips = clips_by_ids(con, sorted({file.clip_id for file in unchanged.values()}))
-    found: dict[str, KnownFile | ProbedFile] = {
-        path: KnownFile(path, file.clip_id, file.size_bytes, clips[file.clip_id].duration_s)
-        for path, file in unchanged.items() if file.clip_id in clips}
+    if known is None:
+        with workspace.db.transaction(read_only=True) as con:
+            known = known_unchanged(con, paths)
+    found: dict[str, KnownFile | ProbedFile] = dict(known)
     probed, rejections = probe_files([p for p in paths if p not in found], workers=workers, reporter=reporter,
                                      cancel=cancel)
     found.update(probed)

@@ -77,10 +77,12 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version) if at else None
 
 
-def list_versions(workspace, name: str | None = None) -> list[ModelVersion]:
-    with workspace.db.transaction() as con:
-        stored = versions.list_versions(con, name)
-    return [_version(version, workspace.root) for version in stored]
+def list_versions(workspace, name: str | None = None, *, con=None) -> list[ModelVersion]:
+    """The versions (of `name`), read in `con` when the caller has a transaction open."""
+    if con is None:
+        with workspace.db.transaction() as con:
+            return list_versions(workspace, name, con=con)
+    return [_version(version, workspace.root) for version in versions.list_versions(con, name)]
 
 
 def versions_stamp(workspace) -> tuple:
@@ -89,12 +91,12 @@ def versions_stamp(workspace) -> tuple:
         return versions.versions_stamp(con)
 
 
-def resolve(workspace, ref: str) -> ModelVersion:
-    """NAME@N, or NAME for its active version (else its newest)."""
+def resolve(workspace, ref: str, *, con=None) -> ModelVersion:
+    """NAME@N, or NAME for its active version (else its newest); read in `con` when given."""
     name, version = parse_ref(ref)
-    candidates = list_versions(workspace, name)
+    candidates = list_versions(workspace, name, con=con)
     if not candidates:
-        known = sorted({v.name for v in list_versions(workspace)})
+        known = sorted({v.name for v in list_versions(workspace, con=con)})
         raise NotFound(f"no model named {name!r} (models: {', '.join(known) or 'none yet; train one'})")
     if version is None:
         return next((v for v in candidates if v.is_active), candidates[-1])
