@@ -27,7 +27,7 @@ from engine.audio.synth import write_curated_library  # noqa: E402
 from engine.concepts import Split  # noqa: E402
 from engine.features.service import extract_workspace  # noqa: E402
 from engine.features.spec import FeatureSpec  # noqa: E402
-from engine.jobs.log import JobLog  # noqa: E402
+from engine.jobs.log import JobCancelToken, JobLog  # noqa: E402
 from engine.library.importer import import_folder  # noqa: E402
 from engine.models.kinds import make_model  # noqa: E402
 from engine.progress import CancelToken  # noqa: E402
@@ -52,8 +52,10 @@ def library(scratch: Path, per_pack: int) -> Workspace:
 
 
 def run_worker(workspace: Workspace, name: str) -> None:
+    """One sweep worker, in this process, as its job's process runs it (services/worker.py)."""
     params = {"name": name, "storage": None}
-    run_sweep_worker(workspace, JobLog(workspace, "sweep", params), params, CancelToken())
+    job = JobLog(workspace, "sweep", params)
+    run_sweep_worker(workspace, job, params, JobCancelToken(job))
 
 
 def bench_overhead(workspace: Workspace) -> None:
