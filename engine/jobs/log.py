@@ -82,8 +82,9 @@ class _Heartbeat(threading.Thread):
 
 
 class _Writes:
-    """The writes a job (or a sweep and its trials, written together) has kept to make together:
-    (store function, job id, its other arguments), in order."""
+    """The writes a job (or a sweep and its trials, written together) has kept to make together, in
+    order: (store function, job id, its other arguments); an event is (store.insert_events, job id,
+    seq, kind, data), and events in a row are made in one statement."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()  # a heartbeat thread and the work never write a job's row at once
@@ -92,8 +93,17 @@ class _Writes:
         self.written = time.monotonic()
 
     def make(self, con) -> None:
+        events: list[tuple] = []  # events in a row go in one statement
         for function, *args in self.pending:
+            if function is store.insert_events:
+                events.append(tuple(args))
+                continue
+            if events:
+                store.insert_events(con, events)
+                events = []
             function(con, *args)
+        if events:
+            store.insert_events(con, events)
 
 
 class JobLog:
@@ -183,7 +193,7 @@ class JobLog:
         """Several events in one transaction (a burst of short epochs writes once, not once each)."""
         if not batch:
             return
-        writes = [(store.insert_event, self._next_seq(), kind, data) for kind, data in batch]
+        writes = [(store.insert_events, self._next_seq(), kind, data) for kind, data in batch]
         if progress is not None:
             writes.append((store.set_progress, progress, message))
         self._write(*writes)
@@ -191,7 +201,7 @@ class JobLog:
     def state(self, state: JobState, message: str | None = None) -> None:
         """The job's new state, and its "state" event, in one transaction."""
         self._write((store.set_state, state, message),
-                    (store.insert_event, self._next_seq(), "state", {"state": state, "message": message}))
+                    (store.insert_events, self._next_seq(), "state", {"state": state, "message": message}))
         if state.is_live and state != JobState.PENDING:
             self._start_heartbeat()
 

@@ -255,8 +255,8 @@ def run_sweep_worker(workspace, job: JobLog, params: dict, cancel: CancelToken) 
     study, config = sweeps.open_sweep(workspace, worker.name, worker.storage, **worker.storage_options())
     study = optuna.load_study(study_name=config.name, storage=study._storage, sampler=make_sampler(config),
                               pruner=make_pruner(config))
-    job.state(JobState.RUNNING, f"sweep {config.name}")
     job.write_every(WRITE_EVERY_S)  # and its trials' jobs with it (see JobLog)
+    job.state(JobState.RUNNING, f"sweep {config.name}")  # written with its first trial's start
     watch = WatchedCancelToken(workspace, [job.job_id], CANCEL_POLL_S, cancel)
     outcomes: dict[str, int] = {}
     data_cache: dict = {}
