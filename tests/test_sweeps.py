@@ -268,6 +268,34 @@ def test_cancelling_the_sweep_ends_its_trial_cancelled_not_running(ws):
     assert prepare_study(ws, slow, None)["enqueued"] == 1  # a resume runs the cancelled point again
 
 
+def test_cancelling_one_trial_while_its_curve_shows_ends_it_alone_and_the_sweep_goes_on(ws):
+    import threading
+
+    cfg = config(grid=["epochs=5000,2"], model="mlp", hyperparams={"patience": 5000})
+    prepare_study(ws, cfg, None)
+    cancelled = []
+
+    def cancel_the_long_trial() -> None:  # `jobs cancel` of a trial whose epochs show while it runs
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for job in list_jobs(ws, 5):
+                if job.kind == "train" and job.state.is_live and job.params["hyperparams"]["epochs"] == 5000 and \
+                        sum(e.kind == "epoch" for e in job_events(ws, job.job_id)) >= 3:
+                    cancelled.append(request_cancel(ws, job.job_id).job_id)
+                    return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_the_long_trial)
+    canceller.start()
+    sweep_job = run_worker(ws, "s")
+    canceller.join()
+    trials = trials_of(ws, "s")
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] and trials[0].user_attrs[sweeps.OUTCOME] == "cancelled"
+    assert cancelled == [sweeps.trial_job_id(trials[0])] and get_job(ws, cancelled[0]).state == JobState.CANCELLED
+    assert get_job(ws, sweep_job).state == JobState.COMPLETED
+    assert [e.data["outcome"] for e in job_events(ws, sweep_job) if e.kind == "trial"] == ["cancelled", "complete"]
+
+
 # -- promotion ------------------------------------------------------------------------------------
 
 def test_promote_registers_on_a_paired_interval_above_zero_and_records_its_trial(ws):
