@@ -91,9 +91,13 @@ def test_a_job_that_writes_every_few_seconds_keeps_its_writes_and_a_job_written_
     assert events == [(1, "data"), (2, "state"), (3, "epoch"), (4, "epoch")]
     assert seen(sweep)[1] == [(1, "state"), (2, "trial")] and seen(following)[1] == []
     sweep.beat()  # a heartbeat writes what waits
-    following.event("epoch", {"epoch": 1})
+    following.state(JobState.TRAINING, "fitting")
+    for epoch in (1, 2):
+        following.event("epoch", {"epoch": epoch}, progress=epoch / 4, message=f"epoch {epoch}/4")
     sweep.beat()
-    assert seen(following)[1] == [(1, "epoch")]
+    record, events = seen(following)
+    assert events == [(1, "state"), (2, "epoch"), (3, "epoch")]
+    assert (record.state, record.progress, record.message) == (JobState.TRAINING, 0.5, "epoch 2/4")
     sweep.finish(JobState.COMPLETED)
     assert seen(sweep)[0].state == JobState.COMPLETED
 

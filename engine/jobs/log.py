@@ -84,7 +84,7 @@ class _Heartbeat(threading.Thread):
 class _Writes:
     """The writes a job (or a sweep and its trials, written together) has kept to make together, in
     order: (store function, job id, its other arguments); an event is (store.insert_events, job id,
-    seq, kind, data), and events in a row are made in one statement."""
+    seq, kind, data)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()  # a heartbeat thread and the work never write a job's row at once
@@ -93,17 +93,17 @@ class _Writes:
         self.written = time.monotonic()
 
     def make(self, con) -> None:
-        events: list[tuple] = []  # events in a row go in one statement
-        for function, *args in self.pending:
-            if function is store.insert_events:
-                events.append(tuple(args))
-                continue
-            if events:
-                store.insert_events(con, events)
-                events = []
-            function(con, *args)
+        """All the events in one statement, then the rest in order; a job's progress is set once, to
+        its last (each set replaces the whole of the one before)."""
+        events = [tuple(args) for function, *args in self.pending if function is store.insert_events]
         if events:
             store.insert_events(con, events)
+        last_progress = {args[0]: i for i, (function, *args) in enumerate(self.pending)
+                         if function is store.set_progress}
+        for i, (function, *args) in enumerate(self.pending):
+            if function is store.insert_events or (function is store.set_progress and last_progress[args[0]] != i):
+                continue
+            function(con, *args)
 
 
 class JobLog:
