@@ -67,6 +67,45 @@ def test_the_follower_yields_new_events_until_the_job_ends(workspace):
     assert [event.kind for update in rest for event in update.events] == ["log"]
 
 
+def test_a_job_that_writes_every_few_seconds_keeps_its_writes_and_a_job_written_with_it_shares_them(workspace):
+    from engine.jobs.log import job_events
+
+    def seen(job):
+        return get_job(workspace, job.job_id), [(e.seq, e.kind) for e in job_events(workspace, job.job_id)]
+
+    sweep = JobLog(workspace, "sweep", {})
+    sweep.write_every(3600)
+    sweep.state(JobState.RUNNING, "sweep s")
+    trial = JobLog(workspace, "train", {"trial": 0}, state=JobState.PREPARING, write_with=sweep)
+    assert seen(sweep)[1] == [(1, "state")]  # made with the trial's record
+    trial.event("data", {"n": 3})
+    trial.state(JobState.TRAINING)
+    trial.events([("epoch", {"epoch": 1}), ("epoch", {"epoch": 2})], progress=0.5, message="epoch 2/4")
+    trial.finish(JobState.COMPLETED, result={"val": 1.0})  # its end waits with the rest
+    sweep.event("trial", {"trial": 0})
+    record, events = seen(trial)
+    assert record.state == JobState.PREPARING and events == []
+    following = JobLog(workspace, "train", {"trial": 1}, state=JobState.PREPARING, write_with=sweep)
+    record, events = seen(trial)  # the next trial's start made them, in order, in one transaction
+    assert record.state == JobState.COMPLETED and record.result == {"val": 1.0} and record.progress == 1.0
+    assert events == [(1, "data"), (2, "state"), (3, "epoch"), (4, "epoch")]
+    assert seen(sweep)[1] == [(1, "state"), (2, "trial")] and seen(following)[1] == []
+    sweep.beat()  # a heartbeat writes what waits
+    following.state(JobState.TRAINING, "fitting")
+    for epoch in (1, 2):
+        following.event("epoch", {"epoch": epoch}, progress=epoch / 4, message=f"epoch {epoch}/4")
+    sweep.beat()
+    record, events = seen(following)
+    assert events == [(1, "state"), (2, "epoch"), (3, "epoch")]
+    assert (record.state, record.progress, record.message) == (JobState.TRAINING, 0.5, "epoch 2/4")
+    sweep.finish(JobState.COMPLETED)
+    assert seen(sweep)[0].state == JobState.COMPLETED
+
+    plain = JobLog(workspace, "train", {})  # without write_every each write is made at once
+    plain.event("epoch", {"epoch": 1})
+    assert seen(plain)[1] == [(1, "epoch")]
+
+
 def test_the_follower_stops_when_told(workspace):
     job = JobLog(workspace, "train", {})
     updates = list(follow_job(workspace, job.job_id, poll_s=0.01, stop=lambda: True))

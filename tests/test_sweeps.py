@@ -137,7 +137,7 @@ def test_a_grid_runs_each_point_once_resumes_and_reruns_one(ws):
     jobs = {j.job_id: j for j in list_jobs(ws)}
     sweep_job = next(j for j in jobs.values() if j.kind == "sweep")
     for trial in trials:
-        job = jobs[trial.user_attrs[sweeps.JOB_ID]]
+        job = jobs[sweeps.trial_job_id(trial)]
         assert job.kind == "train" and job.state == JobState.COMPLETED
         assert job.params["sweep"] == "s" and job.params["sweep_job"] == sweep_job.job_id
         assert job.params["trial"] == trial.number and job.params["hyperparams"]["C"] == trial.params["C"]
@@ -263,9 +263,37 @@ def test_cancelling_the_sweep_ends_its_trial_cancelled_not_running(ws):
     trials = trials_of(ws, "s")
     assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
     assert trials[0].user_attrs[sweeps.OUTCOME] == "cancelled"
-    assert get_job(ws, trials[0].user_attrs[sweeps.JOB_ID]).state == JobState.CANCELLED
+    assert get_job(ws, sweeps.trial_job_id(trials[0])).state == JobState.CANCELLED
     assert summarise(ws, *sweeps.open_sweep(ws, "s", None)).count("cancelled") == 1
     assert prepare_study(ws, slow, None)["enqueued"] == 1  # a resume runs the cancelled point again
+
+
+def test_cancelling_one_trial_while_its_curve_shows_ends_it_alone_and_the_sweep_goes_on(ws):
+    import threading
+
+    cfg = config(grid=["epochs=5000,2"], model="mlp", hyperparams={"patience": 5000})
+    prepare_study(ws, cfg, None)
+    cancelled = []
+
+    def cancel_the_long_trial() -> None:  # `jobs cancel` of a trial whose epochs show while it runs
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for job in list_jobs(ws, 5):
+                if job.kind == "train" and job.state.is_live and job.params["hyperparams"]["epochs"] == 5000 and \
+                        sum(e.kind == "epoch" for e in job_events(ws, job.job_id)) >= 3:
+                    cancelled.append(request_cancel(ws, job.job_id).job_id)
+                    return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_the_long_trial)
+    canceller.start()
+    sweep_job = run_worker(ws, "s")
+    canceller.join()
+    trials = trials_of(ws, "s")
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] and trials[0].user_attrs[sweeps.OUTCOME] == "cancelled"
+    assert cancelled == [sweeps.trial_job_id(trials[0])] and get_job(ws, cancelled[0]).state == JobState.CANCELLED
+    assert get_job(ws, sweep_job).state == JobState.COMPLETED
+    assert [e.data["outcome"] for e in job_events(ws, sweep_job) if e.kind == "trial"] == ["cancelled", "complete"]
 
 
 # -- promotion ------------------------------------------------------------------------------------
@@ -304,7 +332,7 @@ def _kill_one_worker_mid_trial(ws: Workspace, name: str, storage: str | None, jo
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         for trial in trials_of(ws, name, storage, **options):
-            job_id = trial.user_attrs.get(sweeps.JOB_ID)
+            job_id = sweeps.trial_job_id(trial)
             if trial.state.name != "RUNNING" or job_id is None:
                 continue
             epochs = [e.data for e in job_events(ws, job_id) if e.kind == "epoch"]

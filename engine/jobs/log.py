@@ -81,19 +81,53 @@ class _Heartbeat(threading.Thread):
             del job
 
 
+class _Writes:
+    """The writes a job (or a sweep and its trials, written together) has kept to make together, in
+    order: (store function, job id, its other arguments); an event is (store.insert_events, job id,
+    seq, kind, data)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # a heartbeat thread and the work never write a job's row at once
+        self.pending: list[tuple] = []
+        self.every_s = 0.0
+        self.written = time.monotonic()
+
+    def make(self, con) -> None:
+        """All the events in one statement, then the rest in order; a job's progress is set once, to
+        its last (each set replaces the whole of the one before)."""
+        events = [tuple(args) for function, *args in self.pending if function is store.insert_events]
+        if events:
+            store.insert_events(con, events)
+        last_progress = {args[0]: i for i, (function, *args) in enumerate(self.pending)
+                         if function is store.set_progress}
+        for i, (function, *args) in enumerate(self.pending):
+            if function is store.insert_events or (function is store.set_progress and last_progress[args[0]] != i):
+                continue
+            function(con, *args)
+
+
 class JobLog:
     """Writes one job's state, progress and events; rate-limits progress writes. While the job
-    works (any live state but pending) a thread writes its heartbeat."""
+    works (any live state but pending) a thread writes its heartbeat.
+
+    After `write_every(seconds)` the job's events and state changes are kept and written together,
+    at most that often: by the next write after that long, by a heartbeat, by `flush` or with
+    `finish` (a job of many short steps writes a few transactions, not one per step); followers see
+    them that much later, and a kill loses at most that much of them. A job made `write_with` such
+    a job (a sweep's trial, with its sweep) shares its writes: its record is made together with what
+    they kept, and its end waits for their next write (the next trial's start, a heartbeat, a flush)."""
 
     def __init__(self, workspace, kind: str, params: dict, min_interval_s: float = 1.0, *,
-                 state: JobState = JobState.RUNNING, job_id: str | None = None) -> None:
+                 state: JobState = JobState.RUNNING, job_id: str | None = None,
+                 write_with: JobLog | None = None) -> None:
         """Record a new job, or with `job_id` take over one created earlier (a spawned worker does)."""
         self.workspace = workspace
         self.min_interval_s = min_interval_s
         self._last_write = 0.0
-        self._lock = threading.Lock()  # the heartbeat thread and the work never write the job's row at once
+        self._writes = write_with._writes if write_with is not None else _Writes()
+        self._defers_finish = write_with is not None
         self._heartbeat: _Heartbeat | None = None
-        with workspace.db.transaction() as con:
+        with self._writes.lock, workspace.db.transaction() as con:
             if job_id is None:
                 self.job_id = new_job_id(kind)
                 store.insert_job(con, self.job_id, kind, state, params, os.getpid(), socket.gethostname(),
@@ -103,6 +137,8 @@ class JobLog:
                 self.job_id = job_id
                 store.claim_job(con, job_id, os.getpid(), socket.gethostname(), time.time())
                 self._seq = store.last_event_seq(con, job_id)
+            self._writes.make(con)
+            self._made()
         if job_id is not None or state != JobState.PENDING:
             self._start_heartbeat()
 
@@ -111,41 +147,61 @@ class JobLog:
             self._heartbeat = _Heartbeat(self)
             self._heartbeat.start()
 
+    def _made(self) -> None:
+        self._writes.pending.clear()
+        self._writes.written = time.monotonic()
+
+    def _write(self, *writes: tuple, now: bool = False) -> None:
+        """Make `writes` (store functions with their arguments after the job id): at once, or, after
+        `write_every`, once that long has passed since the last write (until then they wait)."""
+        with self._writes.lock:
+            self._writes.pending.extend((function, self.job_id, *args) for function, *args in writes)
+            if (now and self._writes.pending) or time.monotonic() - self._writes.written >= self._writes.every_s:
+                with self.workspace.db.transaction() as con:
+                    self._writes.make(con)
+                self._made()
+
+    def _next_seq(self) -> int:
+        with self._writes.lock:
+            self._seq += 1
+            return self._seq
+
+    def write_every(self, seconds: float) -> None:
+        """From now on keep events and state changes and write them together at most every `seconds`."""
+        self._writes.every_s = seconds
+
+    def flush(self) -> None:
+        """Make the writes that wait now."""
+        self._write(now=True)
+
     def beat(self) -> None:
-        """Record that the job's process is alive; a busy or vanished workspace skips this beat."""
+        """Record that the job's process is alive, with the writes that wait; a busy or vanished
+        workspace skips this beat."""
         try:
-            with self._lock, self.workspace.db.transaction() as con:
-                store.set_heartbeat(con, self.job_id, time.time())
+            self._write((store.set_heartbeat, time.time()), now=True)
         except Exception:  # the next beat tries again; the work itself reports real errors
-            pass
+            with self._writes.lock:
+                self._writes.pending = [w for w in self._writes.pending if w[0] is not store.set_heartbeat]
 
     def event(self, kind: str, data: dict, *, progress: float | None = None, message: str | None = None) -> None:
         """An event every follower sees (epoch, metric, log, state), with the job's progress and
         message updated in the same transaction when given."""
-        self._seq += 1
-        with self._lock, self.workspace.db.transaction() as con:
-            store.insert_event(con, self.job_id, self._seq, kind, data)
-            if progress is not None:
-                store.set_progress(con, self.job_id, progress, message)
+        self.events([(kind, data)], progress=progress, message=message)
 
     def events(self, batch: list[tuple[str, dict]], *, progress: float | None = None,
                message: str | None = None) -> None:
         """Several events in one transaction (a burst of short epochs writes once, not once each)."""
         if not batch:
             return
-        with self._lock, self.workspace.db.transaction() as con:
-            for kind, data in batch:
-                self._seq += 1
-                store.insert_event(con, self.job_id, self._seq, kind, data)
-            if progress is not None:
-                store.set_progress(con, self.job_id, progress, message)
+        writes = [(store.insert_events, self._next_seq(), kind, data) for kind, data in batch]
+        if progress is not None:
+            writes.append((store.set_progress, progress, message))
+        self._write(*writes)
 
     def state(self, state: JobState, message: str | None = None) -> None:
         """The job's new state, and its "state" event, in one transaction."""
-        self._seq += 1
-        with self._lock, self.workspace.db.transaction() as con:
-            store.set_state(con, self.job_id, state, message)
-            store.insert_event(con, self.job_id, self._seq, "state", {"state": state, "message": message})
+        self._write((store.set_state, state, message),
+                    (store.insert_events, self._next_seq(), "state", {"state": state, "message": message}))
         if state.is_live and state != JobState.PENDING:
             self._start_heartbeat()
 
@@ -161,10 +217,11 @@ class JobLog:
         self.event("progress", {"progress": fraction, "message": message}, progress=fraction, message=message)
 
     def finish(self, state: JobState, result: dict | None = None, error: str | None = None) -> None:
+        """The job's end, written with the writes that wait (a job made `write_with` another: with
+        that one's next write)."""
         if self._heartbeat is not None:
             self._heartbeat.stopped.set()
-        with self._lock, self.workspace.db.transaction() as con:
-            store.finish_job(con, self.job_id, state, result, error)
+        self._write((store.finish_job, state, result, error), now=not self._defers_finish)
 
 
 class JobReporter:
@@ -253,14 +310,15 @@ def request_cancel(workspace, job_id: str) -> JobRecord:
 
 
 class WatchedCancelToken(CancelToken):
-    """Cancelled by `request_cancel` of any of some jobs (a sweep's and its trial's, say), or when one
-    of the `also` tokens is cancelled in this process (a signal): a thread reads the jobs' flags every
-    `interval_s` in one transaction, so checking the token never waits on the database. `stop()`
-    ends the thread."""
+    """Cancelled by `request_cancel` of any of some jobs (a sweep's, say), or when one of the `also`
+    tokens is cancelled in this process (a signal): a thread reads the jobs' flags every `interval_s`
+    in one transaction, so checking the token never waits on the database. `linked` gives a token
+    for one more job (a sweep's trial) read by the same thread. `stop()` ends the thread."""
 
     def __init__(self, workspace, job_ids: list[str], interval_s: float = 1.0, *also: CancelToken) -> None:
         super().__init__()
         self.also = also
+        self._linked: dict[str, _LinkedCancelToken] = {}
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, args=(workspace, list(job_ids), interval_s),
                                         name="cancel watch", daemon=True)
@@ -268,20 +326,42 @@ class WatchedCancelToken(CancelToken):
 
     def _watch(self, workspace, job_ids: list[str], interval_s: float) -> None:
         while not self._stopped.wait(interval_s):
+            linked = dict(self._linked)
             try:
                 with workspace.db.transaction() as con:
-                    if any(store.cancel_requested(con, job_id) for job_id in job_ids):
-                        self.cancel()
-                        return
+                    flagged = [job_id for job_id in [*job_ids, *linked] if store.cancel_requested(con, job_id)]
             except Exception:  # a busy workspace: read again next time
-                pass
+                continue
+            for job_id in flagged:
+                (linked[job_id] if job_id in linked else self).cancel()
+            if super().cancelled:
+                return
 
     @property
     def cancelled(self) -> bool:
         return super().cancelled or any(token.cancelled_here for token in self.also)
 
+    def linked(self, job_id: str) -> CancelToken:
+        """A token cancelled with this one, or by `request_cancel` of `job_id` alone; `unlink` it
+        when that job ends."""
+        token = self._linked[job_id] = _LinkedCancelToken(self)
+        return token
+
+    def unlink(self, job_id: str) -> None:
+        self._linked.pop(job_id, None)
+
     def stop(self) -> None:
         self._stopped.set()
+
+
+class _LinkedCancelToken(CancelToken):
+    def __init__(self, parent: CancelToken) -> None:
+        super().__init__()
+        self.parent = parent
+
+    @property
+    def cancelled(self) -> bool:
+        return super().cancelled or self.parent.cancelled
 
 
 class JobCancelToken(CancelToken):

@@ -85,12 +85,12 @@ def promote(workspace, name: str, storage_url: str | None, *, if_better: bool = 
     best = best_trial(study)
     if best is None:
         raise InputError(f"sweep {name} has no complete trial yet")
-    job_id = best.user_attrs[sweeps.JOB_ID]
+    job_id, result = sweeps.trial_job_id(best), sweeps.trial_result(best)
     folder = trial_model_dir(workspace, job_id)
     if not folder.is_dir():
         raise InputError(f"trial {best.number}'s model is not in this workspace ({folder}); it ran on another "
                          "box: promote there")
-    model = load_model(folder, hashes=best.user_attrs.get("files"), kind=trial_request(config, best.params).model)
+    model = load_model(folder, hashes=result.get("files"), kind=trial_request(config, best.params).model)
     request = trial_request(config, best.params).with_task_defaults(workspace)
     data = prepare_data(workspace, request, CancelToken())
     test_x, test_y, keys = _test_rows(data)
@@ -123,7 +123,7 @@ def promote(workspace, name: str, storage_url: str | None, *, if_better: bool = 
             shutil.rmtree(artifact)
         artifact.mkdir(parents=True)
         save_model(model, artifact)  # the trial's model with its temperature
-        metrics = {"val": {**best.user_attrs.get("val", {})}, "test": test, "sizes": data.sizes(),
+        metrics = {"val": {**result.get("val", {})}, "test": test, "sizes": data.sizes(),
                    "calibration": calibration}
         version = register_trained(workspace, request, data, model, metrics, Path(artifact), job_id,
                                    meta={"sweep": {"name": name, "trial": best.number, "params": best.params,

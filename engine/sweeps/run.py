@@ -28,7 +28,12 @@ from engine.training.run import (JobCallback, TrainRequest, data_summary, fit_mo
 from engine.training.tracking import open_experiment_log
 
 IDLE_POLL_S = 0.5  # a worker with nothing to claim while others still run looks again this often
-CANCEL_POLL_S = 1.0  # a trial reads its own and its sweep's cancel flags this often (in a thread)
+CANCEL_POLL_S = 1.0  # a worker reads its own and its trial's cancel flags this often (in a thread)
+# A sweep's job and its trials' jobs write their events and states together at most this often (each
+# write is a transaction of the workspace's database): a trial of short epochs is written when it
+# starts, with the end of the trial before it, and every few seconds after (a long trial's curve
+# stays live).
+WRITE_EVERY_S = 2.0
 
 
 @dataclass
@@ -94,25 +99,13 @@ def make_pruner(config: sweeps.SweepConfig):
 
 
 class _TrialCallback(JobCallback):
-    """A trial's epochs: each validation accuracy reported to the trial for its pruner, and the epochs
-    written to the trial's job at most every `FLUSH_S` (many in one transaction: a sweep of short
-    epochs would otherwise spend its time writing them one by one); `flush` writes the rest."""
-
-    FLUSH_S = 2.0
+    """A trial's epochs, written as a training job's (its job log writes them together, see
+    `WRITE_EVERY_S`), each validation accuracy reported to the trial for its pruner."""
 
     def __init__(self, job: JobLog, cancel: CancelToken, trial, prune: bool, experiment=None) -> None:
         super().__init__(job, cancel, experiment)
         self.trial = trial if prune else None  # without a pruner nothing reads the reports: none is written
         self.pruned_at: int | None = None
-        self.pending: list[tuple[str, dict]] = []
-        self.flushed = time.monotonic()
-        self.total_epochs = 0
-
-    def write_epoch(self, data: dict) -> None:
-        self.pending.append(("epoch", data))
-        self.total_epochs = data["total_epochs"]
-        if time.monotonic() - self.flushed >= self.FLUSH_S:
-            self.flush()
 
     def on_epoch_end(self, epoch, total_epochs, train_loss, val_loss, val_metric) -> None:
         super().on_epoch_end(epoch, total_epochs, train_loss, val_loss, val_metric)
@@ -120,13 +113,6 @@ class _TrialCallback(JobCallback):
             self.trial.report(float(val_metric), epoch)
             if self.trial.should_prune():
                 self.pruned_at = epoch
-
-    def flush(self) -> None:
-        if self.pending:
-            epoch = self.pending[-1][1]["epoch"]
-            self.job.events(self.pending, progress=min(epoch / max(self.total_epochs, 1), 1.0),
-                            message=f"epoch {epoch}/{self.total_epochs}")
-        self.pending, self.flushed = [], time.monotonic()
 
     def should_stop(self) -> bool:
         return self.pruned_at is not None or super().should_stop()
@@ -154,10 +140,10 @@ def trial_model_dir(workspace, trial_job_id: str):
     return workspace.runs_dir / trial_job_id / "model"
 
 
-def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: JobLog, cancel: CancelToken,
+def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: JobLog, cancel: WatchedCancelToken,
               data_cache: dict) -> str:
     """Train one claimed trial as a training job; returns its outcome (complete, pruned, cancelled,
-    duplicate, error: …, superseded)."""
+    duplicate, error: …, superseded). `cancel` is the sweep's: it also watches the trial's job."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
@@ -169,12 +155,11 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
     params = suggest(trial, config)
     request = trial_request(config, params).with_task_defaults(workspace)
     job = JobLog(workspace, "train", {**request.__dict__, "sweep": config.name, "trial": trial.number,
-                                      "sweep_job": sweep_job.job_id}, state=JobState.PREPARING)
-    # (a trial writes few job records beyond its epochs: each is a transaction of the workspace's database)
-    storage.set_trial_user_attr(trial._trial_id, sweeps.JOB_ID, job.job_id)
+                                      "sweep_job": sweep_job.job_id}, state=JobState.PREPARING, write_with=sweep_job)
+    worker = {sweeps.JOB_ID: job.job_id, "host": socket.gethostname(), "pid": os.getpid()}
+    storage.set_trial_user_attr(trial._trial_id, sweeps.WORKER, worker)
     if sweeps.OUTCOME in trial.user_attrs:  # a retry carries the user attrs of the trial that died
         storage.set_trial_user_attr(trial._trial_id, sweeps.OUTCOME, None)
-    storage.set_trial_user_attr(trial._trial_id, "worker", {"host": socket.gethostname(), "pid": os.getpid()})
     owner = sweeps.duplicate_of(study, trial._trial_id)
     if owner is not None:
         sweeps.fail_trial(study, trial._trial_id, f"duplicate of trial {owner.number}")
@@ -184,7 +169,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
     if is_heartbeat_enabled(storage):
         heartbeat = _OptunaHeartbeat(storage, trial._trial_id, storage.get_heartbeat_interval())
         heartbeat.start()
-    token = WatchedCancelToken(workspace, [job.job_id, sweep_job.job_id], CANCEL_POLL_S, cancel)
+    token = cancel.linked(job.job_id)
     started = time.monotonic()
     try:
         key = (request.features, tuple(request.feature_params))
@@ -198,18 +183,14 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
             hyperparams={"model": request.model, "features": str(data.spec), **model_params(request)},
             tags={"sweep": config.name, "trial": trial.number, "job_id": job.job_id})
         with experiment:
+            job.event("data", data_summary(data))
             callback = _TrialCallback(job, token, trial, config.prune != "none", experiment)
-            callback.pending.append(("data", data_summary(data)))  # written with the first epochs
-            try:
-                model = fit_model(request, data, callback)
-            finally:
-                callback.flush()
+            model = fit_model(request, data, callback)
             if token.cancelled:
                 raise Cancelled(f"cancelled after {callback.epochs_seen} epochs")
-            seconds = round(time.monotonic() - started, 3)
-            storage.set_trial_user_attr(trial._trial_id, "epochs", callback.epochs_seen)
-            storage.set_trial_user_attr(trial._trial_id, "seconds", seconds)
+            result = {"epochs": callback.epochs_seen, "seconds": round(time.monotonic() - started, 3)}
             if callback.pruned_at is not None:
+                storage.set_trial_user_attr(trial._trial_id, sweeps.RESULT, result)
                 study.tell(trial, state=TrialState.PRUNED)
                 outcome = f"pruned at epoch {callback.pruned_at}"
                 experiment.finish({"pruned_at_epoch": callback.pruned_at})
@@ -219,11 +200,12 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
             val = validation_metrics(model, data, request.seed)
             experiment.finish({"val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]})
         save_model(model, trial_model_dir(workspace, job.job_id))
-        storage.set_trial_user_attr(trial._trial_id, "files", file_hashes(trial_model_dir(workspace, job.job_id)))
-        storage.set_trial_user_attr(trial._trial_id, "val", {k: val[k] for k in ("accuracy", "macro_f1", "ci", "n")})
+        result["val"] = {k: val[k] for k in ("accuracy", "macro_f1", "ci", "n")}
+        result["files"] = file_hashes(trial_model_dir(workspace, job.job_id))
+        storage.set_trial_user_attr(trial._trial_id, sweeps.RESULT, result)
         study.tell(trial, float(val["macro_f1"]))
         job.finish(JobState.COMPLETED, result={"sweep": config.name, "trial": trial.number, "params": params,
-                                               "val": {k: val[k] for k in ("accuracy", "macro_f1", "ci", "n")}})
+                                               "val": result["val"]})
         return "complete"
     except UpdateFinishedTrialError:  # failed as dead while it was only slow; its retry owns the point
         job.finish(JobState.CANCELLED, error=f"trial {trial.number} was failed as stale and retried")
@@ -241,7 +223,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
         job.finish(JobState.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     finally:
-        token.stop()
+        cancel.unlink(job.job_id)
         if heartbeat is not None:
             heartbeat.stopped.set()
 
@@ -273,24 +255,33 @@ def run_sweep_worker(workspace, job: JobLog, params: dict, cancel: CancelToken) 
     study, config = sweeps.open_sweep(workspace, worker.name, worker.storage, **worker.storage_options())
     study = optuna.load_study(study_name=config.name, storage=study._storage, sampler=make_sampler(config),
                               pruner=make_pruner(config))
-    job.state(JobState.RUNNING, f"sweep {config.name}")
+    job.write_every(WRITE_EVERY_S)  # and its trials' jobs with it (see JobLog)
+    job.state(JobState.RUNNING, f"sweep {config.name}")  # written with its first trial's start
+    watch = WatchedCancelToken(workspace, [job.job_id], CANCEL_POLL_S, cancel)
     outcomes: dict[str, int] = {}
     data_cache: dict = {}
-    while not cancel.cancelled:
-        sweeps.reap_dead_trials(study, workspace)
-        trial = sweeps.claim(study)
-        if trial is None and config.sampler != "grid" and budget_left(study, config):
-            trial = study.ask()
-        if trial is None:
-            if not anything_running(study):
-                break
-            time.sleep(IDLE_POLL_S)  # another worker's trial may die and come back to the queue
-            continue
-        outcome = run_trial(workspace, study, config, trial, job, cancel, data_cache).split(":")[0]
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name in sweeps.DONE)
-        job.event("trial", {"trial": trial.number, "outcome": outcome, "done": done},
-                  message=f"trial {trial.number}: {outcome}; {done} done")
-    if cancel.cancelled:
-        raise Cancelled(f"sweep {config.name} cancelled; run it again to resume")
+    try:
+        while not watch.cancelled:
+            sweeps.reap_dead_trials(study, workspace)
+            trial = sweeps.claim(study)
+            if trial is None and config.sampler != "grid" and budget_left(study, config):
+                trial = study.ask()
+            if trial is None:
+                if not anything_running(study):
+                    break
+                job.flush()  # the end of its last trial
+                time.sleep(IDLE_POLL_S)  # another worker's trial may die and come back to the queue
+                continue
+            outcome = run_trial(workspace, study, config, trial, job, watch, data_cache).split(":")[0]
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name in sweeps.DONE)
+            job.event("trial", {"trial": trial.number, "outcome": outcome, "done": done},
+                      message=f"trial {trial.number}: {outcome}; {done} done")
+        if watch.cancelled:
+            raise Cancelled(f"sweep {config.name} cancelled; run it again to resume")
+    except BaseException:
+        job.flush()  # what its last trial wrote, before the caller writes this job's end
+        raise
+    finally:
+        watch.stop()
     job.finish(JobState.COMPLETED, result={"sweep": config.name, "trials": outcomes})

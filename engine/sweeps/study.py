@@ -25,7 +25,10 @@ from engine.errors import InputError, NotFound
 from engine.sweeps.space import Dimension, grid_points, matches, point_key
 
 CONFIG_ATTR = "workbench_sweep"
-GRID_POINT, ROUND, OUTCOME, JOB_ID = "grid_point", "round", "outcome", "job_id"
+GRID_POINT, ROUND, OUTCOME = "grid_point", "round", "outcome"
+# what a worker records of a trial, in one user attr each: who runs it (WORKER: its job's JOB_ID, host,
+# pid) when it claims it, and what came of it (RESULT) at its end
+WORKER, RESULT, JOB_ID = "worker", "result", "job_id"
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("none", "median", "hyperband")
 MAX_RETRY = 3  # a point whose worker dies more often than this is left failed (and says so)
@@ -121,6 +124,20 @@ def create_study(storage, config: SweepConfig, *, reset: bool = False):
         raise InputError(f"sweep {config.name!r} exists with other settings ({', '.join(changed)} differ); "
                          "give the same options to resume it, or --reset to start it over")
     return study
+
+
+def trial_job_id(trial) -> str | None:
+    """The id of the training job that runs or ran the trial (in its `worker` attr, with the host and
+    pid; journals written before kept it in an attr of its own)."""
+    return trial.user_attrs.get(WORKER, {}).get(JOB_ID) or trial.user_attrs.get(JOB_ID)
+
+
+def trial_result(trial) -> dict:
+    """What a trial's worker recorded at its end: epochs and seconds, and when it completed `files`
+    (its model's, checked by promote) and `val` (its validation metrics); journals written before
+    kept each in an attr of its own."""
+    return trial.user_attrs.get(RESULT) or {k: trial.user_attrs[k] for k in ("epochs", "seconds", "files", "val")
+                                            if k in trial.user_attrs}
 
 
 def trial_round(trial) -> int:
@@ -226,7 +243,7 @@ def reap_dead_trials(study, workspace) -> list[int]:
         return sorted(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in before)
     reaped = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        job_id = trial.user_attrs.get(JOB_ID)
+        job_id = trial_job_id(trial)
         if job_id is None:
             continue  # claimed a moment ago; its job is about to be recorded
         try:

@@ -98,12 +98,12 @@ def summarise(workspace, study, config: sweeps.SweepConfig) -> SweepSummary:
     sweeps.reap_dead_trials(study, workspace)  # a trial whose worker died is shown failed, never running
     rows = []
     for trial in study.get_trials(deepcopy=False):
-        val = trial.user_attrs.get("val") or {}
+        result = sweeps.trial_result(trial)
+        val = result.get("val") or {}
         params = trial.params or trial.system_attrs.get("fixed_params", {})
         rows.append(TrialRow(trial.number, _state(trial), dict(params), val.get("macro_f1"), val.get("accuracy"),
-                             trial.user_attrs.get("epochs"), trial.user_attrs.get("seconds"),
-                             trial.user_attrs.get(sweeps.JOB_ID), trial.user_attrs.get(sweeps.GRID_POINT),
-                             _note(trial)))
+                             result.get("epochs"), result.get("seconds"), sweeps.trial_job_id(trial),
+                             trial.user_attrs.get(sweeps.GRID_POINT), _note(trial)))
     best = best_trial(study)
     size = None
     if config.sampler == "grid":
