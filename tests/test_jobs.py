@@ -12,7 +12,7 @@ from textual.widgets import Label
 
 from conftest import curated_library
 from engine.concepts import JobState
-from engine.errors import WorkbenchError
+from engine.errors import NotFound, WorkbenchError
 from engine.features.extract import load_features
 from engine.features.service import run_extract_job, workspace_targets
 from engine.features.spec import FeatureSpec
@@ -77,20 +77,23 @@ def test_a_job_that_writes_every_few_seconds_keeps_its_writes_and_a_job_written_
     sweep.write_every(3600)
     sweep.state(JobState.RUNNING, "sweep s")
     trial = JobLog(workspace, "train", {"trial": 0}, state=JobState.PREPARING, write_with=sweep)
-    assert seen(sweep)[1] == [(1, "state")]  # made with the trial's record
+    assert seen(sweep)[1] == []  # the trial's record is kept with the sweep's writes
+    with pytest.raises(NotFound):
+        get_job(workspace, trial.job_id)
     trial.event("data", {"n": 3})
     trial.state(JobState.TRAINING)
     trial.events([("epoch", {"epoch": 1}), ("epoch", {"epoch": 2})], progress=0.5, message="epoch 2/4")
     trial.finish(JobState.COMPLETED, result={"val": 1.0})  # its end waits with the rest
     sweep.event("trial", {"trial": 0})
-    record, events = seen(trial)
-    assert record.state == JobState.PREPARING and events == []
     following = JobLog(workspace, "train", {"trial": 1}, state=JobState.PREPARING, write_with=sweep)
-    record, events = seen(trial)  # the next trial's start made them, in order, in one transaction
+    with pytest.raises(NotFound):
+        get_job(workspace, following.job_id)
+    sweep.flush()  # made them, records first, in order, in one transaction
+    record, events = seen(trial)
     assert record.state == JobState.COMPLETED and record.result == {"val": 1.0} and record.progress == 1.0
     assert events == [(1, "data"), (2, "state"), (3, "epoch"), (4, "epoch")]
-    assert seen(sweep)[1] == [(1, "state"), (2, "trial")] and seen(following)[1] == []
-    sweep.beat()  # a heartbeat writes what waits
+    assert seen(sweep)[1] == [(1, "state"), (2, "trial")]
+    assert seen(following)[0].state == JobState.PREPARING and seen(following)[1] == []
     following.state(JobState.TRAINING, "fitting")
     for epoch in (1, 2):
         following.event("epoch", {"epoch": epoch}, progress=epoch / 4, message=f"epoch {epoch}/4")

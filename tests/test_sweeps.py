@@ -326,6 +326,20 @@ def test_promote_registers_on_a_paired_interval_above_zero_and_records_its_trial
 
 # -- exactly once with workers that die -----------------------------------------------------------
 
+def test_a_trial_whose_worker_died_before_its_job_was_written_is_retried(ws):
+    prepare_study(ws, config(grid=["C=0.1,1"], model="logreg"), None, reset=True)
+    study, _ = sweeps.open_sweep(ws, "s", None)
+    trial = sweeps.claim(study)
+    worker = JobLog(ws, "sweep", {"name": "s"})
+    study._storage.set_trial_user_attr(trial._trial_id, sweeps.WORKER,
+                                       {sweeps.JOB_ID: "train-never-written", "sweep_job": worker.job_id})
+    assert sweeps.reap_dead_trials(study, ws) == []  # its sweep job lives: the record is on its way
+    worker.finish(JobState.INTERRUPTED)
+    assert sweeps.reap_dead_trials(study, ws) == [trial.number]
+    run_worker(ws, "s")
+    assert completed_points(trials_of(ws, "s")) == ["C=0.1", "C=1"]
+
+
 def _kill_one_worker_mid_trial(ws: Workspace, name: str, storage: str | None, job_ids: list[str], **options) -> int:
     """Wait until a worker's trial has written epochs and has 200 or more to go, kill that worker with
     SIGKILL; returns the trial's number."""

@@ -93,15 +93,19 @@ class _Writes:
         self.written = time.monotonic()
 
     def make(self, con) -> None:
-        """All the events in one statement, then the rest in order; a job's progress is set once, to
-        its last (each set replaces the whole of the one before)."""
+        """The jobs recorded since the last write, all the events in one statement, then the rest in
+        order; a job's progress is set once, to its last (each set replaces the whole of the one before)."""
+        for function, *args in self.pending:
+            if function is store.insert_job:
+                function(con, *args)
         events = [tuple(args) for function, *args in self.pending if function is store.insert_events]
         if events:
             store.insert_events(con, events)
         last_progress = {args[0]: i for i, (function, *args) in enumerate(self.pending)
                          if function is store.set_progress}
         for i, (function, *args) in enumerate(self.pending):
-            if function is store.insert_events or (function is store.set_progress and last_progress[args[0]] != i):
+            if function in (store.insert_job, store.insert_events) or \
+                    (function is store.set_progress and last_progress[args[0]] != i):
                 continue
             function(con, *args)
 
@@ -114,8 +118,10 @@ class JobLog:
     at most that often: by the next write after that long, by a heartbeat, by `flush` or with
     `finish` (a job of many short steps writes a few transactions, not one per step); followers see
     them that much later, and a kill loses at most that much of them. A job made `write_with` such
-    a job (a sweep's trial, with its sweep) shares its writes: its record is made together with what
-    they kept, and its end waits for their next write (the next trial's start, a heartbeat, a flush)."""
+    job (a sweep's trial, with its sweep) shares its writes: its record is kept with them too, and
+    is written with their next write (a later trial's, a heartbeat, a flush), so a sweep of short
+    trials writes a transaction every few seconds, not one per trial; a trial appears in `jobs list`
+    that much later, and a worker killed before then leaves no record of it (its sweep job's does)."""
 
     def __init__(self, workspace, kind: str, params: dict, min_interval_s: float = 1.0, *,
                  state: JobState = JobState.RUNNING, job_id: str | None = None,
@@ -127,6 +133,12 @@ class JobLog:
         self._writes = write_with._writes if write_with is not None else _Writes()
         self._defers_finish = write_with is not None
         self._heartbeat: _Heartbeat | None = None
+        if write_with is not None and job_id is None and self._writes.every_s > 0:
+            self.job_id, self._seq = new_job_id(kind), 0
+            self._write((store.insert_job, kind, state, params, os.getpid(), socket.gethostname(), time.time()))
+            if state != JobState.PENDING:
+                self._start_heartbeat()
+            return
         with self._writes.lock, workspace.db.transaction() as con:
             if job_id is None:
                 self.job_id = new_job_id(kind)

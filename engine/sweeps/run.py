@@ -156,7 +156,7 @@ def run_trial(workspace, study, config: sweeps.SweepConfig, trial, sweep_job: Jo
     request = trial_request(config, params).with_task_defaults(workspace)
     job = JobLog(workspace, "train", {**request.__dict__, "sweep": config.name, "trial": trial.number,
                                       "sweep_job": sweep_job.job_id}, state=JobState.PREPARING, write_with=sweep_job)
-    worker = {sweeps.JOB_ID: job.job_id, "host": socket.gethostname(), "pid": os.getpid()}
+    worker = {sweeps.JOB_ID: job.job_id, "sweep_job": sweep_job.job_id, "host": socket.gethostname(), "pid": os.getpid()}
     storage.set_trial_user_attr(trial._trial_id, sweeps.WORKER, worker)
     if sweeps.OUTCOME in trial.user_attrs:  # a retry carries the user attrs of the trial that died
         storage.set_trial_user_attr(trial._trial_id, sweeps.OUTCOME, None)

@@ -248,14 +248,28 @@ def reap_dead_trials(study, workspace) -> list[int]:
             continue  # claimed a moment ago; its job is about to be recorded
         try:
             job = get_job(workspace, job_id)  # marks a dead or silent job interrupted
-        except NotFound:
-            continue
-        if job.state.is_live or job.params.get("trial") != trial.number:
-            continue  # alive; or a retry claimed a moment ago that still carries its failed trial's job
-        if fail_trial(study, trial._trial_id, f"died: its job {job_id} was {job.state}"):
+        except NotFound:  # not yet written (it is, with its sweep's next write): its sweep job tells
+            job = _sweep_job_of(workspace, trial)
+            if job is None or job.state.is_live:
+                continue
+        else:
+            if job.state.is_live or job.params.get("trial") != trial.number:
+                continue  # alive; or a retry claimed a moment ago that still carries its failed trial's job
+        if fail_trial(study, trial._trial_id, f"died: its job {job.job_id} was {job.state}"):
             RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, copy.deepcopy(study._storage.get_trial(trial._trial_id)))
             reaped.append(trial.number)
     return reaped
+
+
+def _sweep_job_of(workspace, trial):
+    """The sweep job whose worker claimed the trial (named in its `worker` attr), or None."""
+    from engine.jobs.log import get_job
+
+    sweep_job = trial.user_attrs.get(WORKER, {}).get("sweep_job")
+    try:
+        return get_job(workspace, sweep_job) if sweep_job else None
+    except NotFound:
+        return None
 
 
 def sweep_names(workspace) -> list[str]:
