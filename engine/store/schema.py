@@ -262,7 +262,8 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 def schema_version(connection: duckdb.DuckDBPyConnection) -> int:
     exists = connection.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' "
+        "AND table_catalog = current_database()"
     ).fetchone()[0]
     if not exists:
         return 0
