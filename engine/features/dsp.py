@@ -17,7 +17,9 @@ from engine.audio import dsp
 from engine.audio.regions import (
     LOUDNESS_BLOCK,
     active_levels,
+    active_rms,
     cumulative_energy,
+    envelope,
     envelope_block,
     envelopes,
     gains_for,
@@ -61,18 +63,12 @@ def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndar
     return np.concatenate(parts)
 
 
-def _temporal(regions: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
-    """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB) of each
-    region: shape (regions, 5), from one pass over the regions' squared samples laid end to end."""
+def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB)."""
     block = envelope_block(sample_rate)
-    joined = np.concatenate([np.zeros(0, dtype=np.float32), *regions])
-    ends = np.cumsum([0] + [len(region) for region in regions])
-    spans = np.stack([np.zeros(len(regions), dtype=np.int64), ends[:-1], ends[1:]], axis=1)
-    cumulative = cumulative_energy(joined)
-    peaks = np.maximum.reduceat(np.append(np.abs(joined), np.float32(0)), ends.repeat(2)[1:-1])[::2]
-    peaks[ends[:-1] >= ends[1:]] = 0.0
-    levels = active_levels(envelopes(cumulative, spans, LOUDNESS_BLOCK)[0])
-    return _temporal_rows(envelopes(cumulative, spans, block)[0], block / sample_rate, peaks, levels)
+    peak = np.abs(region).max(initial=0.0)
+    return _temporal_rows(envelope(region, block)[None], block / sample_rate, np.array([peak]),
+                          np.array([active_rms(region)]))[0]
 
 
 def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -159,7 +155,7 @@ class DspExtractor(Extractor):
         vectors = []
         for group in dsp.passes(regions, n_fft, hop):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
-            temporal = _temporal(group, self.sample_rate)
+            temporal = np.array([_temporal(region, self.sample_rate) for region in group])
             vectors += self._vectors(temporal, bounds, *self._buffer_values(buffer, starts))
         return vectors
 
