@@ -274,6 +274,9 @@ def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: Featu
     if pending_pairs < INLINE_BELOW_PAIRS:
         workers = 1
     size = max(1, min(MAX_BATCH_CLIPS, math.ceil(len(jobs) / (max(workers, 1) * BATCHES_PER_WORKER))))
+    # a whole number of batches per worker, evened out, so no worker is left with one batch more at the end
+    count = -(-math.ceil(len(jobs) / size) // max(workers, 1)) * max(workers, 1)
+    size = max(1, math.ceil(len(jobs) / max(count, 1)))
     batches = [tuple(jobs[first: first + size]) for first in range(0, len(jobs), size)]
     if reporter is not None:
         reporter.start(f"Extracting {spec}", len(batches))
