@@ -40,6 +40,7 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
 
 @dataclass
 class _Attachment:
+    key: tuple[int, str]  # (pid, the file's resolved path): the entry in `_attached`
     alias: str
     read_only: bool
     users: int = 0
@@ -90,7 +91,7 @@ class Database:
                         if not _is_lock_conflict(error):
                             raise
                     else:
-                        _attached[key] = attachment = _Attachment(alias, read_only, users=1)
+                        _attached[key] = attachment = _Attachment(key, alias, read_only, users=1)
                         return attachment, _instance().cursor()
                 if time.monotonic() >= deadline:  # another process holds the file, or this one read-only
                     raise WorkspaceBusy(
@@ -106,7 +107,7 @@ class Database:
         with _guard:
             attachment.users -= 1
             if attachment.users == 0:
-                del _attached[self._key()]
+                del _attached[attachment.key]
                 _instance().execute(f"DETACH {attachment.alias}")
                 _guard.notify_all()
 
