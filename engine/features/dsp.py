@@ -36,7 +36,6 @@ ONSET_DB = -40.0
 DECAY_DB = -20.0
 EFFECTIVE_DB = -40.0
 BAND_EDGES_HZ = (150.0, 800.0, 5000.0)
-FRAME_BLOCK = 512  # extract_windows takes a long sound's frame values this many frames at a time
 
 SPECTRAL_ROWS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
 TEMPORAL_NAMES = ("attack_s", "decay_s", "effective_duration_s", "temporal_centroid_s", "crest_db")
@@ -205,8 +204,8 @@ class DspExtractor(Extractor):
         edge = (k * hop < half) | (k * hop + half > np.repeat(length, counts))
         total = 1 + len(samples) // hop  # the sound's frames (`dsp.frame`), in blocks that stay in the CPU's cache
         inner = [np.concatenate(values, axis=-1) for values in zip(*(
-            self._values_of(_frames(samples, start, min(start + FRAME_BLOCK, total), n_fft, hop))
-            for start in range(0, total, FRAME_BLOCK)))]
+            self._values_of(_frames(samples, start, min(start + dsp.FRAMES_PER_PASS, total), n_fft, hop))
+            for start in range(0, total, dsp.FRAMES_PER_PASS)))]
         where = origin[edge, None] + np.arange(n_fft)  # an edge frame's samples, zero outside its region
         inside = (where >= np.repeat(first, counts)[edge, None]) & (where < np.repeat(last, counts)[edge, None])
         edges = self._values_of(np.where(inside, samples[np.clip(where, 0, max(len(samples) - 1, 0))], np.float32(0)))
