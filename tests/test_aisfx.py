@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError, NotFound
+from engine.io import file_sha256
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
@@ -243,8 +244,10 @@ def test_the_first_use_of_aisfx_features_converts_the_bundled_weights_once(first
     assert "converted the aiSFX embedding from" in first.stderr and aisfx.BUNDLED_WEIGHTS.name in first.stderr
     assert "1 extracted" in first.stdout
     assert second.exit_code == 0 and "converted" not in second.stderr  # already there: not again
-    sidecar = json.loads((ws / "models" / "embeddings" / "aisfx.json").read_text())
-    assert sidecar == {"sample_rate": SR, "source": aisfx.SOURCE_NOTE, "dim": aisfx.DIM}
+    model = ws / "models" / "embeddings" / "aisfx.onnx"
+    sidecar = json.loads(model.with_suffix(".json").read_text())
+    assert sidecar == {"sample_rate": SR, "source": aisfx.SOURCE_NOTE, "dim": aisfx.DIM,
+                       "weights_sha256": aisfx.BUNDLED_SHA256, "onnx_sha256": file_sha256(model)}
 
 
 def test_the_bundled_weights_are_the_packages_own():
@@ -282,3 +285,36 @@ def test_real_package_embeds_a_kick_and_a_hat_differently(real_install):
 
 def test_real_package_install_did_not_import_it(real_install):
     assert "aisfx" not in sys.modules
+
+
+def test_the_port_batched_on_a_torch_device_matches_the_exported_file(real_install):
+    from engine.features.onnx_embed import OnnxExtractor
+
+    rng = np.random.default_rng(4)
+    segments = [kick(0.3), hat(0.02), kick(4.1), (0.2 * rng.standard_normal(SR * 7)).astype(np.float32),
+                np.zeros(300, dtype=np.float32), hat(1.0, seed=5)]
+    for params in ({}, {"standardize": True, "region_s": 1.5}):
+        extractor = OnnxExtractor.from_folder(real_install.parent, "aisfx", **params)
+        assert extractor.runs_as_port()
+        expected = [extractor.extract(samples) for samples in segments]  # onnxruntime, one at a time
+        for got, want in zip(extractor.extract_with_port(segments, "cpu"), expected, strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_a_torch_device_runs_the_port_only_for_its_own_unchanged_export(real_install, synthetic_install, monkeypatch):
+    from engine.features.onnx_embed import OnnxExtractor
+
+    ported = []
+    monkeypatch.setattr(OnnxExtractor, "extract_with_port", lambda self, batch, device: ported.append(device) or [])
+    own = OnnxExtractor.from_folder(real_install.parent, "aisfx")
+    own.device = "cuda"
+    assert own.extract_batch([kick(0.2)]) == [] and ported == ["cuda"]
+    own.device = "cpu"  # the CPU runs the file through onnxruntime
+    assert own.extract_batch([kick(0.2)])[0].shape == (512,) and ported == ["cuda"]
+
+    changed = OnnxExtractor(**{**own.params, "model_sha256": "0" * 64})  # the file is not the one installed
+    other = OnnxExtractor.from_folder(synthetic_install[1].parent, "aisfx")  # converted from another checkpoint
+    for extractor in (changed, other):
+        extractor.device = "cuda"
+        assert not extractor.runs_as_port()
+        assert extractor.extract_batch([kick(0.2)])[0].shape == (512,) and ported == ["cuda"]

@@ -36,11 +36,12 @@ import hashlib
 import io
 import re
 import zipfile
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.io import write_atomically, write_json_atomically
+from engine.io import file_sha256, write_atomically, write_json_atomically
 from engine.errors import InputError, NotFound
 from engine.progress import QuietReporter, Reporter
 
@@ -329,6 +330,71 @@ def build_model(weights: dict[str, Any]):
     return model.eval()
 
 
+# -- the port in place of the exported file, batched, on a torch device ------------------------
+
+PORT_BATCH_SAMPLES = 1 << 24  # padded samples (about 6 min at 44.1 kHz) whose log-mel is taken at once
+PORT_BLOCKS = {"cuda": 512}  # blocks through the network at once, by device type (else DEFAULT_PORT_BLOCKS)
+DEFAULT_PORT_BLOCKS = 32
+
+
+def runs_as_port(sidecar: dict[str, Any], onnx_sha256: str) -> bool:
+    """Whether an installed embedding model is this port of the bundled weights, its ONNX file unchanged
+    since `install_aisfx` wrote it (the sidecar names both): then `embed_batch` computes what the file
+    computes, within float tolerance."""
+    return sidecar.get("weights_sha256") == BUNDLED_SHA256 and sidecar.get("onnx_sha256") == onnx_sha256
+
+
+@cache
+def _port_on(device: str):
+    import torch
+
+    weights, _ = bundled_weights()
+    return build_model(weights).to(torch.device(device))
+
+
+def embed_batch(waveforms: Sequence[Any], device: str) -> Any:
+    """The exported model's `embedding` of each waveform (mono float32 at 44100 Hz, at least one
+    sample), computed by the port on `device` (a torch device: "cuda", "cpu"…) for all of them
+    together: their log-mel spectra in padded groups of similar length, then every block of every
+    waveform through the network in large batches. Returns float32 [len(waveforms), 512]."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    model = _port_on(device)
+    on = model.dft_basis.device
+    chunk = PORT_BLOCKS.get(on.type, DEFAULT_PORT_BLOCKS)
+    order = sorted(range(len(waveforms)), key=lambda index: waveforms[index].size)
+    blocks, owners = [], []
+    with torch.inference_mode():
+        group: list[int] = []
+        for position, index in enumerate(order):
+            group.append(index)
+            following = order[position + 1] if position + 1 < len(order) else None
+            if following is None or (len(group) + 1) * waveforms[following].size > PORT_BATCH_SAMPLES:
+                longest = waveforms[group[-1]].size
+                padded = np.zeros((len(group), longest), dtype=np.float32)
+                for row, member in enumerate(group):
+                    padded[row, : waveforms[member].size] = waveforms[member]
+                frames = model.log_mel(torch.from_numpy(padded).to(on))
+                for row, member in enumerate(group):
+                    count = waveforms[member].size // HOP + 1
+                    kept = max(count // BLOCK_HOP * BLOCK_HOP, BLOCK_FRAMES)
+                    own = frames[row, : min(count, kept)]  # the frames past `count` hear the next row's padding
+                    halves = F.pad(own, (0, 0, 0, kept - len(own))).reshape(-1, BLOCK_HOP, N_MELS)
+                    blocks.append(torch.cat([halves[:-1], halves[1:]], dim=1))
+                    owners.append(member)
+                group = []
+        if not blocks:
+            return np.zeros((0, DIM), dtype=np.float32)
+        every_block = torch.cat(blocks)
+        vectors = torch.cat([model.net(every_block[first: first + chunk]) for first in range(0, len(every_block), chunk)])
+        means = torch.stack([part.mean(dim=0) for part in vectors.split([len(b) for b in blocks])])
+    embeddings = np.empty((len(waveforms), DIM), dtype=np.float32)
+    embeddings[owners] = means.float().cpu().numpy()
+    return embeddings
+
+
 # -- export ---------------------------------------------------------------------------------
 
 def export_onnx(model, path: Path) -> None:
@@ -375,6 +441,9 @@ def install_aisfx(workspace, *, source: Path | None = None, name: str = "aisfx",
     # No input_seconds: the model takes any length (it cuts 2.3 s blocks itself).
     write_json_atomically(onnx_path.with_suffix(".json"), sidecar)
     write_atomically(onnx_path, lambda temporary: export_onnx(model, temporary))
+    if where == str(BUNDLED_WEIGHTS):  # the port can stand in for this file (`runs_as_port`)
+        write_json_atomically(onnx_path.with_suffix(".json"),
+                              {**sidecar, "weights_sha256": BUNDLED_SHA256, "onnx_sha256": file_sha256(onnx_path)})
     reporter.advance()
     reporter.note(f"converted the aiSFX embedding from {where} into {onnx_path}")
     return onnx_path

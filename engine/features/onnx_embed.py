@@ -19,6 +19,7 @@ the recording chain more than the instrument (see `FeatureSpec.with_embedding_de
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine.audio.regions import normalize_loudness, onset_region
+from engine.embeddings import aisfx
 from engine.errors import InputError, NotFound
 from engine.features.base import Extractor
 from engine.io import file_sha256, read_small_file
@@ -35,7 +37,7 @@ SAMPLE_RATES = (1_000, 192_000)  # the sample rates (Hz) an embedding model may 
 MAX_INPUT_SECONDS = 300.0  # the longest input a model may ask for (input_seconds, region_s, a fixed input)
 MAX_DIM = 65_536
 MAX_SIDECAR_BYTES = 64 * 1024
-SIDECAR_KEYS = ("sample_rate", "input_seconds", "region_s", "dim", "source")
+SIDECAR_KEYS = ("sample_rate", "input_seconds", "region_s", "dim", "source", "weights_sha256", "onnx_sha256")
 
 
 def _is_number(value: Any, kinds: type | tuple[type, ...] = (int, float)) -> bool:
@@ -57,8 +59,9 @@ def check_settings(settings: dict[str, Any], where: str) -> None:
     dim = settings.get("dim")
     if dim is not None and not (_is_number(dim, int) and 1 <= dim <= MAX_DIM):
         raise InputError(f"{where}: dim must be a whole number from 1 to {MAX_DIM:,}, got {dim!r}")
-    if not isinstance(settings.get("source", ""), str):
-        raise InputError(f"{where}: source must be text, got {settings['source']!r}")
+    for key in ("source", "weights_sha256", "onnx_sha256"):
+        if not isinstance(settings.get(key, ""), str):
+            raise InputError(f"{where}: {key} must be text, got {settings[key]!r}")
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
@@ -107,6 +110,7 @@ class OnnxExtractor(Extractor):
         super().__init__(**params)
         check_settings(self.params, f"{self.params['model_path'] or 'onnx'}: parameters")
         self._session = None
+        self._is_port: bool | None = None
 
     def __getstate__(self) -> dict:
         return {"params": self.params, "device": self.device}
@@ -115,6 +119,15 @@ class OnnxExtractor(Extractor):
         self.params = state["params"]
         self.device = state.get("device", "cpu")
         self._session = None
+        self._is_port = None
+
+    def runs_as_port(self) -> bool:
+        """Whether this model is the aiSFX port's own export, unchanged (`aisfx.runs_as_port`): then a
+        torch device runs the port itself, batched, in place of the file."""
+        if self._is_port is None:
+            sidecar = Path(self.params["model_path"]).with_suffix(".json")
+            self._is_port = sidecar.is_file() and aisfx.runs_as_port(read_sidecar(sidecar), self.params["model_sha256"])
+        return self._is_port
 
     def _open(self):
         if self._session is None:
@@ -133,7 +146,7 @@ class OnnxExtractor(Extractor):
         return self._session
 
     def _input_length(self, model_input, natural: int) -> int:
-        fixed = model_input.shape[-1]
+        fixed = model_input.shape[-1] if model_input is not None else None
         if isinstance(fixed, int) and fixed > MAX_INPUT_SECONDS * self.sample_rate:
             raise InputError(f"{self.params['model_path']}: input {model_input.name} takes {fixed:,} samples, "
                              f"longer than {MAX_INPUT_SECONDS:g} s at {self.sample_rate} Hz")
@@ -143,21 +156,41 @@ class OnnxExtractor(Extractor):
             return int(round(self.params["input_seconds"] * self.sample_rate))
         return max(natural, 1)
 
-    def extract(self, samples: np.ndarray) -> np.ndarray:
-        session = self._open()
-        model_input = session.get_inputs()[0]
+    def _model_input(self, samples: np.ndarray, model_input=None) -> np.ndarray:
+        """The waveform the model is given for one segment: its onset region, loudness-normalised,
+        cut or padded with zeros to the input length."""
         region = onset_region(samples, self.sample_rate, self.params["region_s"])
         region = normalize_loudness(region, self.params["target_db"])
         length = self._input_length(model_input, region.size)
         fitted = np.zeros(length, dtype=np.float32)
         fitted[: min(length, region.size)] = region[:length]
+        return fitted
+
+    def _finished(self, embedding: np.ndarray) -> np.ndarray:
+        return standardized(embedding) if self.params["standardize"] else embedding
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        session = self._open()
+        model_input = session.get_inputs()[0]
+        fitted = self._model_input(samples, model_input)
         shaped = {1: fitted, 2: fitted[None, :], 3: fitted[None, None, :]}.get(len(model_input.shape))
         if shaped is None:
             raise InputError(f"{self.params['model_path']}: input {model_input.name} has shape "
                              f"{model_input.shape}; expected [batch, samples]")
         output = np.asarray(session.run(None, {model_input.name: shaped})[0], dtype=np.float32)
-        embedding = output.reshape(-1, output.shape[-1]).mean(axis=0)
-        return standardized(embedding) if self.params["standardize"] else embedding
+        return self._finished(output.reshape(-1, output.shape[-1]).mean(axis=0))
+
+    def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """On a torch device, the aiSFX port's own export is run as the port, all segments at once
+        (`extract_with_port`); any other model, or the CPU, goes through onnxruntime segment by segment."""
+        if self.device != "cpu" and self.runs_as_port():
+            return self.extract_with_port(batch, self.device)
+        return super().extract_batch(batch)
+
+    def extract_with_port(self, batch: Sequence[np.ndarray], device: str) -> list[np.ndarray]:
+        """`extract` of each segment, computed by the aiSFX port on the torch `device` in batches."""
+        embeddings = aisfx.embed_batch([self._model_input(samples) for samples in batch], device)
+        return [self._finished(embedding) for embedding in embeddings]
 
 
 def standardized(vector: np.ndarray) -> np.ndarray:
