@@ -189,7 +189,7 @@ def test_asking_for_cuda_without_it_is_a_clear_error(kind):
 def test_auto_batch_size_on_the_cpu_is_the_kinds_default_and_is_saved_as_a_number(kind, tmp_path):
     X, y, _, _ = dataset(kind)
     model = make_model(kind, **{**quick(kind), "batch_size": "auto"}).fit(X, y)
-    assert model.get_params()["batch_size"] == MODEL_KINDS[kind].defaults["batch_size"]
+    assert model.get_params()["batch_size"] == MODEL_KINDS[kind].cpu_batch_size
     save_model(model, tmp_path / "m")
     assert load_model(tmp_path / "m").get_params()["batch_size"] == model.get_params()["batch_size"]
     with pytest.raises(ValueError, match="batch_size"):

@@ -36,9 +36,12 @@ class NotSupported(WorkbenchError):
 
 
 def _same_type(value: Any, default: Any) -> bool:
-    """Whether a saved hyperparameter has its default's type (an integer may stand for a float)."""
+    """Whether a saved hyperparameter has its default's type (an integer may stand for a float, and a
+    whole number for "auto", which training resolves to one)."""
     if isinstance(default, bool) or isinstance(value, bool):
         return type(value) is type(default)
+    if default == "auto" and isinstance(value, int):
+        return True
     if isinstance(default, float):
         return isinstance(value, (int, float))
     return isinstance(value, type(default))

@@ -44,7 +44,7 @@ def spec_augment(patches: torch.Tensor, generator: torch.Generator, floor: float
 class CnnClassifier(TorchClassifier):
     kind = "cnn"
     input_rank = 2
-    defaults = {"epochs": 30, "lr": 1e-3, "batch_size": 32, "weight_decay": 1e-4, "dropout": 0.3, "patience": 6,
+    defaults = {"epochs": 30, "lr": 1e-3, "batch_size": "auto", "weight_decay": 1e-4, "dropout": 0.3, "patience": 6,
                 "class_balance": True, "augment": True, "seed": 0, "device": "auto"}
 
     def _config(self, X: np.ndarray) -> dict[str, Any]:

@@ -16,6 +16,7 @@ SCALE_FLOOR = 1e-6
 
 class MlpClassifier(TorchClassifier):
     kind = "mlp"
+    cpu_batch_size = 64
     input_rank = 1
     defaults = {"hidden": 256, "epochs": 60, "lr": 1e-3, "batch_size": 64, "weight_decay": 1e-4, "dropout": 0.3,
                 "patience": 8, "class_balance": True, "seed": 0, "device": "auto"}

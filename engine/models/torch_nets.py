@@ -99,6 +99,7 @@ class TorchClassifier(Classifier):
 
     has_logits = True
     saved_files = (CONFIG_FILE, WEIGHTS_FILE)
+    cpu_batch_size = 32  # what batch_size="auto" is on the CPU (on CUDA: a batch that fills the card)
 
     @abstractmethod
     def _config(self, X: np.ndarray) -> dict[str, Any]:
@@ -153,7 +154,7 @@ class TorchClassifier(Classifier):
             self.hyperparams["batch_size"] = _train(
                 part, inputs, torch.from_numpy(y), hp, device, weights=weights, validation=validation,
                 callback=callback, augment=self._augment, row_weights=row_weights,
-                default_batch=self.defaults["batch_size"], param_groups=self._param_groups(self.net_))
+                default_batch=self.cpu_batch_size, param_groups=self._param_groups(self.net_))
         self.net_.cpu().eval()
         return self
 
