@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from engine.features import extract as extract_module
 from engine.features.base import source_fingerprint
 from engine.features.dsp import DspExtractor
 from engine.features.extract import load_features
+from engine.features.mel import MelExtractor
 from engine.features.service import extract_workspace, workspace_targets
 from engine.features.spec import FeatureSpec
 from engine.library.importer import import_folder
@@ -235,3 +238,40 @@ def test_extracting_on_cuda_without_it_is_a_clear_error_and_auto_takes_the_cpu(l
         extract_workspace(library, FeatureSpec.parse("mel"), workers=1, device="cuda")
     report = extract_workspace(library, FeatureSpec.parse("mel"), workers=1, device="auto")
     assert report.extracted == 18
+
+
+class _ParentOnlyMel(MelExtractor):
+    """A log-mel extractor that says it runs on a device: extraction must run it in the parent
+    process only, over the samples the workers decoded, in as few calls as the samples allow."""
+
+    parent_pid = os.getpid()
+    calls: list[int] = []
+
+    def runs_on_device(self) -> bool:
+        return True
+
+    def extract_batch(self, batch):
+        assert os.getpid() == self.parent_pid, "a worker ran an extractor meant for the device"
+        self.calls.append(len(batch))
+        return super().extract_batch(batch)
+
+
+def test_extractors_on_a_device_run_in_this_process_over_what_the_workers_decoded(library, monkeypatch):
+    targets = workspace_targets(library)
+    spec = FeatureSpec.parse("mel")
+    expected = extract_workspace(library, spec, workers=1)
+    reference = load_features(library.cache, targets, [MelExtractor()])[0]
+    library.cache.clear()
+
+    on_device = _ParentOnlyMel()
+    report = extract_module.extract_features(library.cache, targets, spec, [DspExtractor(), on_device], workers=2)
+    assert report.extracted == 2 * expected.extracted == 36 and not report.rejections
+    assert _ParentOnlyMel.calls == [18]  # one call over every clip: under DEVICE_BATCH_SAMPLES
+    np.testing.assert_array_equal(load_features(library.cache, targets, [on_device])[0], reference)
+    assert load_features(library.cache, targets, [DspExtractor()])[0].shape[0] == 18
+
+    library.cache.clear()
+    _ParentOnlyMel.calls.clear()
+    monkeypatch.setattr(extract_module, "DEVICE_BATCH_SAMPLES", 1)  # run as soon as anything waits
+    extract_module.extract_features(library.cache, targets, spec, [on_device], workers=2)
+    assert sum(_ParentOnlyMel.calls) == 18 and len(_ParentOnlyMel.calls) > 1

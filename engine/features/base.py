@@ -90,6 +90,11 @@ class Extractor(ABC):
         """Everything in the cache key except the clip and the segment."""
         return f"{self.name}:{self.params_hash}:{self.code_version}"
 
+    def runs_on_device(self) -> bool:
+        """Whether `extract_batch` runs its tensor work on `device` (not the CPU): extraction then
+        runs it in one process over many clips at once, while the workers decode."""
+        return False
+
     @abstractmethod
     def extract(self, samples: np.ndarray) -> np.ndarray:
         """Features of one segment: `samples` is mono float32 at `self.sample_rate`."""

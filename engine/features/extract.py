@@ -6,10 +6,15 @@ hands the clips to the workers in batches: each region that still needs work is 
 (seek + frames; of a long segment only the part around its onset that the extractors read) and
 resampled per extractor rate, and each extractor runs once over the batch's regions (one STFT over
 all their frames). Results are written in batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
+
+On a torch device (CUDA) the workers never touch the card: they decode and resample, and hand the
+samples of the extractors that run there (`Extractor.runs_on_device`: log-mel, the aiSFX port) back to
+this process, which runs those extractors over many clips at once (DEVICE_BATCH_SAMPLES).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -40,6 +45,7 @@ BATCH_SAMPLES = 1 << 22  # decoded samples (16 MB) a worker holds before it runs
 BATCHES_PER_WORKER = 4  # at least this many batches per worker (when there are clips enough), to share the work out
 LONG_SEGMENT_S = 60.0  # a longer segment is streamed to find its onset; only the part the extractors read is decoded
 EDGE_S = 0.05  # decoded either side of that part, so resampling has real samples at its edges
+DEVICE_BATCH_SAMPLES = 1 << 24  # samples (64 MB) gathered before the extractors on a torch device run over them
 
 
 @dataclass(frozen=True)
@@ -108,11 +114,12 @@ def unreadable_file(path: str, error: OSError | RuntimeError) -> Rejection:
 # -- in the worker ----------------------------------------------------------------------------
 
 _worker_extractors: list[Extractor] = []
+_handed_back: frozenset[int] = frozenset()  # the extractors whose samples go back to the parent (a device runs them)
 
 
-def _install_extractors(extractors: list[Extractor]) -> None:
-    global _worker_extractors
-    _worker_extractors = extractors
+def _install_extractors(extractors: list[Extractor], handed_back: frozenset[int] = frozenset()) -> None:
+    global _worker_extractors, _handed_back
+    _worker_extractors, _handed_back = extractors, handed_back
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,8 @@ def _decode_clip(job: _ClipJob) -> tuple[list[tuple[str, np.ndarray, int]], floa
 
 def _run_extractors(pending: list[_Decoded], outcomes: list) -> None:
     """Each extractor over all the pending regions that miss it at once (one batched call), resampled
-    once per region and rate; the features join their clip's outcome."""
+    once per region and rate; the features join their clip's outcome. An extractor handed back to
+    the parent gets the resampled samples in its place: (extractor index, cache key, samples)."""
     resampled: dict[tuple[int, int], np.ndarray] = {}
     for index, extractor in enumerate(_worker_extractors):
         chosen = [n for n, item in enumerate(pending) if index in item.needs]
@@ -191,6 +199,11 @@ def _run_extractors(pending: list[_Decoded], outcomes: list) -> None:
         for n in chosen:
             if (n, rate) not in resampled:
                 resampled[n, rate] = resample(pending[n].samples, pending[n].rate, rate)
+        if index in _handed_back:
+            for n in chosen:
+                key = cache_key(extractor.cache_prefix, pending[n].clip_id, pending[n].region_key)
+                outcomes[pending[n].outcome][2].append((index, key, resampled[n, rate]))
+            continue
         batch = extractor.extract_batch([resampled[n, rate] for n in chosen])
         for n, features in zip(chosen, batch):
             item = pending[n]
@@ -198,10 +211,11 @@ def _run_extractors(pending: list[_Decoded], outcomes: list) -> None:
             outcomes[item.outcome][0].append((key, np.asarray(features, dtype=np.float32)))
 
 
-def _extract_batch(jobs: tuple[_ClipJob, ...]) -> list[tuple[list[tuple[str, np.ndarray]], float] | Rejection]:
-    """For each clip job, its features for the missing (region, extractor) pairs and the audio seconds
-    decoded, or its Rejection. The regions of several clips go through each extractor together,
-    in groups of at most BATCH_SAMPLES decoded samples, so memory stays bounded."""
+def _extract_batch(jobs: tuple[_ClipJob, ...]) -> list[tuple[list[tuple[str, np.ndarray]], float, list] | Rejection]:
+    """For each clip job, its features for the missing (region, extractor) pairs, the audio seconds
+    decoded and the samples handed back for a device, or its Rejection. The regions of several clips
+    go through each extractor together, in groups of at most BATCH_SAMPLES decoded samples, so
+    memory stays bounded."""
     outcomes: list = []
     pending: list[_Decoded] = []
     held = 0
@@ -211,7 +225,7 @@ def _extract_batch(jobs: tuple[_ClipJob, ...]) -> list[tuple[list[tuple[str, np.
             outcomes.append(decoded)
             continue
         regions, audio_seconds = decoded
-        outcomes.append(([], audio_seconds))
+        outcomes.append(([], audio_seconds, []))
         for (region_key, samples, rate), needs in zip(regions, job.needs):
             pending.append(_Decoded(len(outcomes) - 1, job.clip_id, region_key, samples, rate, needs))
             held += samples.size
@@ -247,14 +261,48 @@ def _plan(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[E
     return jobs
 
 
+def _on_cpu(extractors: Sequence[Extractor]) -> list[Extractor]:
+    """Copies of the extractors for the workers, which keep off the device."""
+    copies = [copy.copy(extractor) for extractor in extractors]
+    for extractor in copies:
+        extractor.device = "cpu"
+    return copies
+
+
+class _DeviceQueue:
+    """Samples the workers handed back, gathered per extractor until that extractor runs over them
+    all at once on its device."""
+
+    def __init__(self, extractors: Sequence[Extractor]) -> None:
+        self.extractors = extractors
+        self.waiting: dict[int, list[tuple[str, np.ndarray]]] = defaultdict(list)
+        self.samples = 0
+
+    def add(self, handed_back: list[tuple[int, str, np.ndarray]]) -> None:
+        for index, key, samples in handed_back:
+            self.waiting[index].append((key, samples))
+            self.samples += samples.size
+
+    def run_into(self, buffer: dict[str, np.ndarray]) -> int:
+        """Run each extractor over what waits for it, put the features in `buffer`; how many."""
+        count = 0
+        for index, items in self.waiting.items():
+            outputs = self.extractors[index].extract_batch([samples for _, samples in items])
+            buffer.update((key, np.asarray(output, dtype=np.float32)) for (key, _), output in zip(items, outputs))
+            count += len(items)
+        self.waiting.clear()
+        self.samples = 0
+        return count
+
+
 def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: FeatureSpec, extractors: list[Extractor],
                      *, workers: int | None = None, reporter: Reporter | None = None,
                      cancel: CancelToken | None = None, on_progress=None, device: str = "cpu") -> ExtractReport:
     """Fill the cache for every target; `on_progress(fraction)` is called as clips finish.
 
     `device` ("cpu", "cuda" or "auto") is where the extractors that can run tensor work elsewhere
-    run it (log-mel, ONNX embeddings): on CUDA the workers start fresh (spawned) and each puts its
-    batches on the card."""
+    run it (log-mel, the aiSFX port, ONNX models with onnxruntime's CUDA provider): this process runs
+    them there, on the samples the workers decode."""
     started = time.perf_counter()
     if device != "cpu":
         from engine.device import resolve_device
@@ -265,6 +313,7 @@ def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: Featu
             raise InputError(str(error)) from None
         for extractor in extractors:
             extractor.device = device
+    on_device = [index for index, extractor in enumerate(extractors) if extractor.runs_on_device()]
     unique_targets = list({(t.clip_id, t.region_key): t for t in targets}.values())
     report = ExtractReport(str(spec), targets=len(unique_targets))
     jobs = _plan(cache, unique_targets, extractors)
@@ -283,27 +332,31 @@ def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: Featu
     buffer: dict[str, np.ndarray] = {}
     decoded_clips: set[str] = set()
     last_write = time.monotonic()
+    waiting = _DeviceQueue(extractors)
     for done, (batch, outcomes) in enumerate(parallel_map(_extract_batch, batches, workers=workers, chunk_size=1,
                                                            inline_below=2, reporter=reporter, cancel=cancel,
-                                                           spawn=device == "cuda",
                                                            initializer=_install_extractors,
-                                                           initargs=(extractors,)), 1):
+                                                           initargs=(_on_cpu(extractors), frozenset(on_device))), 1):
         for job, result in zip(batch, outcomes):
             if isinstance(result, Rejection):
                 report.rejections.append(result)
                 continue
-            features, audio_seconds = result
+            features, audio_seconds, handed_back = result
             buffer.update(features)
             report.extracted += len(features)
+            waiting.add(handed_back)
             decoded_clips.add(job.clip_id)
             report.audio_seconds += audio_seconds
         report.clips_decoded = len(decoded_clips)
+        if waiting.samples >= DEVICE_BATCH_SAMPLES:
+            report.extracted += waiting.run_into(buffer)
         if time.monotonic() - last_write > WRITE_EVERY_S:
             cache.put_many(buffer)
             buffer.clear()
             last_write = time.monotonic()
             if on_progress is not None:
                 on_progress(done / max(len(batches), 1))
+    report.extracted += waiting.run_into(buffer)
     cache.put_many(buffer)
     report.cancelled = bool(cancel and cancel.cancelled)
     report.rejections.sort(key=lambda r: r.path)

@@ -50,6 +50,9 @@ class MelExtractor(Extractor):
         """The torch device the STFT and mel projection run on; None: numpy on the CPU."""
         return None if self.device == "cpu" else self.device
 
+    def runs_on_device(self) -> bool:
+        return self.torch_device is not None
+
     def onset_span_s(self) -> float:
         """Long enough that the last frame's window is filled with the sound, not with padding."""
         n_fft, hop, n_frames = int(self.params["n_fft"]), int(self.params["hop"]), int(self.params["frames"])

@@ -129,6 +129,17 @@ class OnnxExtractor(Extractor):
             self._is_port = sidecar.is_file() and aisfx.runs_as_port(read_sidecar(sidecar), self.params["model_sha256"])
         return self._is_port
 
+    def runs_on_device(self) -> bool:
+        """On a torch device: the aiSFX port's own export (`runs_as_port`), or any model when
+        onnxruntime has the CUDA provider (onnxruntime-gpu)."""
+        if self.device == "cpu":
+            return False
+        if self.runs_as_port():
+            return True
+        import onnxruntime
+
+        return self.device == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
     def _open(self):
         if self._session is None:
             import onnxruntime

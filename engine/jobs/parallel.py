@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import multiprocessing
 import os
 import signal
 import sys
@@ -97,13 +96,11 @@ def parallel_map(
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
     inline_below: int = INLINE_BELOW,
-    spawn: bool = False,
 ) -> Iterator[tuple[Item, Result]]:
     """Yield (item, function(item)) as results arrive, in no fixed order.
 
     `function` must be a picklable module-level function. Stops early (without raising) when
-    `cancel` is set; the caller decides what a cancelled run means. With `spawn`, workers start as
-    fresh interpreters instead of forks (work that opens CUDA in them needs that).
+    `cancel` is set; the caller decides what a cancelled run means.
     """
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(items) < inline_below:
@@ -122,11 +119,9 @@ def parallel_map(
         return
     chunks: Iterable[Sequence[Item]] = (items[i : i + chunk_size] for i in range(0, len(items), chunk_size))
     chunk_iter = iter(chunks)
-    if not spawn:
-        _thread_pools()  # found once here, before the workers fork
+    _thread_pools()  # found once here, before the workers fork
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,
-                               initargs=(os.getpid(), initializer, initargs),
-                               mp_context=multiprocessing.get_context("spawn") if spawn else None)
+                               initargs=(os.getpid(), initializer, initargs))
     in_flight: dict[Future, Sequence[Item]] = {}
     try:
         def submit_more() -> None:

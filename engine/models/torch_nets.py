@@ -10,6 +10,7 @@ Fitted networks are kept and used on the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import warnings
@@ -261,6 +262,35 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
     is copied over from pinned memory; the epoch's loss is summed on the device and read once per
     epoch, so no step waits for the device. On CUDA the forward pass runs under bf16 autocast and
     augmentation draws its randomness on the card. Returns the batch size used."""
+    cuda = device.type == "cuda"
+    with _tuned_for_cuda(net, cuda):
+        return _train_loop(net, X, y, hp, device, weights=weights, validation=validation, callback=callback,
+                           augment=augment, row_weights=row_weights, default_batch=default_batch,
+                           param_groups=param_groups)
+
+
+@contextlib.contextmanager
+def _tuned_for_cuda(net: nn.Module, cuda: bool):
+    """On CUDA, while training: convolution weights in channels-last layout (bf16 tensor-core kernels
+    without layout transposes) and cuDNN's autotuner (the batch shape stays the same); both undone after."""
+    if not cuda:
+        yield
+        return
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    net.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        net.to(memory_format=torch.contiguous_format)
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _train_loop(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any], device: torch.device, *,
+                weights: np.ndarray | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
+                callback: TrainingCallback, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+                row_weights: torch.Tensor | None, default_batch: int,
+                param_groups: list[dict[str, Any]] | None) -> int:
     cuda = device.type == "cuda"
     generator = torch.Generator().manual_seed(hp["seed"])  # the shuffling: the same on every device
     augment_generator = torch.Generator(device).manual_seed(hp["seed"]) if cuda else generator
