@@ -16,15 +16,18 @@ from engine.features.base import Extractor
 
 
 
-def torch_log_mel(frames: np.ndarray, filters: np.ndarray, device: str) -> np.ndarray:
-    """`power_to_db(filters @ power_spectrogram(frames))` computed by torch on `device`, all the
-    frames in one batch: (n_mels, n_frames) float32 on the host."""
+def torch_log_mel(buffer: np.ndarray, starts: np.ndarray, n_fft: int, hop: int, filters: np.ndarray,
+                  device: str) -> np.ndarray:
+    """`power_to_db(filters @ power_spectrogram(frames_at(buffer, starts, n_fft)))` computed by torch
+    on `device`, all the frames in one batch, taken out of the buffer there (`starts` are whole
+    hops, as `dsp.frame_many` lays them): (n_mels, n_frames) float32 on the host."""
     import torch
 
     with torch.inference_mode():
-        x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(device)
-        window = torch.from_numpy(dsp.hann_window(frames.shape[1]).copy()).to(device)
-        spectrum = torch.fft.rfft(x * window, dim=1)
+        samples = torch.from_numpy(np.ascontiguousarray(buffer, dtype=np.float32)).to(device)
+        frames = samples.unfold(0, n_fft, hop)[torch.from_numpy(starts // hop).to(device)]
+        window = torch.from_numpy(dsp.hann_window(n_fft).copy()).to(device)
+        spectrum = torch.fft.rfft(frames * window, dim=1)
         power = spectrum.real.square() + spectrum.imag.square()
         mel = power @ torch.from_numpy(filters.copy()).to(device).T
         return (10.0 * torch.log10(mel.clamp_min(dsp.AMIN))).T.cpu().numpy()
@@ -79,13 +82,12 @@ class MelExtractor(Extractor):
             keep = np.concatenate([np.arange(first, min(last, first + n_frames))
                                    for first, last in zip(bounds[:-1], bounds[1:])])
             bounds = np.cumsum([0] + [min(count, n_frames) for count in np.diff(bounds)])
-            frames = dsp.frames_at(buffer, starts[keep], n_fft)
             if self.torch_device is None:
-                power = dsp.power_spectrogram(frames)
+                power = dsp.power_spectrogram(dsp.frames_at(buffer, starts[keep], n_fft))
                 log_mel = dsp.power_to_db(dsp.mel_spectrogram(power, sample_rate, n_fft, n_mels, fmin, fmax))
             else:
-                log_mel = torch_log_mel(frames, dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax),
-                                        self.torch_device)
+                log_mel = torch_log_mel(buffer, starts[keep], n_fft, hop,
+                                        dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax), self.torch_device)
             log_mel = np.maximum(log_mel, floor)
             for first, last in zip(bounds[:-1], bounds[1:]):
                 patch = np.full((n_mels, n_frames), floor, dtype=np.float32)

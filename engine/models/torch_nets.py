@@ -272,18 +272,16 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
 @contextlib.contextmanager
 def _tuned_for_cuda(net: nn.Module, cuda: bool):
     """On CUDA, while training: convolution weights in channels-last layout (bf16 tensor-core kernels
-    without layout transposes) and cuDNN's autotuner (the batch shape stays the same); both undone after."""
+    without layout transposes), undone after. (cuDNN's autotuner is left off: a fit meets several
+    batch shapes, the last of an epoch, validation, and tuning each cost more than it saved.)"""
     if not cuda:
         yield
         return
-    benchmark = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = True
     net.to(memory_format=torch.channels_last)
     try:
         yield
     finally:
         net.to(memory_format=torch.contiguous_format)
-        torch.backends.cudnn.benchmark = benchmark
 
 
 def _train_loop(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any], device: torch.device, *,
