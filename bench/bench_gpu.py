@@ -64,7 +64,15 @@ def tight_rate(X, y, batch_size: int, steps: int, device: torch.device) -> float
     net = CnnNet(9, 0.3).to(device).train()
     if device.type == "cuda":  # the fastest this network goes: NHWC convolutions, cuDNN's autotuner
         net.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    try:
+        return _tight_loop(net, X, y, batch_size, steps, device)
+    finally:  # not left on for the other parts: it would retune every new batch shape there
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _tight_loop(net, X, y, batch_size: int, steps: int, device: torch.device) -> float:
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
     X, y = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
     cuda = device.type == "cuda"
