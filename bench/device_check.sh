@@ -15,7 +15,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, onnxruntime, duckdb, lmdb, soundfile, soxr, librosa; print('torch', torch.__version__, 'onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers())" || exit 1
 nvidia-smi dmon -s u -d 1 > "$OUT/dmon.txt" 2>&1 &
 dmon=$!
-timeout "${BENCH_TIMEOUT:-360}" python3 bench/bench_gpu.py 2>&1 | tee "$OUT/bench_gpu.txt"
+timeout "${BENCH_TIMEOUT:-360}" python3 bench/bench_gpu.py ${BENCH_PARTS:-} 2>&1 | tee "$OUT/bench_gpu.txt"
 kill $dmon 2>/dev/null
 if [ -n "${TESTS_TIMEOUT:-}" ]; then
     # lightgbm is not on the device image: its cases are left out
