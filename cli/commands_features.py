@@ -30,8 +30,8 @@ def features_extract(
     labelled_only: Annotated[bool, typer.Option("--labelled-only", help="Skip clips without labels.")] = False,
     taxonomy: TaxonomyOption = None,
     workers: WorkersOption = None,
-    device: Annotated[str, typer.Option("--device", help="cpu (default), cuda, or auto (cuda when there is one): where "
-                                                         "log-mel and ONNX embeddings run.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto (default: cuda when there is one), cpu or cuda: where "
+                                                         "the aiSFX embedding (and ONNX models, with onnxruntime-gpu) run.")] = "auto",
     json_out: JsonOption = False,
 ) -> None:
     """Extract features for every labelled segment (and every unlabelled clip); Ctrl-C keeps what is done."""

@@ -218,20 +218,6 @@ def test_one_cache_path_opened_twice_in_a_process_is_shared(tmp_path):
     third.close()
 
 
-def test_log_mel_through_torch_matches_numpy():
-    """The path a GPU takes (torch STFT and mel projection), run here on the CPU, against numpy."""
-    from engine.audio import dsp
-    from engine.features.mel import torch_log_mel
-
-    rng = np.random.default_rng(0)
-    sounds = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (22050, 700, 5000)]
-    buffer, starts, _ = dsp.frame_many(sounds, 1024, 256)
-    frames = np.concatenate([dsp.frame(sound, 1024, 256) for sound in sounds])
-    filters = dsp.mel_filterbank(22050, 1024, 64, 20.0, 11025.0)
-    expected = dsp.power_to_db(filters @ dsp.power_spectrogram(frames))
-    np.testing.assert_allclose(torch_log_mel(buffer, starts, 1024, 256, filters, "cpu"), expected, atol=1e-3)
-
-
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_extracting_on_cuda_without_it_is_a_clear_error_and_auto_takes_the_cpu(library):
     from engine.errors import InputError

@@ -59,9 +59,11 @@ class Extractor(ABC):
     # Modules whose source defines what this extractor computes (its own module is always included).
     code_modules: ClassVar[tuple[str, ...]] = ()
 
-    # Where batched tensor work runs: "cpu" (numpy) or a torch device ("cuda", or "cpu" to run the
-    # torch path on the CPU). Not a parameter: the features are the same within float tolerance.
+    # Where batched tensor work runs: "cpu" or a torch device type ("cuda"), for an extractor that
+    # can run some there (`can_run_on_device`). Not a parameter: the features are the same within
+    # float tolerance.
     device: str = "cpu"
+    can_run_on_device: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)

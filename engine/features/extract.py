@@ -261,6 +261,19 @@ def _plan(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[E
     return jobs
 
 
+def _device_for(name: str, extractors: Sequence[Extractor]) -> str:
+    """The device type ("cpu", "cuda") tensor work runs on. "auto" looks for CUDA only when one of
+    the extractors can use it: that imports torch, a second's work a dsp extraction need not pay."""
+    if name == "cpu" or (name == "auto" and not any(e.can_run_on_device for e in extractors)):
+        return "cpu"
+    from engine.device import resolve_device
+
+    try:
+        return resolve_device(name).type
+    except ValueError as error:
+        raise InputError(str(error)) from None
+
+
 def _on_cpu(extractors: Sequence[Extractor]) -> list[Extractor]:
     """Copies of the extractors for the workers, which keep off the device."""
     copies = [copy.copy(extractor) for extractor in extractors]
@@ -297,22 +310,16 @@ class _DeviceQueue:
 
 def extract_features(cache: FeatureCache, targets: Sequence[Target], spec: FeatureSpec, extractors: list[Extractor],
                      *, workers: int | None = None, reporter: Reporter | None = None,
-                     cancel: CancelToken | None = None, on_progress=None, device: str = "cpu") -> ExtractReport:
+                     cancel: CancelToken | None = None, on_progress=None, device: str = "auto") -> ExtractReport:
     """Fill the cache for every target; `on_progress(fraction)` is called as clips finish.
 
-    `device` ("cpu", "cuda" or "auto") is where the extractors that can run tensor work elsewhere
-    run it (log-mel, the aiSFX port, ONNX models with onnxruntime's CUDA provider): this process runs
-    them there, on the samples the workers decode."""
+    `device` ("auto", "cpu" or "cuda") is where the extractors that can run tensor work elsewhere
+    run it (the aiSFX port, ONNX models with onnxruntime's CUDA provider): this process runs them
+    there, on the samples the workers decode."""
     started = time.perf_counter()
-    if device != "cpu":
-        from engine.device import resolve_device
-
-        try:
-            device = resolve_device(device).type
-        except ValueError as error:
-            raise InputError(str(error)) from None
-        for extractor in extractors:
-            extractor.device = device
+    device = _device_for(device, extractors)
+    for extractor in extractors:
+        extractor.device = device
     on_device = [index for index, extractor in enumerate(extractors) if extractor.runs_on_device()]
     unique_targets = list({(t.clip_id, t.region_key): t for t in targets}.values())
     report = ExtractReport(str(spec), targets=len(unique_targets))

@@ -14,25 +14,6 @@ from engine.audio import dsp
 from engine.audio.regions import normalize_loudness, onset_region
 from engine.features.base import Extractor
 
-
-
-def torch_log_mel(buffer: np.ndarray, starts: np.ndarray, n_fft: int, hop: int, filters: np.ndarray,
-                  device: str) -> np.ndarray:
-    """`power_to_db(filters @ power_spectrogram(frames_at(buffer, starts, n_fft)))` computed by torch
-    on `device`, all the frames in one batch, taken out of the buffer there (`starts` are whole
-    hops, as `dsp.frame_many` lays them): (n_mels, n_frames) float32 on the host."""
-    import torch
-
-    with torch.inference_mode():
-        samples = torch.from_numpy(np.ascontiguousarray(buffer, dtype=np.float32)).to(device)
-        frames = samples.unfold(0, n_fft, hop)[torch.from_numpy(starts // hop).to(device)]
-        window = torch.from_numpy(dsp.hann_window(n_fft).copy()).to(device)
-        spectrum = torch.fft.rfft(frames * window, dim=1)
-        power = spectrum.real.square() + spectrum.imag.square()
-        mel = power @ torch.from_numpy(filters.copy()).to(device).T
-        return (10.0 * torch.log10(mel.clamp_min(dsp.AMIN))).T.cpu().numpy()
-
-
 class MelExtractor(Extractor):
     name = "mel"
     code_modules = ("engine.audio.dsp", "engine.audio.regions")
@@ -48,14 +29,6 @@ class MelExtractor(Extractor):
         "top_db": 80.0,
     }
 
-    @property
-    def torch_device(self) -> str | None:
-        """The torch device the STFT and mel projection run on; None: numpy on the CPU."""
-        return None if self.device == "cpu" else self.device
-
-    def runs_on_device(self) -> bool:
-        return self.torch_device is not None
-
     def onset_span_s(self) -> float:
         """Long enough that the last frame's window is filled with the sound, not with padding."""
         n_fft, hop, n_frames = int(self.params["n_fft"]), int(self.params["hop"]), int(self.params["frames"])
@@ -65,8 +38,10 @@ class MelExtractor(Extractor):
         return self.extract_batch([samples])[0]
 
     def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One STFT and one mel projection over the frames of several sounds at a time: on the CPU,
-        dsp.FRAMES_PER_PASS frames or so, which stay in its cache; on a torch device, the whole batch."""
+        """One STFT and one mel projection over the frames of several sounds at a time,
+        dsp.FRAMES_PER_PASS frames or so, which stay in the CPU's cache. (Always the CPU: on a 16-core
+        H200 box, log-mel on the card ran at half the rate of the workers doing it themselves, since
+        decoding, not the STFT, is what it costs; README, "Extraction on a GPU".)"""
         if not batch:
             return []
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
@@ -77,18 +52,14 @@ class MelExtractor(Extractor):
                                                    self.onset_span_s()), self.params["target_db"])
                    for samples in batch]
         patches = []
-        for group in ([regions] if self.torch_device else dsp.passes(regions, n_fft, hop)):
+        for group in dsp.passes(regions, n_fft, hop):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
             keep = np.concatenate([np.arange(first, min(last, first + n_frames))
                                    for first, last in zip(bounds[:-1], bounds[1:])])
             bounds = np.cumsum([0] + [min(count, n_frames) for count in np.diff(bounds)])
-            if self.torch_device is None:
-                power = dsp.power_spectrogram(dsp.frames_at(buffer, starts[keep], n_fft))
-                log_mel = dsp.power_to_db(dsp.mel_spectrogram(power, sample_rate, n_fft, n_mels, fmin, fmax))
-            else:
-                log_mel = torch_log_mel(buffer, starts[keep], n_fft, hop,
-                                        dsp.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax), self.torch_device)
-            log_mel = np.maximum(log_mel, floor)
+            power = dsp.power_spectrogram(dsp.frames_at(buffer, starts[keep], n_fft))
+            log_mel = np.maximum(dsp.power_to_db(dsp.mel_spectrogram(power, sample_rate, n_fft, n_mels, fmin, fmax)),
+                                 floor)
             for first, last in zip(bounds[:-1], bounds[1:]):
                 patch = np.full((n_mels, n_frames), floor, dtype=np.float32)
                 patch[:, : last - first] = log_mel[:, first:last]

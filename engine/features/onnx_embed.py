@@ -89,6 +89,7 @@ def _file_sha256(path: str) -> str:
 
 class OnnxExtractor(Extractor):
     name = "onnx"
+    can_run_on_device = True
     code_modules = ("engine.audio.regions",)
     defaults = {"model_path": "", "model_sha256": "", "sample_rate": 16000, "input_seconds": None,
                 "region_s": None, "target_db": -20.0, "standardize": False}

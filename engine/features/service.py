@@ -32,7 +32,7 @@ def _unlabelled_clips(con) -> list[Clip]:
 
 def extract_workspace(workspace, spec: FeatureSpec, *, labelled_only: bool = False, taxonomy: str | None = None,
                       workers: int | None = None, reporter: Reporter | None = None,
-                      cancel: CancelToken | None = None, device: str = "cpu") -> ExtractReport:
+                      cancel: CancelToken | None = None, device: str = "auto") -> ExtractReport:
     """Extract features for the workspace's segments into its cache, recorded as an `extract` job;
     `device` as `extract_features` takes it."""
     extractors = spec.extractors(workspace.embeddings_dir)
@@ -59,7 +59,7 @@ def run_extract_job(workspace, job: JobLog, params: dict, cancel: CancelToken) -
 
 def _extract(workspace, job: JobLog, spec: FeatureSpec, extractors, targets: list[Target], *,
              workers: int | None = None, reporter: Reporter | None = None,
-             cancel: CancelToken | None = None, device: str = "cpu") -> ExtractReport:
+             cancel: CancelToken | None = None, device: str = "auto") -> ExtractReport:
     """Fill the cache for the targets, with the job's progress as clips finish, and record how it ended."""
     report = extract_features(workspace.cache, targets, spec, extractors, workers=workers, reporter=reporter,
                               cancel=cancel, on_progress=lambda fraction: job.progress(fraction), device=device)
