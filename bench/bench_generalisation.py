@@ -4,7 +4,7 @@
         [--features dsp,onnx:aisfx,hybrid:aisfx] [--augment 2] [--augment-top 2]
         [--augment-profiles kit,basic] [--augment-combos KIND@FEATURES,...] [--cnn-epochs 20]
         [--finetune-epochs 30] [--mlp-seeds 3] [--resamples 1000] [--no-real] [--no-synthetic]
-        [--plain-embedding] [--auto] [--json OUT]
+        [--plain-embedding] [--params KIND:KEY=VALUE] [--auto] [--json OUT]
 
 A model that is good on a random clip split may only have learnt what each pack sounds like; a
 user's library is a handful of packs and the model then meets other packs. So every figure here is
@@ -122,7 +122,7 @@ from engine.datasets.splits import assign_splits  # noqa: E402
 from engine.datasets.source import curated_items  # noqa: E402
 from engine.evaluation.metrics import bootstrap_resamples, evaluate, percentile_interval  # noqa: E402
 from engine.features.extract import Target, extract_features, load_features  # noqa: E402
-from engine.features.spec import FeatureSpec  # noqa: E402
+from engine.features.spec import FeatureSpec, parse_param_value  # noqa: E402
 from engine.models.kinds import make_model  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
@@ -688,6 +688,8 @@ def main() -> None:
     parser.add_argument("--compare-plain", action="store_true",
                         help="after the tables: the augmented combinations' aiSFX features standardised per clip "
                              "(train's default) against plain, with and without augmentation, paired")
+    parser.add_argument("--params", action="append", default=[], metavar="KIND:KEY=VALUE",
+                        help="a hyperparameter for every fit of a kind, e.g. logreg:C=0.01 (repeatable)")
     parser.add_argument("--auto", action="store_true",
                         help="also score the default `train --model auto` on every fold of (a), (b) and (c): its "
                              "cross-validated choice among the vector candidates, then that choice on the fold")
@@ -721,6 +723,12 @@ def main() -> None:
     specs = list(dict.fromkeys(spec for _, spec in combos + extra_combos))
     hyper = {"cnn": {"epochs": args.cnn_epochs}, "finetune": {"epochs": args.finetune_epochs}, "mlp": {}, "lgbm": {},
              "logreg": {}}
+    for text in args.params:
+        kind, _, assignment = text.partition(":")
+        key, _, value = assignment.partition("=")
+        if kind not in hyper or not key or not value:
+            parser.error(f"--params {text!r}: expected KIND:KEY=VALUE with KIND one of {', '.join(hyper)}")
+        hyper[kind][key] = parse_param_value(value)
 
     def seeds_for(kind: str) -> list[int]:
         return list(range(max(args.mlp_seeds, 1))) if kind == "mlp" else [0]
