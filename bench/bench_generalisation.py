@@ -57,6 +57,14 @@ pitch set). Each line then gives the change in macro-F1 against the same combina
 augmentation, with a paired bootstrap interval. Unlike `train`, each clip's N augmentations are
 drawn once (seeded by the clip's hash) and reused in every fold, so they are featurised once.
 
+The default `train` (`--auto`): `train --model auto` chooses per dataset, so it is scored per fold: on the
+fold's training and validation rows (never its test rows) every vector candidate of
+`engine.training.auto.SEARCH` on dsp and hybrid:aisfx is cross-validated the way `train` does it
+(grouped folds: packs when there are 3 or more, else the groups `train` infers from the files;
+inner validation share and score as `engine.training.crossval`), and the winner is trained on the
+fold like any other row (seed --seed; one initialisation). cnn on mel is left out for time.
+`--params KIND:KEY=VALUE` sets a hyperparameter for every fit of a kind (e.g. `logreg:C=0.01`).
+
 Real-pack mapping (file name -> drums taxonomy class). Rules are tried in order, the first match
 wins; a file that matches no rule is not used. Everything not listed here (LMMS zaps and the
 "nasty_bass" hit; Sonic Pi's synth blips and bells, impacts, swooshes, the drum roll, the glitch

@@ -25,7 +25,7 @@ PREFERRED_EMBEDDING = "aisfx"
 # kind -> the hyperparameter sets tried (each on top of the kind's defaults); simplest kinds first
 # (and the most regularised setting of a kind first), so a tie goes to the simpler model. logreg's
 # C 0.01: on packs never heard it beat C 1 on dsp and on hybrid:aisfx in bench/bench_generalisation.py
-# (README, "Models that hold up on other kits").
+# (README, under `--model auto`).
 SEARCH: dict[str, tuple[dict, ...]] = {
     "logreg": ({"C": 0.01}, {"C": 0.1}, {"C": 1.0}),
     "lgbm": ({"num_leaves": 15},),
