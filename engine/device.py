@@ -1,5 +1,5 @@
 """Which device heavy tensor work runs on: "auto" (CUDA when torch sees a GPU, else the CPU), "cpu"
-or "cuda". Training (torch models) and extraction (log-mel, ONNX embeddings) both ask here."""
+or "cuda". Training (torch models) and extraction (the aiSFX embedding, ONNX models) both ask here."""
 
 from __future__ import annotations
 

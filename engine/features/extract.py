@@ -8,7 +8,7 @@ resampled per extractor rate, and each extractor runs once over the batch's regi
 all their frames). Results are written in batches. Ctrl-C (the cancel token) stops handing out work and keeps every finished batch.
 
 On a torch device (CUDA) the workers never touch the card: they decode and resample, and hand the
-samples of the extractors that run there (`Extractor.runs_on_device`: log-mel, the aiSFX port) back to
+samples of the extractors that run there (`Extractor.runs_on_device`: the aiSFX port) back to
 this process, which runs those extractors over many clips at once (DEVICE_BATCH_SAMPLES).
 """
 
