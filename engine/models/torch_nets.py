@@ -152,10 +152,11 @@ class TorchClassifier(Classifier):
             if val_inputs is not None:
                 validation = val_inputs, torch.as_tensor(np.asarray(y_val, dtype=np.int64))
             row_weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
-            self.hyperparams["batch_size"] = _train(
-                part, inputs, torch.from_numpy(y), hp, device, weights=weights, validation=validation,
-                callback=callback, augment=self._augment, row_weights=row_weights,
-                default_batch=self.cpu_batch_size, param_groups=self._param_groups(self.net_))
+            with _tuned_for_cuda(part, device.type == "cuda"):
+                self.hyperparams["batch_size"] = _train(
+                    part, inputs, torch.from_numpy(y), hp, device, weights=weights, validation=validation,
+                    callback=callback, augment=self._augment, row_weights=row_weights,
+                    default_batch=self.cpu_batch_size, param_groups=self._param_groups(self.net_))
         self.net_.cpu().eval()
         return self
 
@@ -246,6 +247,21 @@ def resolve_batch_size(value: int | str, default: int, net: nn.Module, X: torch.
     return chosen
 
 
+@contextlib.contextmanager
+def _tuned_for_cuda(net: nn.Module, cuda: bool):
+    """On CUDA, while training: convolution weights in channels-last layout (bf16 tensor-core kernels
+    without layout transposes), undone after. (cuDNN's autotuner is left off: a fit meets several
+    batch shapes, the last of an epoch, validation, and tuning each cost more than it saved.)"""
+    if not cuda:
+        yield
+        return
+    net.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        net.to(memory_format=torch.contiguous_format)
+
+
 def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any], device: torch.device, *,
            weights: np.ndarray | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
            callback: TrainingCallback,
@@ -262,33 +278,6 @@ def _train(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any],
     is copied over from pinned memory; the epoch's loss is summed on the device and read once per
     epoch, so no step waits for the device. On CUDA the forward pass runs under bf16 autocast and
     augmentation draws its randomness on the card. Returns the batch size used."""
-    cuda = device.type == "cuda"
-    with _tuned_for_cuda(net, cuda):
-        return _train_loop(net, X, y, hp, device, weights=weights, validation=validation, callback=callback,
-                           augment=augment, row_weights=row_weights, default_batch=default_batch,
-                           param_groups=param_groups)
-
-
-@contextlib.contextmanager
-def _tuned_for_cuda(net: nn.Module, cuda: bool):
-    """On CUDA, while training: convolution weights in channels-last layout (bf16 tensor-core kernels
-    without layout transposes), undone after. (cuDNN's autotuner is left off: a fit meets several
-    batch shapes, the last of an epoch, validation, and tuning each cost more than it saved.)"""
-    if not cuda:
-        yield
-        return
-    net.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        net.to(memory_format=torch.contiguous_format)
-
-
-def _train_loop(net: nn.Module, X: torch.Tensor, y: torch.Tensor, hp: dict[str, Any], device: torch.device, *,
-                weights: np.ndarray | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
-                callback: TrainingCallback, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-                row_weights: torch.Tensor | None, default_batch: int,
-                param_groups: list[dict[str, Any]] | None) -> int:
     cuda = device.type == "cuda"
     generator = torch.Generator().manual_seed(hp["seed"])  # the shuffling: the same on every device
     augment_generator = torch.Generator(device).manual_seed(hp["seed"]) if cuda else generator
