@@ -35,6 +35,7 @@ from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
 from engine.features.spec import FeatureSpec
 from engine.jobs.parallel import default_workers, parallel_map
+from engine.memory import keep_freed_memory
 from engine.progress import CancelToken, Reporter
 
 WRITE_EVERY_S = 0.5
@@ -216,6 +217,7 @@ def _extract_batch(jobs: tuple[_ClipJob, ...]) -> list[tuple[list[tuple[str, np.
     decoded and the samples handed back for a device, or its Rejection. The regions of several clips
     go through each extractor together, in groups of at most BATCH_SAMPLES decoded samples, so
     memory stays bounded."""
+    keep_freed_memory()
     outcomes: list = []
     pending: list[_Decoded] = []
     held = 0

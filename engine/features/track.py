@@ -22,6 +22,7 @@ from engine.concepts import Rejection, Segment
 from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
 from engine.features.extract import changed_file, feature_row, unreadable_file
+from engine.memory import keep_freed_memory
 from engine.progress import CancelToken
 from engine.settings import cpu_threads
 
@@ -82,6 +83,7 @@ def track_window_features(cache: FeatureCache, clip_id: str, path: str, size_byt
             if os.path.getsize(path) != size_bytes:
                 return np.zeros((0,)), [], [changed_file(path)]
             workers = cpu_threads() if workers is None else max(workers, 1)
+            keep_freed_memory()
             chunks = [[todo[i] for i in group] for group in _chunks([starts[i] for i in todo], window_s, workers)]
             # One BLAS thread per chunk: the chunks already run side by side (set once: each setting
             # looks the libraries up again).
