@@ -82,18 +82,25 @@ def frames_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
     return sliding_window_view(buffer, n_fft)[starts]
 
 
-def _block_sums(values: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
-    """The sum of values[s: s + n_fft] for each s of `starts`, from running sums over blocks of
-    gcd(starts, n_fft) values (the whole buffer is a whole number of them), so each value is added
-    once, not once per frame that holds it."""
-    block = math.gcd(n_fft, *map(int, np.unique(starts % n_fft)), len(values))
-    running = np.concatenate([[0], np.cumsum(values.reshape(-1, block).sum(axis=1))])
+def _block_size(length: int, starts: np.ndarray, n_fft: int) -> int:
+    """gcd(starts, n_fft, length): blocks of that many values tile a buffer of `length` values, and
+    every frame (n_fft values from one of `starts`) is a whole number of them."""
+    return math.gcd(n_fft, *map(int, np.unique(starts % n_fft)), length)
+
+
+def _block_sums(totals: np.ndarray, block: int, starts: np.ndarray, n_fft: int) -> np.ndarray:
+    """The sum of values[s: s + n_fft] for each s of `starts`, from the `totals` of consecutive blocks of
+    `block` values (`_block_size`) by running sums: each value is added once, not once per frame
+    that holds it."""
+    running = np.concatenate([[0], np.cumsum(totals, dtype=np.result_type(totals, np.int64))])
     return running[(starts + n_fft) // block] - running[starts // block]
 
 
 def frame_rms_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
     """`frame_rms(frames_at(buffer, starts, n_fft))` from block sums of the squared samples."""
-    energy = np.maximum(_block_sums(np.square(buffer, dtype=np.float64), starts, n_fft), 0.0)
+    blocks = buffer.reshape(-1, _block_size(len(buffer), starts, n_fft))
+    totals = np.einsum("ij,ij->i", blocks, blocks).astype(np.float64)
+    energy = np.maximum(_block_sums(totals, blocks.shape[1], starts, n_fft), 0.0)
     return np.sqrt(energy / n_fft).astype(np.float32)
 
 
@@ -101,10 +108,12 @@ def zero_crossing_rate_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) ->
     """`zero_crossing_rate(frames_at(buffer, starts, n_fft))` (the same counts) from block counts of
     the sign changes between adjacent samples: each pair is compared once, not once per frame."""
     negative = np.signbit(buffer)
-    changes = np.zeros(len(buffer), dtype=np.int32)  # changes[j]: samples j and j + 1 differ in sign
-    np.not_equal(negative[1:], negative[:-1], out=changes[:-1], casting="unsafe")
+    changes = np.zeros(len(buffer), dtype=bool)  # changes[j]: samples j and j + 1 differ in sign
+    np.not_equal(negative[1:], negative[:-1], out=changes[:-1])
+    block = _block_size(len(buffer), starts, n_fft)
+    totals = changes.view(np.uint8).reshape(-1, block).sum(axis=1, dtype=np.int64)
     across_the_end = changes[starts + n_fft - 1]  # a frame's last sample and the next one: not in the frame
-    return (_block_sums(changes, starts, n_fft) - across_the_end) / n_fft
+    return (_block_sums(totals, block, starts, n_fft) - across_the_end) / n_fft
 
 
 @cache
@@ -188,19 +197,31 @@ def mel_spectrogram(power: np.ndarray, sample_rate: int, n_fft: int, n_mels: int
 
 
 def power_to_db(power: np.ndarray, ref: float = 1.0, top_db: float | None = None,
-                bounds: np.ndarray | None = None) -> np.ndarray:
-    """10·log10(power / ref), floored at AMIN; with top_db, also at top_db below the maximum.
+                bounds: np.ndarray | None = None, amin: float = AMIN) -> np.ndarray:
+    """10·log10(power / ref), floored at `amin`; with top_db, also at top_db below the maximum.
 
     `bounds` (frame offsets, 0 first and the frame count last) splits a spectrogram that holds
     several sounds' frames side by side: each sound is floored below its own maximum."""
-    db = 10.0 * np.log10(np.maximum(power, AMIN)) - 10.0 * np.log10(max(ref, AMIN))
-    if top_db is None or not db.size:
+    db = np.maximum(power, amin)
+    np.log10(db, out=db)
+    db *= 10.0
+    if ref != 1.0:
+        db -= 10.0 * np.log10(max(ref, amin))
+    return db if top_db is None else floor_db(db, top_db, bounds)
+
+
+def floor_db(db: np.ndarray, top_db: float, bounds: np.ndarray | None = None) -> np.ndarray:
+    """`db` floored at top_db below its maximum (each sound's, with `bounds` as in `power_to_db`) and at
+    AMIN: `power_to_db(power * gain, top_db=top_db)` from `power_to_db(power, amin=amin) + 10·log10(gain)`
+    for a power floor `amin` below AMIN / gain (the loudest sound's the same; the quieter values floored)."""
+    if not db.size:
         return db
     if bounds is None:
-        return np.maximum(db, db.max() - top_db)
+        return np.maximum(db, max(db.max() - top_db, 10.0 * math.log10(AMIN)))
     starts, sizes = np.asarray(bounds[:-1]), np.diff(bounds)
     peaks = np.maximum.reduceat(db.max(axis=0), starts[sizes > 0])
-    return np.maximum(db, np.repeat(peaks - top_db, sizes[sizes > 0]))
+    floors = np.maximum(peaks - top_db, 10.0 * math.log10(AMIN)).astype(db.dtype)
+    return np.maximum(db, np.repeat(floors, sizes[sizes > 0]))
 
 
 def mfcc(log_mel: np.ndarray, n_mfcc: int) -> np.ndarray:

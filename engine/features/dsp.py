@@ -91,19 +91,6 @@ def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray,
     return np.where(sounding[:, None], rows, 0.0)
 
 
-def _frames(samples: np.ndarray, first: int, last: int, n_fft: int, hop: int) -> np.ndarray:
-    """Frames first..last - 1 of `dsp.frame(samples, n_fft, hop)`: a view of the samples, but where
-    the frames reach past them (the zeros `dsp.frame` pads with)."""
-    start, stop = first * hop - n_fft // 2, (last - 1) * hop - n_fft // 2 + n_fft
-    if start < 0 or stop > len(samples):
-        part = np.zeros(stop - start, dtype=np.float32)
-        inside = samples[max(start, 0):stop]
-        part[max(start, 0) - start:max(start, 0) - start + len(inside)] = inside
-    else:
-        part = samples[start:stop]
-    return sliding_window_view(part, n_fft)[::hop]
-
-
 def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     """Each frame's energy below, between and above BAND_EDGES_HZ: shape (bands, frames), float64."""
     bounds = np.concatenate([[0], np.searchsorted(freqs, BAND_EDGES_HZ)])
@@ -155,7 +142,8 @@ class DspExtractor(Extractor):
         for group in dsp.passes(regions, n_fft, hop):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
             temporal = np.array([_temporal(region, self.sample_rate) for region in group])
-            vectors += self._vectors(temporal, bounds, *self._buffer_values(buffer, starts))
+            mel_power, *values = self._buffer_values(buffer, starts)
+            vectors += self._vectors(temporal, bounds, dsp.power_to_db(mel_power), *values)
         return vectors
 
     def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
@@ -188,11 +176,12 @@ class DspExtractor(Extractor):
         spans = np.array(spans, dtype=np.int64)
         lead, first, last = spans.T
         levels = active_levels(envelopes(cumulative, spans, LOUDNESS_BLOCK)[0])
-        magnitude = np.append(np.abs(samples), np.float32(0))
-        peaks = np.maximum.reduceat(magnitude, np.stack([first, last], axis=1).reshape(-1))[::2]
+        buffer, frame_starts, _ = dsp.frame_many([samples], n_fft, hop)  # the sound's frames: buffer[k * hop:][:n_fft]
+        magnitude = np.abs(buffer)  # samples[i] is buffer[half + i], and zeros follow them
+        peaks = np.maximum.reduceat(magnitude, half + np.stack([first, last], axis=1).reshape(-1))[::2]
         peaks[first >= last] = 0.0
         temporal = _temporal_rows(envelopes(cumulative, spans, block)[0], block / sample_rate, peaks, levels)
-        gains = np.square(gains_for(levels, self.params["target_db"])).astype(np.float32)
+        power_gains = np.square(gains_for(levels, self.params["target_db"]))
 
         # Each window's frames: frame k of its region covers region[k * hop - half, k * hop + half)
         # (zeros outside), i.e. from `origin + k * hop` in the sound.
@@ -202,18 +191,25 @@ class DspExtractor(Extractor):
         k = np.arange(bounds[-1]) - np.repeat(bounds[:-1], counts)
         origin = np.repeat(first - lead - half, counts) + k * hop
         edge = (k * hop < half) | (k * hop + half > np.repeat(length, counts))
-        total = 1 + len(samples) // hop  # the sound's frames (`dsp.frame`), in blocks that stay in the CPU's cache
+        total = len(frame_starts)  # the sound's frames, in blocks that stay in the CPU's cache
+        frames = sliding_window_view(buffer, n_fft)[::hop][:total]
+        zcr, rms = dsp.zero_crossing_rate_at(buffer, frame_starts, n_fft), dsp.frame_rms_at(buffer, frame_starts, n_fft)
         inner = [np.concatenate(values, axis=-1) for values in zip(*(
-            self._values_of(_frames(samples, start, min(start + dsp.FRAMES_PER_PASS, total), n_fft, hop))
+            self._frame_values(frames[start:start + dsp.FRAMES_PER_PASS], zcr[start:start + dsp.FRAMES_PER_PASS],
+                               rms[start:start + dsp.FRAMES_PER_PASS])
             for start in range(0, total, dsp.FRAMES_PER_PASS)))]
         where = origin[edge, None] + np.arange(n_fft)  # an edge frame's samples, zero outside its region
         inside = (where >= np.repeat(first, counts)[edge, None]) & (where < np.repeat(last, counts)[edge, None])
         edges = self._values_of(np.where(inside, samples[np.clip(where, 0, max(len(samples) - 1, 0))], np.float32(0)))
         pick = np.clip((origin + half + hop // 2) // hop, 0, total - 1)  # the sound's frame nearest each frame
         pick[edge] = total + np.arange(np.count_nonzero(edge))
-        mel_power, spectral, rms, energy = (np.concatenate([a, b], axis=-1)[..., pick] for a, b in zip(inner, edges))
-        mel_power *= np.repeat(gains, counts)
-        return self._vectors(temporal, bounds, mel_power, spectral, rms, energy)
+        mel_power, spectral, rms, energy = (np.concatenate([a, b], axis=-1) for a, b in zip(inner, edges))
+        # The windows' log-mel: the sound's, floored below AMIN by the largest gain (`dsp.floor_db` then
+        # floors what the gain leaves below AMIN), with each window's loudness gain added.
+        amin = max(dsp.AMIN / float(power_gains.max()), float(np.finfo(np.float32).tiny))
+        log_mel = dsp.power_to_db(mel_power, amin=amin)[:, pick]
+        log_mel += np.repeat((10.0 * np.log10(power_gains)).astype(np.float32), counts)
+        return self._vectors(temporal, bounds, log_mel, spectral[:, pick], rms[pick], energy[:, pick])
 
     def _buffer_values(self, buffer: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
         """`_frame_values` of the frames `dsp.frame_many` laid out in `buffer`."""
@@ -246,11 +242,11 @@ class DspExtractor(Extractor):
         )
         return mel_power, spectral, rms, _band_energy(power, freqs)
 
-    def _vectors(self, temporal: np.ndarray, bounds: np.ndarray, mel_power: np.ndarray,
+    def _vectors(self, temporal: np.ndarray, bounds: np.ndarray, log_mel: np.ndarray,
                  spectral: np.ndarray, rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
-        """Each sound's vector from its `_temporal` row and its frames' values, the sounds' frames
-        side by side (`bounds`)."""
-        cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB, bounds=bounds), int(self.params["n_mfcc"]))
+        """Each sound's vector from its `_temporal` row and its frames' values (`log_mel`: the mel power in
+        dB, `dsp.power_to_db` of it), the sounds' frames side by side (`bounds`)."""
+        cepstra = dsp.mfcc(dsp.floor_db(log_mel, MFCC_TOP_DB, bounds), int(self.params["n_mfcc"]))
         groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
         sizes = np.diff(bounds)
         loudest = np.repeat(np.maximum.reduceat(rms, bounds[:-1]), sizes)
