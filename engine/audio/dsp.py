@@ -13,6 +13,7 @@ from functools import cache
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 from numpy.lib.stride_tricks import sliding_window_view
 
 AMIN = 1e-10  # power floor before taking logs (-100 dB)
@@ -126,9 +127,9 @@ def hann_window(n_fft: int) -> np.ndarray:
 def power_spectrogram(frames: np.ndarray) -> np.ndarray:
     """|STFT|² of Hann-windowed frames, shape (n_fft // 2 + 1, n_frames), float32."""
     spectrum = scipy.fft.rfft(frames * hann_window(frames.shape[1]), axis=1, overwrite_x=True)
-    power = np.square(spectrum.real)
-    power += np.square(spectrum.imag, out=spectrum.real)  # the real parts are no longer needed
-    return power.T
+    parts = spectrum.view(np.float32 if spectrum.dtype == np.complex64 else np.float64)  # re, im, re, im ...
+    np.square(parts, out=parts)
+    return np.add(parts[:, 0::2], parts[:, 1::2]).T
 
 
 @cache
@@ -224,9 +225,18 @@ def floor_db(db: np.ndarray, top_db: float, bounds: np.ndarray | None = None) ->
     return np.maximum(db, np.repeat(floors, sizes[sizes > 0]))
 
 
+@cache
+def _dct_rows(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """The first n_mfcc rows of the orthonormal DCT-II matrix of size n_mels, float32, read-only."""
+    rows = scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
+    rows.flags.writeable = False
+    return rows
+
+
 def mfcc(log_mel: np.ndarray, n_mfcc: int) -> np.ndarray:
-    """Orthonormal DCT-II over the mel axis of a log-mel spectrogram, first n_mfcc coefficients."""
-    return scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0)[:n_mfcc]
+    """Orthonormal DCT-II over the mel axis of a log-mel spectrogram, first n_mfcc coefficients: a
+    product with those rows of the DCT's matrix (a quarter of the work of the whole transform)."""
+    return _dct_rows(log_mel.shape[0], n_mfcc) @ log_mel
 
 
 def delta(features: np.ndarray, width: int = 9, bounds: np.ndarray | None = None) -> np.ndarray:
@@ -237,15 +247,18 @@ def delta(features: np.ndarray, width: int = 9, bounds: np.ndarray | None = None
     half = width // 2
     n_frames = features.shape[1]
     bounds = np.array([0, n_frames]) if bounds is None else np.asarray(bounds)
+    weights = np.arange(-half, half + 1) / (2 * sum(k * k for k in range(1, half + 1)))
+    slope = scipy.ndimage.correlate1d(features, weights, axis=1, mode="nearest")
+    # Frames within `half` of a sound's edge: their neighbours across the edge are its edge frame.
     sizes = np.diff(bounds)
-    first = np.repeat(bounds[:-1], sizes)
-    last = np.repeat(bounds[1:] - 1, sizes)
-    index = np.arange(n_frames)
-    slope = np.zeros_like(features)
+    near = np.arange(n_frames) - np.repeat(bounds[:-1], sizes)
+    near = np.flatnonzero((near < half) | (near >= np.repeat(sizes, sizes) - half))
+    first, last = (np.repeat(ends, sizes)[near] for ends in (bounds[:-1], bounds[1:] - 1))
+    fixed = np.zeros((features.shape[0], len(near)), dtype=slope.dtype)
     for k in range(1, half + 1):
-        ahead, behind = np.minimum(index + k, last), np.maximum(index - k, first)
-        slope += k * (features[:, ahead] - features[:, behind])
-    return slope / (2 * sum(k * k for k in range(1, half + 1)))
+        fixed += weights[half + k] * (features[:, np.minimum(near + k, last)] - features[:, np.maximum(near - k, first)])
+    slope[:, near] = fixed
+    return slope
 
 
 def _safe(total: np.ndarray) -> np.ndarray:
@@ -256,33 +269,59 @@ def spectral_centroid(magnitude: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return (freqs @ magnitude) / _safe(magnitude.sum(axis=0))
 
 
+def _moments(magnitude: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Each frame's sums of m, m·f and m·f² (float64 products with 1, f and f²): shape (3, frames)."""
+    powers = np.asarray(freqs, dtype=np.float64) ** np.arange(3)[:, None]
+    return powers @ magnitude.astype(np.float64)
+
+
 def spectral_bandwidth(magnitude: np.ndarray, freqs: np.ndarray, centroid: np.ndarray) -> np.ndarray:
     """Magnitude-weighted standard deviation of frequency around the centroid.
 
-    From the frames' first three moments (float64 products with 1, f and f², one pass over the
-    spectrogram): sum m·(f - c)² = M2 - 2c·M1 + c²·M0."""
-    powers = np.asarray(freqs, dtype=np.float64) ** np.arange(3)[:, None]
-    m0, m1, m2 = powers @ magnitude.astype(np.float64)
+    From the frames' first three moments (one pass over the spectrogram): sum m·(f - c)² =
+    M2 - 2c·M1 + c²·M0."""
+    return _bandwidth(_moments(magnitude, freqs), centroid)
+
+
+def _bandwidth(moments: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+    m0, m1, m2 = moments
     c = np.asarray(centroid, dtype=np.float64)
     spread = np.maximum(m2 - 2.0 * c * m1 + c * c * m0, 0.0)
     return np.sqrt(spread / _safe(m0)).astype(np.float32)
 
 
+def spectral_centroid_and_bandwidth(magnitude: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`spectral_centroid` and `spectral_bandwidth` from one pass of the frames' moments (float64)."""
+    moments = _moments(magnitude, freqs)
+    centroid = moments[1] / _safe(moments[0])
+    return centroid.astype(np.float32), _bandwidth(moments, centroid)
+
+
 ROLLOFF_BLOCK = 16  # bins summed at a time when looking for the rolloff
+
+
+@cache
+def _blocks_up_to(n_bins: int, dtype: np.dtype) -> np.ndarray:
+    """(bins, blocks) ones where a bin lies before the end of a block of ROLLOFF_BLOCK bins: a
+    spectrum (frames, bins) times it gives the running sum at each block's end."""
+    ends = np.arange(0, n_bins, ROLLOFF_BLOCK) + ROLLOFF_BLOCK
+    blocks = (np.arange(n_bins)[:, None] < ends).astype(dtype)
+    blocks.flags.writeable = False
+    return blocks
 
 
 def spectral_rolloff(magnitude: np.ndarray, freqs: np.ndarray, fraction: float = 0.85) -> np.ndarray:
     """Lowest frequency below which `fraction` of the frame's magnitude lies.
 
-    Found in two steps rather than by a running sum over every bin: the running sum of
-    ROLLOFF_BLOCK-bin block totals picks the block where the sum passes the threshold, then a
-    running sum inside that block alone picks the bin."""
+    Found in two steps rather than by a running sum over every bin: the running sum at the end of
+    each ROLLOFF_BLOCK-bin block (one matrix product) picks the block where the sum passes the
+    threshold, then a running sum inside that block alone picks the bin."""
     by_frame = np.ascontiguousarray(magnitude.T)  # (frames, bins): a view for power_spectrogram's layout
     n_frames, n_bins = by_frame.shape
     if n_frames == 0:
         return np.zeros(0, dtype=freqs.dtype)
     starts = np.arange(0, n_bins, ROLLOFF_BLOCK)
-    totals = np.cumsum(np.add.reduceat(by_frame, starts, axis=1), axis=1)
+    totals = by_frame @ _blocks_up_to(n_bins, by_frame.dtype)  # the running sum at each block's end
     threshold = fraction * totals[:, -1]
     block = np.argmax(totals >= threshold[:, None], axis=1)
     before = np.where(block > 0, totals[np.arange(n_frames), block - 1], 0)

@@ -9,6 +9,7 @@ band. Frame statistics are taken over the active frames only, so trailing silenc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -91,10 +92,18 @@ def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray,
     return np.where(sounding[:, None], rows, 0.0)
 
 
-def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+def _band_energy(power: np.ndarray, sample_rate: int, n_fft: int) -> np.ndarray:
     """Each frame's energy below, between and above BAND_EDGES_HZ: shape (bands, frames), float64."""
-    bounds = np.concatenate([[0], np.searchsorted(freqs, BAND_EDGES_HZ)])
-    return np.add.reduceat(power, bounds, axis=0, dtype=np.float64)
+    return (_bands(sample_rate, n_fft, power.dtype) @ power).astype(np.float64)
+
+
+@cache
+def _bands(sample_rate: int, n_fft: int, dtype: np.dtype) -> np.ndarray:
+    """(bands, bins): ones where an FFT bin lies in a band of `_band_energy`, zeros elsewhere."""
+    band = np.searchsorted(BAND_EDGES_HZ, dsp.fft_frequencies(sample_rate, n_fft), side="right")
+    bands = (np.arange(len(BAND_EDGES_HZ) + 1)[:, None] == band).astype(dtype)
+    bands.flags.writeable = False
+    return bands
 
 
 def _band_ratios(energy: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -230,17 +239,15 @@ class DspExtractor(Extractor):
         magnitude = np.sqrt(power)
         freqs = dsp.fft_frequencies(sample_rate, n_fft)
         mel_power = dsp.mel_spectrogram(power, sample_rate, n_fft, int(self.params["n_mels"]))
-        centroid = dsp.spectral_centroid(magnitude, freqs)
         spectral = np.stack(
             [
-                centroid,
-                dsp.spectral_bandwidth(magnitude, freqs, centroid),
+                *dsp.spectral_centroid_and_bandwidth(magnitude, freqs),
                 dsp.spectral_rolloff(magnitude, freqs),
                 dsp.spectral_flatness(power),
                 zcr,
             ]
         )
-        return mel_power, spectral, rms, _band_energy(power, freqs)
+        return mel_power, spectral, rms, _band_energy(power, sample_rate, n_fft)
 
     def _vectors(self, temporal: np.ndarray, bounds: np.ndarray, log_mel: np.ndarray,
                  spectral: np.ndarray, rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
