@@ -335,8 +335,9 @@ def spectral_rolloff(magnitude: np.ndarray, freqs: np.ndarray, fraction: float =
 def spectral_flatness(power: np.ndarray) -> np.ndarray:
     """Geometric over arithmetic mean of the power spectrum: 1 for white noise, near 0 for tones."""
     floored = np.maximum(power, AMIN)
-    arithmetic = floored.mean(axis=0)
-    return np.exp(np.log(floored, out=floored).mean(axis=0)) / arithmetic
+    mean = np.full(len(floored), 1.0 / len(floored), dtype=floored.dtype)  # means over bins as products
+    arithmetic = mean @ floored
+    return np.exp(mean @ np.log(floored, out=floored)) / arithmetic
 
 
 def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:

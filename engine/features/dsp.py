@@ -51,11 +51,13 @@ def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndar
     """Per sound (its frames side by side, `bounds`): each group's per-row means, then its per-row
     standard deviations, over the sound's active frames. Shape (values, sounds), float64."""
     rows = np.concatenate(groups).astype(np.float64)
-    starts, sizes = bounds[:-1], np.diff(bounds)
-    counts = np.add.reduceat(active, starts)
-    means = np.add.reduceat(np.where(active, rows, 0.0), starts, axis=1) / counts
-    deviations = np.where(active, rows - np.repeat(means, sizes, axis=1), 0.0)
-    stds = np.sqrt(np.add.reduceat(np.square(deviations), starts, axis=1) / counts)
+    sizes = np.diff(bounds)
+    sound = np.repeat(np.arange(len(sizes)), sizes)  # each frame's sound
+    weights = np.zeros((len(sound), len(sizes)))  # means over each sound's active frames, as one matrix product
+    weights[np.arange(len(sound)), sound] = active / np.add.reduceat(active, bounds[:-1])[sound]
+    means = rows @ weights
+    deviations = rows - means[:, sound]
+    stds = np.sqrt(np.square(deviations, out=deviations) @ weights)
     parts, first = [], 0
     for group in groups:
         parts += [means[first: first + len(group)], stds[first: first + len(group)]]
