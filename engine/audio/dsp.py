@@ -66,13 +66,13 @@ def frame_many(sounds: Sequence[np.ndarray], n_fft: int, hop: int) -> tuple[np.n
 
     `frames_at(buffer, starts, n_fft)` takes the frames out; `frame_rms_at` and
     `zero_crossing_rate_at` measure them from the buffer, each sample once."""
-    padded = [_padded(samples, n_fft) for samples in sounds]
-    counts = [1 + (len(part) - n_fft) // hop for part in padded]
-    lengths = [-(-len(part) // hop) * hop for part in padded]
-    offsets = np.cumsum([0] + lengths)
+    half = n_fft // 2
+    padded = [max(len(samples) + 2 * half, n_fft) for samples in sounds]  # each sound's length as `_padded` pads it
+    counts = [1 + (length - n_fft) // hop for length in padded]
+    offsets = np.cumsum([0] + [-(-length // hop) * hop for length in padded])
     buffer = np.zeros(offsets[-1], dtype=np.float32)
-    for part, offset in zip(padded, offsets):
-        buffer[offset: offset + len(part)] = part
+    for samples, offset in zip(sounds, offsets):
+        buffer[offset + half: offset + half + len(samples)] = samples
     starts = np.concatenate([np.zeros(0, dtype=np.int64)]
                             + [offset + hop * np.arange(count) for offset, count in zip(offsets, counts)])
     return buffer, starts, np.cumsum([0] + counts)
