@@ -144,8 +144,14 @@ def normalize_loudness(samples: np.ndarray, target_db: float = -20.0) -> np.ndar
     Non-finite samples are replaced by zeros, so the result is always finite (finite silence comes
     back as the input itself).
     """
+    return normalized(samples, target_db)[0]
+
+
+def normalized(samples: np.ndarray, target_db: float = -20.0) -> tuple[np.ndarray, float]:
+    """`normalize_loudness` of the samples, and the `active_rms` of what it returns."""
     samples = np.asarray(samples, dtype=np.float32)
     if not np.isfinite(samples).all():  # (checking first is several times cheaper than nan_to_num)
         samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-    gain = loudness_gain(samples, target_db)
-    return samples if gain == 1.0 else samples * np.float32(gain)
+    level = active_rms(samples)
+    gain = float(gains_for(level, target_db))
+    return (samples if gain == 1.0 else samples * np.float32(gain)), level * gain

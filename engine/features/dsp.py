@@ -24,7 +24,7 @@ from engine.audio.regions import (
     envelope_block,
     envelopes,
     gains_for,
-    normalize_loudness,
+    normalized,
     onset_in,
     onset_region,
     region_span,
@@ -67,10 +67,18 @@ def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndar
 
 def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
     """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB)."""
+    return _temporals([region], sample_rate, [active_rms(region)])[0]
+
+
+def _temporals(regions: Sequence[np.ndarray], sample_rate: int, levels: Sequence[float]) -> np.ndarray:
+    """`_temporal` of several regions at once, whose `active_rms` levels are known: shape (regions, 5)."""
     block = envelope_block(sample_rate)
-    peak = np.abs(region).max(initial=0.0)
-    return _temporal_rows(envelope(region, block)[None], block / sample_rate, np.array([peak]),
-                          np.array([active_rms(region)]))[0]
+    envs = [envelope(region, block) for region in regions]
+    rows = np.zeros((len(envs), max(map(len, envs), default=0)), dtype=np.float32)  # zeros after a region's blocks
+    for row, env in zip(rows, envs):
+        row[:len(env)] = env
+    peaks = np.array([np.abs(region).max(initial=0.0) for region in regions], dtype=np.float64)
+    return _temporal_rows(rows, block / sample_rate, peaks, np.asarray(levels, dtype=np.float64))
 
 
 def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -144,15 +152,15 @@ class DspExtractor(Extractor):
     def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of several sounds
         at a time, dsp.FRAMES_PER_PASS frames or so, which stay in the CPU's cache; the frame statistics
-        of all those sounds at once, and only the envelope descriptors sound by sound."""
+        and envelope descriptors of all those sounds at once (only their envelopes sound by sound)."""
         n_fft, hop = int(self.params["n_fft"]), int(self.params["hop"])
-        regions = [normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
-                                                   self.params["region_s"]), self.params["target_db"])
-                   for samples in batch]
-        vectors = []
+        regions, levels = zip(*(normalized(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
+                                                        self.params["region_s"]), self.params["target_db"])
+                                for samples in batch)) if len(batch) else ((), ())
+        vectors: list[np.ndarray] = []
         for group in dsp.passes(regions, n_fft, hop):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
-            temporal = np.array([_temporal(region, self.sample_rate) for region in group])
+            temporal = _temporals(group, self.sample_rate, levels[len(vectors): len(vectors) + len(group)])
             mel_power, *values = self._buffer_values(buffer, starts)
             vectors += self._vectors(temporal, bounds, dsp.power_to_db(mel_power), *values)
         return vectors
