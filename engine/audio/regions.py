@@ -18,12 +18,16 @@ LOUDNESS_BLOCK = 256  # samples per envelope block when measuring loudness
 def envelope(samples: np.ndarray, block: int) -> np.ndarray:
     """RMS of consecutive blocks of `block` samples (the last one may be shorter)."""
     block = max(1, int(block))
-    if len(samples) == 0:
-        return np.zeros(0, dtype=np.float32)
-    energy = np.add.reduceat(np.square(samples, dtype=np.float32), np.arange(0, len(samples), block))
-    sizes = np.full(len(energy), block)
-    sizes[-1] = len(samples) - block * (len(energy) - 1)
-    return np.sqrt(energy / sizes).astype(np.float32)
+    samples = np.asarray(samples, dtype=np.float32)
+    whole = len(samples) // block * block
+    energy = np.empty(-(-len(samples) // block), dtype=np.float32)
+    blocks = samples[:whole].reshape(-1, block)
+    np.einsum("ij,ij->i", blocks, blocks, out=energy[: len(blocks)])  # sums of squares, no squares array
+    energy[: len(blocks)] /= block
+    if whole < len(samples):
+        tail = samples[whole:]
+        energy[-1] = np.dot(tail, tail) / len(tail)
+    return np.sqrt(energy, out=energy)
 
 
 def envelope_block(sample_rate: int) -> int:
