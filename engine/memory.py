@@ -1,9 +1,9 @@
 """How the process's C allocator keeps memory that array work frees.
 
 Feature extraction makes and drops arrays of a few megabytes all the time (a 25 s chunk of a track
-is 2 MB of samples, and its spectra, envelopes and running sums several more). glibc's malloc
-hands each such array its own fresh pages (mmap) or gives the heap's free top back to the system,
-so the next array page-faults its memory in again: on the section-inference bench a fifth of the
+is 2 MB of samples, and its spectra several more). glibc's malloc hands each such array its own
+fresh pages (mmap) or gives the heap's free top back to the system, so the next array page-faults
+its memory in again: on the section-inference bench a fifth of the
 CPU time went to those faults. `keep_freed_memory` has it serve arrays below MMAP_THRESHOLD_BYTES
 from the heap and keep up to KEEP_FREE_BYTES free there for the next ones.
 """

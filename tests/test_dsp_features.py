@@ -277,7 +277,7 @@ def test_banded_mel_projection_and_blocked_rolloff_match_their_plain_forms():
 @pytest.mark.parametrize("region_s", [None, 0.5])
 def test_windows_on_the_sounds_frame_grid_get_the_features_of_the_window_alone(region_s):
     """`extract_windows` (one STFT of the whole sound; the windows' onsets, levels and envelopes
-    from one pass over it) against `extract_batch` of each window's own samples. Where a window's
+    their own) against `extract_batch` of each window's own samples. Where a window's
     onset region starts on the sound's hop grid with no lead-in, its frames are the sound's own, so
     the vectors agree to float rounding. The windows overlap; one is silent, one ends with the sound.
     (A -90 dBFS noise floor keeps every bin above the power floor that flatness takes logs of: below

@@ -91,30 +91,6 @@ def region_span(start: int | None, length: int, sample_rate: int, max_seconds: f
     return min(-start, stop - start), 0, min(max(stop, 0), length)
 
 
-def cumulative_energy(samples: np.ndarray) -> np.ndarray:
-    """0, then the running sum of the squared samples (squared as `envelope` does, summed in float64):
-    samples[a:b] hold c[b] - c[a]."""
-    cumulative = np.empty(len(samples) + 1)
-    cumulative[0] = 0.0
-    cumulative[1:] = np.square(samples, dtype=np.float32)
-    np.cumsum(cumulative[1:], out=cumulative[1:])
-    return cumulative
-
-
-def envelopes(cumulative: np.ndarray, spans: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """`envelope` of each of several regions of one sound, from its `cumulative_energy`: a region
-    (a row of `spans`) is `lead` zeros, then samples[first:last]. Returns the envelopes as rows
-    (zeros after a region's own blocks) and each region's number of blocks."""
-    lead, first, last = np.asarray(spans, dtype=np.int64).reshape(-1, 3).T
-    length = lead + last - first
-    counts = -(-length // block)
-    steps = block * np.arange(counts.max(initial=0) + 1)
-    edges = np.clip((first - lead)[:, None] + steps, first[:, None], last[:, None])  # the blocks' bounds in the sound
-    energy = np.diff(cumulative[edges], axis=1)
-    sizes = np.clip(length[:, None] - steps[:-1], 1, block)
-    return np.sqrt(energy / sizes).astype(np.float32), counts
-
-
 def loudness_gain(samples: np.ndarray, target_db: float = -20.0) -> float:
     """The factor `normalize_loudness` scales finite samples by: 1.0 for silence."""
     return float(gains_for(active_rms(samples), target_db))

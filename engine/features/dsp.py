@@ -16,17 +16,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.audio import dsp
 from engine.audio.regions import (
-    LOUDNESS_BLOCK,
-    active_levels,
     active_rms,
-    cumulative_energy,
     envelope,
     envelope_block,
-    envelopes,
     gains_for,
     normalized,
-    onset_in,
     onset_region,
+    onset_start,
     region_span,
 )
 from engine.features.base import Extractor
@@ -173,9 +169,8 @@ class DspExtractor(Extractor):
         the sound's own hop grid, at most hop / 2 samples from where the window's own frames would
         be. The frames that reach past a window's onset region into its zero padding (two at each
         end with the defaults) are its own, so the edges the statistics see are the same. The onset
-        regions, envelopes and levels are the windows' own, from one pass over the squared samples;
-        loudness normalisation is applied as the gain it would be (the descriptors other than the
-        MFCCs do not depend on it)."""
+        regions, envelopes and levels are the windows' own; loudness normalisation is applied as the
+        gain it would be (the descriptors other than the MFCCs do not depend on it)."""
         if not windows:
             return []
         samples = np.asarray(samples, dtype=np.float32)
@@ -183,24 +178,18 @@ class DspExtractor(Extractor):
             samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
         half = n_fft // 2
-        cumulative = cumulative_energy(samples)
-        block = envelope_block(sample_rate)
-        firsts, lasts = np.asarray(windows, dtype=np.int64).reshape(-1, 2).T
-        whole, blocks = envelopes(cumulative, np.stack([np.zeros_like(firsts), firsts, lasts], axis=1), block)
         spans = []  # each window's onset region: `lead` zeros, then samples[first:last]
-        for first, last, env, count in zip(firsts, lasts, whole, blocks):
-            onset = onset_in(samples[first:last], env[:count], block, sample_rate)
-            lead, low, high = region_span(onset, int(last - first), sample_rate, self.params["region_s"])
+        for first, last in windows:
+            lead, low, high = region_span(onset_start(samples[first:last], sample_rate), last - first, sample_rate,
+                                          self.params["region_s"])
             spans.append((lead, first + low, first + high))
-        spans = np.array(spans, dtype=np.int64)
-        lead, first, last = spans.T
-        levels = active_levels(envelopes(cumulative, spans, LOUDNESS_BLOCK)[0])
-        buffer, frame_starts, _ = dsp.frame_many([samples], n_fft, hop)  # the sound's frames: buffer[k * hop:][:n_fft]
-        magnitude = np.abs(buffer)  # samples[i] is buffer[half + i], and zeros follow them
-        peaks = np.maximum.reduceat(magnitude, half + np.stack([first, last], axis=1).reshape(-1))[::2]
-        peaks[first >= last] = 0.0
-        temporal = _temporal_rows(envelopes(cumulative, spans, block)[0], block / sample_rate, peaks, levels)
+        regions = [np.concatenate([np.zeros(lead, dtype=np.float32), samples[first:last]]) if lead else samples[first:last]
+                   for lead, first, last in spans]
+        levels = np.array([active_rms(region) for region in regions])
+        temporal = _temporals(regions, sample_rate, levels)
         power_gains = np.square(gains_for(levels, self.params["target_db"]))
+        lead, first, last = np.array(spans, dtype=np.int64).reshape(-1, 3).T
+        buffer, frame_starts, _ = dsp.frame_many([samples], n_fft, hop)  # the sound's frames: buffer[k * hop:][:n_fft]
 
         # Each window's frames: frame k of its region covers region[k * hop - half, k * hop + half)
         # (zeros outside), i.e. from `origin + k * hop` in the sound.
