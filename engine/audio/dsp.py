@@ -300,28 +300,22 @@ def spectral_centroid_and_bandwidth(magnitude: np.ndarray, freqs: np.ndarray) ->
 ROLLOFF_BLOCK = 16  # bins summed at a time when looking for the rolloff
 
 
-@cache
-def _blocks_up_to(n_bins: int, dtype: np.dtype) -> np.ndarray:
-    """(bins, blocks) ones where a bin lies before the end of a block of ROLLOFF_BLOCK bins: a
-    spectrum (frames, bins) times it gives the running sum at each block's end."""
-    ends = np.arange(0, n_bins, ROLLOFF_BLOCK) + ROLLOFF_BLOCK
-    blocks = (np.arange(n_bins)[:, None] < ends).astype(dtype)
-    blocks.flags.writeable = False
-    return blocks
-
-
 def spectral_rolloff(magnitude: np.ndarray, freqs: np.ndarray, fraction: float = 0.85) -> np.ndarray:
     """Lowest frequency below which `fraction` of the frame's magnitude lies.
 
-    Found in two steps rather than by a running sum over every bin: the running sum at the end of
-    each ROLLOFF_BLOCK-bin block (one matrix product) picks the block where the sum passes the
-    threshold, then a running sum inside that block alone picks the bin."""
+    Found in two steps rather than by a running sum over every bin: the running sum of
+    ROLLOFF_BLOCK-bin block totals picks the block where the sum passes the threshold, then a
+    running sum inside that block alone picks the bin."""
     by_frame = np.ascontiguousarray(magnitude.T)  # (frames, bins): a view for power_spectrogram's layout
     n_frames, n_bins = by_frame.shape
     if n_frames == 0:
         return np.zeros(0, dtype=freqs.dtype)
     starts = np.arange(0, n_bins, ROLLOFF_BLOCK)
-    totals = by_frame @ _blocks_up_to(n_bins, by_frame.dtype)  # the running sum at each block's end
+    whole = n_bins // ROLLOFF_BLOCK * ROLLOFF_BLOCK
+    sums = np.einsum("ijk->ij", by_frame[:, :whole].reshape(n_frames, -1, ROLLOFF_BLOCK))  # each block's sum
+    if whole < n_bins:
+        sums = np.concatenate([sums, by_frame[:, whole:].sum(axis=1, keepdims=True)], axis=1)
+    totals = np.cumsum(sums, axis=1)
     threshold = fraction * totals[:, -1]
     block = np.argmax(totals >= threshold[:, None], axis=1)
     before = np.where(block > 0, totals[np.arange(n_frames), block - 1], 0)
