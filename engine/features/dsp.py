@@ -150,9 +150,9 @@ class DspExtractor(Extractor):
         at a time, dsp.FRAMES_PER_PASS frames or so, which stay in the CPU's cache; the frame statistics
         and envelope descriptors of all those sounds at once (only their envelopes sound by sound)."""
         n_fft, hop = int(self.params["n_fft"]), int(self.params["hop"])
-        regions, levels = zip(*(normalized(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
-                                                        self.params["region_s"]), self.params["target_db"])
-                                for samples in batch)) if len(batch) else ((), ())
+        normalised = [normalized(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
+                                              self.params["region_s"]), self.params["target_db"]) for samples in batch]
+        regions, levels = [region for region, _ in normalised], [level for _, level in normalised]
         vectors: list[np.ndarray] = []
         for group in dsp.passes(regions, n_fft, hop):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
