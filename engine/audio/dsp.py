@@ -213,8 +213,8 @@ def power_to_db(power: np.ndarray, ref: float = 1.0, top_db: float | None = None
 
 def floor_db(db: np.ndarray, top_db: float, bounds: np.ndarray | None = None) -> np.ndarray:
     """`db` floored at top_db below its maximum (each sound's, with `bounds` as in `power_to_db`) and at
-    AMIN: `power_to_db(power * gain, top_db=top_db)` from `power_to_db(power, amin=amin) + 10·log10(gain)`
-    for a power floor `amin` below AMIN / gain (the loudest sound's the same; the quieter values floored)."""
+    AMIN's level. So a gain can be added after the logs: `floor_db(power_to_db(power, amin=a) +
+    10·log10(gain), top_db)` is `power_to_db(power * gain, top_db=top_db)` for any a <= AMIN / gain."""
     if not db.size:
         return db
     if bounds is None:
