@@ -47,13 +47,13 @@ def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndar
     """Per sound (its frames side by side, `bounds`): each group's per-row means, then its per-row
     standard deviations, over the sound's active frames. Shape (values, sounds), float64."""
     rows = np.concatenate(groups).astype(np.float64)
-    sizes = np.diff(bounds)
-    sound = np.repeat(np.arange(len(sizes)), sizes)  # each frame's sound
-    weights = np.zeros((len(sound), len(sizes)))  # means over each sound's active frames, as one matrix product
-    weights[np.arange(len(sound)), sound] = active / np.add.reduceat(active, bounds[:-1])[sound]
-    means = rows @ weights
-    deviations = rows - means[:, sound]
-    stds = np.sqrt(np.square(deviations, out=deviations) @ weights)
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    weights = active / np.repeat(np.add.reduceat(active, starts), sizes)  # 1 / its sound's active frames, or 0
+    means = np.add.reduceat(rows * weights, starts, axis=1)
+    deviations = rows - np.repeat(means, sizes, axis=1)
+    np.square(deviations, out=deviations)
+    deviations *= weights
+    stds = np.sqrt(np.add.reduceat(deviations, starts, axis=1))
     parts, first = [], 0
     for group in groups:
         parts += [means[first: first + len(group)], stds[first: first + len(group)]]
