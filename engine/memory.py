@@ -15,7 +15,7 @@ import sys
 from functools import cache
 
 MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest: smaller blocks come from the heap, not pages of their own
-KEEP_FREE_BYTES = 64 << 20  # free memory at a heap's top that is kept, not given back to the system
+KEEP_FREE_BYTES = 32 << 20  # free memory at a heap's top that is kept, not given back to the system
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 
 
