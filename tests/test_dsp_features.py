@@ -111,7 +111,8 @@ def test_a_gain_added_to_the_db_after_the_logs_floors_as_the_gained_power_would(
     power[:, 30:] *= 1e-9
     bounds, gains = np.array([0, 12, 30, 40]), np.array([1e4, 0.5, 1.0])
     gained = np.concatenate([power[:, a:b] * np.float32(g) for a, b, g in zip(bounds[:-1], bounds[1:], gains)], axis=1)
-    db = dsp.power_to_db(power, amin=dsp.AMIN / gains.max()) + np.repeat(10 * np.log10(gains), np.diff(bounds)).astype(np.float32)
+    db = dsp.power_to_db(power, amin=dsp.AMIN / gains.max())
+    db += np.repeat(10 * np.log10(gains), np.diff(bounds)).astype(np.float32)
     np.testing.assert_allclose(dsp.floor_db(db, 80.0, bounds), dsp.power_to_db(gained, top_db=80.0, bounds=bounds),
                                rtol=1e-5, atol=1e-4)
 

@@ -256,7 +256,8 @@ def delta(features: np.ndarray, width: int = 9, bounds: np.ndarray | None = None
     first, last = (np.repeat(ends, sizes)[near] for ends in (bounds[:-1], bounds[1:] - 1))
     fixed = np.zeros((features.shape[0], len(near)), dtype=slope.dtype)
     for k in range(1, half + 1):
-        fixed += weights[half + k] * (features[:, np.minimum(near + k, last)] - features[:, np.maximum(near - k, first)])
+        ahead, behind = features[:, np.minimum(near + k, last)], features[:, np.maximum(near - k, first)]
+        fixed += weights[half + k] * (ahead - behind)
     slope[:, near] = fixed
     return slope
 

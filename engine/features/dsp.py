@@ -185,8 +185,8 @@ class DspExtractor(Extractor):
             lead, low, high = region_span(onset_start(samples[first:last], sample_rate), last - first, sample_rate,
                                           self.params["region_s"])
             spans.append((lead, first + low, first + high))
-        regions = [np.concatenate([np.zeros(lead, dtype=np.float32), samples[first:last]]) if lead else samples[first:last]
-                   for lead, first, last in spans]
+        regions = [np.concatenate([np.zeros(lead, dtype=np.float32), samples[first:last]]) if lead
+                   else samples[first:last] for lead, first, last in spans]
         levels = np.array([active_rms(region) for region in regions])
         temporal = _temporals(regions, sample_rate, levels)
         power_gains = np.square(gains_for(levels, self.params["target_db"]))
