@@ -100,6 +100,23 @@ def test_side_by_side_sounds_get_their_own_delta_edges_and_db_floor():
                                   np.concatenate([dsp.power_to_db(np.abs(part), top_db=40.0) for part in parts], axis=1))
 
 
+def test_a_gain_added_to_the_db_after_the_logs_floors_as_the_gained_power_would():
+    """What the window path does: logs of the power once (floored far lower), each sound's gain added in
+    dB, then `floor_db`, against `power_to_db` of each sound's power times its gain. Silent frames,
+    values below AMIN before and after the gain, and a sound quieter than AMIN throughout."""
+    rng = np.random.default_rng(4)
+    power = (rng.random((64, 40)) ** 8 * 1e-4).astype(np.float32)
+    power[:, 3] = 0.0
+    power[:5, 10] = 1e-13
+    power[:, 30:] *= 1e-9
+    bounds, gains = np.array([0, 12, 30, 40]), np.array([1e4, 0.5, 1.0])
+    gained = np.concatenate([power[:, a:b] * np.float32(g) for a, b, g in zip(bounds[:-1], bounds[1:], gains)], axis=1)
+    db = dsp.power_to_db(power, amin=dsp.AMIN / gains.max())
+    db += np.repeat(10 * np.log10(gains), np.diff(bounds)).astype(np.float32)
+    np.testing.assert_allclose(dsp.floor_db(db, 80.0, bounds), dsp.power_to_db(gained, top_db=80.0, bounds=bounds),
+                               rtol=1e-5, atol=1e-4)
+
+
 def test_a_batch_gives_each_sound_its_features_alone():
     sounds = [kick(), hat(), kick(0.05) * 0.01, np.zeros(300, dtype=np.float32), hat(2.0)]
     for extractor in (DspExtractor(), MelExtractor(), DspExtractor(region_s=None)):
@@ -277,7 +294,7 @@ def test_banded_mel_projection_and_blocked_rolloff_match_their_plain_forms():
 @pytest.mark.parametrize("region_s", [None, 0.5])
 def test_windows_on_the_sounds_frame_grid_get_the_features_of_the_window_alone(region_s):
     """`extract_windows` (one STFT of the whole sound; the windows' onsets, levels and envelopes
-    from one pass over it) against `extract_batch` of each window's own samples. Where a window's
+    their own) against `extract_batch` of each window's own samples. Where a window's
     onset region starts on the sound's hop grid with no lead-in, its frames are the sound's own, so
     the vectors agree to float rounding. The windows overlap; one is silent, one ends with the sound.
     (A -90 dBFS noise floor keeps every bin above the power floor that flatness takes logs of: below

@@ -263,3 +263,18 @@ def test_extractors_on_a_device_run_in_this_process_over_what_the_workers_decode
     monkeypatch.setattr(extract_module, "DEVICE_BATCH_SAMPLES", 1)  # run as soon as anything waits
     extract_module.extract_features(library.cache, targets, spec, [on_device], workers=2)
     assert sum(_ParentOnlyMel.calls) == 18 and len(_ParentOnlyMel.calls) > 1
+
+
+def test_cached_arrays_are_the_bytes_np_save_writes():
+    import io
+
+    from engine.features.cache import decode_array, encode_array
+
+    for array in (np.arange(99, dtype=np.float32), np.ones((64, 96), np.float32), np.zeros(0, np.float32),
+                  np.arange(6.0).reshape(2, 3).T, np.arange(5, dtype=">i4")):
+        saved = io.BytesIO()
+        np.save(saved, np.ascontiguousarray(array), allow_pickle=False)
+        assert encode_array(array) == saved.getvalue()
+        np.testing.assert_array_equal(decode_array(encode_array(array)), array)
+    with pytest.raises(ValueError):
+        encode_array(np.array([None, 1], dtype=object))

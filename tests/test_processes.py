@@ -214,3 +214,15 @@ def test_jobs_cancel_always_ends_a_job_that_no_longer_runs(workspace):
 
         assert cancel_requested(con, alive_elsewhere)
     assert get_job(workspace, alive_elsewhere).state == "training"
+
+
+def test_one_blas_thread_limits_the_blas_libraries_and_restores_them():
+    from threadpoolctl import threadpool_info
+
+    from engine.jobs.parallel import one_blas_thread
+
+    before = {info["filepath"]: info["num_threads"] for info in threadpool_info()}
+    with one_blas_thread():
+        inside = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    assert inside and set(inside) == {1}
+    assert {info["filepath"]: info["num_threads"] for info in threadpool_info()} == before

@@ -13,6 +13,7 @@ from functools import cache
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 from numpy.lib.stride_tricks import sliding_window_view
 
 AMIN = 1e-10  # power floor before taking logs (-100 dB)
@@ -65,13 +66,13 @@ def frame_many(sounds: Sequence[np.ndarray], n_fft: int, hop: int) -> tuple[np.n
 
     `frames_at(buffer, starts, n_fft)` takes the frames out; `frame_rms_at` and
     `zero_crossing_rate_at` measure them from the buffer, each sample once."""
-    padded = [_padded(samples, n_fft) for samples in sounds]
-    counts = [1 + (len(part) - n_fft) // hop for part in padded]
-    lengths = [-(-len(part) // hop) * hop for part in padded]
-    offsets = np.cumsum([0] + lengths)
+    half = n_fft // 2
+    padded = [max(len(samples) + 2 * half, n_fft) for samples in sounds]  # each sound's length as `_padded` pads it
+    counts = [1 + (length - n_fft) // hop for length in padded]
+    offsets = np.cumsum([0] + [-(-length // hop) * hop for length in padded])
     buffer = np.zeros(offsets[-1], dtype=np.float32)
-    for part, offset in zip(padded, offsets):
-        buffer[offset: offset + len(part)] = part
+    for samples, offset in zip(sounds, offsets):
+        buffer[offset + half: offset + half + len(samples)] = samples
     starts = np.concatenate([np.zeros(0, dtype=np.int64)]
                             + [offset + hop * np.arange(count) for offset, count in zip(offsets, counts)])
     return buffer, starts, np.cumsum([0] + counts)
@@ -82,18 +83,25 @@ def frames_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
     return sliding_window_view(buffer, n_fft)[starts]
 
 
-def _block_sums(values: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
-    """The sum of values[s: s + n_fft] for each s of `starts`, from running sums over blocks of
-    gcd(starts, n_fft) values (the whole buffer is a whole number of them), so each value is added
-    once, not once per frame that holds it."""
-    block = math.gcd(n_fft, *map(int, np.unique(starts % n_fft)), len(values))
-    running = np.concatenate([[0], np.cumsum(values.reshape(-1, block).sum(axis=1))])
+def _block_size(length: int, starts: np.ndarray, n_fft: int) -> int:
+    """gcd(starts, n_fft, length): blocks of that many values tile a buffer of `length` values, and
+    every frame (n_fft values from one of `starts`) is a whole number of them."""
+    return math.gcd(n_fft, *map(int, np.unique(starts % n_fft)), length)
+
+
+def _block_sums(totals: np.ndarray, block: int, starts: np.ndarray, n_fft: int) -> np.ndarray:
+    """The sum of values[s: s + n_fft] for each s of `starts`, from the `totals` of consecutive blocks of
+    `block` values (`_block_size`) by running sums: each value is added once, not once per frame
+    that holds it."""
+    running = np.concatenate([[0], np.cumsum(totals, dtype=np.result_type(totals, np.int64))])
     return running[(starts + n_fft) // block] - running[starts // block]
 
 
 def frame_rms_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) -> np.ndarray:
     """`frame_rms(frames_at(buffer, starts, n_fft))` from block sums of the squared samples."""
-    energy = np.maximum(_block_sums(np.square(buffer, dtype=np.float64), starts, n_fft), 0.0)
+    blocks = buffer.reshape(-1, _block_size(len(buffer), starts, n_fft))
+    totals = np.einsum("ij,ij->i", blocks, blocks).astype(np.float64)
+    energy = np.maximum(_block_sums(totals, blocks.shape[1], starts, n_fft), 0.0)
     return np.sqrt(energy / n_fft).astype(np.float32)
 
 
@@ -101,10 +109,12 @@ def zero_crossing_rate_at(buffer: np.ndarray, starts: np.ndarray, n_fft: int) ->
     """`zero_crossing_rate(frames_at(buffer, starts, n_fft))` (the same counts) from block counts of
     the sign changes between adjacent samples: each pair is compared once, not once per frame."""
     negative = np.signbit(buffer)
-    changes = np.zeros(len(buffer), dtype=np.int32)  # changes[j]: samples j and j + 1 differ in sign
-    np.not_equal(negative[1:], negative[:-1], out=changes[:-1], casting="unsafe")
+    changes = np.zeros(len(buffer), dtype=bool)  # changes[j]: samples j and j + 1 differ in sign
+    np.not_equal(negative[1:], negative[:-1], out=changes[:-1])
+    block = _block_size(len(buffer), starts, n_fft)
+    totals = changes.view(np.uint8).reshape(-1, block).sum(axis=1, dtype=np.int64)
     across_the_end = changes[starts + n_fft - 1]  # a frame's last sample and the next one: not in the frame
-    return (_block_sums(changes, starts, n_fft) - across_the_end) / n_fft
+    return (_block_sums(totals, block, starts, n_fft) - across_the_end) / n_fft
 
 
 @cache
@@ -117,9 +127,9 @@ def hann_window(n_fft: int) -> np.ndarray:
 def power_spectrogram(frames: np.ndarray) -> np.ndarray:
     """|STFT|² of Hann-windowed frames, shape (n_fft // 2 + 1, n_frames), float32."""
     spectrum = scipy.fft.rfft(frames * hann_window(frames.shape[1]), axis=1, overwrite_x=True)
-    power = np.square(spectrum.real)
-    power += np.square(spectrum.imag, out=spectrum.real)  # the real parts are no longer needed
-    return power.T
+    parts = spectrum.view(np.float32 if spectrum.dtype == np.complex64 else np.float64)  # re, im, re, im ...
+    np.square(parts, out=parts)
+    return np.add(parts[:, 0::2], parts[:, 1::2]).T
 
 
 @cache
@@ -188,24 +198,45 @@ def mel_spectrogram(power: np.ndarray, sample_rate: int, n_fft: int, n_mels: int
 
 
 def power_to_db(power: np.ndarray, ref: float = 1.0, top_db: float | None = None,
-                bounds: np.ndarray | None = None) -> np.ndarray:
-    """10·log10(power / ref), floored at AMIN; with top_db, also at top_db below the maximum.
+                bounds: np.ndarray | None = None, amin: float = AMIN) -> np.ndarray:
+    """10·log10(power / ref), floored at `amin`; with top_db, also at top_db below the maximum.
 
     `bounds` (frame offsets, 0 first and the frame count last) splits a spectrogram that holds
     several sounds' frames side by side: each sound is floored below its own maximum."""
-    db = 10.0 * np.log10(np.maximum(power, AMIN)) - 10.0 * np.log10(max(ref, AMIN))
-    if top_db is None or not db.size:
+    db = np.maximum(power, amin)
+    np.log10(db, out=db)
+    db *= 10.0
+    if ref != 1.0:
+        db -= 10.0 * np.log10(max(ref, amin))
+    return db if top_db is None else floor_db(db, top_db, bounds)
+
+
+def floor_db(db: np.ndarray, top_db: float, bounds: np.ndarray | None = None) -> np.ndarray:
+    """`db` floored at top_db below its maximum (each sound's, with `bounds` as in `power_to_db`) and at
+    AMIN's level. So a gain can be added after the logs: `floor_db(power_to_db(power, amin=a) +
+    10·log10(gain), top_db)` is `power_to_db(power * gain, top_db=top_db)` for any a <= AMIN / gain."""
+    if not db.size:
         return db
     if bounds is None:
-        return np.maximum(db, db.max() - top_db)
+        return np.maximum(db, max(db.max() - top_db, 10.0 * math.log10(AMIN)))
     starts, sizes = np.asarray(bounds[:-1]), np.diff(bounds)
     peaks = np.maximum.reduceat(db.max(axis=0), starts[sizes > 0])
-    return np.maximum(db, np.repeat(peaks - top_db, sizes[sizes > 0]))
+    floors = np.maximum(peaks - top_db, 10.0 * math.log10(AMIN)).astype(db.dtype)
+    return np.maximum(db, np.repeat(floors, sizes[sizes > 0]))
+
+
+@cache
+def _dct_rows(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """The first n_mfcc rows of the orthonormal DCT-II matrix of size n_mels, float32, read-only."""
+    rows = scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
+    rows.flags.writeable = False
+    return rows
 
 
 def mfcc(log_mel: np.ndarray, n_mfcc: int) -> np.ndarray:
-    """Orthonormal DCT-II over the mel axis of a log-mel spectrogram, first n_mfcc coefficients."""
-    return scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0)[:n_mfcc]
+    """Orthonormal DCT-II over the mel axis of a log-mel spectrogram, first n_mfcc coefficients: a
+    product with those rows of the DCT's matrix (a quarter of the work of the whole transform)."""
+    return _dct_rows(log_mel.shape[0], n_mfcc) @ log_mel
 
 
 def delta(features: np.ndarray, width: int = 9, bounds: np.ndarray | None = None) -> np.ndarray:
@@ -216,15 +247,19 @@ def delta(features: np.ndarray, width: int = 9, bounds: np.ndarray | None = None
     half = width // 2
     n_frames = features.shape[1]
     bounds = np.array([0, n_frames]) if bounds is None else np.asarray(bounds)
+    weights = np.arange(-half, half + 1) / (2 * sum(k * k for k in range(1, half + 1)))
+    slope = scipy.ndimage.correlate1d(features, weights, axis=1, mode="nearest")
+    # Frames within `half` of a sound's edge: their neighbours across the edge are its edge frame.
     sizes = np.diff(bounds)
-    first = np.repeat(bounds[:-1], sizes)
-    last = np.repeat(bounds[1:] - 1, sizes)
-    index = np.arange(n_frames)
-    slope = np.zeros_like(features)
+    near = np.arange(n_frames) - np.repeat(bounds[:-1], sizes)
+    near = np.flatnonzero((near < half) | (near >= np.repeat(sizes, sizes) - half))
+    first, last = (np.repeat(ends, sizes)[near] for ends in (bounds[:-1], bounds[1:] - 1))
+    fixed = np.zeros((features.shape[0], len(near)), dtype=slope.dtype)
     for k in range(1, half + 1):
-        ahead, behind = np.minimum(index + k, last), np.maximum(index - k, first)
-        slope += k * (features[:, ahead] - features[:, behind])
-    return slope / (2 * sum(k * k for k in range(1, half + 1)))
+        ahead, behind = features[:, np.minimum(near + k, last)], features[:, np.maximum(near - k, first)]
+        fixed += weights[half + k] * (ahead - behind)
+    slope[:, near] = fixed
+    return slope
 
 
 def _safe(total: np.ndarray) -> np.ndarray:
@@ -235,16 +270,32 @@ def spectral_centroid(magnitude: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return (freqs @ magnitude) / _safe(magnitude.sum(axis=0))
 
 
+def _moments(magnitude: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Each frame's sums of m, m·f and m·f² (float64 products with 1, f and f²): shape (3, frames)."""
+    powers = np.asarray(freqs, dtype=np.float64) ** np.arange(3)[:, None]
+    return powers @ magnitude.astype(np.float64)
+
+
 def spectral_bandwidth(magnitude: np.ndarray, freqs: np.ndarray, centroid: np.ndarray) -> np.ndarray:
     """Magnitude-weighted standard deviation of frequency around the centroid.
 
-    From the frames' first three moments (float64 products with 1, f and f², one pass over the
-    spectrogram): sum m·(f - c)² = M2 - 2c·M1 + c²·M0."""
-    powers = np.asarray(freqs, dtype=np.float64) ** np.arange(3)[:, None]
-    m0, m1, m2 = powers @ magnitude.astype(np.float64)
+    From the frames' first three moments (one pass over the spectrogram): sum m·(f - c)² =
+    M2 - 2c·M1 + c²·M0."""
+    return _bandwidth(_moments(magnitude, freqs), centroid)
+
+
+def _bandwidth(moments: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+    m0, m1, m2 = moments
     c = np.asarray(centroid, dtype=np.float64)
     spread = np.maximum(m2 - 2.0 * c * m1 + c * c * m0, 0.0)
     return np.sqrt(spread / _safe(m0)).astype(np.float32)
+
+
+def spectral_centroid_and_bandwidth(magnitude: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`spectral_centroid` and `spectral_bandwidth` from one pass of the frames' moments (float64)."""
+    moments = _moments(magnitude, freqs)
+    centroid = moments[1] / _safe(moments[0])
+    return centroid.astype(np.float32), _bandwidth(moments, centroid)
 
 
 ROLLOFF_BLOCK = 16  # bins summed at a time when looking for the rolloff
@@ -261,7 +312,11 @@ def spectral_rolloff(magnitude: np.ndarray, freqs: np.ndarray, fraction: float =
     if n_frames == 0:
         return np.zeros(0, dtype=freqs.dtype)
     starts = np.arange(0, n_bins, ROLLOFF_BLOCK)
-    totals = np.cumsum(np.add.reduceat(by_frame, starts, axis=1), axis=1)
+    whole = n_bins // ROLLOFF_BLOCK * ROLLOFF_BLOCK
+    sums = np.einsum("ijk->ij", by_frame[:, :whole].reshape(n_frames, -1, ROLLOFF_BLOCK))  # each block's sum
+    if whole < n_bins:
+        sums = np.concatenate([sums, by_frame[:, whole:].sum(axis=1, keepdims=True)], axis=1)
+    totals = np.cumsum(sums, axis=1)
     threshold = fraction * totals[:, -1]
     block = np.argmax(totals >= threshold[:, None], axis=1)
     before = np.where(block > 0, totals[np.arange(n_frames), block - 1], 0)
@@ -275,8 +330,9 @@ def spectral_rolloff(magnitude: np.ndarray, freqs: np.ndarray, fraction: float =
 def spectral_flatness(power: np.ndarray) -> np.ndarray:
     """Geometric over arithmetic mean of the power spectrum: 1 for white noise, near 0 for tones."""
     floored = np.maximum(power, AMIN)
-    arithmetic = floored.mean(axis=0)
-    return np.exp(np.log(floored, out=floored).mean(axis=0)) / arithmetic
+    mean = np.full(len(floored), 1.0 / len(floored), dtype=floored.dtype)  # means over bins as products
+    arithmetic = mean @ floored
+    return np.exp(mean @ np.log(floored, out=floored)) / arithmetic
 
 
 def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:

@@ -18,12 +18,16 @@ LOUDNESS_BLOCK = 256  # samples per envelope block when measuring loudness
 def envelope(samples: np.ndarray, block: int) -> np.ndarray:
     """RMS of consecutive blocks of `block` samples (the last one may be shorter)."""
     block = max(1, int(block))
-    if len(samples) == 0:
-        return np.zeros(0, dtype=np.float32)
-    energy = np.add.reduceat(np.square(samples, dtype=np.float32), np.arange(0, len(samples), block))
-    sizes = np.full(len(energy), block)
-    sizes[-1] = len(samples) - block * (len(energy) - 1)
-    return np.sqrt(energy / sizes).astype(np.float32)
+    samples = np.asarray(samples, dtype=np.float32)
+    whole = len(samples) // block * block
+    energy = np.empty(-(-len(samples) // block), dtype=np.float32)
+    blocks = samples[:whole].reshape(-1, block)
+    np.einsum("ij,ij->i", blocks, blocks, out=energy[: len(blocks)])  # sums of squares, no squares array
+    energy[: len(blocks)] /= block
+    if whole < len(samples):
+        tail = samples[whole:]
+        energy[-1] = np.dot(tail, tail) / len(tail)
+    return np.sqrt(energy, out=energy)
 
 
 def envelope_block(sample_rate: int) -> int:
@@ -87,30 +91,6 @@ def region_span(start: int | None, length: int, sample_rate: int, max_seconds: f
     return min(-start, stop - start), 0, min(max(stop, 0), length)
 
 
-def cumulative_energy(samples: np.ndarray) -> np.ndarray:
-    """0, then the running sum of the squared samples (squared as `envelope` does, summed in float64):
-    samples[a:b] hold c[b] - c[a]."""
-    cumulative = np.empty(len(samples) + 1)
-    cumulative[0] = 0.0
-    cumulative[1:] = np.square(samples, dtype=np.float32)
-    np.cumsum(cumulative[1:], out=cumulative[1:])
-    return cumulative
-
-
-def envelopes(cumulative: np.ndarray, spans: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """`envelope` of each of several regions of one sound, from its `cumulative_energy`: a region
-    (a row of `spans`) is `lead` zeros, then samples[first:last]. Returns the envelopes as rows
-    (zeros after a region's own blocks) and each region's number of blocks."""
-    lead, first, last = np.asarray(spans, dtype=np.int64).reshape(-1, 3).T
-    length = lead + last - first
-    counts = -(-length // block)
-    steps = block * np.arange(counts.max(initial=0) + 1)
-    edges = np.clip((first - lead)[:, None] + steps, first[:, None], last[:, None])  # the blocks' bounds in the sound
-    energy = np.diff(cumulative[edges], axis=1)
-    sizes = np.clip(length[:, None] - steps[:-1], 1, block)
-    return np.sqrt(energy / sizes).astype(np.float32), counts
-
-
 def loudness_gain(samples: np.ndarray, target_db: float = -20.0) -> float:
     """The factor `normalize_loudness` scales finite samples by: 1.0 for silence."""
     return float(gains_for(active_rms(samples), target_db))
@@ -144,8 +124,14 @@ def normalize_loudness(samples: np.ndarray, target_db: float = -20.0) -> np.ndar
     Non-finite samples are replaced by zeros, so the result is always finite (finite silence comes
     back as the input itself).
     """
+    return normalized(samples, target_db)[0]
+
+
+def normalized(samples: np.ndarray, target_db: float = -20.0) -> tuple[np.ndarray, float]:
+    """`normalize_loudness` of the samples, and the `active_rms` of what it returns."""
     samples = np.asarray(samples, dtype=np.float32)
     if not np.isfinite(samples).all():  # (checking first is several times cheaper than nan_to_num)
         samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-    gain = loudness_gain(samples, target_db)
-    return samples if gain == 1.0 else samples * np.float32(gain)
+    level = active_rms(samples)
+    gain = float(gains_for(level, target_db))
+    return (samples if gain == 1.0 else samples * np.float32(gain)), level * gain

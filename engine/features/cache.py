@@ -13,6 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import lmdb
@@ -26,8 +27,17 @@ def cache_key(prefix: str, clip_id: str, region_key: str) -> str:
 
 
 def encode_array(array: np.ndarray) -> bytes:
+    """The .npy bytes of the array, as np.save writes them (its header made once per dtype and shape)."""
+    array = np.ascontiguousarray(array)
+    if array.dtype.hasobject:
+        raise ValueError("object arrays are not stored (they would need pickles)")
+    return _npy_header(np.lib.format.dtype_to_descr(array.dtype), array.shape) + array.tobytes()
+
+
+@cache
+def _npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
     return buffer.getvalue()
 
 

@@ -9,23 +9,20 @@ band. Frame statistics are taken over the active frames only, so trailing silenc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.audio import dsp
 from engine.audio.regions import (
-    LOUDNESS_BLOCK,
-    active_levels,
     active_rms,
-    cumulative_energy,
     envelope,
     envelope_block,
-    envelopes,
     gains_for,
-    normalize_loudness,
-    onset_in,
+    normalized,
     onset_region,
+    onset_start,
     region_span,
 )
 from engine.features.base import Extractor
@@ -36,6 +33,8 @@ ONSET_DB = -40.0
 DECAY_DB = -20.0
 EFFECTIVE_DB = -40.0
 BAND_EDGES_HZ = (150.0, 800.0, 5000.0)
+BATCH_PASS_FRAMES = 1024  # frames per pass of extract_batch: its many small steps per pass cost more than a
+# pass of dsp.FRAMES_PER_PASS gains by staying in the CPU's cache (1,024: a fifth faster on one-shots)
 
 SPECTRAL_ROWS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
 TEMPORAL_NAMES = ("attack_s", "decay_s", "effective_duration_s", "temporal_centroid_s", "crest_db")
@@ -51,10 +50,12 @@ def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndar
     standard deviations, over the sound's active frames. Shape (values, sounds), float64."""
     rows = np.concatenate(groups).astype(np.float64)
     starts, sizes = bounds[:-1], np.diff(bounds)
-    counts = np.add.reduceat(active, starts)
-    means = np.add.reduceat(np.where(active, rows, 0.0), starts, axis=1) / counts
-    deviations = np.where(active, rows - np.repeat(means, sizes, axis=1), 0.0)
-    stds = np.sqrt(np.add.reduceat(np.square(deviations), starts, axis=1) / counts)
+    weights = active / np.repeat(np.add.reduceat(active, starts), sizes)  # 1 / its sound's active frames, or 0
+    means = np.add.reduceat(rows * weights, starts, axis=1)
+    deviations = rows - np.repeat(means, sizes, axis=1)
+    np.square(deviations, out=deviations)
+    deviations *= weights
+    stds = np.sqrt(np.add.reduceat(deviations, starts, axis=1))
     parts, first = [], 0
     for group in groups:
         parts += [means[first: first + len(group)], stds[first: first + len(group)]]
@@ -64,10 +65,18 @@ def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndar
 
 def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
     """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB)."""
+    return _temporals([region], sample_rate, [active_rms(region)])[0]
+
+
+def _temporals(regions: Sequence[np.ndarray], sample_rate: int, levels: Sequence[float]) -> np.ndarray:
+    """`_temporal` of several regions at once, whose `active_rms` levels are known: shape (regions, 5)."""
     block = envelope_block(sample_rate)
-    peak = np.abs(region).max(initial=0.0)
-    return _temporal_rows(envelope(region, block)[None], block / sample_rate, np.array([peak]),
-                          np.array([active_rms(region)]))[0]
+    envs = [envelope(region, block) for region in regions]
+    rows = np.zeros((len(envs), max(map(len, envs), default=0)), dtype=np.float32)  # zeros after a region's blocks
+    for row, env in zip(rows, envs):
+        row[:len(env)] = env
+    peaks = np.array([np.abs(region).max(initial=0.0) for region in regions], dtype=np.float64)
+    return _temporal_rows(rows, block / sample_rate, peaks, np.asarray(levels, dtype=np.float64))
 
 
 def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -91,23 +100,18 @@ def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray,
     return np.where(sounding[:, None], rows, 0.0)
 
 
-def _frames(samples: np.ndarray, first: int, last: int, n_fft: int, hop: int) -> np.ndarray:
-    """Frames first..last - 1 of `dsp.frame(samples, n_fft, hop)`: a view of the samples, but where
-    the frames reach past them (the zeros `dsp.frame` pads with)."""
-    start, stop = first * hop - n_fft // 2, (last - 1) * hop - n_fft // 2 + n_fft
-    if start < 0 or stop > len(samples):
-        part = np.zeros(stop - start, dtype=np.float32)
-        inside = samples[max(start, 0):stop]
-        part[max(start, 0) - start:max(start, 0) - start + len(inside)] = inside
-    else:
-        part = samples[start:stop]
-    return sliding_window_view(part, n_fft)[::hop]
-
-
-def _band_energy(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+def _band_energy(power: np.ndarray, sample_rate: int, n_fft: int) -> np.ndarray:
     """Each frame's energy below, between and above BAND_EDGES_HZ: shape (bands, frames), float64."""
-    bounds = np.concatenate([[0], np.searchsorted(freqs, BAND_EDGES_HZ)])
-    return np.add.reduceat(power, bounds, axis=0, dtype=np.float64)
+    return (_bands(sample_rate, n_fft, power.dtype) @ power).astype(np.float64)
+
+
+@cache
+def _bands(sample_rate: int, n_fft: int, dtype: np.dtype) -> np.ndarray:
+    """(bands, bins): ones where an FFT bin lies in a band of `_band_energy`, zeros elsewhere."""
+    band = np.searchsorted(BAND_EDGES_HZ, dsp.fft_frequencies(sample_rate, n_fft), side="right")
+    bands = (np.arange(len(BAND_EDGES_HZ) + 1)[:, None] == band).astype(dtype)
+    bands.flags.writeable = False
+    return bands
 
 
 def _band_ratios(energy: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -145,17 +149,18 @@ class DspExtractor(Extractor):
 
     def extract_batch(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One STFT (and one mel, MFCC, delta and spectral-shape pass) over the frames of several sounds
-        at a time, dsp.FRAMES_PER_PASS frames or so, which stay in the CPU's cache; the frame statistics
-        of all those sounds at once, and only the envelope descriptors sound by sound."""
+        at a time, BATCH_PASS_FRAMES frames or so; the frame statistics and envelope descriptors of all
+        those sounds at once (only their envelopes sound by sound)."""
         n_fft, hop = int(self.params["n_fft"]), int(self.params["hop"])
-        regions = [normalize_loudness(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
-                                                   self.params["region_s"]), self.params["target_db"])
-                   for samples in batch]
-        vectors = []
-        for group in dsp.passes(regions, n_fft, hop):
+        normalised = [normalized(onset_region(np.asarray(samples, dtype=np.float32), self.sample_rate,
+                                              self.params["region_s"]), self.params["target_db"]) for samples in batch]
+        regions, levels = [region for region, _ in normalised], [level for _, level in normalised]
+        vectors: list[np.ndarray] = []
+        for group in dsp.passes(regions, n_fft, hop, BATCH_PASS_FRAMES):
             buffer, starts, bounds = dsp.frame_many(group, n_fft, hop)
-            temporal = np.array([_temporal(region, self.sample_rate) for region in group])
-            vectors += self._vectors(temporal, bounds, *self._buffer_values(buffer, starts))
+            temporal = _temporals(group, self.sample_rate, levels[len(vectors): len(vectors) + len(group)])
+            mel_power, *values = self._buffer_values(buffer, starts)
+            vectors += self._vectors(temporal, bounds, dsp.power_to_db(mel_power), *values)
         return vectors
 
     def extract_windows(self, samples: np.ndarray, windows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
@@ -166,9 +171,8 @@ class DspExtractor(Extractor):
         the sound's own hop grid, at most hop / 2 samples from where the window's own frames would
         be. The frames that reach past a window's onset region into its zero padding (two at each
         end with the defaults) are its own, so the edges the statistics see are the same. The onset
-        regions, envelopes and levels are the windows' own, from one pass over the squared samples;
-        loudness normalisation is applied as the gain it would be (the descriptors other than the
-        MFCCs do not depend on it)."""
+        regions, envelopes and levels are the windows' own; loudness normalisation is applied as the
+        gain it would be (the descriptors other than the MFCCs do not depend on it)."""
         if not windows:
             return []
         samples = np.asarray(samples, dtype=np.float32)
@@ -176,23 +180,18 @@ class DspExtractor(Extractor):
             samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
         sample_rate, n_fft, hop = self.sample_rate, int(self.params["n_fft"]), int(self.params["hop"])
         half = n_fft // 2
-        cumulative = cumulative_energy(samples)
-        block = envelope_block(sample_rate)
-        firsts, lasts = np.asarray(windows, dtype=np.int64).reshape(-1, 2).T
-        whole, blocks = envelopes(cumulative, np.stack([np.zeros_like(firsts), firsts, lasts], axis=1), block)
         spans = []  # each window's onset region: `lead` zeros, then samples[first:last]
-        for first, last, env, count in zip(firsts, lasts, whole, blocks):
-            onset = onset_in(samples[first:last], env[:count], block, sample_rate)
-            lead, low, high = region_span(onset, int(last - first), sample_rate, self.params["region_s"])
+        for first, last in windows:
+            lead, low, high = region_span(onset_start(samples[first:last], sample_rate), last - first, sample_rate,
+                                          self.params["region_s"])
             spans.append((lead, first + low, first + high))
-        spans = np.array(spans, dtype=np.int64)
-        lead, first, last = spans.T
-        levels = active_levels(envelopes(cumulative, spans, LOUDNESS_BLOCK)[0])
-        magnitude = np.append(np.abs(samples), np.float32(0))
-        peaks = np.maximum.reduceat(magnitude, np.stack([first, last], axis=1).reshape(-1))[::2]
-        peaks[first >= last] = 0.0
-        temporal = _temporal_rows(envelopes(cumulative, spans, block)[0], block / sample_rate, peaks, levels)
-        gains = np.square(gains_for(levels, self.params["target_db"])).astype(np.float32)
+        regions = [np.concatenate([np.zeros(lead, dtype=np.float32), samples[first:last]]) if lead
+                   else samples[first:last] for lead, first, last in spans]
+        levels = np.array([active_rms(region) for region in regions])
+        temporal = _temporals(regions, sample_rate, levels)
+        power_gains = np.square(gains_for(levels, self.params["target_db"]))
+        lead, first, last = np.array(spans, dtype=np.int64).reshape(-1, 3).T
+        buffer, frame_starts, _ = dsp.frame_many([samples], n_fft, hop)  # the sound's frames: buffer[k * hop:][:n_fft]
 
         # Each window's frames: frame k of its region covers region[k * hop - half, k * hop + half)
         # (zeros outside), i.e. from `origin + k * hop` in the sound.
@@ -202,18 +201,25 @@ class DspExtractor(Extractor):
         k = np.arange(bounds[-1]) - np.repeat(bounds[:-1], counts)
         origin = np.repeat(first - lead - half, counts) + k * hop
         edge = (k * hop < half) | (k * hop + half > np.repeat(length, counts))
-        total = 1 + len(samples) // hop  # the sound's frames (`dsp.frame`), in blocks that stay in the CPU's cache
+        total = len(frame_starts)  # the sound's frames, in blocks that stay in the CPU's cache
+        frames = sliding_window_view(buffer, n_fft)[::hop][:total]
+        zcr, rms = dsp.zero_crossing_rate_at(buffer, frame_starts, n_fft), dsp.frame_rms_at(buffer, frame_starts, n_fft)
         inner = [np.concatenate(values, axis=-1) for values in zip(*(
-            self._values_of(_frames(samples, start, min(start + dsp.FRAMES_PER_PASS, total), n_fft, hop))
+            self._frame_values(frames[start:start + dsp.FRAMES_PER_PASS], zcr[start:start + dsp.FRAMES_PER_PASS],
+                               rms[start:start + dsp.FRAMES_PER_PASS])
             for start in range(0, total, dsp.FRAMES_PER_PASS)))]
         where = origin[edge, None] + np.arange(n_fft)  # an edge frame's samples, zero outside its region
         inside = (where >= np.repeat(first, counts)[edge, None]) & (where < np.repeat(last, counts)[edge, None])
         edges = self._values_of(np.where(inside, samples[np.clip(where, 0, max(len(samples) - 1, 0))], np.float32(0)))
         pick = np.clip((origin + half + hop // 2) // hop, 0, total - 1)  # the sound's frame nearest each frame
         pick[edge] = total + np.arange(np.count_nonzero(edge))
-        mel_power, spectral, rms, energy = (np.concatenate([a, b], axis=-1)[..., pick] for a, b in zip(inner, edges))
-        mel_power *= np.repeat(gains, counts)
-        return self._vectors(temporal, bounds, mel_power, spectral, rms, energy)
+        mel_power, spectral, rms, energy = (np.concatenate([a, b], axis=-1) for a, b in zip(inner, edges))
+        # The windows' log-mel: the sound's, floored below AMIN by the largest gain (`dsp.floor_db` then
+        # floors what the gain leaves below AMIN), with each window's loudness gain added.
+        amin = max(dsp.AMIN / float(power_gains.max()), float(np.finfo(np.float32).tiny))
+        log_mel = dsp.power_to_db(mel_power, amin=amin)[:, pick]
+        log_mel += np.repeat((10.0 * np.log10(power_gains)).astype(np.float32), counts)
+        return self._vectors(temporal, bounds, log_mel, spectral[:, pick], rms[pick], energy[:, pick])
 
     def _buffer_values(self, buffer: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
         """`_frame_values` of the frames `dsp.frame_many` laid out in `buffer`."""
@@ -234,23 +240,21 @@ class DspExtractor(Extractor):
         magnitude = np.sqrt(power)
         freqs = dsp.fft_frequencies(sample_rate, n_fft)
         mel_power = dsp.mel_spectrogram(power, sample_rate, n_fft, int(self.params["n_mels"]))
-        centroid = dsp.spectral_centroid(magnitude, freqs)
         spectral = np.stack(
             [
-                centroid,
-                dsp.spectral_bandwidth(magnitude, freqs, centroid),
+                *dsp.spectral_centroid_and_bandwidth(magnitude, freqs),
                 dsp.spectral_rolloff(magnitude, freqs),
                 dsp.spectral_flatness(power),
                 zcr,
             ]
         )
-        return mel_power, spectral, rms, _band_energy(power, freqs)
+        return mel_power, spectral, rms, _band_energy(power, sample_rate, n_fft)
 
-    def _vectors(self, temporal: np.ndarray, bounds: np.ndarray, mel_power: np.ndarray,
+    def _vectors(self, temporal: np.ndarray, bounds: np.ndarray, log_mel: np.ndarray,
                  spectral: np.ndarray, rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
-        """Each sound's vector from its `_temporal` row and its frames' values, the sounds' frames
-        side by side (`bounds`)."""
-        cepstra = dsp.mfcc(dsp.power_to_db(mel_power, top_db=MFCC_TOP_DB, bounds=bounds), int(self.params["n_mfcc"]))
+        """Each sound's vector from its `_temporal` row and its frames' values (`log_mel`: the mel power in
+        dB, `dsp.power_to_db` of it), the sounds' frames side by side (`bounds`)."""
+        cepstra = dsp.mfcc(dsp.floor_db(log_mel, MFCC_TOP_DB, bounds), int(self.params["n_mfcc"]))
         groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
         sizes = np.diff(bounds)
         loudest = np.repeat(np.maximum.reduceat(rms, bounds[:-1]), sizes)

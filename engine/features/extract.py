@@ -35,6 +35,7 @@ from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
 from engine.features.spec import FeatureSpec
 from engine.jobs.parallel import default_workers, parallel_map
+from engine.memory import keep_freed_memory
 from engine.progress import CancelToken, Reporter
 
 WRITE_EVERY_S = 0.5
@@ -195,19 +196,19 @@ def _run_extractors(pending: list[_Decoded], outcomes: list) -> None:
         chosen = [n for n, item in enumerate(pending) if index in item.needs]
         if not chosen:
             continue
-        rate = extractor.sample_rate
+        rate, prefix = extractor.sample_rate, extractor.cache_prefix  # (the prefix hashes the parameters: once)
         for n in chosen:
             if (n, rate) not in resampled:
                 resampled[n, rate] = resample(pending[n].samples, pending[n].rate, rate)
         if index in _handed_back:
             for n in chosen:
-                key = cache_key(extractor.cache_prefix, pending[n].clip_id, pending[n].region_key)
+                key = cache_key(prefix, pending[n].clip_id, pending[n].region_key)
                 outcomes[pending[n].outcome][2].append((index, key, resampled[n, rate]))
             continue
         batch = extractor.extract_batch([resampled[n, rate] for n in chosen])
         for n, features in zip(chosen, batch):
             item = pending[n]
-            key = cache_key(extractor.cache_prefix, item.clip_id, item.region_key)
+            key = cache_key(prefix, item.clip_id, item.region_key)
             outcomes[item.outcome][0].append((key, np.asarray(features, dtype=np.float32)))
 
 
@@ -216,6 +217,7 @@ def _extract_batch(jobs: tuple[_ClipJob, ...]) -> list[tuple[list[tuple[str, np.
     decoded and the samples handed back for a device, or its Rejection. The regions of several clips
     go through each extractor together, in groups of at most BATCH_SAMPLES decoded samples, so
     memory stays bounded."""
+    keep_freed_memory()
     outcomes: list = []
     pending: list[_Decoded] = []
     held = 0
@@ -240,7 +242,8 @@ def _extract_batch(jobs: tuple[_ClipJob, ...]) -> list[tuple[list[tuple[str, np.
 
 def _plan(cache: FeatureCache, targets: Sequence[Target], extractors: Sequence[Extractor]) -> list[_ClipJob]:
     """Group the missing (target, extractor) pairs by clip."""
-    keys = [(t, i, cache_key(e.cache_prefix, t.clip_id, t.region_key)) for t in targets for i, e in enumerate(extractors)]
+    prefixes = [e.cache_prefix for e in extractors]  # (each hashes its extractor's parameters: once)
+    keys = [(t, i, cache_key(prefix, t.clip_id, t.region_key)) for t in targets for i, prefix in enumerate(prefixes)]
     missing = set(cache.missing(key for _, _, key in keys))
     by_clip: dict[str, dict[tuple, list[int]]] = defaultdict(lambda: defaultdict(list))
     first_target: dict[str, Target] = {}
@@ -381,7 +384,8 @@ def load_features(cache: FeatureCache, targets: Sequence[Target], extractors: Se
     """The feature matrix for the targets whose features are all cached, and those targets' indices.
 
     Each row is `feature_row` of the extractors' outputs."""
-    keys = [[cache_key(e.cache_prefix, t.clip_id, t.region_key) for e in extractors] for t in targets]
+    prefixes = [e.cache_prefix for e in extractors]
+    keys = [[cache_key(prefix, t.clip_id, t.region_key) for prefix in prefixes] for t in targets]
     found = cache.get_many(key for row in keys for key in row)
     rows, kept = [], []
     for index, row in enumerate(keys):

@@ -22,6 +22,8 @@ from engine.concepts import Rejection, Segment
 from engine.features.base import Extractor
 from engine.features.cache import FeatureCache, cache_key
 from engine.features.extract import changed_file, feature_row, unreadable_file
+from engine.jobs.parallel import one_blas_thread
+from engine.memory import keep_freed_memory
 from engine.progress import CancelToken
 from engine.settings import cpu_threads
 
@@ -76,16 +78,14 @@ def track_window_features(cache: FeatureCache, clip_id: str, path: str, size_byt
     todo = [index for index, row in enumerate(keys) if any(key in missing for key in row)]
     computed: dict[str, np.ndarray] = {}
     if todo:
-        from threadpoolctl import threadpool_limits
-
         try:
             if os.path.getsize(path) != size_bytes:
                 return np.zeros((0,)), [], [changed_file(path)]
             workers = cpu_threads() if workers is None else max(workers, 1)
+            keep_freed_memory()
             chunks = [[todo[i] for i in group] for group in _chunks([starts[i] for i in todo], window_s, workers)]
-            # One BLAS thread per chunk: the chunks already run side by side (set once: each setting
-            # looks the libraries up again).
-            with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+            # One BLAS thread per chunk: the chunks already run side by side.
+            with one_blas_thread(), ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
                 results = [pool.submit(_chunk_features, path, [starts[i] for i in chunk], window_s, extractors)
                            for chunk in chunks]
                 for chunk, result in zip(chunks, results):

@@ -73,6 +73,14 @@ def _thread_pools():
     return ThreadpoolController()
 
 
+def one_blas_thread():
+    """A context in which the BLAS/OpenMP libraries run on one thread each: threadpoolctl's
+    `threadpool_limits(limits=1)` over the libraries loaded when `_thread_pools` first looked (numpy's
+    and scipy's), found once per process rather than on every call, where looking costs a
+    millisecond, more than a small batch's work."""
+    return _thread_pools().limit(limits=1)
+
+
 def _worker_start(owner_pid: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     _die_with_parent(owner_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -104,14 +112,12 @@ def parallel_map(
     """
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(items) < inline_below:
-        from threadpoolctl import threadpool_limits
-
         if initializer is not None:
             initializer(*initargs)
         for item in items:
             if cancel is not None and cancel.cancelled:
                 return
-            with threadpool_limits(limits=1):
+            with one_blas_thread():
                 result = function(item)
             if reporter is not None:
                 reporter.advance(1)
