@@ -242,18 +242,19 @@ async def test_a_version_that_failed_its_gates_is_activated_only_when_forced_wit
 
 
 def add_unfeaturised_clips(ws: Workspace, folder: Path, count: int) -> None:
-    """Short noise bursts whose features are not cached yet: inference over them takes seconds."""
+    """Noise bursts of 1.5 s (dsp's region) whose features are not cached yet: inference over them takes seconds."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(7)
-    decay = np.exp(-np.arange(11025) / 3000)
+    decay = np.exp(-np.arange(33075) / 9000)
     for index in range(count):
-        soundfile.write(folder / f"noise_{index:04d}.wav", (0.3 * rng.standard_normal(11025) * decay).astype(np.float32),
+        soundfile.write(folder / f"noise_{index:04d}.wav", (0.3 * rng.standard_normal(33075) * decay).astype(np.float32),
                         22050)
     import_folder(ws, folder, workers=1)
 
 
-async def test_c_cancels_an_activation_job_the_new_version_stays_active_with_what_was_stored(ws, tmp_path):
+async def test_c_cancels_an_activation_job_the_new_version_stays_active_with_what_was_stored(ws, tmp_path, monkeypatch):
     add_unfeaturised_clips(ws, tmp_path / "noise", 1200)
+    monkeypatch.setenv("WORKBENCH_THREADS", "1")  # the job extracts in one process: seconds, time to cancel it
     total = clip_count(ws)
     app = make_app(ws.root)
     async with app.run_test(size=(100, 30)) as pilot:
