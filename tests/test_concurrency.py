@@ -244,7 +244,6 @@ def test_a_killed_extract_leaves_a_usable_workspace_and_keeps_committed_features
     extract = Background(ws, tmp_path, "features", "extract", "--extractor", "mel", "--workers", 1, "--json")
     try:
         wait_for(lambda: cache_entries(ws) > 0, "the extract wrote its first features", still_running=extract)
-        time.sleep(0.3)  # kill it in the middle of things, not at a tidy point
         assert extract.running, "the extract ended before it could be killed; raise N_CLIPS"
         os.kill(extract.process.pid, signal.SIGKILL)
         assert extract.wait().returncode == -signal.SIGKILL
