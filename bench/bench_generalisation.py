@@ -434,6 +434,18 @@ def join(name: str, first: Corpus, second: Corpus, specs: list[str]) -> Corpus:
     return joined
 
 
+def onto_real_packages(title: str, name: str, training: Corpus, real: Corpus, specs: list[str],
+                       classes: list[str]) -> Benchmark:
+    """Train on every clip of `training`, test on each real package in turn (no validation split)."""
+    joined = join(f"{training.name}+real", training, real, specs)
+    groups = joined.groups
+    rows = np.flatnonzero(~np.isin(groups, list(REAL_PACKAGES)))
+    folds = [Fold(f"{name}->{package}", rows, np.array([], dtype=np.int64), np.flatnonzero(groups == package))
+             for package in REAL_PACKAGES]
+    return Benchmark(title, joined, folds, classes=classes,
+                     describe=f"classes: {', '.join(classes)}; no validation split")
+
+
 def parse_combo(text: str) -> tuple[str, str]:
     kind, _, spec = text.strip().partition("@")
     return kind, spec or PATCH_FEATURES.get(kind, "dsp")
@@ -915,27 +927,15 @@ def main() -> None:
             featurise(corpus, spec, workspace, args.workers)
         notes += corpus.notes
 
+    real_classes = next((b.classes for b in benches if b.title.startswith("(b)")), None)
     if synthetic is not None and real is not None:
-        joined = join("synthetic+real", synthetic, real, specs)
-        groups = joined.groups
-        synth_rows = np.flatnonzero(np.isin(groups, [p.name for p in DEMO_PACKS]))
-        folds = [Fold(f"synth->{package}", synth_rows, np.array([], dtype=np.int64),
-                      np.flatnonzero(groups == package)) for package in REAL_PACKAGES]
-        shared = next(b for b in benches if b.title.startswith("(b)")).classes
-        benches.append(Benchmark(
-            "(c) synthetic -> real: train on the 5 synthetic packs, test on a real package", joined, folds,
-            classes=shared, describe=f"classes: {', '.join(shared)}; no validation split"))
-
+        benches.append(onto_real_packages(
+            "(c) synthetic -> real: train on the 5 synthetic packs, test on a real package", "synth",
+            synthetic, real, specs, real_classes))
     if hydrogen is not None and real is not None:
-        joined = join("hydrogen+real", hydrogen, real, specs)
-        groups = joined.groups
-        kit_rows = np.flatnonzero(~np.isin(groups, list(REAL_PACKAGES)))
-        folds = [Fold(f"kits->{package}", kit_rows, np.array([], dtype=np.int64),
-                      np.flatnonzero(groups == package)) for package in REAL_PACKAGES]
-        shared = next(b for b in benches if b.title.startswith("(b)")).classes
-        benches.append(Benchmark(
-            "(e) another source: train on every Hydrogen kit, test on a Debian package", joined, folds,
-            classes=shared, describe=f"classes: {', '.join(shared)}; no validation split"))
+        benches.append(onto_real_packages(
+            "(e) another source: train on every Hydrogen kit, test on a Debian package", "kits",
+            hydrogen, real, specs, real_classes))
 
     print(f"\nfeatures ready after {time.perf_counter() - started:.0f}s\n")
     results: dict[str, list[ComboResult]] = {}
