@@ -130,13 +130,10 @@ def test_spectral_shape_matches_librosa():
     power = dsp.power_spectrogram(dsp.frame(signal, 1024, 256))
     magnitude = np.sqrt(power)
     freqs = dsp.fft_frequencies(SR, 1024)
-    centroid = dsp.spectral_centroid(magnitude, freqs)
+    centroid, bandwidth = dsp.spectral_centroid_and_bandwidth(magnitude, freqs)
     pairs = [
         (centroid, librosa.feature.spectral_centroid(S=magnitude, sr=SR)[0]),
-        (
-            dsp.spectral_bandwidth(magnitude, freqs, centroid),
-            librosa.feature.spectral_bandwidth(S=magnitude, sr=SR)[0],
-        ),
+        (bandwidth, librosa.feature.spectral_bandwidth(S=magnitude, sr=SR)[0]),
         (dsp.spectral_rolloff(magnitude, freqs), librosa.feature.spectral_rolloff(S=magnitude, sr=SR)[0]),
         (dsp.spectral_flatness(power), librosa.feature.spectral_flatness(S=magnitude)[0]),
     ]
@@ -324,8 +321,8 @@ def test_temporal_descriptors_of_a_known_envelope():
     """Blocks of constant level (2 ms each): a 0.5 block, four at 1.0, five at 0.2 (-14 dB), five
     at 0.05 (-26 dB), then silence; attack, decay, effective duration, temporal centroid and crest
     factor by their definitions."""
-    from engine.audio.regions import envelope_block
-    from engine.features.dsp import _temporal
+    from engine.audio.regions import active_rms, envelope_block
+    from engine.features.dsp import _temporals
 
     block = envelope_block(SR)
     levels = np.array([0.0] * 10 + [0.5] + [1.0] * 4 + [0.2] * 5 + [0.05] * 5 + [0.0] * 6)
@@ -337,9 +334,10 @@ def test_temporal_descriptors_of_a_known_envelope():
     blocks256 = np.append(blocks256, np.sqrt(np.mean(tail ** 2))) if len(tail) else blocks256
     active = blocks256[blocks256 >= blocks256.max() / 100]
     crest = 20 * np.log10(1.0 / np.sqrt(np.mean(active ** 2)))
-    np.testing.assert_allclose(_temporal(region, SR), [1 * seconds, 8 * seconds, 15 * seconds, centroid, crest],
-                               rtol=1e-5)
-    assert not _temporal(np.zeros(500, dtype=np.float32), SR).any()
+    silence = np.zeros(500, dtype=np.float32)
+    found, silent = _temporals([region, silence], SR, [active_rms(region), active_rms(silence)])
+    np.testing.assert_allclose(found, [1 * seconds, 8 * seconds, 15 * seconds, centroid, crest], rtol=1e-5)
+    assert not silent.any()
 
 
 def test_rolloff_is_the_first_bin_where_the_running_sum_reaches_the_fraction():

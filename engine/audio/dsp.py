@@ -266,36 +266,15 @@ def _safe(total: np.ndarray) -> np.ndarray:
     return np.maximum(total, np.finfo(np.float32).tiny)
 
 
-def spectral_centroid(magnitude: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    return (freqs @ magnitude) / _safe(magnitude.sum(axis=0))
-
-
-def _moments(magnitude: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """Each frame's sums of m, m·f and m·f² (float64 products with 1, f and f²): shape (3, frames)."""
-    powers = np.asarray(freqs, dtype=np.float64) ** np.arange(3)[:, None]
-    return powers @ magnitude.astype(np.float64)
-
-
-def spectral_bandwidth(magnitude: np.ndarray, freqs: np.ndarray, centroid: np.ndarray) -> np.ndarray:
-    """Magnitude-weighted standard deviation of frequency around the centroid.
-
-    From the frames' first three moments (one pass over the spectrogram): sum m·(f - c)² =
-    M2 - 2c·M1 + c²·M0."""
-    return _bandwidth(_moments(magnitude, freqs), centroid)
-
-
-def _bandwidth(moments: np.ndarray, centroid: np.ndarray) -> np.ndarray:
-    m0, m1, m2 = moments
-    c = np.asarray(centroid, dtype=np.float64)
-    spread = np.maximum(m2 - 2.0 * c * m1 + c * c * m0, 0.0)
-    return np.sqrt(spread / _safe(m0)).astype(np.float32)
-
-
 def spectral_centroid_and_bandwidth(magnitude: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`spectral_centroid` and `spectral_bandwidth` from one pass of the frames' moments (float64)."""
-    moments = _moments(magnitude, freqs)
-    centroid = moments[1] / _safe(moments[0])
-    return centroid.astype(np.float32), _bandwidth(moments, centroid)
+    """Each frame's magnitude-weighted mean frequency (centroid c) and standard deviation of frequency
+    around it (bandwidth), from its first three moments M0, M1, M2 (float64 sums of m, m·f and m·f²,
+    one pass over the spectrogram): c = M1 / M0 and sum m·(f - c)² = M2 - 2c·M1 + c²·M0."""
+    powers = np.asarray(freqs, dtype=np.float64) ** np.arange(3)[:, None]
+    m0, m1, m2 = powers @ magnitude.astype(np.float64)
+    centroid = m1 / _safe(m0)
+    spread = np.maximum(m2 - 2.0 * centroid * m1 + centroid * centroid * m0, 0.0)
+    return centroid.astype(np.float32), np.sqrt(spread / _safe(m0)).astype(np.float32)
 
 
 ROLLOFF_BLOCK = 16  # bins summed at a time when looking for the rolloff

@@ -91,13 +91,8 @@ def region_span(start: int | None, length: int, sample_rate: int, max_seconds: f
     return min(-start, stop - start), 0, min(max(stop, 0), length)
 
 
-def loudness_gain(samples: np.ndarray, target_db: float = -20.0) -> float:
-    """The factor `normalize_loudness` scales finite samples by: 1.0 for silence."""
-    return float(gains_for(active_rms(samples), target_db))
-
-
 def gains_for(levels: np.ndarray | float, target_db: float = -20.0) -> np.ndarray:
-    """`loudness_gain` of sounds whose `active_rms` are `levels`."""
+    """The factors `normalize_loudness` scales sounds whose `active_rms` are `levels` by: 1.0 for silence."""
     levels = np.asarray(levels, dtype=np.float64)
     silent = levels <= 10.0 ** (SILENCE_DB / 20.0)
     return np.where(silent, 1.0, 10.0 ** (target_db / 20.0) / np.where(silent, 1.0, levels))

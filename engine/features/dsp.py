@@ -63,13 +63,9 @@ def _summaries(groups: Sequence[np.ndarray], bounds: np.ndarray, active: np.ndar
     return np.concatenate(parts)
 
 
-def _temporal(region: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB)."""
-    return _temporals([region], sample_rate, [active_rms(region)])[0]
-
-
 def _temporals(regions: Sequence[np.ndarray], sample_rate: int, levels: Sequence[float]) -> np.ndarray:
-    """`_temporal` of several regions at once, whose `active_rms` levels are known: shape (regions, 5)."""
+    """Attack, decay, effective duration and temporal centroid (seconds), crest factor (dB) of each
+    region, whose `active_rms` levels are known: shape (regions, 5)."""
     block = envelope_block(sample_rate)
     envs = [envelope(region, block) for region in regions]
     rows = np.zeros((len(envs), max(map(len, envs), default=0)), dtype=np.float32)  # zeros after a region's blocks
@@ -80,7 +76,7 @@ def _temporals(regions: Sequence[np.ndarray], sample_rate: int, levels: Sequence
 
 
 def _temporal_rows(env: np.ndarray, seconds_per_block: float, peaks: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """`_temporal` of regions whose envelopes (rows of `env`, zeros after a region's own blocks),
+    """`_temporals` of regions whose envelopes (rows of `env`, zeros after a region's own blocks),
     largest absolute samples and `active_rms` levels are known: shape (regions, 5)."""
     if not env.shape[1]:
         return np.zeros((len(env), len(TEMPORAL_NAMES)))
@@ -252,7 +248,7 @@ class DspExtractor(Extractor):
 
     def _vectors(self, temporal: np.ndarray, bounds: np.ndarray, log_mel: np.ndarray,
                  spectral: np.ndarray, rms: np.ndarray, energy: np.ndarray) -> list[np.ndarray]:
-        """Each sound's vector from its `_temporal` row and its frames' values (`log_mel`: the mel power in
+        """Each sound's vector from its `_temporals` row and its frames' values (`log_mel`: the mel power in
         dB, `dsp.power_to_db` of it), the sounds' frames side by side (`bounds`)."""
         cepstra = dsp.mfcc(dsp.floor_db(log_mel, MFCC_TOP_DB, bounds), int(self.params["n_mfcc"]))
         groups = (cepstra, dsp.delta(cepstra, bounds=bounds), spectral)
