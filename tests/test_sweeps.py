@@ -381,7 +381,9 @@ def _assert_exactly_once_after_a_kill(ws, name, storage, grid, victim, **options
     assert retry[0].user_attrs[sweeps.GRID_POINT] == dead.user_attrs[sweeps.GRID_POINT]
 
 
-SLOW = dict(model="mlp", hyperparams={"epochs": 1000, "patience": 1000})
+# Long enough that a trial's first epochs reach the job log (written every 2 s, about epoch 800 here)
+# well before its end, so the kill lands mid-trial.
+SLOW = dict(model="mlp", hyperparams={"epochs": 2000, "patience": 2000})
 
 
 def test_journal_two_workers_one_killed_every_point_completes_once(ws):
