@@ -141,9 +141,7 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
             if result.get("auto"):
                 stdout.print(cv_table(result["auto"]["table"], "model search (grouped cross-validation, no test data)"))
             if result.get("cv"):
-                trained = (result.get("auto") or {}).get("winner") or record.get("params") or {}
-                stdout.print(cv_table([{**result["cv"], "kind": trained.get("kind", trained.get("model", "")),
-                                        "features": trained.get("features") or "", "hyperparams": {}}],
+                stdout.print(cv_table([{**result["cv"], "hyperparams": {}}],
                                       f"{result['cv']['folds']}-fold grouped cross-validation ({result['cv']['grouping']})"))
             test = result.get("test") or {}
             stdout.print(f"[bold]{result.get('model')}[/]: accuracy {_with_ci(test, 'accuracy')}, "

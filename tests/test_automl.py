@@ -166,6 +166,8 @@ def test_train_cv_prints_the_table_and_puts_it_in_the_json_document(workspace, l
     document = json.loads(runner.invoke(app, [*args[:3], "models", "show", "checked@1", "--json"]).stdout)
     cv = document["model"]["metrics"]["cv"]
     assert cv["folds"] == 3 and cv["grouping"] == "source" and set(cv["metrics"]) == {"accuracy", "macro_f1", "ece"}
+    assert (cv["kind"], cv["features"]) == ("logreg", document["model"]["features"])  # what was cross-validated
+    assert f"logreg │ {cv['features']}" in shown.stdout  # and the table names it
     bad = runner.invoke(app, [*args[:5], "bad", *args[6:-1], "1"])
     assert bad.exit_code != 0 and "at least 2 folds" in bad.stdout + bad.stderr
 

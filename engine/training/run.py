@@ -248,7 +248,8 @@ def _cross_validate(job: JobLog, data: TrainingData, request: TrainRequest, canc
 
     cv = cross_validate(data, request.model, request.hyperparams, request.cv, seed=request.seed, cancel=cancel,
                         on_fold=on_fold)
-    job.event("cv", {"model": request.model, "features": str(data.spec), **cv})
+    cv = {"kind": request.model, "features": str(data.spec), **cv}
+    job.event("cv", cv)
     return cv
 
 
@@ -291,7 +292,7 @@ def _choose(workspace, job: JobLog, asked: TrainRequest, cancel: CancelToken) ->
     data.notes.extend(notes)
     won = next(row for row in table if row["chosen"])
     summary = {"score": SCORE, "winner": winner.to_dict(), "table": table,
-               "cv": {key: won[key] for key in ("folds", "grouping", "rows", "metrics", "seconds")}}
+               "cv": {key: won[key] for key in ("kind", "features", "folds", "grouping", "rows", "metrics", "seconds")}}
     request = replace(chosen, model=winner.kind, hyperparams=winner.hyperparams)
     if asked.ensemble:
         members = _ensemble_members(table, winner.features, asked.ensemble)
