@@ -12,8 +12,9 @@ Debian's Hydrogen drum kits (`apt-get install hydrogen-drumkits`; the kits, clas
 1. Train on every other kit (`--kind` on `--features`; logreg with C 0.01 on hybrid:aisfx by
    default, the best fixed combination of (d)) and predict the held-out kit.
 2. Take `--step` of its clips the person has not labelled yet, by one of two strategies:
-   - suggest: the order of `workbench suggest` (`engine.triage.suggestions`): margin uncertainty,
-     skipping a clip nearly identical to one already taken in that round;
+   - suggest: the order of `workbench suggest` at its defaults (`engine.triage.suggestions`):
+     margin uncertainty, skipping a near-duplicate of a clip already taken in that round and
+     putting a clip alike to one (cosine 0.9) after the unlike ones;
    - random: a random order (seeded; the figure is the mean over `--seeds` orders).
    The person gives each its true label (accept when the model's top label was right, else correct).
 3. Train again on the other kits plus every clip of the kit labelled so far; repeat up to the
@@ -53,7 +54,7 @@ import bench_generalisation as generalisation  # noqa: E402
 from engine.evaluation.metrics import bootstrap_resamples, evaluate, percentile_interval  # noqa: E402
 from engine.features.spec import parse_param_value  # noqa: E402
 from engine.models.kinds import make_model  # noqa: E402
-from engine.triage.suggestions import pick_diverse, uncertainty  # noqa: E402
+from engine.triage.suggestions import DEFAULT_ALIKE, pick_diverse, uncertainty  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 STRATEGIES = ("suggest", "random")
@@ -95,7 +96,7 @@ def next_picks(strategy: str, probabilities: np.ndarray, features: np.ndarray, s
                rng: np.random.Generator) -> list[int]:
     """Which of the unlabelled rows (indices into them) the person labels next."""
     if strategy == "suggest":
-        return pick_diverse(uncertainty(probabilities), features, step)
+        return pick_diverse(uncertainty(probabilities), features, step, alike=DEFAULT_ALIKE)
     return [int(i) for i in rng.permutation(len(probabilities))[:step]]
 
 

@@ -44,6 +44,9 @@ def suggest_command(
     similarity: Annotated[float, typer.Option(
         "--similarity", min=0.0, max=1.0,
         help="A clip this similar (cosine, z-scored features) to one already suggested is skipped.")] = 0.999,
+    alike: Annotated[float, typer.Option(
+        "--alike", min=0.0, max=1.0,
+        help="A clip this similar to one already suggested waits until every unlike clip is in (1: off).")] = 0.9,
     workers: WorkersOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -56,7 +59,7 @@ def suggest_command(
 
     workspace = open_workspace(ctx)
     with cancel_on_ctrl_c() as cancel, progress_bar() as reporter:
-        run = suggest(workspace, model, limit=limit, measure=by, similarity=similarity, workers=workers,
+        run = suggest(workspace, model, limit=limit, measure=by, similarity=similarity, alike=alike, workers=workers,
                       reporter=reporter, cancel=cancel)
 
     def render() -> None:

@@ -22,6 +22,7 @@ from engine.models.registry import list_versions
 from engine.progress import CancelToken
 from engine.store.labels import labelled_segments, query_labels
 from engine.training.run import TrainRequest, run_training
+from engine.datasets.similarity import unit_rows
 from engine.triage.suggestions import pick_diverse, uncertainty
 from engine.workspace import Workspace
 
@@ -86,6 +87,22 @@ def test_near_duplicates_are_not_both_in_the_top_k():
     assert pick_diverse(scores, features, 3, similarity=1.0 + 1e-9)[:2] == [1, 0]  # no skipping at all
     features[5] = features[3] * 1.0001  # row 5 stands for a clip suggested earlier, still pending
     assert pick_diverse(scores[:5], features, 3, taken=1) == [1, 4, 2]  # 0 and 3 are near-duplicates of picks
+
+
+def test_alike_clips_wait_until_every_unlike_one_is_in_and_near_duplicates_still_never_come():
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(40, 12))
+    features[1] = features[0] + rng.normal(scale=0.25, size=12)  # another layer of sound 0: alike
+    features[2] = features[0] * 1.0001  # a gain copy of sound 0: a near-duplicate
+    units = unit_rows(features)
+    assert 0.9 <= units[0] @ units[1] < 0.999 and units[0] @ units[2] >= 0.999
+    assert max(units[0] @ units[k] for k in range(3, 40)) < 0.9  # the rest are unlike
+    scores = np.linspace(1.0, 0.0, 40)  # row 0 most uncertain, then 1, 2, …
+    assert pick_diverse(scores, features, 4) == [0, 1, 3, 4]  # without alike: the layer comes second
+    assert pick_diverse(scores, features, 4, alike=0.9) == [0, 3, 4, 5]  # with it, it waits
+    assert pick_diverse(scores, features, 40, alike=0.9)[-1] == 1  # last, after every unlike clip
+    assert 2 not in pick_diverse(scores, features, 40, alike=0.9)  # the copy never
+    assert pick_diverse(scores, features, 40, alike=1.0) == pick_diverse(scores, features, 40)  # 1: off
 
 
 # -- the headless flow ---------------------------------------------------------------------------

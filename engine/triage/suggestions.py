@@ -7,11 +7,16 @@ suggestion from this version a person rejected), and keeps `limit` of them:
 - uncertainty, per clip, from the model's class probabilities p (sorted, p1 ≥ p2 ≥ …):
   margin  = 1 - (p1 - p2)          (default; 1 when the top two tie, 0 when the model is sure)
   entropy = H(p) / log(K)          (Shannon entropy over K classes, scaled to [0, 1]);
-- diversity: clips are taken most uncertain first, and a clip whose features point the same way
-  as one already taken or still pending from an earlier run (cosine similarity of z-scored
-  feature vectors ≥ `similarity`, the near-duplicate measure of `engine.datasets.similarity`) is
-  skipped, so near-duplicates are never suggested together: labelling one tells the model about
-  the other.
+- diversity: clips are taken most uncertain first, by the cosine similarity of z-scored feature
+  vectors (the measure of `engine.datasets.similarity`) to the clips already taken or still
+  pending from an earlier run:
+  - at or above `similarity` (0.999, near-duplicates: the same sound at another gain or format)
+    a clip is skipped, so near-duplicates are never suggested together;
+  - at or above `alike` (0.9: another velocity layer or round-robin of one drum, say) it waits
+    until every clip unlike those taken is in, so one batch asks about as many different sounds
+    as it can: labelling one teaches the model about the others. `bench/bench_labeling_loop.py`
+    measured this against skipping near-duplicates alone: equal or better in 15 of 15
+    comparisons on real and synthetic kits (+0.00 to +0.015 macro-F1 of the kit's labels).
 
 Each kept clip gets the model's top label as a label of origin `model` (with its probability as
 confidence: the library shows it until a person decides) and a row in `suggestions` with its rank.
@@ -39,6 +44,7 @@ from engine.store.suggestions import (NewSuggestion, Suggestion, add_suggestions
                                       query_suggestions, rejected_clip_ids)
 
 MEASURES = ("margin", "entropy")
+DEFAULT_ALIKE = 0.9
 
 
 def uncertainty(probabilities: np.ndarray, measure: str = "margin") -> np.ndarray:
@@ -58,20 +64,37 @@ def uncertainty(probabilities: np.ndarray, measure: str = "margin") -> np.ndarra
 
 
 def pick_diverse(scores: np.ndarray, features: np.ndarray, limit: int, similarity: float = DEFAULT_SIMILARITY,
-                 taken: int = 0) -> list[int]:
+                 taken: int = 0, alike: float | None = None) -> list[int]:
     """Up to `limit` row indices, highest score first (ties by index), skipping a row whose cosine
-    similarity (z-scored features) to a row already picked is at least `similarity`. The last
-    `taken` rows of `features` (beyond `scores`) count as picked already and are never returned."""
+    similarity (z-scored features) to a row already picked is at least `similarity`; with `alike`,
+    a row at least that similar to one picked waits until no other row is left (then it comes in
+    score order, still skipped as a near-duplicate). The last `taken` rows of `features` (beyond
+    `scores`) count as picked already and are never returned."""
     units = unit_rows(features)
     picked = list(range(len(scores), len(scores) + taken))
     chosen: list[int] = []
+    waiting: list[int] = []
+
+    def nearest(row: int) -> float:
+        return float(np.max(units[picked] @ units[row])) if picked else -1.0
+
     for row in np.lexsort((np.arange(len(scores)), -np.asarray(scores))):
         if len(chosen) >= limit:
             break
-        if picked and float(np.max(units[picked] @ units[row])) >= similarity:
+        closest = nearest(int(row))
+        if closest >= similarity:
+            continue
+        if alike is not None and closest >= alike:
+            waiting.append(int(row))
             continue
         picked.append(int(row))
         chosen.append(int(row))
+    for row in waiting:
+        if len(chosen) >= limit:
+            break
+        if nearest(row) < similarity:
+            picked.append(row)
+            chosen.append(row)
     return chosen
 
 
@@ -85,7 +108,7 @@ class SuggestRun:
 
 
 def suggest(workspace, ref: str, *, limit: int = 20, measure: str = "margin", similarity: float = DEFAULT_SIMILARITY,
-            workers: int | None = None, reporter: Reporter | None = None,
+            alike: float | None = DEFAULT_ALIKE, workers: int | None = None, reporter: Reporter | None = None,
             cancel: CancelToken | None = None) -> SuggestRun:
     """Pre-label the `limit` most informative unlabelled clips of the version's taxonomy (see above)."""
     from engine.inference import load
@@ -94,6 +117,8 @@ def suggest(workspace, ref: str, *, limit: int = 20, measure: str = "margin", si
         raise InputError(f"--limit must be at least 1, got {limit}")
     if not 0.0 < similarity <= 1.0:
         raise InputError(f"--similarity must be within (0, 1], got {similarity:g}")
+    if alike is not None and not 0.0 < alike <= 1.0:
+        raise InputError(f"--alike must be within (0, 1], got {alike:g}")
     uncertainty(np.zeros((0, 2)), measure)  # an unknown measure fails before any work
     model = load(workspace, ref)
     version = model.version
@@ -122,7 +147,7 @@ def suggest(workspace, ref: str, *, limit: int = 20, measure: str = "margin", si
     probabilities = model.classifier.predict_proba(features[:fresh])
     scores = uncertainty(probabilities, measure)
     classes = version.label_set
-    chosen = pick_diverse(scores, features, limit, similarity, taken=len(kept) - fresh)
+    chosen = pick_diverse(scores, features, limit, similarity, taken=len(kept) - fresh, alike=alike)
     new, writes = [], []
     for rank, row in enumerate(chosen, start=1):
         clip_id, best = targets[kept[row]].clip_id, int(np.argmax(probabilities[row]))
