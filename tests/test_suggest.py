@@ -239,20 +239,20 @@ async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_correc
         assert row.plain == "? snare" and row.style.italic
         assert [band.suggested for band in screen.marks().bands] == [True]
 
-        await pilot.press("k")  # a class key corrects it
+        await pilot.press("k")  # a class key corrects it, and the walk goes on to the next suggestion
         await settle(app, pilot)
         assert drums_labels(workspace, "kick_0_01.wav") == [("user", "kick")]
         assert outcomes(workspace)["kick_0_01.wav"] == ("corrected", "kick")
-        assert "suggested" not in status() and "corrected" in status()
-        assert [band.suggested for band in screen.marks().bands] == [False]
-
-        await pilot.press("S")
-        await settle(app, pilot)
         assert open_name() == "track.wav"
+        assert "corrected: kick" in status() and "next suggestion clip" in status()
+        assert "suggested ? kick" in status()  # the next one's own suggestion
+
         await pilot.press("A")
         await settle(app, pilot)
         assert drums_labels(workspace, "track.wav") == [("user", "kick")]
         assert outcomes(workspace)["track.wav"] == ("accepted", None)
+        assert open_name() == "track.wav" and "no pending suggestion left" in status()  # the walk's end
+        assert [band.suggested for band in screen.marks().bands] == [False]
         await pilot.press("u")  # undo makes it pending again
         await settle(app, pilot)
         assert drums_labels(workspace, "track.wav") == [("model", "kick")]
@@ -267,3 +267,11 @@ async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_correc
         await pilot.press("S")
         await settle(app, pilot)
         assert "no pending suggestion left" in status()
+
+        await pilot.press("u", "u")  # the rejection, then the correction: back on kick_0_01.wav, pending again
+        await settle(app, pilot)
+        assert open_name() == "kick_0_01.wav" and outcomes(workspace)["kick_0_01.wav"] == (None, None)
+        await pilot.press("A")  # reached by undo, not by S: deciding it stays on it
+        await settle(app, pilot)
+        assert outcomes(workspace)["kick_0_01.wav"] == ("accepted", None)
+        assert open_name() == "kick_0_01.wav" and "next suggestion" not in status()

@@ -106,6 +106,7 @@ class LabelScreen(Screen):
         self.loader = ClipLoader(self)
         self.walk = ClipWalk(())
         self.clip_id: str | None = None
+        self.walking_suggestions = False  # the open clip was reached by S: deciding it goes on to the next
         self.state: ClipState | None = None
         self.taxonomies: dict[str, Taxonomy] = {}
         self.taxonomy_name: str | None = None
@@ -167,6 +168,7 @@ class LabelScreen(Screen):
             self.walk = walk
         self.playback.stop()
         self.clip_id = clip_id
+        self.walking_suggestions = False
         self.history.opened(clip_id)  # each label's lead time counts from here
         self.preview = None
         self.query_one(Waveform).clear()
@@ -459,8 +461,16 @@ class LabelScreen(Screen):
             return decision.change, lambda: undo_decision(workspace, decision)
 
         change, _ = self.history.record(edit)
-        self.app.call_from_thread(self.show_change, change, f"{outcomes[0]} (S: next suggestion)",
-                                  self.state_after(change))
+        self.app.call_from_thread(self.decided, change, outcomes[0], self.state_after(change))
+
+    def decided(self, change: Change, outcome: str, state: ClipState) -> None:
+        """A decided suggestion: shown; when S led to it, on to the next pending one (a walk through
+        the suggestions takes one key per clip; `u` comes back to undo it)."""
+        self.show_change(change, outcome, state)
+        if change.clip_id == self.clip_id and self.walking_suggestions:
+            said = f"{outcome}: {change.description}"
+            self.loader.next_clip("suggestion", self.walk, self.clip_id,
+                                  lambda kind, current, target: self.walked(kind, current, target, said))
 
     def action_next_suggestion(self) -> None:
         if self.clip_id is not None:
@@ -576,17 +586,21 @@ class LabelScreen(Screen):
         if self.clip_id is not None:
             self.loader.next_clip("suspect", self.walk, self.clip_id, self.walked)
 
-    def walked(self, kind: str, current: str, target: str | None) -> None:
+    def walked(self, kind: str, current: str, target: str | None, done: str | None = None) -> None:
+        """On to `target`, the next clip of `kind` after `current`; `done` says what was just done."""
         if current != self.clip_id:
             return  # another clip was opened meanwhile
+        before = f"{done} · " if done else ""
+        after = " · u undoes" if done else ""
         if target is None:
             said = {"suspect": "no suspect clip left (suspects: the `triage suspects` queue, then clips the "
                                "active model doubts)",
                     "suggestion": "no pending suggestion left (`suggest --model REF` makes some)"}
-            self.show_status(said.get(kind, f"no {kind} clip left"))
+            self.show_status(before + said.get(kind, f"no {kind} clip left") + after)
         else:
             self.open_clip(target)
-            self.show_status(f"next {kind} clip")
+            self.walking_suggestions = kind == "suggestion"
+            self.show_status(f"{before}next {kind} clip{after}")
 
     # -- the beat grid -----------------------------------------------------------------------------------
     def action_detect_grid(self) -> None:
