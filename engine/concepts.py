@@ -252,3 +252,4 @@ class LabelledSegment:
     label: str | None  # None for a clip of an OOD folder: a sound outside every label set
     split: Split | None = None  # a fixed split from a manifest
     lead_time_s: float | None = None  # how long a person took to make the label, when timed
+    asked: bool = False  # the label answers a model's suggestion (accepted or corrected): it trains

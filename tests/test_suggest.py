@@ -4,6 +4,7 @@ accepts, rejects or corrects each, and `stats` shows the acceptance rate per cla
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from conftest import clip_id_of, copy_workspace_with_versions, curated_library, write_hits
 from engine.audio.synth import DEMO_PACKS
-from engine.concepts import JobState, Origin
+from engine.concepts import JobState, Origin, Split
+from engine.datasets.export import split_items
 from engine.jobs.log import JobLog
 from engine.library.importer import import_folder
 from engine.models.registry import list_versions
@@ -144,6 +146,17 @@ def test_suggest_accept_reject_correct_and_stats(ws):
         assert (label.origin, label.label) == (Origin.USER, other)
         trained_on = {item.clip_id for item in labelled_segments(con, "drums")}
     assert {first["clip_id"], third["clip_id"]} <= trained_on and ranked[3]["clip_id"] not in trained_on
+    with workspace.db.transaction() as con:  # the accepted and the corrected labels answer suggestions: they train
+        items = labelled_segments(con, "drums")
+    assert {i.clip_id for i in items if i.asked} == {first["clip_id"], third["clip_id"]}
+    hits = {i.clip_id for i in items if i.source == "hits"}
+    for seed in range(6):
+        splits = dict(zip((i.clip_id for i in items), split_items(items, split_by="group", val=0.15, test=0.15,
+                                                                   seed=seed)))
+        assert {splits[c] for c in hits} == {Split.TRAIN}  # and so does the rest of their source
+    unasked = [replace(i, asked=False) for i in items]  # as plain labels the source goes where the split needs it
+    assert any(set(split_items(unasked, split_by="group", val=0.15, test=0.15, seed=seed)[k]
+                   for k, i in enumerate(unasked) if i.source == "hits") != {Split.TRAIN} for seed in range(6))
     assert [s["clip_id"] for s in ok(ws, "suggest", "list")["suggestions"]] == left  # oldest batch first
     everything = {s["clip_id"]: s["outcome"] for s in ok(ws, "suggest", "list", "--all")["suggestions"]}
     assert everything == {first["clip_id"]: "accepted", second["clip_id"]: "rejected",

@@ -107,15 +107,24 @@ def window_items(items: list[LabelledSegment], window_s: float | None) -> list[L
     return windowed
 
 
+def fixed_splits(items: list[LabelledSegment]) -> list[Split | None]:
+    """The split each item must land in, with its whole group, or None: its own (from a manifest),
+    else train for an item that answers a suggestion (the clips a model was unsure of are what it
+    should learn, and as a test set they would lean towards its mistakes), unless no item would be
+    left free to split."""
+    free = any(i.split is None and not i.asked for i in items)
+    return [i.split or (Split.TRAIN if i.asked and free else None) for i in items]
+
+
 def split_items(items: list[LabelledSegment], *, split_by: str, val: float, test: float, seed: int,
                 groups: list[str] | None = None) -> list[Split]:
     """Each item's split, stratified by label, keeping each clip (or each source with
-    split_by="group") in one split; an item's fixed split (from a manifest) is kept."""
+    split_by="group") in one split; `fixed_splits` are kept."""
     if split_by not in ("clip", "group"):
         raise InputError(f"--split must be 'group' (by source) or 'clip', not {split_by!r}")
     if groups is None:
         groups = [i.source if split_by == "group" else i.clip_id for i in items]
-    return assign_splits([i.label for i in items], groups, [i.split for i in items], val=val, test=test, seed=seed)
+    return assign_splits([i.label for i in items], groups, fixed_splits(items), val=val, test=test, seed=seed)
 
 
 def assemble(workspace, items: list[LabelledSegment], spec: FeatureSpec, *, split_by: str = "clip", val: float = 0.15,

@@ -161,10 +161,13 @@ def labelled_segments(con: duckdb.DuckDBPyConnection, taxonomy: str | None = Non
                       min_confidence: float = 0.0) -> list[LabelledSegment]:
     """The effective labels of a taxonomy (every taxonomy when None) with at least `min_confidence`,
     leaving out a model's suggestions nobody has decided yet (`suggest`), each with its clip's file
-    and source: by clip path, then start (a whole clip first)."""
+    and source, and whether it answers a suggestion (a person's label where one was accepted or
+    corrected): by clip path, then start (a whole clip first)."""
     rows = con.execute(
         "SELECT c.clip_id, c.path, c.size_bytes, c.source, l.start_s, l.end_s, l.start_beat, l.end_beat, l.label, "
-        "l.split, l.lead_time_s FROM effective_labels l JOIN clips c USING (clip_id) "
+        "l.split, l.lead_time_s, l.origin <> 'model' AND EXISTS (SELECT 1 FROM suggestions s "
+        "WHERE s.outcome IN ('accepted', 'corrected') AND s.clip_id = l.clip_id AND s.taxonomy = l.taxonomy "
+        "AND s.segment_key = l.segment_key) FROM effective_labels l JOIN clips c USING (clip_id) "
         "WHERE ($taxonomy IS NULL OR l.taxonomy = $taxonomy) AND l.confidence >= $min_confidence "
         "AND NOT (l.origin = 'model' AND EXISTS (SELECT 1 FROM suggestions s WHERE s.outcome IS NULL "
         "AND s.clip_id = l.clip_id AND s.taxonomy = l.taxonomy AND s.segment_key = l.segment_key)) "
@@ -173,8 +176,9 @@ def labelled_segments(con: duckdb.DuckDBPyConnection, taxonomy: str | None = Non
     ).fetchall()
     return [LabelledSegment(clip_id, path, size, source,
                             Segment(start_s=start_s, end_s=end_s, start_beat=start_beat, end_beat=end_beat),
-                            label, Split(split) if split else None, lead_time_s)
-            for clip_id, path, size, source, start_s, end_s, start_beat, end_beat, label, split, lead_time_s in rows]
+                            label, Split(split) if split else None, lead_time_s, bool(asked))
+            for clip_id, path, size, source, start_s, end_s, start_beat, end_beat, label, split, lead_time_s, asked
+            in rows]
 
 
 def labelled_clip_paths(con: duckdb.DuckDBPyConnection, taxonomy: str) -> dict[str, list[str]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.concepts import LabelledSegment, Rejection, Split
-from engine.datasets.export import assemble, fingerprint, window_items, workspace_items
+from engine.datasets.export import assemble, fingerprint, fixed_splits, window_items, workspace_items
 from engine.datasets.source import curated_items, is_export, open_dataset
 from engine.errors import InputError
 from engine.features.spec import FeatureSpec
@@ -92,6 +92,10 @@ def _from_items(workspace, items: list[LabelledSegment], spec: FeatureSpec, task
     groups, grouping, split_by, grouping_notes = split_groups(workspace, items, split_by, chosen_split,
                                                               workers=workers, reporter=reporter, cancel=cancel)
     notes += grouping_notes
+    if asked := sum(item.asked and item.split is None and fixed == Split.TRAIN
+                    for item, fixed in zip(items, fixed_splits(items))):
+        notes.append(f"{asked} label{'s' if asked > 1 else ''} answering suggestions train, with the rest of "
+                     f"their groups ({grouping}): clips picked for a model's doubts would bias the test")
     assembled = assemble(workspace, items, spec, split_by=split_by, val=val, test=test, seed=seed, augment=augment,
                          workers=workers, reporter=reporter, cancel=cancel, groups=groups)
     rejections = rejections + assembled.rejections
