@@ -278,8 +278,8 @@ async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_correc
         await settle(app, pilot)
         assert "no pending suggestion on this clip" in status()
         await pilot.press("S")
-        await settle(app, pilot)
-        assert "no pending suggestion left" in status()
+        await settle(app, pilot)  # the walk's end offered to ask the active model: there is none here
+        assert "no active model is trained on drums" in status()
 
         await pilot.press("u", "u")  # the rejection, then the correction: back on kick_0_01.wav, pending again
         await settle(app, pilot)
@@ -288,3 +288,39 @@ async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_correc
         await settle(app, pilot)
         assert outcomes(workspace)["kick_0_01.wav"] == ("accepted", None)
         assert open_name() == "kick_0_01.wav" and "next suggestion" not in status()
+
+
+async def test_s_asks_the_active_model_for_suggestions_once_none_is_pending(ws, monkeypatch):
+    from test_tui import settle, shown_text
+    from textual.widgets import Label
+    from tui.app import make_app
+
+    monkeypatch.setenv("WORKBENCH_SOUND", "off")
+    ok(ws, "models", "activate", "drums@1", "--no-inference")  # the active model of drums
+    app = make_app(ws)
+
+    def status() -> str:
+        return " ".join(shown_text(app.screen.query_one("#label-status", Label)).split())
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        await pilot.press("S")
+        await settle(app, pilot)
+        assert "no pending suggestion left: S asks the active model for more" in status()
+        assert ok(ws, "suggest", "list")["suggestions"] == []  # nothing made yet
+        await pilot.press("S")
+        for _ in range(3):  # the model's run, then the walk to its first suggestion and that clip's opening
+            await settle(app, pilot)
+        made = ok(ws, "suggest", "list")["suggestions"]
+        assert len(made) == 4 and {s["model"] for s in made} == {"drums@1"}  # the twin of one is left out
+        assert "drums@1 suggested 4 of 5 unlabelled clips" in status() and "next suggestion clip" in status()
+        assert app.screen.state.clip.clip_id == made[0]["clip_id"]  # the most informative first
+        assert f"suggested ? {made[0]['label']}" in status()
+
+        from engine.progress import CancelToken
+        app.screen.asking = asking = CancelToken()  # as while the model runs: S waits, escape stops it
+        await pilot.press("S")
+        assert "still making suggestions" in status()
+        await pilot.press("escape")
+        assert asking.cancelled and "stopping" in status()

@@ -3,6 +3,9 @@ ending the app (a busy workspace or a bad file must never close the screen someo
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from textual import work
 from textual.worker import Worker, WorkerState
 
@@ -38,3 +41,30 @@ def raise_if_strict(error: BaseException | None) -> None:
     in a worker fails the test that met it instead of becoming a notification nobody reads."""
     if error is not None and not isinstance(error, WorkbenchError) and load_settings().tui_strict:
         raise error
+
+
+class StatusReporter:
+    """An engine `Reporter` for work in a worker thread: "task done/total" handed to `show` on the
+    event loop (from any thread), at most every `every_s` seconds and at the end of a task."""
+
+    def __init__(self, app, show: Callable[[str], None], every_s: float = 0.2) -> None:
+        self.app, self.show, self.every_s = app, show, every_s
+        self.task, self.total, self.completed, self.shown_at = "", None, 0, 0.0
+
+    def start(self, task: str, total: int | None) -> None:
+        self.task, self.total, self.completed = task, total, 0
+        self._post(force=True)
+
+    def advance(self, amount: int = 1) -> None:
+        self.completed += amount
+        self._post(force=self.total is not None and self.completed >= self.total)
+
+    def note(self, message: str) -> None:
+        self.app.call_from_thread(self.show, message)
+
+    def _post(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.shown_at >= self.every_s:
+            self.shown_at = now
+            done = f"{self.completed}/{self.total}" if self.total else str(self.completed)
+            self.app.call_from_thread(self.show, f"{self.task} {done}")

@@ -98,6 +98,15 @@ def pick_diverse(scores: np.ndarray, features: np.ndarray, limit: int, similarit
     return chosen
 
 
+def suggesting_model(workspace, taxonomy: str) -> str | None:
+    """The model to ask for suggestions in `taxonomy` where none is named (the label screen): the
+    active version trained on it, the newest when several models are; None when there is none."""
+    from engine.models.registry import list_versions
+
+    active = [v for v in list_versions(workspace) if v.is_active and v.task == taxonomy]
+    return max(active, key=lambda v: v.created_at).ref if active else None
+
+
 @dataclass
 class SuggestRun:
     model: str

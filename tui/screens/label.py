@@ -40,7 +40,8 @@ from engine.taxonomy import Taxonomy
 from engine.store.suggestions import Suggestion
 from engine.techniques import parse_techniques_text
 from engine.text import printable
-from engine.triage.suggestions import decide, undo_decision
+from engine.progress import CancelToken
+from engine.triage.suggestions import decide, suggest, suggesting_model, undo_decision
 from tui.loaders import ClipLoader, Opened
 from tui.playback import Playback, clock
 from tui.widgets.legend import KeyLegend, assign_keys
@@ -49,10 +50,11 @@ from tui.widgets.range_editor import RangeChanged, RangeEditor, segment_selectio
 from tui.widgets.segments import SegmentTable
 from tui.widgets.spectrogram import Spectrogram
 from tui.widgets.waveform import Band, Envelope, Marks, SegmentLane, TimeRuler, Waveform
-from tui.workers import failure_text, in_thread, raise_if_strict
+from tui.workers import StatusReporter, failure_text, in_thread, raise_if_strict
 
 MIN_SPAN_S = 0.05
 DECODE_REDRAW_S = 0.1
+SUGGESTIONS_ASKED = 20  # what S asks the active model for when none is pending (`suggest`'s default --limit)
 PALETTE = ("#ef4444", "#f97316", "#eab308", "#84cc16", "#14b8a6", "#3b82f6", "#6366f1", "#a855f7", "#ec4899")
 # Letters the screen's own keys use: never handed out as class keys.
 RESERVED_KEYS = set("lunpNgGteqxTSAR")
@@ -71,7 +73,8 @@ class LabelScreen(Screen):
         Binding("p", "walk(-1)", "Prev"),
         Binding("N", "next_unlabelled", "Unlabelled", key_display="N"),
         Binding("exclamation_mark", "next_suspect", "Next suspect", key_display="!", show=False),
-        Binding("S", "next_suggestion", "Next suggestion (most informative first)", key_display="S", show=False),
+        Binding("S", "next_suggestion", "Next suggestion (most informative first; none left: ask the active model)",
+                key_display="S", show=False),
         Binding("A", "decide_suggestion('accepted')", "Accept the suggestion", key_display="A", show=False),
         Binding("R", "decide_suggestion('rejected')", "Reject the suggestion", key_display="R", show=False),
         Binding("plus,equals_sign", "zoom(0.5)", "Zoom in", key_display="+", show=False),
@@ -107,6 +110,8 @@ class LabelScreen(Screen):
         self.walk = ClipWalk(())
         self.clip_id: str | None = None
         self.walking_suggestions = False  # the open clip was reached by S: deciding it goes on to the next
+        self.offering_suggestions = False  # S found none pending: S again asks the active model for more
+        self.asking: CancelToken | None = None  # while the active model makes suggestions (escape stops it)
         self.state: ClipState | None = None
         self.taxonomies: dict[str, Taxonomy] = {}
         self.taxonomy_name: str | None = None
@@ -168,7 +173,7 @@ class LabelScreen(Screen):
             self.walk = walk
         self.playback.stop()
         self.clip_id = clip_id
-        self.walking_suggestions = False
+        self.walking_suggestions = self.offering_suggestions = False
         self.history.opened(clip_id)  # each label's lead time counts from here
         self.preview = None
         self.query_one(Waveform).clear()
@@ -385,6 +390,10 @@ class LabelScreen(Screen):
         self.range_editor.focus_start()
 
     def action_escape(self) -> None:
+        if self.asking is not None:
+            self.asking.cancel()
+            self.show_status("stopping: suggestions come from the clips featurised so far…")
+            return
         if isinstance(self.focused, Input):
             self.query_one(Waveform).focus()
             return
@@ -468,13 +477,44 @@ class LabelScreen(Screen):
         the suggestions takes one key per clip; `u` comes back to undo it)."""
         self.show_change(change, outcome, state)
         if change.clip_id == self.clip_id and self.walking_suggestions:
-            said = f"{outcome}: {change.description}"
+            said = f"{outcome}: {change.description} (u undoes)"
             self.loader.next_clip("suggestion", self.walk, self.clip_id,
                                   lambda kind, current, target: self.walked(kind, current, target, said))
 
     def action_next_suggestion(self) -> None:
-        if self.clip_id is not None:
+        if self.asking is not None:
+            self.show_status("the model is still making suggestions (escape stops it)")
+        elif self.offering_suggestions and self.taxonomy_name is not None:
+            self.offering_suggestions = False
+            self.asking = CancelToken()
+            self.show_status("asking the active model for suggestions… (escape stops it)")
+            self.ask_for_suggestions(self.taxonomy_name, self.asking)
+        elif self.clip_id is not None:
             self.loader.next_clip("suggestion", self.walk, self.clip_id, self.walked)
+
+    @in_thread("label-suggest", exclusive=True)
+    def ask_for_suggestions(self, taxonomy: str, cancel: CancelToken) -> None:
+        """`suggest` with the active model trained on `taxonomy`, then on to the first suggestion."""
+        try:
+            model = suggesting_model(self.app.workspace, taxonomy)
+            if model is None:
+                said = (f"no active model is trained on {taxonomy}: train one (3) and activate it (5), "
+                        "or `suggest --model REF`")
+                self.app.call_from_thread(self.show_status, said)
+                return
+            reporter = StatusReporter(self.app, lambda text: self.show_status(f"{model}: {text} (escape stops it)"))
+            run = suggest(self.app.workspace, model, limit=SUGGESTIONS_ASKED, reporter=reporter, cancel=cancel)
+        finally:
+            self.app.call_from_thread(setattr, self, "asking", None)
+        said = f"{run.model} suggested {len(run.suggestions)} of {run.candidates} unlabelled clips"
+        self.app.call_from_thread(self.show_suggestions_made, said)
+
+    def show_suggestions_made(self, said: str) -> None:
+        if self.clip_id is None:
+            self.show_status(said)
+            return
+        self.loader.next_clip("suggestion", self.walk, self.clip_id,
+                              lambda kind, current, target: self.walked(kind, current, target, said))
 
     def state_after(self, change: Change) -> ClipState:
         """(In a worker) the state of the clip `change` was made on, read after it."""
@@ -591,16 +631,16 @@ class LabelScreen(Screen):
         if current != self.clip_id:
             return  # another clip was opened meanwhile
         before = f"{done} · " if done else ""
-        after = " · u undoes" if done else ""
         if target is None:
             said = {"suspect": "no suspect clip left (suspects: the `triage suspects` queue, then clips the "
                                "active model doubts)",
-                    "suggestion": "no pending suggestion left (`suggest --model REF` makes some)"}
-            self.show_status(before + said.get(kind, f"no {kind} clip left") + after)
+                    "suggestion": "no pending suggestion left: S asks the active model for more"}
+            self.offering_suggestions = kind == "suggestion"
+            self.show_status(before + said.get(kind, f"no {kind} clip left"))
         else:
             self.open_clip(target)
             self.walking_suggestions = kind == "suggestion"
-            self.show_status(f"{before}next {kind} clip{after}")
+            self.show_status(f"{before}next {kind} clip")
 
     # -- the beat grid -----------------------------------------------------------------------------------
     def action_detect_grid(self) -> None:
