@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cli.context import JsonOption, TaxonomyOption, WorkersOption, open_workspace
@@ -168,11 +169,22 @@ def _finish_job(record: dict, json_out: bool, signum: int | None = None) -> None
 def cv_table(rows: list[dict], title: str) -> Table:
     """Cross-validation rows: candidate (kind, features, the hyperparameters in which the rows
     differ), folds, macro-F1 and accuracy means with their 95% intervals (ECE is in --json), seconds."""
-    table = Table(title=title, title_justify="left")
     differ = {key for row in rows for key, value in row["hyperparams"].items()
               if any(other["hyperparams"].get(key) != value for other in rows)}
-    for column in ("", "model", "features", "hyperparameters", "folds", "macro-F1", "accuracy", "s"):
-        table.add_column(column)
+    folds = {row.get("folds") for row in rows}
+    if len(folds) == 1 and None not in folds:  # the usual case: said once, in the title
+        title = f"{title}, {folds.pop()} folds"
+    # Fits 80 columns: names fold onto a second line rather than being cut, a mean sits above its interval.
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    table.add_column("features", overflow="fold")
+    table.add_column("hyperparameters", overflow="fold", min_width=15)
+    if folds:
+        table.add_column("folds", no_wrap=True)
+    for column in ("macro-F1", "accuracy"):
+        table.add_column(column, width=11)
+    table.add_column("s", no_wrap=True, justify="right", min_width=4)
     for row in rows:
         metrics = row.get("metrics") or {}
 
@@ -182,7 +194,8 @@ def cv_table(rows: list[dict], title: str) -> Table:
 
         table.add_row("*" if row.get("chosen") else "", row["kind"], shown(row["features"]),
                       " ".join(f"{k}={v}" for k, v in row["hyperparams"].items() if k in differ),
-                      str(row.get("folds", "—")), cell("macro_f1") if metrics else shown(row.get("error", "—")),
+                      *([str(row.get("folds", "—"))] if folds else []),
+                      cell("macro_f1") if metrics else shown(row.get("error", "—")),
                       cell("accuracy"), f"{row.get('seconds', 0):.1f}")
     return table
 

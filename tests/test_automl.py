@@ -167,7 +167,9 @@ def test_train_cv_prints_the_table_and_puts_it_in_the_json_document(workspace, l
     cv = document["model"]["metrics"]["cv"]
     assert cv["folds"] == 3 and cv["grouping"] == "source" and set(cv["metrics"]) == {"accuracy", "macro_f1", "ece"}
     assert (cv["kind"], cv["features"]) == ("logreg", document["model"]["features"])  # what was cross-validated
-    assert f"logreg │ {cv['features']}" in shown.stdout  # and the table names it
+    assert any(line.split()[:2] == ["logreg", cv["features"]] for line in shown.stdout.splitlines())  # the table's row
+    f1 = cv["metrics"]["macro_f1"]
+    assert f"({f1['low']:.2f}–{f1['high']:.2f})" in shown.stdout  # the interval whole, at 80 columns
     bad = runner.invoke(app, [*args[:5], "bad", *args[6:-1], "1"])
     assert bad.exit_code != 0 and "at least 2 folds" in bad.stdout + bad.stderr
 
