@@ -477,9 +477,7 @@ class LabelScreen(Screen):
         the suggestions takes one key per clip; `u` comes back to undo it)."""
         self.show_change(change, outcome, state)
         if change.clip_id == self.clip_id and self.walking_suggestions:
-            said = f"{outcome}: {change.description} (u undoes)"
-            self.loader.next_clip("suggestion", self.walk, self.clip_id,
-                                  lambda kind, current, target: self.walked(kind, current, target, said))
+            self.walk_to_next_suggestion(f"{outcome}: {change.description} (u undoes)")
 
     def action_next_suggestion(self) -> None:
         if self.asking is not None:
@@ -490,7 +488,12 @@ class LabelScreen(Screen):
             self.show_status("asking the active model for suggestions… (escape stops it)")
             self.ask_for_suggestions(self.taxonomy_name, self.asking)
         elif self.clip_id is not None:
-            self.loader.next_clip("suggestion", self.walk, self.clip_id, self.walked)
+            self.walk_to_next_suggestion()
+
+    def walk_to_next_suggestion(self, done: str | None = None) -> None:
+        """On to the most informative pending suggestion after the open clip; `done` says what led here."""
+        self.loader.next_clip("suggestion", self.walk, self.clip_id,
+                              lambda kind, current, target: self.walked(kind, current, target, done))
 
     @in_thread("label-suggest", exclusive=True)
     def ask_for_suggestions(self, taxonomy: str, cancel: CancelToken) -> None:
@@ -513,8 +516,7 @@ class LabelScreen(Screen):
         if self.clip_id is None:
             self.show_status(said)
             return
-        self.loader.next_clip("suggestion", self.walk, self.clip_id,
-                              lambda kind, current, target: self.walked(kind, current, target, said))
+        self.walk_to_next_suggestion(said)
 
     def state_after(self, change: Change) -> ClipState:
         """(In a worker) the state of the clip `change` was made on, read after it."""
