@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_generalisation as generalisation  # noqa: E402
 
-from engine.evaluation.metrics import bootstrap_resamples, evaluate, percentile_interval  # noqa: E402
+from engine.evaluation.metrics import bootstrap_resamples, percentile_interval  # noqa: E402
 from engine.features.spec import parse_param_value  # noqa: E402
 from engine.models.kinds import make_model  # noqa: E402
 from engine.triage.suggestions import DEFAULT_ALIKE, pick_diverse, uncertainty  # noqa: E402
@@ -128,17 +128,16 @@ def play_kit(features: np.ndarray, labels: np.ndarray, train: np.ndarray, kit: n
 
 
 def pooled(rounds: list[KitRound], truth_of, predicted_of, resamples: int) -> tuple[float, np.ndarray]:
-    """Macro-F1 (`evaluate`'s) of the kits' rows taken together, and its bootstrap resamples."""
+    """bench_generalisation's pooled macro-F1 of the kits' rows taken together, and its bootstrap resamples."""
     truth = [c for k in rounds for c in truth_of(k)]
     predicted = [c for k in rounds for c in predicted_of(k)]
     if not truth:
         return float("nan"), np.full(max(resamples, 1), np.nan)
     classes = sorted(set(truth) | set(predicted))
-    y_true = np.array([classes.index(c) for c in truth], dtype=np.int64)
-    y_pred = np.array([classes.index(c) for c in predicted], dtype=np.int64)
-    score = evaluate(y_true, np.eye(len(classes))[y_pred], classes, resamples=1).macro_f1
-    _, resampled = bootstrap_resamples(y_true, y_pred, len(classes), resamples=resamples)
-    return score, resampled
+    _, resampled = bootstrap_resamples(np.array([classes.index(c) for c in truth], dtype=np.int64),
+                                       np.array([classes.index(c) for c in predicted], dtype=np.int64),
+                                       len(classes), resamples=resamples)
+    return generalisation.pooled_macro_f1([truth], [[predicted]]), resampled
 
 
 def summarise(results: list[LoopResult], budgets: list[int], resamples: int) -> list[dict]:
