@@ -220,9 +220,16 @@ def outcomes(workspace) -> dict[str, tuple]:
     return {s.path.rsplit("/", 1)[-1]: (s.outcome, s.corrected_to) for s in all_suggestions(workspace)}
 
 
-async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_corrects(tmp_path, monkeypatch):
-    from test_tui import settle, shown_text
+def label_status(app) -> str:
+    """The label screen's status line as shown, its runs of spaces made one."""
+    from test_tui import shown_text
     from textual.widgets import Label
+
+    return " ".join(shown_text(app.screen.query_one("#label-status", Label)).split())
+
+
+async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_corrects(tmp_path, monkeypatch):
+    from test_tui import settle
     from tui.app import make_app
     from tui.screens.label import LabelScreen
     from tui.widgets.segments import SegmentTable
@@ -234,7 +241,7 @@ async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_correc
     app = make_app(workspace.root)
 
     def status() -> str:
-        return " ".join(shown_text(app.screen.query_one("#label-status", Label)).split())
+        return label_status(app)
 
     def open_name() -> str:
         return app.screen.state.clip.path.rsplit("/", 1)[-1]
@@ -291,8 +298,7 @@ async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_correc
 
 
 async def test_s_asks_the_active_model_for_suggestions_once_none_is_pending(ws, monkeypatch):
-    from test_tui import settle, shown_text
-    from textual.widgets import Label
+    from test_tui import settle
     from tui.app import make_app
 
     monkeypatch.setenv("WORKBENCH_SOUND", "off")
@@ -300,7 +306,7 @@ async def test_s_asks_the_active_model_for_suggestions_once_none_is_pending(ws, 
     app = make_app(ws)
 
     def status() -> str:
-        return " ".join(shown_text(app.screen.query_one("#label-status", Label)).split())
+        return label_status(app)
 
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("2")
