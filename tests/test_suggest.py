@@ -238,6 +238,14 @@ async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_correc
     monkeypatch.setenv("WORKBENCH_SOUND", "off")
     workspace = track_and_hits(Workspace.open(tmp_path / "ws"), tmp_path / "audio")
     store_suggestions(workspace, [("kick_0_01.wav", "snare"), ("track.wav", "kick")])  # kick_0_00.wav opens first
+    from engine.concepts import Segment
+    from engine.library.editing import import_labels
+    from engine.store.labels import LabelWrite
+
+    with workspace.db.transaction() as con:  # the track is labelled in sections more than in drums
+        import_labels(con, workspace.taxonomy("sections"), [
+            LabelWrite(clip_id_of(workspace, "track.wav"), "sections", name, Origin.IMPORT, 1.0,
+                       Segment(start_s=start, end_s=start + 8.0)) for start, name in ((0.0, "intro"), (8.0, "drop"))])
     app = make_app(workspace.root)
 
     def status() -> str:
@@ -272,7 +280,7 @@ async def test_the_label_screen_walks_suggestions_and_accepts_rejects_and_correc
         assert drums_labels(workspace, "track.wav") == [("user", "kick")]
         assert outcomes(workspace)["track.wav"] == ("accepted", None)
         assert open_name() == "track.wav" and "no pending suggestion left" in status()  # the walk's end
-        assert [band.suggested for band in screen.marks().bands] == [False]
+        assert [band.suggested for band in screen.marks().bands] == [False] * 3  # the kick and the two sections
         await pilot.press("u")  # undo makes it pending again
         await settle(app, pilot)
         assert drums_labels(workspace, "track.wav") == [("model", "kick")]

@@ -199,12 +199,14 @@ class LabelScreen(Screen):
         self.range_editor.show_clip(state)
 
     def choose_taxonomy(self, opened: Opened) -> None:
-        """The taxonomy the clip is labelled in; else the one used last; else the workspace's default."""
+        """On a clip the suggestion walk led to, its suggestion's taxonomy (the one to decide in); else
+        the taxonomy the clip is labelled in most; else the one used last; else the workspace's default."""
         counts: dict[str, int] = {}
         for label in opened.state.labels:
             counts[label.taxonomy] = counts.get(label.taxonomy, 0) + 1
         used = max(counts, key=counts.get) if counts else None
-        name = used or self.taxonomy_name or opened.default_taxonomy
+        walked = opened.state.suggestions[0].taxonomy if self.walking_suggestions and opened.state.suggestions else None
+        name = walked or used or self.taxonomy_name or opened.default_taxonomy
         self.set_taxonomy(name if name in self.taxonomies else next(iter(self.taxonomies)))
 
     def set_taxonomy(self, name: str) -> None:
